@@ -1,0 +1,123 @@
+"""Append-only, hash-chained audit log.
+
+Each row's hash is SHA-256 over the previous row's hash and the row's own canonical content, so an
+edited, deleted, inserted or reordered row breaks the chain at a sequence number that `verify` names.
+Rows carry who, what, which object and counts — never a personal value.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, RowMapping, select, update
+
+from civicseal.audit.models import AuditEntry, AuditHead
+
+GENESIS = "0" * 64
+Detail = str | int | bool | None
+
+
+def os_actor() -> str:
+    """The person at the keyboard, as the operating system knows them."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "os:unknown"
+
+
+def _timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(seq: int, at: str, actor: str, action: str, object_type: str, object_id: str, details: str) -> bytes:
+    body = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "details": details,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, content: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + content).hexdigest()
+
+
+def append(
+    conn: Connection,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    details: Mapping[str, Detail] | None = None,
+    *,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Append one row inside the caller's transaction; the head row lock orders concurrent appends."""
+    head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).one()
+    seq = head.seq + 1
+    at = _timestamp(now or datetime.now(UTC))
+    who = actor or os_actor()
+    detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = chain_hash(head.hash, _canonical(seq, at, who, action, object_type, str(object_id), detail_text))
+    conn.execute(
+        AuditEntry.__table__.insert().values(
+            seq=seq,
+            at=at,
+            actor=who,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=detail_text,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=digest))
+    return seq
+
+
+@dataclass(frozen=True)
+class Verification:
+    rows: int
+    first_bad_seq: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_seq is None
+
+
+def verify(conn: Connection) -> Verification:
+    """Walk the chain from the start; the first row that does not follow from its predecessor is named."""
+    prev, expected_seq, rows = GENESIS, 1, 0
+    for row in conn.execute(select(AuditEntry.__table__).order_by(AuditEntry.seq)).mappings():
+        rows += 1
+        if row["seq"] != expected_seq:
+            return Verification(rows, expected_seq, "row missing or out of sequence")
+        if row["prev_hash"] != prev:
+            return Verification(rows, row["seq"], "does not follow the previous row (deleted, inserted or reordered)")
+        content = _canonical(
+            row["seq"], row["at"], row["actor"], row["action"], row["object_type"], row["object_id"], row["details"]
+        )
+        if chain_hash(prev, content) != row["hash"] or row["hash"] != row["hash"].lower():
+            return Verification(rows, row["seq"], "content does not match its hash (edited)")
+        prev, expected_seq = row["hash"], expected_seq + 1
+    head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    if head.seq != expected_seq - 1 or head.hash != prev:
+        return Verification(rows, expected_seq, "rows after this one were removed (chain head is ahead)")
+    return Verification(rows, None, None)
+
+
+def entries(conn: Connection, *, last: int) -> list[RowMapping]:
+    """The newest ``last`` rows, oldest first."""
+    query = select(AuditEntry.__table__).order_by(AuditEntry.seq.desc()).limit(last)
+    return list(reversed(conn.execute(query).mappings().all()))

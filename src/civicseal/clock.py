@@ -1,0 +1,16 @@
+"""The city's calendar: "today" is the day in Asia/Tokyo, wherever the server runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def tokyo_today(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(TOKYO).date()

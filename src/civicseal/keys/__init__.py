@@ -1,0 +1,1 @@
+"""The city's keys, contractors' recipients and the key service."""

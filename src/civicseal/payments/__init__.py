@@ -1,0 +1,1 @@
+"""Zengin transfer files, bank and branch code checks, return-file reconciliation."""

@@ -1,0 +1,17 @@
+"""Bank and branch codes as the Zengin system publishes them (the `zengin-code` package's data)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+
+@cache
+def _branch_codes() -> frozenset[tuple[str, str]]:
+    import zengin_code  # loads every bank and branch once; kept out of start-up
+
+    return frozenset((bank.code, branch) for bank in zengin_code.Bank.all.values() for branch in bank.branches)
+
+
+def branch_exists(bank_code: str, branch_code: str) -> bool:
+    """A transfer to a code pair the Zengin data does not know would come back as a return."""
+    return (bank_code, branch_code) in _branch_codes()

@@ -1,0 +1,1 @@
+"""Relief programmes, their eligibility rules and the entitlements they create."""

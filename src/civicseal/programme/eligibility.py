@@ -1,0 +1,140 @@
+"""The rules of the 2022 residence-tax-exempt household benefit, as set-based SQL.
+
+Each rule is one named function returning a SQL fragment, so the rule a city's auditor reads is the rule
+the database runs. ``run_funnel`` stages the members resident on the reference date in a temporary table,
+aggregates them per household, and counts the funnel in a handful of statements — never a Python object
+per resident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Connection, text
+
+MEMBERS = "cs_run_members"
+HOUSEHOLDS = "cs_run_households"
+
+
+def resident_on_reference_date() -> str:
+    """Resident on D: (moved_in, else birth date) ≤ D, and moved_out and deceased each empty or after D.
+
+    Moving out or dying on D means gone on D; moving in on D means resident.
+    """
+    return (
+        "COALESCE(r.moved_in, r.birth_date) <= :d"
+        " AND (r.moved_out IS NULL OR r.moved_out > :d)"
+        " AND (r.deceased IS NULL OR r.deceased > :d)"
+    )
+
+
+def member_is_taxed() -> str:
+    """Taxed on the per-capita levy of fiscal year Y. A member with no row for Y was not assessed: exempt."""
+    return "CASE WHEN t.taxed THEN 1 ELSE 0 END"
+
+
+def member_is_dependant_of_taxed() -> str:
+    """A member whose row for Y names a supporter whose own row for Y says taxed.
+
+    Where the supporter lives, or whether they are still resident on D, does not matter.
+    A member with no row is no one's dependant.
+    """
+    return "CASE WHEN s.taxed THEN 1 ELSE 0 END"
+
+
+def household_all_exempt() -> str:
+    """Every member resident on D is exempt from the per-capita levy."""
+    return "h.taxed_members = 0"
+
+
+def household_not_dependants_only() -> str:
+    """Excluded where every member is a dependant of a taxed person."""
+    return "h.dependant_members < h.members"
+
+
+def household_not_paid_before() -> str:
+    """Excluded where an excluded earlier programme has an entitlement, in any state, for the household
+    code, or for a household whose recorded head is a member here on D."""
+    return (
+        "NOT EXISTS (SELECT 1 FROM entitlements e JOIN programme_exclusions x ON x.excluded_id = e.programme_id"
+        " WHERE x.programme_id = :programme AND e.household_code = h.household_code)"
+        " AND NOT EXISTS (SELECT 1 FROM entitlements e"
+        " JOIN programme_exclusions x ON x.excluded_id = e.programme_id"
+        f" JOIN {MEMBERS} m ON m.resident_code = e.head_resident_code"
+        " WHERE x.programme_id = :programme AND m.household_code = h.household_code)"
+    )
+
+
+def qualifying() -> str:
+    return f"{household_all_exempt()} AND {household_not_dependants_only()} AND {household_not_paid_before()}"
+
+
+@dataclass(frozen=True)
+class Funnel:
+    households: int
+    resident_on_date: int
+    all_exempt: int
+    not_dependants_only: int
+    not_paid_before: int
+    members_without_tax_row: int
+
+
+def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_year: int) -> Funnel:
+    """Fill the run's temporary tables and count the funnel; the tables live until the transaction ends."""
+    params = {"d": reference_date.isoformat(), "y": fiscal_year, "programme": programme_id}
+    for table in (MEMBERS, HOUSEHOLDS):
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {MEMBERS} ("
+            " resident_code VARCHAR(50) PRIMARY KEY, household_code VARCHAR(50) NOT NULL,"
+            " is_head BOOLEAN NOT NULL, birth_date DATE NOT NULL,"
+            " taxed INTEGER NOT NULL, dependant INTEGER NOT NULL, no_row INTEGER NOT NULL)"
+        )
+    )
+    conn.execute(
+        text(
+            f"INSERT INTO {MEMBERS} SELECT r.resident_code, r.household_code, r.is_head, r.birth_date,"
+            f" {member_is_taxed()}, {member_is_dependant_of_taxed()},"
+            " CASE WHEN t.resident_code IS NULL THEN 1 ELSE 0 END"
+            " FROM residents r"
+            " LEFT JOIN tax_assessments t ON t.resident_code = r.resident_code AND t.fiscal_year = :y"
+            " LEFT JOIN tax_assessments s ON s.resident_code = t.dependent_of AND s.fiscal_year = :y"
+            f" WHERE {resident_on_reference_date()}"
+        ),
+        params,
+    )
+    conn.execute(text(f"CREATE INDEX ix_{MEMBERS}_household ON {MEMBERS} (household_code)"))
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT household_code, COUNT(*) AS members,"
+            " SUM(taxed) AS taxed_members, SUM(dependant) AS dependant_members"
+            f" FROM {MEMBERS} GROUP BY household_code"
+        )
+    )
+    row = conn.execute(
+        text(
+            "SELECT"
+            " (SELECT COUNT(DISTINCT household_code) FROM residents),"
+            f" (SELECT COUNT(*) FROM {HOUSEHOLDS}),"
+            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {household_all_exempt()}),"
+            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {household_all_exempt()}"
+            f"   AND {household_not_dependants_only()}),"
+            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {qualifying()}),"
+            f" (SELECT COALESCE(SUM(no_row), 0) FROM {MEMBERS})"
+        ),
+        params,
+    ).one()
+    return Funnel(*(int(v) for v in row))
+
+
+def qualifying_households_sql() -> str:
+    """Qualifying households with their head: the registered head if resident on D, else the oldest member."""
+    return (
+        "SELECT household_code, resident_code FROM ("
+        " SELECT m.household_code, m.resident_code, ROW_NUMBER() OVER ("
+        "  PARTITION BY m.household_code ORDER BY m.is_head DESC, m.birth_date ASC, m.resident_code ASC) AS rank"
+        f" FROM {MEMBERS} m JOIN {HOUSEHOLDS} h ON h.household_code = m.household_code WHERE {qualifying()}"
+        ") ranked WHERE rank = 1"
+    )

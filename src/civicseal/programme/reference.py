@@ -1,0 +1,56 @@
+"""Reference numbers: what a household quotes on the phone and what its letter carries.
+
+Twelve digits printed in groups of four: eleven random digits (the first not 0) and a Damm check digit,
+which catches every single-digit error and every swap of adjacent digits an operator might mishear.
+Never sequential, so one number does not reveal its neighbours.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+DAMM = (
+    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
+    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
+    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
+    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
+    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
+    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
+    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+)
+LENGTH = 12
+PRINTED = re.compile(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
+
+
+def damm_digit(digits: str) -> int:
+    interim = 0
+    for ch in digits:
+        interim = DAMM[interim][ord(ch) - 48]
+    return interim
+
+
+def is_valid(number: str) -> bool:
+    return len(number) == LENGTH and number.isdigit() and number[0] != "0" and damm_digit(number) == 0
+
+
+def new_reference(rng: random.Random) -> str:
+    body = str(rng.randrange(10**10, 10**11))
+    return body + str(damm_digit(body))
+
+
+def printed(number: str) -> str:
+    """``1234 5678 9012``: groups of four are what people read out without losing their place."""
+    return f"{number[0:4]} {number[4:8]} {number[8:12]}"
+
+
+def parse_printed(text: str) -> str | None:
+    """Accept what a caller reads out, with or without spaces or hyphens; None when it cannot be one."""
+    text = text.strip()
+    if not PRINTED.fullmatch(text):
+        return None
+    number = re.sub(r"[ -]", "", text)
+    return number if is_valid(number) else None

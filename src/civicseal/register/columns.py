@@ -1,0 +1,116 @@
+"""The three register files, their columns (English and Japanese headers) and each column's parser.
+
+One place per fact: the importer, the synthetic city's tests and the README all read these lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from civicseal.register import normalize as n
+from civicseal.register.errors import InvalidValue
+
+CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]*")
+CODE_LIMIT = 50
+NAME_LIMIT = 100
+ADDRESS_LIMIT = 200
+
+
+def parse_code(text: str) -> str:
+    """Resident and household codes: letters, digits and hyphens, as registers issue them."""
+    code = n.normalize_hyphens(text)
+    if not CODE.fullmatch(code):
+        raise InvalidValue("not a code of letters, digits and hyphens")
+    return code
+
+
+def parse_name(text: str) -> str:
+    return text
+
+
+def parse_address(text: str) -> str:
+    return n.normalize_hyphens(text)
+
+
+def parse_iso_date(text: str) -> str:
+    """Dates travel through import as ISO text: it compares in order and both databases take it."""
+    return n.parse_date(text).isoformat()
+
+
+def parse_bank_code(text: str) -> str:
+    return n.parse_digits(text, min_len=1, max_len=4, pad_to=4)
+
+
+def parse_branch_code(text: str) -> str:
+    return n.parse_digits(text, min_len=1, max_len=3, pad_to=3)
+
+
+def parse_account_number(text: str) -> str:
+    return n.parse_digits(text, min_len=1, max_len=7, pad_to=7)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    japanese: tuple[str, ...]
+    parse: Callable[[str], object]
+    required: bool = True
+    limit: int = CODE_LIMIT
+
+
+class Kind(StrEnum):
+    RESIDENTS = "residents"
+    TAX = "tax"
+    ACCOUNTS = "accounts"
+
+
+COLUMNS: dict[Kind, tuple[Column, ...]] = {
+    Kind.RESIDENTS: (
+        Column("resident_code", ("住民コード",), parse_code),
+        Column("household_code", ("世帯番号",), parse_code),
+        Column("relationship", ("続柄",), n.parse_relationship),
+        Column("name", ("氏名",), parse_name, limit=NAME_LIMIT),
+        Column("name_kana", ("氏名カナ",), n.normalize_kana, limit=NAME_LIMIT),
+        Column("sex", ("性別",), n.parse_sex),
+        Column("birth_date", ("生年月日",), parse_iso_date),
+        Column("postcode", ("郵便番号",), n.parse_postcode),
+        Column("address", ("住所",), parse_address, limit=ADDRESS_LIMIT),
+        # 住民となった日 is the day the person became a resident of the city; a register whose 住定日
+        # changes on moves within the city must export 住民となった日 instead.
+        Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False),
+        Column("moved_out", ("転出日",), parse_iso_date, required=False),
+        Column("deceased", ("死亡日",), parse_iso_date, required=False),
+        Column("my_number", ("個人番号",), n.parse_my_number, required=False),
+    ),
+    Kind.TAX: (
+        Column("resident_code", ("住民コード",), parse_code),
+        Column("fiscal_year", ("年度",), n.parse_fiscal_year),
+        Column("per_capita_levy", ("均等割",), n.parse_levy),
+        Column("income", ("所得金額",), n.parse_income, required=False),
+        Column("dependent_of", ("扶養者住民コード",), parse_code, required=False),
+    ),
+    Kind.ACCOUNTS: (
+        Column("household_code", ("世帯番号",), parse_code),
+        Column("bank_code", ("金融機関コード",), parse_bank_code),
+        Column("branch_code", ("支店コード",), parse_branch_code),
+        Column("account_type", ("預金種目",), n.parse_account_type),
+        Column("account_number", ("口座番号",), parse_account_number),
+        Column("holder_kana", ("口座名義カナ",), n.parse_zengin_kana, limit=NAME_LIMIT),
+    ),
+}
+
+# The columns that tell one file from another when the header is read.
+SIGNATURE: dict[Kind, str] = {Kind.RESIDENTS: "name", Kind.TAX: "fiscal_year", Kind.ACCOUNTS: "bank_code"}
+
+
+def header_names(kind: Kind) -> dict[str, str]:
+    """Every accepted spelling of a header (lower-cased) → the column's English name."""
+    names: dict[str, str] = {}
+    for column in COLUMNS[kind]:
+        names[column.name] = column.name
+        for japanese in column.japanese:
+            names[japanese] = column.name
+    return names

@@ -1,0 +1,587 @@
+"""Register import: three CSV files in, one transaction out — all of it, or (with rejects) the valid rows.
+
+Every rule that fails is reported as ``file:line: column: rule`` and never with the value. Each distinct
+raw value is normalized once per column (registers repeat dates, towns and codes endlessly), rows are
+written with the driver's ``executemany``, and a row whose keyed digest is unchanged is not written at all,
+so re-importing the same files changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine
+
+from civicseal.audit import log as audit
+from civicseal.clock import tokyo_today, utcnow
+from civicseal.payments.banks import branch_exists
+from civicseal.register import normalize as n
+from civicseal.register.columns import COLUMNS, SIGNATURE, Column, Kind, header_names
+from civicseal.register.errors import InvalidValue, RegisterError
+from civicseal.store.engine import placeholder, transaction
+from civicseal.store.fieldcrypt import FieldCipher
+from civicseal.store.files import atomic_writer
+
+MAX_PRINTED_PROBLEMS = 100
+WRITE_BATCH = 20_000
+UTF8_BOM = b"\xef\xbb\xbf"
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One broken rule. ``line`` 0 means the whole file."""
+
+    file: str
+    line: int
+    column: str
+    rule: str
+
+    def __str__(self) -> str:
+        if self.line == 0:
+            return f"{self.file}: {self.rule}"
+        return f"{self.file}:{self.line}: {self.column}: {self.rule}"
+
+
+class ImportRefused(RegisterError):
+    """The import broke rules; nothing was written."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems)
+        shown = "\n".join(str(p) for p in self.problems[:MAX_PRINTED_PROBLEMS])
+        more = len(self.problems) - MAX_PRINTED_PROBLEMS
+        tail = f"\n… and {more} more problems" if more > 0 else ""
+        super().__init__(f"{shown}{tail}\nimport refused: {len(self.problems)} problems; nothing was written")
+
+
+@dataclass
+class Counts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class ImportSummary:
+    residents: Counts = field(default_factory=Counts)
+    tax: Counts = field(default_factory=Counts)
+    accounts: Counts = field(default_factory=Counts)
+    rows_read: int = 0
+    rejected: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        out = {"rejected_rows": self.rejected}
+        for kind in ("residents", "tax", "accounts"):
+            counts: Counts = getattr(self, kind)
+            out |= {f"{kind}_new": counts.new, f"{kind}_updated": counts.updated, f"{kind}_unchanged": counts.unchanged}
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _file_problem(path: Path, rule: str) -> ImportRefused:
+    return ImportRefused([Problem(path.name, 0, "", rule)])
+
+
+def decode_lines(path: Path) -> list[str]:
+    """UTF-8 (BOM or not) when the file decodes as UTF-8, else CP932; UTF-16 and mixed files are refused."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise _file_problem(path, "is UTF-16; save it as UTF-8 or CP932")
+    data = data.removeprefix(UTF8_BOM)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = _decode_cp932(path, data)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _decode_cp932(path: Path, data: bytes) -> str:
+    utf8_seen = False
+    first_bad = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.isascii():
+            continue
+        try:
+            raw.decode("utf-8")
+            utf8_seen = True
+        except UnicodeDecodeError:
+            first_bad = first_bad or number
+        if utf8_seen and first_bad:
+            raise ImportRefused(
+                [Problem(path.name, first_bad, "-", "not UTF-8 while other lines are (mixed encodings)")]
+            )
+    try:
+        return data.decode("cp932")
+    except UnicodeDecodeError:
+        raise _file_problem(path, "is neither UTF-8 nor CP932") from None
+
+
+def _field_parser(column: Column) -> Callable[[str], object]:
+    """Normalize each distinct raw value once; a failure is cached as its InvalidValue."""
+    cache: dict[str, object] = {}
+    required = InvalidValue("is required")
+
+    def parse(raw: str) -> object:
+        try:
+            return cache[raw]
+        except KeyError:
+            pass
+        try:
+            text = n.normalize_text(raw)
+            if not text:
+                value: object = required if column.required else None
+            else:
+                n.check_length(text, column.limit)
+                value = column.parse(text)
+        except InvalidValue as exc:
+            value = exc
+        cache[raw] = value
+        return value
+
+    return parse
+
+
+@dataclass
+class ParsedFile:
+    path: Path
+    kind: Kind
+    rows: list[tuple[int, tuple]]  # (first physical line, values in COLUMNS order)
+
+
+def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
+    """Which of the three files this is, and where each of its columns stands in the header."""
+    cells = [n.normalize_text(cell).lower() for cell in header]
+    for kind in Kind:
+        names = header_names(kind)
+        if SIGNATURE[kind] not in {names.get(cell) for cell in cells}:
+            continue
+        problems = []
+        positions: dict[str, int] = {}
+        for index, cell in enumerate(cells):
+            name = names.get(cell)
+            if name is None:
+                problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for a {kind} file"))
+            elif name in positions:
+                problems.append(Problem(path.name, 1, name, "column appears twice"))
+            else:
+                positions[name] = index
+        for column in COLUMNS[kind]:
+            if column.required and column.name not in positions:
+                problems.append(Problem(path.name, 1, column.name, "required column is missing"))
+        if problems:
+            raise ImportRefused(problems)
+        return kind, [positions.get(column.name) for column in COLUMNS[kind]]
+    raise _file_problem(path, "header names no residents, tax or accounts columns")
+
+
+def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
+    lines = decode_lines(path)
+    if not lines:
+        raise _file_problem(path, "is empty (no header)")
+    reader = csv.reader(lines, strict=True)
+    header = next(reader)
+    kind, positions = detect_kind(path, header)
+    columns = COLUMNS[kind]
+    plan = [(index, _field_parser(column), column.name) for index, column in zip(positions, columns, strict=True)]
+    rows: list[tuple[int, tuple]] = []
+    name = path.name
+    start = 2
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            problems.append(Problem(name, start, "-", "contains a control character or a broken quote"))
+            start = reader.line_num + 1
+            continue
+        line, start = start, reader.line_num + 1
+        if len(values) != len(header):
+            problems.append(Problem(name, line, "-", f"has {len(values)} fields where the header has {len(header)}"))
+            rows.append((-line, ()))
+            continue
+        out = []
+        ok = True
+        for index, parser, column_name in plan:
+            value = None if index is None else parser(values[index])
+            if value.__class__ is InvalidValue:
+                problems.append(Problem(name, line, column_name, value.rule))  # type: ignore[attr-defined]
+                ok = False
+            out.append(value)
+        if ok:
+            rows.append((line, tuple(out)))
+        else:
+            rows.append((-line, ()))  # keeps the count of rows and marks the line as rejected
+    return ParsedFile(path, kind, rows)
+
+
+# ---------------------------------------------------------------------------------------------- checking
+
+
+@dataclass
+class StoredRegister:
+    """What the store already holds, read only when it holds anything: keys, heads and row digests."""
+
+    residents: dict[str, tuple[str, bool, str | None, str | None, bytes]] = field(default_factory=dict)
+    tax: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    accounts: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, conn: Connection) -> StoredRegister:
+        stored = cls()
+        if conn.exec_driver_sql("SELECT 1 FROM residents LIMIT 1").first() is None:
+            return stored
+        rows = conn.exec_driver_sql(
+            "SELECT resident_code, household_code, is_head, moved_out, deceased, row_mac FROM residents"
+        )
+        stored.residents = {r[0]: (r[1], bool(r[2]), _iso(r[3]), _iso(r[4]), bytes(r[5])) for r in rows}
+        rows = conn.exec_driver_sql("SELECT resident_code, fiscal_year, row_mac FROM tax_assessments")
+        stored.tax = {(r[0], r[1]): bytes(r[2]) for r in rows}
+        rows = conn.exec_driver_sql("SELECT household_code, row_mac FROM bank_accounts")
+        stored.accounts = {r[0]: bytes(r[1]) for r in rows}
+        return stored
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
+
+
+def _is_current(moved_out: str | None, deceased: str | None, today: str) -> bool:
+    """Current = neither moved out nor deceased as of today (a date after today has not happened yet)."""
+    return (moved_out is None or moved_out > today) and (deceased is None or deceased > today)
+
+
+class _Check:
+    """Cross-row rules over the parsed files; rows that fail are turned into rejected lines."""
+
+    def __init__(self, files: list[ParsedFile], stored: StoredRegister, today: str, problems: list[Problem]) -> None:
+        self.files = files
+        self.stored = stored
+        self.today = today
+        self.problems = problems
+        self.cascaded: dict[tuple[str, int], str] = {}
+
+    def reject(self, parsed: ParsedFile, index: int, column: str, rule: str) -> None:
+        line, _ = parsed.rows[index]
+        self.problems.append(Problem(parsed.path.name, line, column, rule))
+        parsed.rows[index] = (-line, ())
+
+    def residents(self, parsed: ParsedFile) -> None:
+        seen: dict[str, int] = {}
+        households: dict[str, list[int]] = defaultdict(list)
+        for index, (line, row) in enumerate(parsed.rows):
+            if line < 0:
+                continue
+            code = row[0]
+            if code in seen:
+                self.reject(parsed, index, "resident_code", f"appears twice (first on line {seen[code]})")
+                continue
+            seen[code] = line
+            if row[6] > self.today:
+                self.reject(parsed, index, "birth_date", "after today")
+                continue
+            households[row[1]].append(index)
+        self._heads(parsed, households)
+
+    def _heads(self, parsed: ParsedFile, households: dict[str, list[int]]) -> None:
+        """After the merge, a household with a current member has exactly one current head."""
+        in_file = {parsed.rows[i][1][0] for indexes in households.values() for i in indexes}
+        stored_by_household: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+        for code, (household, is_head, moved_out, deceased, _) in self.stored.residents.items():
+            if household in households and code not in in_file:
+                stored_by_household[household].append((is_head, _is_current(moved_out, deceased, self.today)))
+        for household, indexes in households.items():
+            members = [
+                (parsed.rows[i][1][2] == "head", _is_current(parsed.rows[i][1][10], parsed.rows[i][1][11], self.today))
+                for i in indexes
+            ] + stored_by_household.get(household, [])
+            if not any(current for _, current in members):
+                continue
+            heads = sum(1 for is_head, current in members if is_head and current)
+            if heads != 1:
+                first = min(indexes, key=lambda i: parsed.rows[i][0])
+                rule = "household has no current head" if heads == 0 else f"household has {heads} current heads"
+                first_line = parsed.rows[first][0]
+                self.problems.append(Problem(parsed.path.name, first_line, "relationship", rule))
+                for i in indexes:
+                    line = abs(parsed.rows[i][0])
+                    self.cascaded[(parsed.path.name, line)] = f"household rejected (see line {first_line})"
+                    parsed.rows[i] = (-line, ())
+
+    def known_residents(self) -> set[str]:
+        codes = set(self.stored.residents)
+        for parsed in self.files:
+            if parsed.kind is Kind.RESIDENTS:
+                codes.update(row[0] for line, row in parsed.rows if line > 0)
+        return codes
+
+    def known_households(self) -> set[str]:
+        codes = {household for household, *_ in self.stored.residents.values()}
+        for parsed in self.files:
+            if parsed.kind is Kind.RESIDENTS:
+                codes.update(row[1] for line, row in parsed.rows if line > 0)
+        return codes
+
+    def tax(self, parsed: ParsedFile, residents: set[str]) -> None:
+        seen: dict[tuple[str, int], int] = {}
+        for index, (line, row) in enumerate(parsed.rows):
+            if line < 0:
+                continue
+            key = (row[0], row[1])
+            if row[0] not in residents:
+                self.reject(parsed, index, "resident_code", "names no resident in the register")
+            elif key in seen:
+                self.reject(
+                    parsed, index, "fiscal_year", f"second row for this resident and year (first on line {seen[key]})"
+                )
+            elif row[4] is not None and row[4] not in residents:
+                self.reject(parsed, index, "dependent_of", "names no resident in the register")
+            else:
+                seen[key] = line
+
+    def accounts(self, parsed: ParsedFile, households: set[str]) -> None:
+        seen: dict[str, int] = {}
+        for index, (line, row) in enumerate(parsed.rows):
+            if line < 0:
+                continue
+            if row[0] not in households:
+                self.reject(parsed, index, "household_code", "names no household in the register")
+            elif row[0] in seen:
+                self.reject(
+                    parsed, index, "household_code", f"second account for this household (first on line {seen[row[0]]})"
+                )
+            elif not branch_exists(row[1], row[2]):
+                self.reject(parsed, index, "branch_code", "bank and branch code pair is not in the Zengin data")
+            else:
+                seen[row[0]] = line
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+RESIDENT_COLUMNS = (
+    "resident_code",
+    "household_code",
+    "relationship",
+    "is_head",
+    "name",
+    "name_kana",
+    "sex",
+    "birth_date",
+    "postcode",
+    "address",
+    "moved_in",
+    "moved_out",
+    "deceased",
+    "my_number_enc",
+    "my_number_bidx",
+    "row_mac",
+)
+TAX_COLUMNS = ("resident_code", "fiscal_year", "taxed", "income_enc", "dependent_of", "row_mac")
+ACCOUNT_COLUMNS = (
+    "household_code",
+    "bank_code",
+    "branch_code",
+    "account_type",
+    "account_number_enc",
+    "account_number_bidx",
+    "holder_kana",
+    "row_mac",
+)
+TABLES = {
+    Kind.RESIDENTS: ("residents", RESIDENT_COLUMNS, 1),
+    Kind.TAX: ("tax_assessments", TAX_COLUMNS, 2),
+    Kind.ACCOUNTS: ("bank_accounts", ACCOUNT_COLUMNS, 1),
+}
+
+
+def _resident_record(row: tuple, cipher: FieldCipher) -> tuple:
+    code, household, relationship, name, kana, sex, birth, postcode, address, moved_in, moved_out, deceased, mn = row
+    mac = cipher.row_mac(row)
+    enc = bidx = None
+    if mn is not None:
+        enc, bidx = cipher.encrypt(mn, "residents.my_number"), cipher.blind_index(mn, "residents.my_number")
+    return (
+        code,
+        household,
+        relationship,
+        relationship == "head",
+        name,
+        kana,
+        sex,
+        birth,
+        postcode,
+        address,
+        moved_in,
+        moved_out,
+        deceased,
+        enc,
+        bidx,
+        mac,
+    )
+
+
+def _tax_record(row: tuple, cipher: FieldCipher) -> tuple:
+    code, year, taxed, income, dependent_of = row
+    enc = None if income is None else cipher.encrypt(str(income), "tax_assessments.income")
+    return (code, year, taxed, enc, dependent_of, cipher.row_mac(row))
+
+
+def _account_record(row: tuple, cipher: FieldCipher) -> tuple:
+    household, bank, branch, account_type, number, holder = row
+    return (
+        household,
+        bank,
+        branch,
+        account_type,
+        cipher.encrypt(number, "bank_accounts.account_number"),
+        cipher.blind_index(number, "bank_accounts.account_number"),
+        holder,
+        cipher.row_mac(row),
+    )
+
+
+RECORD = {Kind.RESIDENTS: _resident_record, Kind.TAX: _tax_record, Kind.ACCOUNTS: _account_record}
+
+
+def _batches(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write(
+    conn: Connection, parsed: ParsedFile, cipher: FieldCipher, stored: dict, counts: Counts, progress: ProgressFn
+) -> None:
+    table, columns, key_width = TABLES[parsed.kind]
+    mark = placeholder(conn)
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    keys, rest = columns[:key_width], columns[key_width:]
+    update = (
+        f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in rest)} "
+        f"WHERE {' AND '.join(f'{c} = {mark}' for c in keys)}"
+    )
+    record = RECORD[parsed.kind]
+    rows = [row for line, row in parsed.rows if line > 0]
+    done = 0
+    for batch in _batches(rows, WRITE_BATCH):
+        new, changed = [], []
+        for row in batch:
+            key = row[0] if key_width == 1 else row[:key_width]
+            old = stored.get(key)
+            if old is None:
+                new.append(record(row, cipher))
+                continue
+            old_mac = old[-1] if isinstance(old, tuple) else old
+            if old_mac == cipher.row_mac(row):
+                counts.unchanged += 1
+                continue
+            values = record(row, cipher)
+            changed.append(values[key_width:] + values[:key_width])
+        if new:
+            conn.exec_driver_sql(insert, new)
+        if changed:
+            conn.exec_driver_sql(update, changed)
+        counts.new += len(new)
+        counts.updated += len(changed)
+        done += len(batch)
+        progress(f"writing {parsed.kind}", done, len(rows))
+
+
+def _write_rejects(path: Path, parsed_files: list[ParsedFile], problems: list[Problem], cascaded: dict) -> None:
+    """Rejected rows go aside with the rules they broke, in a private file, so they can be fixed and re-imported."""
+    rules: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for problem in problems:
+        if problem.line > 0:
+            rules[(problem.file, problem.line)].append(f"{problem.column}: {problem.rule}")
+    with atomic_writer(path, text=True) as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["file", "line", "rules", "raw_line"])
+        for parsed in parsed_files:
+            lines = decode_lines(parsed.path)
+            name = parsed.path.name
+            for line in sorted(-line for line, _ in parsed.rows if line < 0):
+                found = rules.get((name, line)) or [cascaded.get((name, line), "rejected")]
+                writer.writerow([name, line, "; ".join(found), lines[line - 1]])
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
+
+
+def import_register(
+    engine: Engine,
+    cipher: FieldCipher,
+    files: Sequence[Path],
+    *,
+    rejects: Path | None = None,
+    now: datetime | None = None,
+    actor: str | None = None,
+    progress: ProgressFn = _no_progress,
+) -> ImportSummary:
+    """Import any subset of the three files in one transaction; see the module docstring for the rules."""
+    now = now or utcnow()
+    today = tokyo_today(now).isoformat()
+    problems: list[Problem] = []
+    parsed_files: list[ParsedFile] = []
+    for path in files:
+        parsed_files.append(parse_file(Path(path), problems))
+        progress("reading", len(parsed_files), len(files))
+    kinds = [p.kind for p in parsed_files]
+    for kind in set(kinds):
+        if kinds.count(kind) > 1:
+            raise RegisterError(f"two {kind} files given; import them one at a time")
+    parsed_files.sort(key=lambda p: ORDER[p.kind])
+    summary = ImportSummary()
+    with transaction(engine) as conn:
+        stored = StoredRegister.load(conn)
+        check = _Check(parsed_files, stored, today, problems)
+        for parsed in parsed_files:
+            if parsed.kind is Kind.RESIDENTS:
+                check.residents(parsed)
+        residents = check.known_residents()
+        households = check.known_households()
+        for parsed in parsed_files:
+            if parsed.kind is Kind.TAX:
+                check.tax(parsed, residents)
+            elif parsed.kind is Kind.ACCOUNTS:
+                check.accounts(parsed, households)
+        if problems and rejects is None:
+            raise ImportRefused(problems)
+        summary.rows_read = sum(len(p.rows) for p in parsed_files)
+        if summary.rows_read == 0:
+            return summary
+        targets = {Kind.RESIDENTS: stored.residents, Kind.TAX: stored.tax, Kind.ACCOUNTS: stored.accounts}
+        for parsed in parsed_files:
+            counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
+            _write(conn, parsed, cipher, targets[parsed.kind], counts[parsed.kind], progress)
+        summary.rejected = sum(1 for p in parsed_files for line, _ in p.rows if line < 0)
+        summary.problems = problems
+        details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
+        audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
+        if rejects is not None and problems:
+            _write_rejects(rejects, parsed_files, problems, check.cascaded)
+    return summary

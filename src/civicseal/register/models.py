@@ -1,0 +1,61 @@
+"""The resident register as the city exports it: residents (grouped in households), tax rows, bank accounts.
+
+Residents who moved out or died are marked, never deleted: entitlements and packages keep referring to them.
+Encrypted columns end in ``_enc``; ``_bidx`` columns are keyed blind indexes for equality look-ups.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from civicseal.store.base import Base
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+
+    resident_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    household_code: Mapped[str] = mapped_column(String(50), index=True)
+    relationship: Mapped[str] = mapped_column(String(16))
+    is_head: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(100))
+    name_kana: Mapped[str] = mapped_column(String(100))
+    sex: Mapped[int] = mapped_column(SmallInteger)
+    birth_date: Mapped[date] = mapped_column(Date)
+    postcode: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(200))
+    moved_in: Mapped[date | None] = mapped_column(Date)
+    moved_out: Mapped[date | None] = mapped_column(Date)
+    deceased: Mapped[date | None] = mapped_column(Date)
+    my_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    my_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    row_mac: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TaxAssessment(Base):
+    __tablename__ = "tax_assessments"
+
+    resident_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taxed: Mapped[bool] = mapped_column(Boolean)
+    income_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    dependent_of: Mapped[str | None] = mapped_column(String(50))
+    row_mac: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_tax_assessments_year_dependent", "fiscal_year", "dependent_of"),)
+
+
+class BankAccount(Base):
+    __tablename__ = "bank_accounts"
+
+    household_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    account_type: Mapped[int] = mapped_column(SmallInteger)
+    account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    account_number_bidx: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    holder_kana: Mapped[str] = mapped_column(String(100))
+    row_mac: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,482 @@
+"""Field normalizers of register import.
+
+Every parser takes one raw CSV field and returns the normalized value, or raises
+:class:`~civicseal.register.errors.InvalidValue` naming a fixed rule. A rule never contains the value:
+import errors are printed and logged, and the register is personal data.
+
+The functions are pure and cheap: import calls each one once per distinct value, so every table and
+regular expression is built once, when this module is imported. The rules they implement are the ones
+decided in DESIGN.md ("Register and programme: rules decided" → Import).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from civicseal.register.errors import InvalidValue
+
+__all__ = [
+    "ERAS",
+    "RELATIONSHIPS",
+    "Era",
+    "check_length",
+    "my_number_check_digit",
+    "normalize_hyphens",
+    "normalize_kana",
+    "normalize_text",
+    "parse_account_type",
+    "parse_date",
+    "parse_digits",
+    "parse_fiscal_year",
+    "parse_income",
+    "parse_levy",
+    "parse_my_number",
+    "parse_postcode",
+    "parse_relationship",
+    "parse_sex",
+    "parse_zengin_kana",
+    "to_zengin_halfwidth",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Text
+# --------------------------------------------------------------------------------------------------
+
+# Unicode category Cc is exactly U+0000-U+001F and U+007F-U+009F; tab (U+0009) is let through and
+# becomes a space. CR and LF are control characters: a line break inside a quoted field is an error.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_TEXT_TABLE: dict[int, int] = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}  # full-width ASCII
+_TEXT_TABLE[0x3000] = 0x20  # ideographic space
+_TEXT_TABLE[0x09] = 0x20  # tab
+_SPACE_RUN = re.compile(r" {2,}")
+
+
+def normalize_text(raw: str) -> str:
+    """Fold full-width ASCII and spaces so that equal values typed on different keyboards compare equal.
+
+    Control characters (tab aside, which counts as a space) are refused: they hide in spreadsheets and
+    break the CSV files and letters the register feeds.
+    """
+    if _CONTROL.search(raw):
+        raise InvalidValue("contains a control character")
+    text = raw.translate(_TEXT_TABLE)
+    if "  " in text:
+        text = _SPACE_RUN.sub(" ", text)
+    return text.strip(" ")
+
+
+_HYPHEN_TABLE: dict[int, str] = {cp: "-" for cp in (*range(0x2010, 0x2016), 0x2212, 0xFF0D, 0xFE63)}
+# The long-vowel mark ー (and its half-width form ｰ) is a hyphen only between two digits ("1ー2"), where
+# an IME put it for a hyphen; elsewhere in an address it is part of a katakana word.
+_CHOON_BETWEEN_DIGITS = re.compile(r"(?<=[0-9０-９])[ーｰ](?=[0-9０-９])")
+
+
+def normalize_hyphens(text: str) -> str:
+    """Turn the many hyphen look-alikes into '-', for codes, postcodes, dates, numbers and addresses.
+
+    Never used on names or kana, where ー is a letter.
+    """
+    text = text.translate(_HYPHEN_TABLE)
+    if "ー" in text or "ｰ" in text:
+        text = _CHOON_BETWEEN_DIGITS.sub("-", text)
+    return text
+
+
+def check_length(text: str, limit: int) -> str:
+    """Refuse a field longer than its limit (counted after normalization); return it unchanged."""
+    if len(text) > limit:
+        raise InvalidValue(f"longer than {limit} characters")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Kana
+# --------------------------------------------------------------------------------------------------
+
+_VOICED_MARK = "\u3099"  # combining katakana-hiragana voiced sound mark
+_SEMI_VOICED_MARK = "\u309a"
+
+
+def _build_kana_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    # Half-width katakana and punctuation (U+FF61-U+FF9F) to full width; NFKC gives the right letter
+    # for each, and turns ﾞ/ﾟ into the combining marks, which _compose_voiced folds into the letter.
+    for cp in range(0xFF61, 0xFFA0):
+        table[cp] = unicodedata.normalize("NFKC", chr(cp))
+    # Hiragana to katakana: the blocks are parallel (ぁ..ゖ → ァ..ヶ, ゝゞ → ヽヾ).
+    for cp in (*range(0x3041, 0x3097), 0x309D, 0x309E):
+        table[cp] = chr(cp + 0x60)
+    # Spacing voiced marks typed after a letter (カ゛) behave like the combining ones.
+    table[0x309B] = _VOICED_MARK
+    table[0x309C] = _SEMI_VOICED_MARK
+    return table
+
+
+_KANA_TABLE = _build_kana_table()
+_COMPOSED: dict[str, str] = {}
+for _cp in range(0x30A1, 0x30FB):
+    for _mark in (_VOICED_MARK, _SEMI_VOICED_MARK):
+        _pair = chr(_cp) + _mark
+        _nfc = unicodedata.normalize("NFC", _pair)
+        if len(_nfc) == 1:
+            _COMPOSED[_pair] = _nfc
+_LETTER_AND_MARK = re.compile(r"[\u30a1-\u30fa][\u3099\u309a]")
+# Katakana letters incl. small ones and ヴ, ・ (U+30FB), ー (U+30FC), iteration marks ヽヾ, and space.
+_KATAKANA_FIELD = re.compile(r"[\u30a1-\u30fe ]*")
+
+
+def _to_fullwidth_katakana(text: str) -> str:
+    text = text.translate(_KANA_TABLE)
+    if _VOICED_MARK in text or _SEMI_VOICED_MARK in text:
+        text = _LETTER_AND_MARK.sub(lambda m: _COMPOSED.get(m.group(), m.group()), text)
+    return text
+
+
+def normalize_kana(raw: str) -> str:
+    """Bring a kana field to full-width katakana, so hiragana, half-width and full-width spellings match."""
+    text = _to_fullwidth_katakana(normalize_text(raw))
+    if not _KATAKANA_FIELD.fullmatch(text):
+        raise InvalidValue("not katakana")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Zengin holder kana
+# --------------------------------------------------------------------------------------------------
+#
+# What a Zengin transfer file can carry in a payee name (JIS X 0201, as the Zengin rules and the banks'
+# guides restrict it): half-width katakana ｱ..ﾝ without ｦ and without small kana, ﾞ and ﾟ after the
+# letters that take them, A-Z, 0-9, space and ( ) - . /
+#
+# The canonical stored form is the full-width spelling of that set: full-width large katakana (with
+# ガ..ボ, パ..ポ, ヴ), A-Z, 0-9, space and ( ) - . /   On the way in, as banks do:
+#   * hiragana and half-width kana become full-width katakana;
+#   * small kana are written large (キュウ → キユウ, ッ → ツ, ヵ/ヶ → カ/ケ, ヮ → ワ);
+#   * the long-vowel mark ー/ｰ and every hyphen look-alike become '-';
+#   * a-z become A-Z.
+# Refused: the comma (several banks and payroll systems reject or pass it through into the file),
+# the middle dot ・ (banks want a space or a period; which one is the holder's choice, not ours),
+# ヲ (not in the payee-name set), ヰ ヱ ヷ ヸ ヹ ヺ, kanji and everything else.
+
+_ZENGIN_FOLD: dict[int, str] = {
+    ord(s): b for s, b in zip("ァィゥェォッャュョヮヵヶー", "アイウエオツヤユヨワカケ-", strict=True)
+}
+_ZENGIN_FOLD.update({cp: chr(cp - 0x20) for cp in range(ord("a"), ord("z") + 1)})
+
+_ZENGIN_PLAIN = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
+_ZENGIN_VOICED = "ガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポヴ"
+_ZENGIN_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()-./"
+_ZENGIN_STORED = re.compile("[" + re.escape(_ZENGIN_PLAIN + _ZENGIN_VOICED + _ZENGIN_ASCII) + "]*")
+
+
+def _build_halfwidth_table() -> dict[int, str]:
+    full_to_half: dict[str, str] = {}
+    for cp in range(0xFF71, 0xFF9E):  # ｱ..ﾝ
+        full_to_half[unicodedata.normalize("NFKC", chr(cp))] = chr(cp)
+    table: dict[int, str] = {ord(k): full_to_half[k] for k in _ZENGIN_PLAIN}
+    for kana in _ZENGIN_VOICED:
+        base, mark = unicodedata.normalize("NFD", kana)
+        table[ord(kana)] = full_to_half[base] + ("ﾞ" if mark == _VOICED_MARK else "ﾟ")
+    return table
+
+
+_HALFWIDTH_TABLE = _build_halfwidth_table()
+
+
+def parse_zengin_kana(raw: str) -> str:
+    """Normalize account-holder kana to the stored form a Zengin file can carry, or refuse it at import.
+
+    A holder name the bank cannot read makes the transfer bounce weeks later; refusing it at import
+    puts the error in front of the clerk who can fix it.
+    """
+    text = _to_fullwidth_katakana(normalize_hyphens(normalize_text(raw))).translate(_ZENGIN_FOLD)
+    if not _ZENGIN_STORED.fullmatch(text):
+        raise InvalidValue("not characters a Zengin file can carry")
+    return text
+
+
+def to_zengin_halfwidth(kana: str) -> str:
+    """Write a stored holder kana (see :func:`parse_zengin_kana`) as the half-width text of a Zengin file.
+
+    Voiced letters take two half-width characters (ガ → ｶﾞ), as the file counts them.
+    """
+    if not _ZENGIN_STORED.fullmatch(kana):
+        raise InvalidValue("not characters a Zengin file can carry")
+    return kana.translate(_HALFWIDTH_TABLE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------------------------------
+
+
+class Era(NamedTuple):
+    """A Japanese era: its name, its letter, and its first and last day (None while it lasts)."""
+
+    name: str
+    letter: str
+    first: dt.date
+    last: dt.date | None
+
+
+# Meiji is counted from 1868-10-23, the day the era name was proclaimed; the Gregorian calendar came
+# in 1873, so no register holds a Meiji date that early anyway.
+ERAS: tuple[Era, ...] = (
+    Era("明治", "M", dt.date(1868, 10, 23), dt.date(1912, 7, 29)),
+    Era("大正", "T", dt.date(1912, 7, 30), dt.date(1926, 12, 24)),
+    Era("昭和", "S", dt.date(1926, 12, 25), dt.date(1989, 1, 7)),
+    Era("平成", "H", dt.date(1989, 1, 8), dt.date(2019, 4, 30)),
+    Era("令和", "R", dt.date(2019, 5, 1), None),
+)
+_ERA_BY_TOKEN: dict[str, Era] = {}
+for _era in ERAS:
+    _ERA_BY_TOKEN[_era.name] = _era
+    _ERA_BY_TOKEN[_era.letter] = _era
+    _ERA_BY_TOKEN[_era.letter.lower()] = _era
+
+_ERA = r"(明治|大正|昭和|平成|令和|[MTSHRmtshr]) ?(元|[0-9]{1,3})"
+_WESTERN_SEP = re.compile(r"([0-9]{4})([-/])([0-9]{1,2})\2([0-9]{1,2})")
+_WESTERN_KANJI = re.compile(r"([0-9]{4}) ?年 ?([0-9]{1,2}) ?月 ?([0-9]{1,2}) ?日")
+# An era date takes either a separator (. / -, the same one twice) or 年月日; the era is written out
+# or as its letter in both shapes (R4.6.1, 令和4.6.1, R4年6月1日, 令和4年6月1日).
+_ERA_SEP = re.compile(_ERA + r"([-./])([0-9]{1,2})\3([0-9]{1,2})")
+_ERA_KANJI = re.compile(_ERA + r" ?年 ?([0-9]{1,2}) ?月 ?([0-9]{1,2}) ?日")
+
+
+def _era_year(era: Era, year: str) -> int:
+    """The Gregorian year of era year ``year`` (元 is 1; year 0 does not exist)."""
+    n = 1 if year == "元" else int(year)
+    if n == 0:
+        raise InvalidValue("not a valid date")
+    return era.first.year + n - 1
+
+
+def _make_date(year: int, month: str, day: str) -> dt.date:
+    try:
+        return dt.date(year, int(month), int(day))
+    except ValueError:
+        raise InvalidValue("not a valid date") from None
+
+
+def parse_date(raw: str) -> dt.date:
+    """Read the date spellings found in municipal exports: ISO, Y/M/D, Y年M月D日 and the five eras.
+
+    An era date is checked against the era's first and last day, so a mistyped era is caught rather
+    than silently moved decades.
+    """
+    text = normalize_hyphens(normalize_text(raw))
+    if text[:1].isdigit():
+        m = _WESTERN_SEP.fullmatch(text)
+        if m:
+            return _make_date(int(m[1]), m[3], m[4])
+        m = _WESTERN_KANJI.fullmatch(text)
+        if m:
+            return _make_date(int(m[1]), m[2], m[3])
+        raise InvalidValue("not a valid date")
+    m = _ERA_SEP.fullmatch(text)
+    if m:
+        era, year, month, day = _ERA_BY_TOKEN[m[1]], m[2], m[4], m[5]
+    else:
+        m = _ERA_KANJI.fullmatch(text)
+        if not m:
+            raise InvalidValue("not a valid date")
+        era, year, month, day = _ERA_BY_TOKEN[m[1]], m[2], m[3], m[4]
+    date = _make_date(_era_year(era, year), month, day)
+    if date < era.first:
+        raise InvalidValue("date before the era began")
+    if era.last is not None and date > era.last:
+        raise InvalidValue("date after the era ended")
+    return date
+
+
+_FY_WESTERN = re.compile(r"([0-9]{4})(?: ?年度)?")
+_FY_ERA = re.compile(_ERA + r"(?: ?年度)?")
+_FY_MIN, _FY_MAX = 1868, 2200
+
+
+def parse_fiscal_year(raw: str) -> int:
+    """Read a fiscal year (April to March) as the Gregorian year it starts in: 令和4年度, R04 → 2022.
+
+    An era fiscal year must start before its era ended: 平成31年度 (April 2019) is 2019 and so is
+    令和元年度, but 平成32年度 and 昭和64年度 never existed.
+    """
+    text = normalize_text(raw)
+    m = _FY_WESTERN.fullmatch(text)
+    if m:
+        year = int(m[1])
+    else:
+        m = _FY_ERA.fullmatch(text)
+        if not m:
+            raise InvalidValue("not a valid fiscal year")
+        era = _ERA_BY_TOKEN[m[1]]
+        n = 1 if m[2] == "元" else int(m[2])
+        if n == 0:
+            raise InvalidValue("not a valid fiscal year")
+        year = era.first.year + n - 1
+        if era.last is not None and dt.date(year, 4, 1) > era.last:
+            raise InvalidValue("fiscal year after the era ended")
+    if not _FY_MIN <= year <= _FY_MAX:
+        raise InvalidValue("fiscal year out of range")
+    return year
+
+
+# --------------------------------------------------------------------------------------------------
+# Codes
+# --------------------------------------------------------------------------------------------------
+
+# ISO 5218: 0 not known, 1 male, 2 female, 9 not applicable; "other" is stored as 9.
+_SEX: dict[str, int] = {
+    "男": 1, "m": 1, "male": 1, "1": 1,
+    "女": 2, "f": 2, "female": 2, "2": 2,
+    "0": 0,
+    "other": 9, "9": 9,
+}  # fmt: skip
+
+
+def parse_sex(raw: str) -> int:
+    """Map the sex spellings of municipal exports to one ISO 5218 code."""
+    code = _SEX.get(normalize_text(raw).casefold())
+    if code is None:
+        raise InvalidValue("not a known sex code")
+    return code
+
+
+_LEVY: dict[str, bool] = {
+    "課税": True,
+    "taxed": True,
+    "1": True,
+    "非課税": False,
+    "exempt": False,
+    "0": False,
+}
+
+
+def parse_levy(raw: str) -> bool:
+    """Read residence-tax levy status; True means taxed (the relief goes to exempt households)."""
+    levy = _LEVY.get(normalize_text(raw).casefold())
+    if levy is None:
+        raise InvalidValue("not a known levy code")
+    return levy
+
+
+# The relationship to the head of household (続柄): canonical code → the Japanese words that mean it.
+RELATIONSHIPS: Mapping[str, tuple[str, ...]] = {
+    "head": ("世帯主",),
+    "spouse": ("妻", "夫", "配偶者"),
+    "child": ("子", "長男", "長女", "次男", "次女"),
+    "parent": ("父", "母", "親"),
+    "grandchild": ("孫",),
+    "sibling": ("兄", "弟", "姉", "妹"),
+    "relative": ("親族", "その他親族"),
+    "other": ("同居人", "縁故者", "その他"),
+}
+_RELATIONSHIP_LOOKUP: dict[str, str] = {}
+for _code, _words in RELATIONSHIPS.items():
+    _RELATIONSHIP_LOOKUP[_code] = _code
+    for _word in _words:
+        _RELATIONSHIP_LOOKUP[_word] = _code
+
+
+def parse_relationship(raw: str) -> str:
+    """Reduce the many 続柄 words to the few codes eligibility and letters need."""
+    code = _RELATIONSHIP_LOOKUP.get(normalize_text(raw).casefold())
+    if code is None:
+        raise InvalidValue("not a known relationship code")
+    return code
+
+
+_ACCOUNT_TYPES: dict[str, int] = {
+    "1": 1, "普通": 1, "普通預金": 1,
+    "2": 2, "当座": 2, "当座預金": 2,
+    "4": 4, "貯蓄": 4, "貯蓄預金": 4,
+    "9": 9, "その他": 9,
+}  # fmt: skip
+
+
+def parse_account_type(raw: str) -> int:
+    """Map an account type to its Zengin code: 1 普通, 2 当座, 4 貯蓄, 9 その他."""
+    code = _ACCOUNT_TYPES.get(normalize_text(raw))
+    if code is None:
+        raise InvalidValue("not a known account type")
+    return code
+
+
+# --------------------------------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------------------------------
+
+_INCOME = re.compile(r"(-?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+) ?円?")
+_INCOME_MAX_DIGITS = 15  # below 10**15 yen: fits any integer column, and no income comes near
+
+
+def parse_income(raw: str) -> int:
+    """Read an income in whole yen as spreadsheets write it: 1,234,567, -50,000 (a loss), 300000円."""
+    m = _INCOME.fullmatch(normalize_hyphens(normalize_text(raw)))
+    if not m:
+        raise InvalidValue("not a whole number of yen")
+    digits = m[2].replace(",", "")
+    if len(digits.lstrip("0")) > _INCOME_MAX_DIGITS:
+        raise InvalidValue("income out of range")
+    value = int(digits)
+    return -value if m[1] else value
+
+
+def parse_digits(raw: str, *, min_len: int, max_len: int, pad_to: int | None = None) -> str:
+    """Read a numeric code (bank, branch, account number) and zero-pad it back to its width.
+
+    Spreadsheets drop leading zeros, hence the padding; a hyphen or any other character is an error,
+    since a code with one is not the code it looks like.
+    """
+    text = normalize_text(raw)
+    if not (min_len <= len(text) <= max_len and text.isascii() and text.isdigit()):
+        if min_len == max_len:
+            raise InvalidValue(f"not {min_len} digits")
+        raise InvalidValue(f"not {min_len} to {max_len} digits")
+    return text.zfill(pad_to) if pad_to else text
+
+
+_POSTCODE = re.compile(r"〒? ?([0-9]{3})-?([0-9]{4})")
+
+
+def parse_postcode(raw: str) -> str:
+    """Read a Japanese postcode with or without its hyphen and 〒 mark; return it as 660-0881."""
+    m = _POSTCODE.fullmatch(normalize_hyphens(normalize_text(raw)))
+    if not m:
+        raise InvalidValue("not a 7-digit postcode")
+    return f"{m[1]}-{m[2]}"
+
+
+# --------------------------------------------------------------------------------------------------
+# My Number
+# --------------------------------------------------------------------------------------------------
+
+# Weight Qn of the n-th digit counted from the right of the first 11: n+1 for n = 1..6, n-5 for
+# n = 7..11. Listed here from the left, the order the digits are read in.
+_MY_NUMBER_WEIGHTS = tuple((n + 1 if n <= 6 else n - 5) for n in range(11, 0, -1))
+_MY_NUMBER = re.compile(r"([0-9]{4})([ -]?)([0-9]{4})\2([0-9]{4})")
+
+
+def my_number_check_digit(first11: str) -> int:
+    """The check digit of an individual number: 11 - (Σ Pn·Qn mod 11), or 0 when the remainder is ≤ 1."""
+    if not (len(first11) == 11 and first11.isascii() and first11.isdigit()):
+        raise InvalidValue("not a valid My Number")
+    remainder = sum(int(d) * q for d, q in zip(first11, _MY_NUMBER_WEIGHTS, strict=True)) % 11
+    return 0 if remainder <= 1 else 11 - remainder
+
+
+def parse_my_number(raw: str) -> str:
+    """Read an individual number (12 digits, optionally grouped 4-4-4 by spaces or hyphens) and check it.
+
+    The check digit catches most typing errors before a number is stored encrypted and out of sight.
+    """
+    m = _MY_NUMBER.fullmatch(normalize_hyphens(normalize_text(raw)))
+    if not m:
+        raise InvalidValue("not a valid My Number")
+    number = m[1] + m[3] + m[4]
+    if my_number_check_digit(number[:11]) != int(number[11]):
+        raise InvalidValue("not a valid My Number")
+    return number
