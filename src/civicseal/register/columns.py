@@ -52,6 +52,15 @@ def parse_account_number(text: str) -> str:
     return n.parse_digits(text, min_len=1, max_len=7, pad_to=7)
 
 
+def plain_code(raw: str) -> str | None:
+    """The common case needs no normalization: ASCII letters and digits only."""
+    return raw if raw.isascii() and raw.isalnum() and len(raw) <= CODE_LIMIT else None
+
+
+def plain_yen(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 15 else None
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -59,6 +68,7 @@ class Column:
     parse: Callable[[str], object]
     required: bool = True
     limit: int = CODE_LIMIT
+    fast: Callable[[str], object | None] | None = None  # the value when raw needs no normalization, else None
 
 
 class Kind(StrEnum):
@@ -69,8 +79,8 @@ class Kind(StrEnum):
 
 COLUMNS: dict[Kind, tuple[Column, ...]] = {
     Kind.RESIDENTS: (
-        Column("resident_code", ("住民コード",), parse_code),
-        Column("household_code", ("世帯番号",), parse_code),
+        Column("resident_code", ("住民コード",), parse_code, fast=plain_code),
+        Column("household_code", ("世帯番号",), parse_code, fast=plain_code),
         Column("relationship", ("続柄",), n.parse_relationship),
         Column("name", ("氏名",), parse_name, limit=NAME_LIMIT),
         Column("name_kana", ("氏名カナ",), n.normalize_kana, limit=NAME_LIMIT),
@@ -86,14 +96,14 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
         Column("my_number", ("個人番号",), n.parse_my_number, required=False),
     ),
     Kind.TAX: (
-        Column("resident_code", ("住民コード",), parse_code),
+        Column("resident_code", ("住民コード",), parse_code, fast=plain_code),
         Column("fiscal_year", ("年度",), n.parse_fiscal_year),
         Column("per_capita_levy", ("均等割",), n.parse_levy),
-        Column("income", ("所得金額",), n.parse_income, required=False),
-        Column("dependent_of", ("扶養者住民コード",), parse_code, required=False),
+        Column("income", ("所得金額",), n.parse_income, required=False, fast=plain_yen),
+        Column("dependent_of", ("扶養者住民コード",), parse_code, required=False, fast=plain_code),
     ),
     Kind.ACCOUNTS: (
-        Column("household_code", ("世帯番号",), parse_code),
+        Column("household_code", ("世帯番号",), parse_code, fast=plain_code),
         Column("bank_code", ("金融機関コード",), parse_bank_code),
         Column("branch_code", ("支店コード",), parse_branch_code),
         Column("account_type", ("預金種目",), n.parse_account_type),

@@ -130,29 +130,34 @@ def _decode_cp932(path: Path, data: bytes) -> str:
         raise _file_problem(path, "is neither UTF-8 nor CP932") from None
 
 
-def _field_parser(column: Column) -> Callable[[str], object]:
-    """Normalize each distinct raw value once; a failure is cached as its InvalidValue."""
-    cache: dict[str, object] = {}
-    required = InvalidValue("is required")
+class _ColumnCache(dict):
+    """Normalize each distinct raw value of a column once; a failure is cached as its InvalidValue.
 
-    def parse(raw: str) -> object:
-        try:
-            return cache[raw]
-        except KeyError:
-            pass
+    Lookups go through ``dict.__getitem__`` at C speed; only a value not seen before reaches Python.
+    """
+
+    def __init__(self, column: Column) -> None:
+        super().__init__()
+        self.column = column
+        self.bad: set[str] = set()
+
+    def __missing__(self, raw: str) -> object:
+        fast = self.column.fast
+        if fast is not None and (value := fast(raw)) is not None:
+            self[raw] = value
+            return value
         try:
             text = n.normalize_text(raw)
             if not text:
-                value: object = required if column.required else None
+                value: object = InvalidValue("is required") if self.column.required else None
             else:
-                n.check_length(text, column.limit)
-                value = column.parse(text)
+                n.check_length(text, self.column.limit)
+                value = self.column.parse(text)
         except InvalidValue as exc:
             value = exc
-        cache[raw] = value
+            self.bad.add(raw)
+        self[raw] = value
         return value
-
-    return parse
 
 
 @dataclass
@@ -188,17 +193,21 @@ def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
     raise _file_problem(path, "header names no residents, tax or accounts columns")
 
 
-def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
-    lines = decode_lines(path)
-    if not lines:
-        raise _file_problem(path, "is empty (no header)")
-    reader = csv.reader(lines, strict=True)
-    header = next(reader)
-    kind, positions = detect_kind(path, header)
-    columns = COLUMNS[kind]
-    plan = [(index, _field_parser(column), column.name) for index, column in zip(positions, columns, strict=True)]
-    rows: list[tuple[int, tuple]] = []
-    name = path.name
+def _split_rows(
+    name: str, lines: list[str], reader: Iterator[list[str]], width: int, problems: list[Problem]
+) -> tuple[list[list[str]], list[int], list[int]]:
+    """Rows with their first physical line; rows of the wrong width or broken quoting are rejected."""
+    try:
+        body = list(reader)
+    except csv.Error:
+        body = None
+    one_row_per_line = body is not None and len(body) == len(lines) - 1
+    if one_row_per_line and all(len(values) == width for values in body):  # the common case, at C speed
+        return body, list(range(2, len(lines) + 1)), []
+    reader = csv.reader(lines[1:], strict=True)
+    raw_rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    rejected: list[int] = []
     start = 2
     while True:
         try:
@@ -207,25 +216,48 @@ def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
             break
         except csv.Error:
             problems.append(Problem(name, start, "-", "contains a control character or a broken quote"))
-            start = reader.line_num + 1
+            rejected.append(start)
+            start = reader.line_num + 2
             continue
-        line, start = start, reader.line_num + 1
-        if len(values) != len(header):
-            problems.append(Problem(name, line, "-", f"has {len(values)} fields where the header has {len(header)}"))
-            rows.append((-line, ()))
+        line, start = start, reader.line_num + 2
+        if len(values) != width:
+            problems.append(Problem(name, line, "-", f"has {len(values)} fields where the header has {width}"))
+            rejected.append(line)
             continue
-        out = []
-        ok = True
-        for index, parser, column_name in plan:
-            value = None if index is None else parser(values[index])
-            if value.__class__ is InvalidValue:
-                problems.append(Problem(name, line, column_name, value.rule))  # type: ignore[attr-defined]
-                ok = False
-            out.append(value)
-        if ok:
-            rows.append((line, tuple(out)))
-        else:
-            rows.append((-line, ()))  # keeps the count of rows and marks the line as rejected
+        raw_rows.append(values)
+        line_numbers.append(line)
+    return raw_rows, line_numbers, rejected
+
+
+def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
+    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
+    lines = decode_lines(path)
+    if not lines:
+        raise _file_problem(path, "is empty (no header)")
+    reader = csv.reader(lines, strict=True)
+    header = next(reader)
+    kind, positions = detect_kind(path, header)
+    name = path.name
+    raw_rows, line_numbers, rejected = _split_rows(name, lines, reader, len(header), problems)
+    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else []
+    bad_rows: set[int] = set()
+    parsed_columns: list[list[object]] = []
+    for index, column in zip(positions, COLUMNS[kind], strict=True):
+        if index is None or not raw_rows:
+            parsed_columns.append([None] * len(raw_rows))
+            continue
+        cache = _ColumnCache(column)
+        parsed_columns.append(list(map(cache.__getitem__, raw_columns[index])))
+        if cache.bad:
+            for i, raw in enumerate(raw_columns[index]):
+                if raw in cache.bad:
+                    problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
+                    bad_rows.add(i)
+    rows: list[tuple[int, tuple]] = [
+        (-line, ()) if i in bad_rows else (line, row)
+        for i, (line, row) in enumerate(zip(line_numbers, zip(*parsed_columns, strict=True), strict=True))
+    ]
+    rows.extend((-line, ()) for line in rejected)
     return ParsedFile(path, kind, rows)
 
 

@@ -7,8 +7,9 @@ Encrypted columns end in ``_enc``; ``_bidx`` columns are keyed blind indexes for
 from __future__ import annotations
 
 from datetime import date
+from typing import ClassVar
 
-from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import Boolean, Date, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
@@ -34,6 +35,8 @@ class Resident(Base):
     my_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
+    __table_args__: ClassVar = {"sqlite_with_rowid": False}  # the code is the key: one b-tree, not two
+
 
 class TaxAssessment(Base):
     __tablename__ = "tax_assessments"
@@ -45,7 +48,7 @@ class TaxAssessment(Base):
     dependent_of: Mapped[str | None] = mapped_column(String(50))
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_tax_assessments_year_dependent", "fiscal_year", "dependent_of"),)
+    __table_args__: ClassVar = {"sqlite_with_rowid": False}
 
 
 class BankAccount(Base):
@@ -59,3 +62,5 @@ class BankAccount(Base):
     account_number_bidx: Mapped[bytes] = mapped_column(LargeBinary, index=True)
     holder_kana: Mapped[str] = mapped_column(String(100))
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__: ClassVar = {"sqlite_with_rowid": False}

@@ -61,5 +61,4 @@ class FieldCipher:
 
     def row_mac(self, fields: tuple[object, ...]) -> bytes:
         """A keyed digest of a row's normalized content, so re-importing unchanged rows writes nothing."""
-        data = "\x1f".join("" if f is None else str(f) for f in fields).encode()
-        return hashlib.blake2b(data, key=self._row, digest_size=16).digest()
+        return hashlib.blake2b(repr(fields).encode(), key=self._row, digest_size=16).digest()

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("holder_kana", sa.String(length=100), nullable=False),
         sa.Column("row_mac", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("household_code", name=op.f("pk_bank_accounts")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("bank_accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bank_accounts_account_number_bidx"), ["account_number_bidx"], unique=False)
@@ -85,6 +86,7 @@ def upgrade() -> None:
         sa.Column("my_number_bidx", sa.LargeBinary(), nullable=True),
         sa.Column("row_mac", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("resident_code", name=op.f("pk_residents")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("residents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_residents_household_code"), ["household_code"], unique=False)
@@ -99,10 +101,8 @@ def upgrade() -> None:
         sa.Column("dependent_of", sa.String(length=50), nullable=True),
         sa.Column("row_mac", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("resident_code", "fiscal_year", name=op.f("pk_tax_assessments")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("tax_assessments", schema=None) as batch_op:
-        batch_op.create_index("ix_tax_assessments_year_dependent", ["fiscal_year", "dependent_of"], unique=False)
-
     op.create_table(
         "entitlements",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -147,9 +147,7 @@ def upgrade() -> None:
         sa.Column("entitlement_id", sa.Integer(), nullable=False),
         sa.Column("resident_code", sa.String(length=50), nullable=False),
         sa.ForeignKeyConstraint(
-            ["entitlement_id"],
-            ["entitlements.id"],
-            name=op.f("fk_entitlement_members_entitlement_id_entitlements"),
+            ["entitlement_id"], ["entitlements.id"], name=op.f("fk_entitlement_members_entitlement_id_entitlements")
         ),
         sa.PrimaryKeyConstraint("entitlement_id", "resident_code", name=op.f("pk_entitlement_members")),
     )
@@ -171,9 +169,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_entitlements_head_resident_code"))
 
     op.drop_table("entitlements")
-    with op.batch_alter_table("tax_assessments", schema=None) as batch_op:
-        batch_op.drop_index("ix_tax_assessments_year_dependent")
-
     op.drop_table("tax_assessments")
     with op.batch_alter_table("residents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_residents_my_number_bidx"))

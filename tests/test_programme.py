@@ -1,0 +1,215 @@
+"""The eligibility rules and the entitlement record, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from civicseal.programme.errors import ProgrammeError
+from civicseal.programme.lifecycle import TRANSITIONS, Status, check_transition
+from civicseal.programme.reference import damm_digit, is_valid, parse_printed, printed
+from civicseal.programme.service import create_programme, run_programme
+from civicseal.register.importer import import_register
+from civicseal.store.fieldcrypt import FieldCipher
+from civicseal.store.home import Home
+from tests.registers import register_files, resident, tax
+
+D = date(2022, 6, 1)
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def load(home: Home, cipher: FieldCipher, tmp_path: Path, residents: list, taxes: list) -> None:
+    directory = tmp_path / f"register-{random.random()}"
+    directory.mkdir()
+    import_register(home.engine, cipher, register_files(directory, residents, taxes), now=NOW)
+
+
+def benefit(home: Home, name: str = "benefit", exclude: tuple[str, ...] = ()) -> str:
+    create_programme(home.engine, name, reference_date=D, fiscal_year=2022, amount=100_000, exclude=exclude)
+    return name
+
+
+def entitled_households(home: Home, programme: str) -> set[str]:
+    with home.engine.connect() as conn:
+        return set(
+            conn.execute(
+                text(
+                    "SELECT e.household_code FROM entitlements e JOIN programmes p ON p.id = e.programme_id"
+                    " WHERE p.name = :name"
+                ),
+                {"name": programme},
+            ).scalars()
+        )
+
+
+def test_resident_on_the_reference_date_boundaries(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    residents = [
+        resident("1", "H1", moved_in="2022-06-01"),  # moving in on D: resident
+        resident("2", "H2", moved_out="2022-06-01"),  # moving out on D: gone
+        resident("3", "H3", deceased="2022-06-01"),  # dying on D: gone
+        resident("4", "H4", moved_in="2022-06-02"),  # after D: not yet
+        resident("5", "H5", birth_date="2022-06-01"),  # born on D, no moved_in: resident
+        resident("6", "H6", moved_out="2022-06-02"),  # leaves after D: resident
+    ]
+    load(home, cipher, tmp_path, residents, [])
+    result = run_programme(home.engine, benefit(home), rng=random.Random(1), now=NOW)
+    assert result.households == 6
+    assert result.resident_on_date == 3
+    assert entitled_households(home, "benefit") == {"H1", "H5", "H6"}
+    assert result.members_without_tax_row == 3
+
+
+def test_the_funnel_counts_each_rule(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    residents = [
+        resident("10", "TAXED"),  # a taxed member: not all exempt
+        resident("20", "EXEMPT"),
+        resident("21", "EXEMPT", relationship="spouse"),  # no tax row: not assessed, exempt
+        resident("30", "DEPS"),  # dependants of a taxed supporter elsewhere: excluded
+        resident("31", "DEPS", relationship="child"),
+        resident("40", "HALFDEP"),  # one dependant, one member without a row: not dependants only
+        resident("41", "HALFDEP", relationship="child"),
+        resident("50", "GONE", moved_out="2021-01-01", relationship="head"),
+        resident("60", "SUPPORTER", moved_out="2022-05-01"),  # supporter left before D: still counts
+        resident("70", "DEPS2"),  # dependant of a supporter who left
+    ]
+    taxes = [
+        tax("10", "taxed"),
+        tax("20", "exempt"),
+        tax("30", "exempt", dependent_of="10"),
+        tax("31", "exempt", dependent_of="10"),
+        tax("40", "exempt", dependent_of="10"),
+        tax("60", "taxed"),
+        tax("70", "exempt", dependent_of="60"),
+        tax("20", "taxed", year="2021"),  # another year does not count
+    ]
+    load(home, cipher, tmp_path, residents, taxes)
+    result = run_programme(home.engine, benefit(home), rng=random.Random(2), now=NOW)
+    assert result.as_dict() | {} == {
+        "households": 7,
+        "resident_on_date": 5,
+        "all_exempt": 4,
+        "not_dependants_only": 2,
+        "not_paid_before": 2,
+        "entitled": 2,
+        "total_amount": 200_000,
+        "members_without_tax_row": 2,
+        "new_entitlements": 2,
+        "no_longer_qualifying": 0,
+    }
+    assert entitled_households(home, "benefit") == {"EXEMPT", "HALFDEP"}
+
+
+def test_run_is_idempotent_and_never_rewrites_an_entitlement(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    residents = [resident("1", "A"), resident("2", "A", relationship="child"), resident("3", "B")]
+    load(home, cipher, tmp_path, residents, [tax("1", "exempt"), tax("3", "exempt")])
+    first = run_programme(home.engine, benefit(home), rng=random.Random(3), now=NOW)
+    with home.engine.connect() as conn:
+        before = conn.execute(text("SELECT household_code, reference_number, head_resident_code FROM entitlements"
+                                   " ORDER BY household_code")).all()
+    # The register changes: A's head is now taxed and B's head moved out after D.
+    load(home, cipher, tmp_path, residents, [tax("1", "taxed"), tax("3", "exempt")])
+    second = run_programme(home.engine, "benefit", rng=random.Random(4), now=NOW)
+    assert first.new_entitlements == 2
+    assert second.new_entitlements == 0
+    assert second.no_longer_qualifying == 1
+    with home.engine.connect() as conn:
+        after = conn.execute(text("SELECT household_code, reference_number, head_resident_code FROM entitlements"
+                                  " ORDER BY household_code")).all()
+        members = conn.execute(text("SELECT COUNT(*) FROM entitlement_members")).scalar_one()
+    assert before == after
+    assert members == 3
+
+
+def test_head_is_the_registered_head_else_the_oldest_member(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    residents = [
+        resident("1", "A"),
+        resident("2", "A", relationship="spouse", birth_date="1950-01-01"),
+        resident("3", "B", moved_in="2022-07-01"),  # the registered head arrived after D
+        resident("4", "B", relationship="child", birth_date="2000-01-01"),
+        resident("5", "B", relationship="parent", birth_date="1940-01-01"),
+    ]
+    load(home, cipher, tmp_path, residents, [])
+    run_programme(home.engine, benefit(home), rng=random.Random(5), now=NOW)
+    with home.engine.connect() as conn:
+        heads = dict(conn.execute(text("SELECT household_code, head_resident_code FROM entitlements")).all())
+        members_b = set(
+            conn.execute(
+                text("SELECT m.resident_code FROM entitlement_members m JOIN entitlements e ON e.id = m.entitlement_id"
+                     " WHERE e.household_code = 'B'")
+            ).scalars()
+        )
+    assert heads == {"A": "1", "B": "5"}
+    assert members_b == {"4", "5"}
+
+
+def test_an_excluded_programme_excludes_by_household_and_by_recorded_head(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    residents = [resident("1", "A"), resident("2", "B"), resident("3", "C")]
+    load(home, cipher, tmp_path, residents, [])
+    run_programme(home.engine, benefit(home, "earlier"), rng=random.Random(6), now=NOW)
+    # The head of A moves into a new household D; C is the same code as before.
+    moved = [
+        resident("1", "D"),
+        resident("2", "B"),
+        resident("3", "C"),
+        resident("4", "A"),
+        resident("5", "E"),
+    ]
+    load(home, cipher, tmp_path, moved, [])
+    result = run_programme(home.engine, benefit(home, "later", exclude=("earlier",)), rng=random.Random(7), now=NOW)
+    assert entitled_households(home, "later") == {"E"}
+    assert result.not_paid_before == result.entitled == 1
+
+
+def test_reference_numbers_are_unique_checked_and_not_sequential(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    load(home, cipher, tmp_path, [resident(str(i), f"H{i}") for i in range(1, 60)], [])
+    run_programme(home.engine, benefit(home), rng=random.Random(8), now=NOW)
+    with home.engine.connect() as conn:
+        numbers = sorted(conn.execute(text("SELECT reference_number FROM entitlements")).scalars())
+        registered = conn.execute(text("SELECT COUNT(*) FROM reference_numbers")).scalar_one()
+    assert len(numbers) == len(set(numbers)) == registered == 59
+    assert all(is_valid(n) and n[0] != "0" for n in numbers)
+    gaps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:], strict=False)}
+    assert min(gaps) > 1000
+
+
+def test_damm_check_digit_catches_single_errors_and_swaps() -> None:
+    rng = random.Random(9)
+    for _ in range(200):
+        body = str(rng.randrange(10**10, 10**11))
+        number = body + str(damm_digit(body))
+        assert is_valid(number)
+        assert parse_printed(printed(number)) == number
+        i = rng.randrange(1, 12)
+        wrong = number[:i] + str((int(number[i]) + rng.randrange(1, 10)) % 10) + number[i + 1 :]
+        assert not is_valid(wrong)
+        j = rng.randrange(0, 11)
+        if number[j] != number[j + 1]:
+            swapped = number[:j] + number[j + 1] + number[j] + number[j + 2 :]
+            assert not is_valid(swapped)
+    assert damm_digit("572") == 4  # the published worked example
+
+
+def test_transitions_are_defined_once() -> None:
+    check_transition(Status.ELIGIBLE, Status.NOTIFIED)
+    check_transition(Status.RETURNED, Status.CONFIRMED)
+    with pytest.raises(ProgrammeError):
+        check_transition(Status.ELIGIBLE, Status.PAID)
+    with pytest.raises(ProgrammeError):
+        check_transition(Status.DECLINED, Status.ELIGIBLE)
+    assert TRANSITIONS[Status.PAID] == {Status.RETURNED}
+
+
+def test_a_programme_name_is_unique(home: Home) -> None:
+    benefit(home)
+    with pytest.raises(ProgrammeError, match="exists already"):
+        benefit(home)
+    with pytest.raises(ProgrammeError, match="no programme"):
+        run_programme(home.engine, "missing")
