@@ -6,7 +6,8 @@ from pathlib import Path
 
 from civicseal.audit import log as audit
 from civicseal.keys.city import create_city_keys, load_city_keys
-from civicseal.store.engine import transaction
+from civicseal.seal.trust import add_trusted, format_public_key
+from civicseal.store.engine import SQLITE_FILE, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.home import Home, default_config
 from civicseal.store.migrate import upgrade
@@ -18,11 +19,15 @@ def init_home(path: Path | None, *, issuer: str = "city", actor: str | None = No
     if home.exists() or (home.keys.exists() and any(home.keys.iterdir())):
         raise StoreError(f"{home.path}: a civicseal home exists there already; it is never overwritten")
     config = default_config(issuer)
-    home.path.mkdir(parents=True, exist_ok=True)
+    home.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)
     home.write_config(config)
     upgrade(home.engine)
+    if (db := home.path / SQLITE_FILE).exists():
+        db.chmod(0o600)  # SQLite gives its -wal and -shm files the same mode
     keys = load_city_keys(home.keys)
+    add_trusted(home.path, config.issuer, format_public_key(keys.signing.public_key()))  # a city trusts itself
     with transaction(home.engine) as conn:
         audit.append(conn, "home.init", "home", config.issuer, {"signing_key_id": keys.signing_key_id}, actor=actor)
     return home

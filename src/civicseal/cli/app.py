@@ -11,7 +11,8 @@ from civicseal import __version__
 from civicseal.audit import log as audit
 from civicseal.cli.output import console, print_json, print_table, progress_bars
 from civicseal.errors import CivicsealError
-from civicseal.keys.city import load_city_keys, public_line
+from civicseal.keys.city import load_city_keys
+from civicseal.seal.trust import format_public_key
 from civicseal.store.home import Home
 
 app = typer.Typer(
@@ -74,7 +75,7 @@ def keys_public(home: HomeOption = None) -> None:
     """Print the line a contractor gives to `civicseal trust add`."""
     opened = open_home(home)
     keys = load_city_keys(opened.keys)
-    console.print(f"{opened.config.issuer} {public_line(keys.signing.public_key())}", soft_wrap=True)
+    console.print(f"{opened.config.issuer} {format_public_key(keys.signing.public_key())}", soft_wrap=True)
 
 
 @app.command()

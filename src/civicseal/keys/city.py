@@ -5,34 +5,22 @@ They live in ``<home>/keys`` (0700, files 0600) and nowhere else.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyrage
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from civicseal.keys.errors import KeyMaterialError
+from civicseal.seal.format import key_id
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 
 MASTER = "master.key"
 SIGNING = "signing.key"
 IDENTITY = "identity.age"
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """First 16 hex digits of SHA-256 over the raw public key: short enough to read out, long enough to be unique."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def public_line(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "ed25519:" + base64.b64encode(raw).decode()
 
 
 @dataclass(frozen=True)
