@@ -265,3 +265,7 @@ def demo(
     from civicseal.cli.demo import run_demo
 
     run_demo(home, residents=residents, seed=seed)
+
+
+# Command modules register themselves on `app` when imported.
+from civicseal.cli import custody_cmds, keys_cmds, seal_cmds  # noqa: E402, F401

@@ -204,7 +204,9 @@ def _split_rows(
     one_row_per_line = body is not None and len(body) == len(lines) - 1
     if one_row_per_line and all(len(values) == width for values in body):  # the common case, at C speed
         return body, list(range(2, len(lines) + 1)), []
-    reader = csv.reader(lines[1:], strict=True)
+    # Each line keeps its end here, so a line break inside a quoted field stays in the field and is refused
+    # as a control character (csv.reader given lines without ends would join the two lines silently).
+    reader = csv.reader([line + "\n" for line in lines[1:]], strict=True)
     raw_rows: list[list[str]] = []
     line_numbers: list[int] = []
     rejected: list[int] = []

@@ -1,8 +1,11 @@
 """The whole schema: importing this module registers every domain package's models on one metadata."""
 
 from civicseal.audit import models as _audit  # noqa: F401
+from civicseal.custody import models as _custody  # noqa: F401
+from civicseal.keys import models as _keys  # noqa: F401
 from civicseal.programme import models as _programme  # noqa: F401
 from civicseal.register import models as _register  # noqa: F401
+from civicseal.seal import models as _seal  # noqa: F401
 from civicseal.store.base import Base
 
 metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""The chain of custody of every package or medium that leaves the city."""
