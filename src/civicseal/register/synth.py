@@ -482,6 +482,8 @@ def synthesize(
     """
     if isinstance(residents, bool) or not isinstance(residents, int) or residents < 1:
         raise RegisterError("synthetic city: the number of residents must be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise RegisterError("synthetic city: the seed must be a non-negative integer")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     city = _generate(residents, rng)
     out_dir = Path(out_dir)

@@ -1,0 +1,69 @@
+"""Purposes, loaded once from purposes.toml: a field outside a purpose cannot be asked for."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from civicseal.seal.errors import SealError
+from civicseal.seal.fields import FIELDS, Category
+from civicseal.seal.format import Mode
+
+PURPOSES_FILE = Path(__file__).with_name("purposes.toml")
+SELECTIONS = ("entitled-households", "confirmed-with-account")
+
+
+@dataclass(frozen=True)
+class Purpose:
+    name: str
+    description: str
+    fields: tuple[str, ...]
+    selects: str
+    canaries: bool
+    mode: Mode
+    max_validity: timedelta
+
+    @property
+    def categories(self) -> tuple[Category, ...]:
+        return tuple(dict.fromkeys(FIELDS[f].category for f in self.fields))
+
+    def choose(self, fields: tuple[str, ...] | None) -> tuple[str, ...]:
+        """The fields a package carries: all of the purpose's, or a subset — never one outside it."""
+        if not fields:
+            return self.fields
+        outside = [f for f in fields if f not in self.fields]
+        if outside:
+            raise SealError(f"purpose {self.name} does not allow the field(s) {', '.join(outside)}")
+        if "pseudonym" not in fields:
+            fields = ("pseudonym", *fields)
+        return tuple(f for f in self.fields if f in fields)
+
+
+@cache
+def purposes() -> dict[str, Purpose]:
+    data = tomllib.loads(PURPOSES_FILE.read_text(encoding="utf-8"))
+    loaded = {}
+    for name, spec in data.items():
+        unknown = [f for f in spec["fields"] if f not in FIELDS]
+        if unknown or spec["selects"] not in SELECTIONS or spec["fields"][0] != "pseudonym":
+            raise SealError(f"purposes.toml: purpose {name} is not well formed")
+        loaded[name] = Purpose(
+            name=name,
+            description=spec["description"],
+            fields=tuple(spec["fields"]),
+            selects=spec["selects"],
+            canaries=bool(spec["canaries"]),
+            mode=Mode(spec["mode"]),
+            max_validity=timedelta(days=int(spec["max_days"])),
+        )
+    return loaded
+
+
+def get_purpose(name: str) -> Purpose:
+    try:
+        return purposes()[name]
+    except KeyError:
+        raise SealError(f"no purpose named {name!r} (see `civicseal purpose list`)") from None
