@@ -56,7 +56,9 @@ class ImportRefused(RegisterError):
         shown = "\n".join(str(p) for p in self.problems[:MAX_PRINTED_PROBLEMS])
         more = len(self.problems) - MAX_PRINTED_PROBLEMS
         tail = f"\n… and {more} more problems" if more > 0 else ""
-        super().__init__(f"{shown}{tail}\nimport refused: {len(self.problems)} problems; nothing was written")
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{shown}{tail}\nimport refused: {count} {noun}; nothing was written")
 
 
 @dataclass
@@ -296,6 +298,16 @@ def _iso(value: object) -> str | None:
     return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
 
 
+def _head_problem(members: list[tuple[bool, bool]]) -> str | None:
+    """(is head, is current) per member → the broken rule, if any."""
+    if not any(current for _, current in members):
+        return None  # everyone left or died: no head needed
+    heads = sum(1 for is_head, current in members if is_head and current)
+    if heads == 1:
+        return None
+    return "household has no current head" if heads == 0 else f"household has {heads} current heads"
+
+
 def _is_current(moved_out: str | None, deceased: str | None, today: str) -> bool:
     """Current = neither moved out nor deceased as of today (a date after today has not happened yet)."""
     return (moved_out is None or moved_out > today) and (deceased is None or deceased > today)
@@ -334,29 +346,40 @@ class _Check:
         self._heads(parsed, households)
 
     def _heads(self, parsed: ParsedFile, households: dict[str, list[int]]) -> None:
-        """After the merge, a household with a current member has exactly one current head."""
-        in_file = {parsed.rows[i][1][0] for indexes in households.values() for i in indexes}
+        """After the merge, a household with a current member has exactly one current head.
+
+        Households named in the file are checked with their stored members; a household only left by
+        someone in the file (a move to another household) is checked too, at the mover's line.
+        """
+        rows = parsed.rows
+        in_file = {rows[i][1][0]: i for indexes in households.values() for i in indexes}
         stored_by_household: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+        left: dict[str, list[int]] = defaultdict(list)  # former household → movers' row indexes
         for code, (household, is_head, moved_out, deceased, _) in self.stored.residents.items():
-            if household in households and code not in in_file:
+            mover = in_file.get(code)
+            if mover is None:
                 stored_by_household[household].append((is_head, _is_current(moved_out, deceased, self.today)))
+            elif rows[mover][1][1] != household and household not in households:
+                left[household].append(mover)
         for household, indexes in households.items():
             members = [
-                (parsed.rows[i][1][2] == "head", _is_current(parsed.rows[i][1][10], parsed.rows[i][1][11], self.today))
-                for i in indexes
-            ] + stored_by_household.get(household, [])
-            if not any(current for _, current in members):
-                continue
-            heads = sum(1 for is_head, current in members if is_head and current)
-            if heads != 1:
-                first = min(indexes, key=lambda i: parsed.rows[i][0])
-                rule = "household has no current head" if heads == 0 else f"household has {heads} current heads"
-                first_line = parsed.rows[first][0]
-                self.problems.append(Problem(parsed.path.name, first_line, "relationship", rule))
-                for i in indexes:
-                    line = abs(parsed.rows[i][0])
-                    self.cascaded[(parsed.path.name, line)] = f"household rejected (see line {first_line})"
-                    parsed.rows[i] = (-line, ())
+                (rows[i][1][2] == "head", _is_current(rows[i][1][10], rows[i][1][11], self.today)) for i in indexes
+            ]
+            heads = _head_problem(members + stored_by_household.get(household, []))
+            if heads:
+                self._reject_household(parsed, indexes, heads)
+        for household, movers in left.items():
+            heads = _head_problem(stored_by_household.get(household, []))
+            if heads:
+                self._reject_household(parsed, movers, f"leaves its former household: {heads}")
+
+    def _reject_household(self, parsed: ParsedFile, indexes: list[int], rule: str) -> None:
+        first_line = min(abs(parsed.rows[i][0]) for i in indexes)
+        self.problems.append(Problem(parsed.path.name, first_line, "relationship", rule))
+        for i in indexes:
+            line = abs(parsed.rows[i][0])
+            self.cascaded[(parsed.path.name, line)] = f"household rejected (see line {first_line})"
+            parsed.rows[i] = (-line, ())
 
     def known_residents(self) -> set[str]:
         codes = set(self.stored.residents)

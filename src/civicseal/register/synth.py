@@ -399,7 +399,7 @@ class _Names:
 
 
 @lru_cache(maxsize=1)
-def _names() -> _Names:
+def name_pairs() -> _Names:
     from faker.providers.person.ja_JP import Provider
 
     surnames = tuple((k, _to_katakana(kana)) for (k, kana, _r) in Provider.last_name_pairs)
@@ -720,7 +720,7 @@ def _generate(n: int, rng: np.random.Generator) -> _City:
         income[y] = np.where(loss, -rng.integers(10_000, 2_000_000, n), inc).astype(np.int64)
 
     # Names: the household's surname (a dependants-only household carries its supporter's).
-    names = _names()
+    names = name_pairs()
     n_sur = len(names.surnames)
     sur_h = rng.choice(n_sur, size=h, p=names.surname_weights)
     own = rng.choice(n_sur, size=n, p=names.surname_weights)
