@@ -14,3 +14,8 @@ def utcnow() -> datetime:
 
 def tokyo_today(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(TOKYO).date()
+
+
+def as_utc(dt: datetime) -> datetime:
+    """Times read back from SQLite come without a zone; the store only ever writes UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

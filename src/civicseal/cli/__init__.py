@@ -9,9 +9,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-import click
-import typer
-
 from civicseal.cli.app import app
 from civicseal.cli.output import err_console
 from civicseal.errors import CivicsealError
@@ -20,21 +17,16 @@ DEBUG_ENV = "CIVICSEAL_DEBUG"
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run one command and return its exit code; a refusal is one line on stderr, never a traceback."""
+    """Run one command and return its exit code; a refusal is one line on stderr, never a traceback.
+
+    Click handles usage errors itself (exit 2); civicseal's refusals and bugs propagate to here.
+    """
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="civicseal", standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, prog_name="civicseal", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CivicsealError as exc:
         err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:
-        err_console.print("aborted")
-        return 1
-    except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):

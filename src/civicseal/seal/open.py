@@ -1,0 +1,57 @@
+"""The contractor's side: open a package with nothing but an identity, a token and trust.toml."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from civicseal.clock import utcnow
+from civicseal.seal import format as fmt
+from civicseal.seal.errors import PackageRefused, SealError
+from civicseal.seal.payload import Identity, PassphraseIdentity, X25519Identity
+from civicseal.seal.trust import load_trusted
+
+
+def read_identity_file(path: Path) -> X25519Identity:
+    """An age identity file as age-keygen and `recipient keygen` write it (comments allowed)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SealError(f"{path}: cannot be read ({exc.strerror})") from None
+    secrets = [line.strip() for line in lines if line.strip().startswith("AGE-SECRET-KEY-1")]
+    if len(secrets) != 1:
+        raise SealError(f"{path}: not an age identity file (one AGE-SECRET-KEY-1… line expected)")
+    return X25519Identity(secrets[0])
+
+
+def open_sealed(
+    path: Path,
+    *,
+    trust_home: Path,
+    out: Path,
+    force: bool = False,
+    identity_file: Path | None = None,
+    token: str | None = None,
+    passphrase: str | None = None,
+    now: datetime | None = None,
+) -> fmt.SealedPackage:
+    """Every offline check first; only then (tethered) the key service; plaintext only through a rename."""
+    trusted = load_trusted(trust_home)
+
+    def identity(pkg: fmt.SealedPackage) -> Identity:
+        if pkg.mode is fmt.Mode.PASSPHRASE:
+            if passphrase is None:
+                raise PackageRefused("a passphrase is needed (--passphrase-file, or type it at the prompt)")
+            return PassphraseIdentity(passphrase)
+        if identity_file is None:
+            raise PackageRefused("an identity is needed (--identity contractor.key)")
+        own = read_identity_file(identity_file)
+        if pkg.mode is fmt.Mode.RECIPIENT:
+            return own
+        if not token:
+            raise PackageRefused("a recipient token is needed (--token or CIVICSEAL_TOKEN)")
+        from civicseal.keys.client import TetheredIdentity
+
+        return TetheredIdentity(pkg.manifest["key_service"], pkg.package_id, token, own)
+
+    return fmt.open_package(path, trusted=trusted, now=now or utcnow(), out=out, force=force, identity=identity)

@@ -1,0 +1,60 @@
+"""Passphrases, pseudonyms and package ids: the randomness and keyed digests a package is built from."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+from functools import cache
+from pathlib import Path
+
+from zxcvbn import zxcvbn
+
+from civicseal.seal.errors import SealError
+
+PASSPHRASE_MIN_BITS = 77
+TYPED_MIN_GUESSES = 10**16  # what the incident model needs of a passphrase a person chose
+PSEUDONYM_CHARS = 16  # base32: 80 bits, so two households never share one within a package
+
+
+@cache
+def _eff_words() -> tuple[str, ...]:
+    import diceware
+
+    path = Path(diceware.__file__).with_name("wordlists") / "wordlist_en_eff.txt"
+    words = tuple(line.split("\t")[1].strip() for line in path.read_text(encoding="utf-8").splitlines() if line)
+    if len(set(words)) != 7776:
+        raise SealError("the EFF word list is not the expected 7,776 words")
+    return words
+
+
+def generate_passphrase(min_bits: int = PASSPHRASE_MIN_BITS) -> tuple[str, int]:
+    """Diceware over the EFF long list (12.9 bits a word): six words give 77.5 bits. Returns (passphrase, bits)."""
+    words = _eff_words()
+    count = math.ceil(min_bits / math.log2(len(words)))
+    phrase = "-".join(secrets.choice(words) for _ in range(count))
+    return phrase, math.floor(count * math.log2(len(words)))
+
+
+def check_typed_passphrase(passphrase: str) -> None:
+    """A passphrase a person chose is refused below 10^16 estimated guesses (zxcvbn)."""
+    if len(passphrase) > 200:
+        raise SealError("passphrase longer than 200 characters")
+    guesses = int(zxcvbn(passphrase)["guesses"])
+    if guesses < TYPED_MIN_GUESSES:
+        raise SealError(
+            f"passphrase too weak: about 10^{math.log10(max(guesses, 1)):.0f} guesses, at least 10^16 needed"
+            " (leave it out and civicseal generates one)"
+        )
+
+
+def new_package_id() -> str:
+    return "pkg_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
+
+
+def pseudonym(key: bytes, household_code: str) -> str:
+    """Per-package pseudonym: two packages' holders cannot join their rows; the city, holding the key, can."""
+    digest = hmac.new(key, b"household\0" + household_code.encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode().lower()

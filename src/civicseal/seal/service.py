@@ -1,0 +1,464 @@
+"""Sealing: purpose → minimize → pseudonymize → canaries → age → sign → record, as one unit of work.
+
+The minimized table is streamed from the store in batches into a plaintext file in a private folder of
+the home, encrypted, and the plaintext removed; the package file appears (atomically) only once the
+store has recorded the package, its members, its canaries and its custody. If anything fails, neither
+the file nor the records remain.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import ipaddress
+import os
+import random
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, Row, select, text
+
+from civicseal.audit import log as audit
+from civicseal.clock import utcnow
+from civicseal.custody import service as custody
+from civicseal.keys.city import CityKeys, load_city_keys
+from civicseal.keys.models import Recipient
+from civicseal.programme.service import get_programme, issue_references
+from civicseal.register.synth import name_pairs
+from civicseal.seal import format as fmt
+from civicseal.seal.errors import SealError
+from civicseal.seal.fields import FIELDS
+from civicseal.seal.models import Canary, Package
+from civicseal.seal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
+from civicseal.seal.purposes import Purpose, get_purpose
+from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
+from civicseal.store.engine import placeholder, transaction
+from civicseal.store.home import Home
+
+KEY_SERVICE_ENV = "CIVICSEAL_KEY_SERVICE_URL"
+DEFAULT_KEY_SERVICE = "http://127.0.0.1:8470"
+BATCH = 10_000
+SELECTION_SQL = {
+    "entitled-households": "e.status <> 'declined'",
+    "confirmed-with-account": "e.status = 'confirmed' AND a.household_code IS NOT NULL",
+}
+INTEGER_FIELDS = frozenset({"amount", "account_type", "head_sex"})
+
+
+@dataclass(frozen=True)
+class SealRequest:
+    programme: str
+    purpose: str
+    recipient: str
+    out: Path
+    mode: fmt.Mode | None = None
+    expires_in: timedelta | None = None
+    payload_format: str = "parquet"
+    fields: tuple[str, ...] | None = None
+    key_service_url: str | None = None
+    passphrase: str | None = None  # typed by a person; None: generated
+
+
+@dataclass(frozen=True)
+class SealSummary:
+    package_id: str
+    purpose: str
+    recipient: str
+    mode: str
+    register_households: int
+    register_residents: int
+    records: int
+    residents_carried: int
+    fields: tuple[str, ...]
+    canaries: int
+    created: str
+    expires: str
+    out: str
+    payload_bytes: int
+    scrypt_log_n: int | None
+    passphrase_bits: int | None
+    passphrase: str | None  # a generated passphrase, shown once and never stored
+
+    def as_dict(self) -> dict[str, object]:
+        data = {k: v for k, v in self.__dict__.items() if k != "passphrase"}
+        data["fields"] = list(self.fields)
+        return data
+
+
+def parse_duration(text_value: str) -> timedelta:
+    """``14d``, ``12h``, ``2w``: how long a package stays openable."""
+    units = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+    number, unit = text_value[:-1], text_value[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise SealError("expiry: a whole number followed by h, d or w (for example 14d)")
+    return int(number) * units[unit]
+
+
+def check_key_service_url(url: str) -> str:
+    """HTTPS, or plain HTTP on loopback only: tokens and identities must not cross a network in clear."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http":
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return url.rstrip("/")
+    raise SealError("key service URL must be https://, or http:// on loopback (127.0.0.1, ::1, localhost)")
+
+
+def key_service_url(explicit: str | None) -> str:
+    return check_key_service_url(explicit or os.environ.get(KEY_SERVICE_ENV) or DEFAULT_KEY_SERVICE)
+
+
+# ------------------------------------------------------------------------------------------ the table
+
+
+def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
+    columns = ", ".join(f"{FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
+    account_join = "LEFT JOIN bank_accounts a ON a.household_code = e.household_code"
+    return (
+        f"SELECT e.id AS entitlement_id, e.household_code AS household_code, {columns}"
+        " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
+        f" {account_join} WHERE e.programme_id = :programme AND {SELECTION_SQL[purpose.selects]}"
+        " ORDER BY e.reference_number"
+    )
+
+
+@dataclass(frozen=True)
+class _Canary:
+    pseudonym: str
+    reference_number: str
+    name: str
+    name_kana: str
+    birth_date: str
+
+
+def _make_canaries(count: int, references: list[str], rng: random.Random) -> list[_Canary]:
+    names = name_pairs()
+    out = []
+    for reference in references[:count]:
+        surname, surname_kana = rng.choice(names.surnames)
+        given, given_kana = rng.choice(names.given[rng.randrange(2)])
+        born = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 60))
+        token = base64.b32encode(rng.randbytes(10)).decode().lower()
+        out.append(_Canary(token, reference, f"{surname} {given}", f"{surname_kana} {given_kana}", born.isoformat()))
+    return out
+
+
+def canary_count(records: int) -> int:
+    """Enough that any sizeable leaked extract holds one, few enough to stay out of the way: 3 + 1 per 20,000."""
+    return 3 + records // 20_000
+
+
+def _canary_row(canary: _Canary, fields: tuple[str, ...], home: Home) -> dict[str, object]:
+    config = home.config
+    values: dict[str, object] = {
+        "pseudonym": canary.pseudonym,
+        "reference_number": canary.reference_number,
+        "head_name": canary.name,
+        "head_name_kana": canary.name_kana,
+        "head_birth_date": canary.birth_date,
+        "postcode": config.returns_postcode,
+        "address": config.returns_address,
+        "status": "eligible",
+        "amount": 100_000,
+    }
+    return {f: values.get(f) for f in fields}
+
+
+class _TableWriter:
+    """Parquet (row groups per batch) or CSV with a BOM for spreadsheet users."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...], payload_format: str) -> None:
+        self.fields = fields
+        self.format = payload_format
+        self.schema = pa.schema([pa.field(f, pa.int64() if f in INTEGER_FIELDS else pa.string()) for f in fields])
+        self.file = path.open("wb")
+        if payload_format == "parquet":
+            self.parquet = pq.ParquetWriter(self.file, self.schema, compression="zstd")
+        else:
+            self.text = io.TextIOWrapper(self.file, encoding="utf-8-sig", newline="")
+            self.csv = csv.writer(self.text, lineterminator="\r\n")
+            self.csv.writerow(fields)
+
+    def write(self, rows: list[dict[str, object]]) -> None:
+        if not rows:
+            return
+        if self.format == "parquet":
+            self.parquet.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        else:
+            self.csv.writerows([[row[f] for f in self.fields] for row in rows])
+
+    def close(self) -> None:
+        if self.format == "parquet":
+            self.parquet.close()
+            self.file.close()
+        else:
+            self.text.close()
+
+
+def _stream_records(
+    conn: Connection, sql: str, programme_id: int, keys: CityKeys, fields: tuple[str, ...], pseudonym_key: bytes
+) -> Iterator[tuple[list[dict[str, object]], list[tuple[int, str, str]]]]:
+    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order."""
+    cipher = keys.field_cipher()
+    decrypt = [f for f in fields if FIELDS[f].encrypted_column]
+    result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(
+        text(sql), {"programme": programme_id}
+    )
+    for partition in result.mappings().partitions(BATCH):
+        rows, seen = [], []
+        for record in partition:
+            alias = pseudonym(pseudonym_key, record["household_code"])
+            row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
+            for f in decrypt:
+                row[f] = cipher.decrypt(record[f], FIELDS[f].encrypted_column)  # type: ignore[arg-type]
+            if "head_birth_date" in row and row["head_birth_date"] is not None:
+                row["head_birth_date"] = str(row["head_birth_date"])[:10]
+            rows.append(row)
+            seen.append((record["entitlement_id"], record["household_code"], alias))
+        yield rows, seen
+
+
+STAGED = "cs_seal_households"
+
+
+def _start_staging(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED}"
+        " (entitlement_id INTEGER PRIMARY KEY, household_code VARCHAR(50), pseudonym VARCHAR(32))"
+    )
+    conn.exec_driver_sql(f"DELETE FROM {STAGED}")
+
+
+def _stage_households(conn: Connection, seen: list[tuple[int, str, str]]) -> None:
+    mark = placeholder(conn)
+    conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
+
+
+def _record_members(conn: Connection, package_id: str) -> int:
+    """Every member of each household carried: the entitlement itself says each member is tax-exempt."""
+    result = conn.execute(
+        text(
+            "INSERT INTO package_members (package_id, resident_code, household_code, pseudonym)"
+            f" SELECT :package, m.resident_code, h.household_code, h.pseudonym FROM {STAGED} h"
+            " JOIN entitlement_members m ON m.entitlement_id = h.entitlement_id"
+        ),
+        {"package": package_id},
+    )
+    return result.rowcount
+
+
+def _register_size(conn: Connection) -> tuple[int, int]:
+    row = conn.execute(text("SELECT COUNT(DISTINCT household_code), COUNT(*) FROM residents")).one()
+    return int(row[0]), int(row[1])
+
+
+def _encrypt(
+    plain: Path, sealed: Path, mode: fmt.Mode, recipient: Row, passphrase: str | None
+) -> tuple[str | None, int | None, str | None, int | None]:
+    """Returns (package identity secret, scrypt log N, generated passphrase, passphrase bits)."""
+    if mode is fmt.Mode.TETHERED:
+        secret, public = generate_identity()
+        encrypt_to_recipient(plain, sealed, public)
+        return secret, None, None, None
+    if mode is fmt.Mode.RECIPIENT:
+        encrypt_to_recipient(plain, sealed, recipient.age_recipient)
+        return None, None, None, None
+    if passphrase is None:
+        generated, bits = generate_passphrase()
+        return None, encrypt_with_passphrase(plain, sealed, generated), generated, bits
+    check_typed_passphrase(passphrase)
+    return None, encrypt_with_passphrase(plain, sealed, passphrase), None, None
+
+
+def seal(
+    home: Home,
+    request: SealRequest,
+    *,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    actor: str | None = None,
+) -> SealSummary:
+    now = (now or utcnow()).replace(microsecond=0)
+    rng = rng or random.SystemRandom()
+    actor = actor or audit.os_actor()
+    purpose = get_purpose(request.purpose)
+    fields = purpose.choose(request.fields)
+    mode = request.mode or purpose.mode
+    expires_in = request.expires_in or purpose.max_validity
+    if expires_in > purpose.max_validity:
+        raise SealError(f"purpose {purpose.name} allows at most {purpose.max_validity.days} days")
+    if request.payload_format not in ("parquet", "csv"):
+        raise SealError("payload format: parquet or csv")
+    url = key_service_url(request.key_service_url) if mode is fmt.Mode.TETHERED else None
+    if request.out.exists():
+        raise SealError(f"{request.out}: exists; packages are never overwritten")
+    keys = load_city_keys(home.keys)
+    issuer = home.config.issuer
+    package_id = new_package_id()
+    pseudonym_key = secrets.token_bytes(32)
+    cipher = keys.field_cipher()
+    work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    try:
+        with transaction(home.engine) as conn:
+            programme = get_programme(conn, request.programme)
+            recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
+            if recipient is None:
+                raise SealError(f"no recipient named {request.recipient!r} (see `civicseal recipient add`)")
+            households, residents = _register_size(conn)
+            sql = _records_sql(purpose, fields)
+            total = conn.execute(
+                text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
+            ).scalar_one()
+            n_canaries = canary_count(total) if purpose.canaries else 0
+            canaries = _make_canaries(n_canaries, issue_references(conn, n_canaries, "canary", rng), rng)
+            slots = sorted(rng.sample(range(total + n_canaries), n_canaries))
+            plain = work / "payload"
+            writer = _TableWriter(plain, fields, request.payload_format)
+            written = 0
+            _start_staging(conn)
+            pending = list(zip(slots, canaries, strict=True))
+            try:
+                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key):
+                    mixed: list[dict[str, object]] = []
+                    for row in rows:
+                        while pending and pending[0][0] == written:
+                            mixed.append(_canary_row(pending.pop(0)[1], fields, home))
+                            written += 1
+                        mixed.append(row)
+                        written += 1
+                    writer.write(mixed)
+                    _stage_households(conn, seen)
+                writer.write([_canary_row(c, fields, home) for _, c in pending])
+            finally:
+                writer.close()
+            sealed = work / "payload.age"
+            identity, log_n, generated, bits = _encrypt(plain, sealed, mode, recipient, request.passphrase)
+            plain.unlink()
+            expires = now + expires_in
+            manifest = fmt.build_manifest(
+                package_id=package_id,
+                issuer=issuer,
+                issuer_key_id=keys.signing_key_id,
+                purpose=purpose.name,
+                recipient=recipient.name,
+                mode=mode,
+                key_service_url=url,
+                created=now,
+                expires=expires,
+                payload={
+                    "format": request.payload_format,
+                    "columns": list(fields),
+                    "rows": total + n_canaries,
+                    "scrypt_log_n": log_n,
+                },
+            )
+            staged = work / "package.cseal"
+            manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
+            conn.execute(
+                Package.__table__.insert().values(
+                    id=package_id,
+                    purpose=purpose.name,
+                    programme_id=programme.id,
+                    recipient_id=recipient.id,
+                    mode=mode.value,
+                    key_service_url=url,
+                    created_at=now,
+                    expires_at=expires,
+                    manifest=manifest_bytes,
+                    payload_sha256=manifest["payload"]["sha256"],
+                    payload_format=request.payload_format,
+                    fields=",".join(fields),
+                    records=total,
+                    canaries=n_canaries,
+                    scrypt_log_n=log_n,
+                    passphrase_bits=bits,
+                    identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
+                    pseudonym_key_enc=cipher.encrypt(
+                        base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key"
+                    ),
+                )
+            )
+            members = _record_members(conn, package_id)
+            if canaries:
+                conn.execute(
+                    Canary.__table__.insert(),
+                    [
+                        {
+                            "package_id": package_id,
+                            "pseudonym": c.pseudonym,
+                            "reference_number": c.reference_number,
+                            "name": c.name,
+                            "name_kana": c.name_kana,
+                            "birth_date": c.birth_date,
+                        }
+                        for c in canaries
+                    ],
+                )
+            custody.record(conn, package_id, custody.Event.CREATED, holder=issuer, at=now, actor=actor, now=now)
+            summary = SealSummary(
+                package_id=package_id,
+                purpose=purpose.name,
+                recipient=recipient.name,
+                mode=mode.value,
+                register_households=households,
+                register_residents=residents,
+                records=total,
+                residents_carried=members,
+                fields=fields,
+                canaries=n_canaries,
+                created=fmt.rfc3339(now),
+                expires=fmt.rfc3339(expires),
+                out=str(request.out),
+                payload_bytes=manifest["payload"]["size"],
+                scrypt_log_n=log_n,
+                passphrase_bits=bits,
+                passphrase=generated,
+            )
+            audit.append(
+                conn,
+                "package.seal",
+                "package",
+                package_id,
+                summary.as_dict() | {"fields": ",".join(fields)},
+                actor=actor,
+                now=now,
+            )
+            _place(staged, request.out)
+        return summary
+    except BaseException:
+        request.out.unlink(missing_ok=True) if _placed_by_us(request.out, package_id) else None
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _place(staged: Path, out: Path) -> None:
+    """Link, never overwrite: a file that appeared at ``out`` meanwhile is kept and the seal fails."""
+    try:
+        os.link(staged, out)
+    except FileExistsError:
+        raise SealError(f"{out}: exists; packages are never overwritten") from None
+    except OSError:
+        shutil.copyfile(staged, out)
+
+
+def _placed_by_us(out: Path, package_id: str) -> bool:
+    try:
+        return fmt.read_package(out).package_id == package_id
+    except Exception:
+        return False
