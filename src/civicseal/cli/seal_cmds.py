@@ -216,3 +216,29 @@ def package_show(package_id: str, home: HomeOption = None, json_out: JsonOption 
     console.print("[bold]unlock log[/bold]")
     for attempt in shown["unlock_log"]:
         console.print(f"  {attempt['at']} {attempt['outcome']} from {attempt['source']}", markup=False)
+
+
+@app.command("trace")
+def trace_command(
+    files: Annotated[list[Path], typer.Argument(help="Found files: CSV, Parquet, XLSX or plain text.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Name the package(s) a found copy came from, by canaries, pseudonyms and reference numbers."""
+    from civicseal.seal.trace import trace
+
+    result = trace(open_home(home).engine, files)
+    if json_out:
+        print_json(result.as_dict())
+        return
+    if not result.packages:
+        console.print(
+            f"no package matches ({result.pseudonym_like:,} pseudonym-like,"
+            f" {result.reference_like:,} reference-like tokens)"
+        )
+        return
+    for e in result.packages:
+        console.print(
+            f"{e.package_id} ({e.purpose}): {e.verdict} — canaries {e.canaries}, pseudonyms {e.pseudonyms:,},"
+            f" reference numbers {e.reference_numbers:,} of {e.records:,} records"
+        )
