@@ -37,13 +37,16 @@ def resident(code: str, household: str, **fields: str) -> dict[str, str]:
 
 
 def tax(code: str, levy: str, year: str = "2022", dependent_of: str = "", income: str = "0") -> dict[str, str]:
-    return {"resident_code": code, "fiscal_year": year, "per_capita_levy": levy, "income": income,
-            "dependent_of": dependent_of}
+    return {
+        "resident_code": code,
+        "fiscal_year": year,
+        "per_capita_levy": levy,
+        "income": income,
+        "dependent_of": dependent_of,
+    }
 
 
-def register_files(
-    directory: Path, residents: list[dict[str, str]], taxes: list[dict[str, str]]
-) -> list[Path]:
+def register_files(directory: Path, residents: list[dict[str, str]], taxes: list[dict[str, str]]) -> list[Path]:
     return [
         write_csv(directory / "residents.csv", Kind.RESIDENTS, residents),
         write_csv(directory / "tax.csv", Kind.TAX, taxes),

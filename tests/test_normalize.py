@@ -470,9 +470,7 @@ def test_parse_postcode(text):
     assert parse_postcode(text) == "660-0881"
 
 
-@pytest.mark.parametrize(
-    "text", ["", "660-081", "66-00881", "660--0881", "660 0881", "6600-881", "〒", "T660-0881"]
-)
+@pytest.mark.parametrize("text", ["", "660-081", "66-00881", "660--0881", "660 0881", "6600-881", "〒", "T660-0881"])
 def test_parse_postcode_refuses(text):
     assert rule_of(parse_postcode, text) == "not a 7-digit postcode"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -108,8 +109,11 @@ def test_run_is_idempotent_and_never_rewrites_an_entitlement(home: Home, cipher:
     load(home, cipher, tmp_path, residents, [tax("1", "exempt"), tax("3", "exempt")])
     first = run_programme(home.engine, benefit(home), rng=random.Random(3), now=NOW)
     with home.engine.connect() as conn:
-        before = conn.execute(text("SELECT household_code, reference_number, head_resident_code FROM entitlements"
-                                   " ORDER BY household_code")).all()
+        before = conn.execute(
+            text(
+                "SELECT household_code, reference_number, head_resident_code FROM entitlements ORDER BY household_code"
+            )
+        ).all()
     # The register changes: A's head is now taxed and B's head moved out after D.
     load(home, cipher, tmp_path, residents, [tax("1", "taxed"), tax("3", "exempt")])
     second = run_programme(home.engine, "benefit", rng=random.Random(4), now=NOW)
@@ -117,8 +121,11 @@ def test_run_is_idempotent_and_never_rewrites_an_entitlement(home: Home, cipher:
     assert second.new_entitlements == 0
     assert second.no_longer_qualifying == 1
     with home.engine.connect() as conn:
-        after = conn.execute(text("SELECT household_code, reference_number, head_resident_code FROM entitlements"
-                                  " ORDER BY household_code")).all()
+        after = conn.execute(
+            text(
+                "SELECT household_code, reference_number, head_resident_code FROM entitlements ORDER BY household_code"
+            )
+        ).all()
         members = conn.execute(text("SELECT COUNT(*) FROM entitlement_members")).scalar_one()
     assert before == after
     assert members == 3
@@ -138,8 +145,10 @@ def test_head_is_the_registered_head_else_the_oldest_member(home: Home, cipher: 
         heads = dict(conn.execute(text("SELECT household_code, head_resident_code FROM entitlements")).all())
         members_b = set(
             conn.execute(
-                text("SELECT m.resident_code FROM entitlement_members m JOIN entitlements e ON e.id = m.entitlement_id"
-                     " WHERE e.household_code = 'B'")
+                text(
+                    "SELECT m.resident_code FROM entitlement_members m JOIN entitlements e ON e.id = m.entitlement_id"
+                    " WHERE e.household_code = 'B'"
+                )
             ).scalars()
         )
     assert heads == {"A": "1", "B": "5"}
@@ -176,7 +185,7 @@ def test_reference_numbers_are_unique_checked_and_not_sequential(
         registered = conn.execute(text("SELECT COUNT(*) FROM reference_numbers")).scalar_one()
     assert len(numbers) == len(set(numbers)) == registered == 59
     assert all(is_valid(n) and n[0] != "0" for n in numbers)
-    gaps = {int(b) - int(a) for a, b in zip(numbers, numbers[1:], strict=False)}
+    gaps = {int(b) - int(a) for a, b in itertools.pairwise(numbers)}
     assert min(gaps) > 1000
 
 

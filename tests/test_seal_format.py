@@ -127,9 +127,7 @@ def passphrase_sealed(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) 
     return PassphraseSealed(d / "p.cseal", passphrase, log_n)
 
 
-def open_with(
-    pkg_path: Path, issuer: Issuer, out: Path, identity: Any, **kw: Any
-) -> F.SealedPackage:
+def open_with(pkg_path: Path, issuer: Issuer, out: Path, identity: Any, **kw: Any) -> F.SealedPackage:
     return F.open_package(
         pkg_path,
         trusted=kw.pop("trusted", issuer.trusted),
@@ -189,10 +187,30 @@ def zip_raw(entries: list[Entry], *, base: int = 0, archive_comment: bytes = b""
         out += local + e.name + (b"" if e.descriptor else e.local_extra) + e.data
         if e.descriptor:
             out += struct.pack("<IIII", 0x08074B50, crc, csize, usize)
-        central += CENTRAL.pack(
-            0x02014B50, 20, 20, e.flags, e.method, 0, 0x21, crc, csize, usize, len(e.name),
-            len(e.central_extra), len(e.comment), 0, 0, 0, offset,
-        ) + e.name + e.central_extra + e.comment
+        central += (
+            CENTRAL.pack(
+                0x02014B50,
+                20,
+                20,
+                e.flags,
+                e.method,
+                0,
+                0x21,
+                crc,
+                csize,
+                usize,
+                len(e.name),
+                len(e.central_extra),
+                len(e.comment),
+                0,
+                0,
+                0,
+                offset,
+            )
+            + e.name
+            + e.central_extra
+            + e.comment
+        )
     cd_offset = base + len(out)
     out += central
     out += END.pack(0x06054B50, 0, 0, len(entries), len(entries), len(central), cd_offset, len(archive_comment))
@@ -273,7 +291,11 @@ def test_roundtrip_tethered(issuer: Issuer, tmp_path: Path) -> None:
         return X25519Identity(secret)
 
     F.open_package(
-        tmp_path / "t.cseal", trusted=issuer.trusted, now=NOW, out=tmp_path / "o", force=False,
+        tmp_path / "t.cseal",
+        trusted=issuer.trusted,
+        now=NOW,
+        out=tmp_path / "o",
+        force=False,
         identity=key_service,
     )
     assert asked == ["pkg-0001"]
@@ -333,8 +355,11 @@ def regions(path: Path) -> dict[str, range]:
 
 
 FRAMING = [
-    "local header manifest.json", "local header manifest.sig", "local header payload.age",
-    "central directory", "end record",
+    "local header manifest.json",
+    "local header manifest.sig",
+    "local header payload.age",
+    "central directory",
+    "end record",
 ]
 CONTENT = ["manifest", "signature", "age header", "payload body"]
 
@@ -398,20 +423,44 @@ def test_appended_and_prepended_bytes_refused(sealed: Sealed, issuer: Issuer, tm
         (lambda e: [e[0], e[0], e[1], e[2]], "appears more than once"),
         (lambda e: [e[0], e[2]], "manifest.sig is missing"),
         (lambda e: [e[1], e[0], e[2]], "not in the order"),
-        (lambda e: [Entry(b"manifest.json", zlib.compress(e[0].data)[2:-4], method=8, usize=len(e[0].data)),
-                    e[1], e[2]], "entry manifest.json is compressed"),
+        (
+            lambda e: [
+                Entry(b"manifest.json", zlib.compress(e[0].data)[2:-4], method=8, usize=len(e[0].data)),
+                e[1],
+                e[2],
+            ],
+            "entry manifest.json is compressed",
+        ),
         (lambda e: [e[0], e[1], Entry(b"payload.age", e[2].data, method=8)], "payload.age is compressed"),
-        (lambda e: [e[0], Entry(b"manifest.sig", e[1].data, local_extra=b"\x55\x54\x01\x00\x00"), e[2]],
-         "manifest.sig has an extra field"),
-        (lambda e: [e[0], e[1], Entry(b"payload.age", e[2].data, central_extra=b"\x55\x54\x01\x00\x00")],
-         "payload.age has an extra field"),
-        (lambda e: [Entry(b"manifest.json", e[0].data, flags=0x08, descriptor=True), e[1], e[2]],
-         "manifest.json uses a data descriptor"),
+        (
+            lambda e: [e[0], Entry(b"manifest.sig", e[1].data, local_extra=b"\x55\x54\x01\x00\x00"), e[2]],
+            "manifest.sig has an extra field",
+        ),
+        (
+            lambda e: [e[0], e[1], Entry(b"payload.age", e[2].data, central_extra=b"\x55\x54\x01\x00\x00")],
+            "payload.age has an extra field",
+        ),
+        (
+            lambda e: [Entry(b"manifest.json", e[0].data, flags=0x08, descriptor=True), e[1], e[2]],
+            "manifest.json uses a data descriptor",
+        ),
         (lambda e: [e[0], e[1], Entry(b"payload.age", e[2].data, comment=b"c")], "payload.age has a comment"),
         (lambda e: [e[0], e[1], Entry(b"payload.age", e[2].data, flags=0x800)], "unexpected ZIP flags"),
     ],
-    ids=["extra", "duplicate", "duplicate-first", "missing", "order", "compressed", "method8", "local-extra",
-         "central-extra", "data-descriptor", "entry-comment", "utf8-flag"],
+    ids=[
+        "extra",
+        "duplicate",
+        "duplicate-first",
+        "missing",
+        "order",
+        "compressed",
+        "method8",
+        "local-extra",
+        "central-extra",
+        "data-descriptor",
+        "entry-comment",
+        "utf8-flag",
+    ],
 )
 def test_bad_entries_refused(
     sealed: Sealed, issuer: Issuer, tmp_path: Path, mutate: Callable[[list[Entry]], list[Entry]], expected: str
@@ -435,9 +484,7 @@ def test_oversize_entries_refused(sealed: Sealed, issuer: Issuer, tmp_path: Path
 # --------------------------------------------------------------------------------------------------
 
 
-def test_non_canonical_manifest_with_valid_signature_refused(
-    sealed: Sealed, issuer: Issuer, tmp_path: Path
-) -> None:
+def test_non_canonical_manifest_with_valid_signature_refused(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
     manifest = json.loads(entries_of(sealed.path)[0])
     for variant in (
         json.dumps(manifest, indent=1).encode(),  # insignificant space
@@ -456,8 +503,13 @@ def test_non_canonical_manifest_with_valid_signature_refused(
 
 def test_unknown_issuer_and_bad_signature_refused(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
     stranger = Ed25519PrivateKey.generate()
-    message = refused(sealed.path, issuer, sealed.secret, tmp_path / "o",
-                      trusted={F.key_id(stranger.public_key()): stranger.public_key()})
+    message = refused(
+        sealed.path,
+        issuer,
+        sealed.secret,
+        tmp_path / "o",
+        trusted={F.key_id(stranger.public_key()): stranger.public_key()},
+    )
     assert message == f"package refused: issuer key {issuer.kid} is not trusted"
     # A stranger signs a manifest that names the trusted key id.
     manifest, _, payload = entries_of(sealed.path)
@@ -499,7 +551,8 @@ def test_time_checks_honour_the_skew_exactly(
     else:
         message = refused(sealed.path, issuer, sealed.secret, tmp_path / "o", now=now)
         expected = (
-            "package refused: expired at 2026-12-22T10:00:00Z" if now > EXPIRES
+            "package refused: expired at 2026-12-22T10:00:00Z"
+            if now > EXPIRES
             else "package refused: created at 2026-11-22T10:00:00Z, in the future"
         )
         assert message == expected
@@ -526,8 +579,14 @@ def test_payload_hash_and_size_checked(sealed: Sealed, issuer: Issuer, tmp_path:
 def test_identity_is_not_asked_for_a_refused_package(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
     asked: list[F.SealedPackage] = []
     with pytest.raises(PackageRefused, match="expired"):
-        F.open_package(sealed.path, trusted=issuer.trusted, now=EXPIRES + timedelta(days=1), out=tmp_path / "o",
-                       force=False, identity=lambda p: asked.append(p) or X25519Identity(sealed.secret))
+        F.open_package(
+            sealed.path,
+            trusted=issuer.trusted,
+            now=EXPIRES + timedelta(days=1),
+            out=tmp_path / "o",
+            force=False,
+            identity=lambda p: asked.append(p) or X25519Identity(sealed.secret),
+        )
     assert asked == []
 
 
@@ -547,11 +606,20 @@ def test_scrypt_work_factor_30_refused_fast(issuer: Issuer, tmp_path: Path, decl
     target = forge(tmp_path / "t.cseal", issuer, manifest, scrypt_header(30))
     started = time.monotonic()
     with pytest.raises(PackageRefused) as info:
-        F.open_package(target, trusted=issuer.trusted, now=NOW, out=tmp_path / "o", force=False,
-                       identity=lambda _p: PassphraseIdentity("anything"))
+        F.open_package(
+            target,
+            trusted=issuer.trusted,
+            now=NOW,
+            out=tmp_path / "o",
+            force=False,
+            identity=lambda _p: PassphraseIdentity("anything"),
+        )
     assert time.monotonic() - started < 1.0
-    expected = "manifest declares scrypt work factor 30, above 20" if declared == 30 else (
-        "age header declares scrypt work factor 30, above 20")
+    expected = (
+        "manifest declares scrypt work factor 30, above 20"
+        if declared == 30
+        else ("age header declares scrypt work factor 30, above 20")
+    )
     assert str(info.value) == f"package refused: {expected}"
     assert not (tmp_path / "o").exists()
 
@@ -564,9 +632,7 @@ def test_scrypt_work_factor_must_match_the_manifest(issuer: Issuer, tmp_path: Pa
 
 
 def test_age_header_over_4_kib_refused(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
-    header = age_header(
-        (f"X25519 {b64(os.urandom(32))}", os.urandom(32)), ("x-grease", os.urandom(3500))
-    )
+    header = age_header((f"X25519 {b64(os.urandom(32))}", os.urandom(32)), ("x-grease", os.urandom(3500)))
     assert len(header) > F.MAX_AGE_HEADER
     target = forge(tmp_path / "t.cseal", issuer, json.loads(entries_of(sealed.path)[0]), header + os.urandom(100))
     assert "age header is longer than 4096 bytes" in refused(target, issuer, sealed.secret, tmp_path / "o")
@@ -579,8 +645,11 @@ def test_age_header_over_4_kib_refused(sealed: Sealed, issuer: Issuer, tmp_path:
         (F.Mode.RECIPIENT, [(f"X25519 {b64(bytes(32))}", bytes(32))] * 2, "exactly one X25519 stanza, not 2"),
         (F.Mode.TETHERED, [("ssh-ed25519 abc def", bytes(32))], "stanza of type 'ssh-ed25519'"),
         (F.Mode.PASSPHRASE, [(f"X25519 {b64(bytes(32))}", bytes(32))], "exactly one scrypt stanza"),
-        (F.Mode.PASSPHRASE, [("scrypt AAAAAAAAAAAAAAAAAAAAAA 18", bytes(32)), ("a-grease", b"")],
-         "exactly one scrypt stanza"),
+        (
+            F.Mode.PASSPHRASE,
+            [("scrypt AAAAAAAAAAAAAAAAAAAAAA 18", bytes(32)), ("a-grease", b"")],
+            "exactly one scrypt stanza",
+        ),
     ],
     ids=["scrypt-in-recipient", "two-x25519", "ssh-in-tethered", "x25519-in-passphrase", "scrypt-with-grease"],
 )
@@ -645,8 +714,9 @@ def test_package_changed_after_verification_is_refused(sealed: Sealed, issuer: I
         return X25519Identity(sealed.secret)
 
     with pytest.raises(PackageRefused, match="changed after it was verified"):
-        F.open_package(target, trusted=issuer.trusted, now=NOW, out=tmp_path / "o", force=False,
-                       identity=swap_then_identity)
+        F.open_package(
+            target, trusted=issuer.trusted, now=NOW, out=tmp_path / "o", force=False, identity=swap_then_identity
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.cseal"]
 
 
@@ -677,12 +747,25 @@ def test_write_package_refuses_what_readers_would_refuse(sealed: Sealed, issuer:
     with pytest.raises(SealError, match="issuer key id is not the signing key"):
         F.write_package(tmp_path / "a.cseal", manifest_for(issuer), other, tmp_path / "payload.age")
     with pytest.raises(SealError, match="exactly one scrypt stanza"):
-        F.write_package(tmp_path / "a.cseal", manifest_for(issuer, F.Mode.PASSPHRASE, scrypt_log_n=18),
-                        issuer.key, tmp_path / "payload.age")
+        F.write_package(
+            tmp_path / "a.cseal",
+            manifest_for(issuer, F.Mode.PASSPHRASE, scrypt_log_n=18),
+            issuer.key,
+            tmp_path / "payload.age",
+        )
     with pytest.raises(SealError, match="key_service must be an http"):
-        F.build_manifest(package_id="p", issuer="city", issuer_key_id=issuer.kid, purpose="x", recipient="r",
-                         mode=F.Mode.TETHERED, key_service_url=None, created=NOW, expires=EXPIRES,
-                         payload={"format": "csv", "columns": [], "rows": 0})
+        F.build_manifest(
+            package_id="p",
+            issuer="city",
+            issuer_key_id=issuer.kid,
+            purpose="x",
+            recipient="r",
+            mode=F.Mode.TETHERED,
+            key_service_url=None,
+            created=NOW,
+            expires=EXPIRES,
+            payload={"format": "csv", "columns": [], "rows": 0},
+        )
     assert list(tmp_path.iterdir()) == [tmp_path / "payload.age"]
 
 
@@ -767,8 +850,12 @@ def test_reference_age_decrypts_an_extracted_payload(sealed: Sealed, tmp_path: P
     keyfile.write_text(sealed.secret + "\n")
     with zipfile.ZipFile(sealed.path) as z:
         (tmp_path / "payload.age").write_bytes(z.read("payload.age"))
-    subprocess.run([AGE, "-d", "-i", str(keyfile), "-o", str(tmp_path / "plain"), str(tmp_path / "payload.age")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [AGE, "-d", "-i", str(keyfile), "-o", str(tmp_path / "plain"), str(tmp_path / "payload.age")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert (tmp_path / "plain").read_bytes() == PLAINTEXT
 
 
@@ -776,8 +863,12 @@ def test_reference_age_decrypts_an_extracted_payload(sealed: Sealed, tmp_path: P
 def test_reference_age_encrypts_a_payload_we_open(issuer: Issuer, tmp_path: Path) -> None:
     secret, public = generate_identity()
     (tmp_path / "plain").write_bytes(PLAINTEXT)
-    subprocess.run([AGE, "-r", public, "-o", str(tmp_path / "payload.age"), str(tmp_path / "plain")],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [AGE, "-r", public, "-o", str(tmp_path / "payload.age"), str(tmp_path / "plain")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     F.write_package(tmp_path / "p.cseal", manifest_for(issuer), issuer.key, tmp_path / "payload.age")
     open_with(tmp_path / "p.cseal", issuer, tmp_path / "out", X25519Identity(secret))
     assert (tmp_path / "out").read_bytes() == PLAINTEXT

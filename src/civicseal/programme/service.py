@@ -17,7 +17,7 @@ from civicseal.audit import log as audit
 from civicseal.clock import utcnow
 from civicseal.programme import eligibility
 from civicseal.programme.errors import ProgrammeError
-from civicseal.programme.lifecycle import Status
+from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ReferenceNumber
 from civicseal.programme.reference import new_reference
 from civicseal.store.engine import placeholder, transaction
@@ -207,3 +207,17 @@ def run_programme(
         )
         audit.append(conn, "programme.run", "programme", programme.id, result.as_dict(), actor=actor, now=now)
     return result
+
+
+def mark_notified(conn: Connection, package_id: str, *, now: datetime) -> int:
+    """Households whose confirmation letters left the city move eligible → notified, in one statement."""
+    check_transition(Status.ELIGIBLE, Status.NOTIFIED)
+    result = conn.execute(
+        text(
+            "UPDATE entitlements SET status = :notified, updated_at = :now"
+            " WHERE status = :eligible AND programme_id = (SELECT programme_id FROM packages WHERE id = :package)"
+            " AND household_code IN (SELECT household_code FROM package_members WHERE package_id = :package)"
+        ),
+        {"notified": Status.NOTIFIED.value, "eligible": Status.ELIGIBLE.value, "now": now, "package": package_id},
+    )
+    return result.rowcount

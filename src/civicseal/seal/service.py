@@ -216,8 +216,9 @@ def _stream_records(
     """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order."""
     cipher = keys.field_cipher()
     decrypt = [f for f in fields if FIELDS[f].encrypted_column]
-    result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(
-        text(sql), {"programme": programme_id}
+    # Options on the statement, not the connection: the connection keeps writing while this streams.
+    result = conn.execute(
+        text(sql).execution_options(stream_results=True, yield_per=BATCH), {"programme": programme_id}
     )
     for partition in result.mappings().partitions(BATCH):
         rows, seen = [], []
