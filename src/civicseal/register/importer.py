@@ -9,10 +9,13 @@ so re-importing the same files changes nothing.
 from __future__ import annotations
 
 import csv
+import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -151,7 +154,7 @@ class _ColumnCache(dict):
         try:
             text = n.normalize_text(raw)
             if not text:
-                value: object = InvalidValue("is required") if self.column.required else None
+                value = InvalidValue("is required") if self.column.required else None
             else:
                 n.check_length(text, self.column.limit)
                 value = self.column.parse(text)
@@ -162,11 +165,45 @@ class _ColumnCache(dict):
         return value
 
 
+def _parse_column(column: Column, raw: Sequence[str]) -> tuple[list[object], _ColumnCache]:
+    """A whole column at once; a column every value of which needs no normalization skips the cache."""
+    cache = _ColumnCache(column)
+    if column.bulk is not None and (values := column.bulk(raw)) is not None:
+        return values, cache
+    return list(map(cache.__getitem__, raw)), cache
+
+
 @dataclass
 class ParsedFile:
+    """One file, column by column: ``columns[i]`` holds COLUMNS[kind][i]'s values, the last the row digests.
+
+    ``valid[i]`` is False once row i broke a rule; ``lines[i]`` is its first physical line. Rows refused
+    before their fields could be read (wrong width, broken quoting) are only in ``unreadable``.
+    """
+
     path: Path
     kind: Kind
-    rows: list[tuple[int, tuple]]  # (first physical line, values in COLUMNS order)
+    lines: list[int]
+    columns: list[list[object]]
+    valid: list[bool]
+    unreadable: list[int]
+
+    def column(self, name: str) -> list[object]:
+        return self.columns[INDEX[self.kind][name]]
+
+    def valid_indexes(self) -> Iterator[int]:
+        return compress(range(len(self.lines)), self.valid)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.lines) + len(self.unreadable)
+
+    @property
+    def rejected_lines(self) -> list[int]:
+        return sorted([line for line, ok in zip(self.lines, self.valid, strict=True) if not ok] + self.unreadable)
+
+
+INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, columns in COLUMNS.items()}
 
 
 def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
@@ -204,7 +241,7 @@ def _split_rows(
     except csv.Error:
         body = None
     one_row_per_line = body is not None and len(body) == len(lines) - 1
-    if one_row_per_line and all(len(values) == width for values in body):  # the common case, at C speed
+    if one_row_per_line and set(map(len, body)) <= {width}:  # the common case, at C speed
         return body, list(range(2, len(lines) + 1)), []
     # Each line keeps its end here, so a line break inside a quoted field stays in the field and is refused
     # as a control character (csv.reader given lines without ends would join the two lines silently).
@@ -233,7 +270,7 @@ def _split_rows(
     return raw_rows, line_numbers, rejected
 
 
-def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
+def parse_file(path: Path, problems: list[Problem], row_mac: Callable[[Sequence[str]], bytes]) -> ParsedFile:
     """Split into rows, then normalize column by column: registers repeat their values endlessly."""
     lines = decode_lines(path)
     if not lines:
@@ -242,27 +279,23 @@ def parse_file(path: Path, problems: list[Problem]) -> ParsedFile:
     header = next(reader)
     kind, positions = detect_kind(path, header)
     name = path.name
-    raw_rows, line_numbers, rejected = _split_rows(name, lines, reader, len(header), problems)
-    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else []
-    bad_rows: set[int] = set()
-    parsed_columns: list[list[object]] = []
+    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, len(header), problems)
+    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * len(header)
+    valid = [True] * len(raw_rows)
+    columns: list[list[object]] = []
     for index, column in zip(positions, COLUMNS[kind], strict=True):
-        if index is None or not raw_rows:
-            parsed_columns.append([None] * len(raw_rows))
+        if index is None:
+            columns.append([None] * len(raw_rows))
             continue
-        cache = _ColumnCache(column)
-        parsed_columns.append(list(map(cache.__getitem__, raw_columns[index])))
+        values, cache = _parse_column(column, raw_columns[index])
+        columns.append(values)
         if cache.bad:
             for i, raw in enumerate(raw_columns[index]):
                 if raw in cache.bad:
                     problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
-                    bad_rows.add(i)
-    rows: list[tuple[int, tuple]] = [
-        (-line, ()) if i in bad_rows else (line, row)
-        for i, (line, row) in enumerate(zip(line_numbers, zip(*parsed_columns, strict=True), strict=True))
-    ]
-    rows.extend((-line, ()) for line in rejected)
-    return ParsedFile(path, kind, rows)
+                    valid[i] = False
+    columns.append(list(map(row_mac, raw_rows)))  # the row digests, last
+    return ParsedFile(path, kind, line_numbers, columns, valid, unreadable)
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -291,6 +324,11 @@ class StoredRegister:
         stored.accounts = {r[0]: bytes(r[1]) for r in rows}
         return stored
 
+    def digests(self, kind: Kind) -> dict:
+        if kind is Kind.RESIDENTS:
+            return {code: row[-1] for code, row in self.residents.items()}
+        return self.tax if kind is Kind.TAX else self.accounts
+
 
 def _iso(value: object) -> str | None:
     if value is None:
@@ -314,7 +352,7 @@ def _is_current(moved_out: str | None, deceased: str | None, today: str) -> bool
 
 
 class _Check:
-    """Cross-row rules over the parsed files; rows that fail are turned into rejected lines."""
+    """Cross-row rules over the parsed files; rows that fail are marked invalid."""
 
     def __init__(self, files: list[ParsedFile], stored: StoredRegister, today: str, problems: list[Problem]) -> None:
         self.files = files
@@ -324,25 +362,23 @@ class _Check:
         self.cascaded: dict[tuple[str, int], str] = {}
 
     def reject(self, parsed: ParsedFile, index: int, column: str, rule: str) -> None:
-        line, _ = parsed.rows[index]
-        self.problems.append(Problem(parsed.path.name, line, column, rule))
-        parsed.rows[index] = (-line, ())
+        self.problems.append(Problem(parsed.path.name, parsed.lines[index], column, rule))
+        parsed.valid[index] = False
 
     def residents(self, parsed: ParsedFile) -> None:
-        seen: dict[str, int] = {}
+        codes, births = parsed.column("resident_code"), parsed.column("birth_date")
+        households_column = parsed.column("household_code")
+        seen: dict[object, int] = {}
         households: dict[str, list[int]] = defaultdict(list)
-        for index, (line, row) in enumerate(parsed.rows):
-            if line < 0:
-                continue
-            code = row[0]
+        for i in parsed.valid_indexes():
+            code = codes[i]
             if code in seen:
-                self.reject(parsed, index, "resident_code", f"appears twice (first on line {seen[code]})")
-                continue
-            seen[code] = line
-            if row[6] > self.today:
-                self.reject(parsed, index, "birth_date", "after today")
-                continue
-            households[row[1]].append(index)
+                self.reject(parsed, i, "resident_code", f"appears twice (first on line {seen[code]})")
+            elif births[i] > self.today:  # type: ignore[operator]
+                self.reject(parsed, i, "birth_date", "after today")
+            else:
+                seen[code] = parsed.lines[i]
+                households[households_column[i]].append(i)  # type: ignore[index]
         self._heads(parsed, households)
 
     def _heads(self, parsed: ParsedFile, households: dict[str, list[int]]) -> None:
@@ -351,222 +387,185 @@ class _Check:
         Households named in the file are checked with their stored members; a household only left by
         someone in the file (a move to another household) is checked too, at the mover's line.
         """
-        rows = parsed.rows
-        in_file = {rows[i][1][0]: i for indexes in households.values() for i in indexes}
+        codes, household_of = parsed.column("resident_code"), parsed.column("household_code")
+        relationship, moved_out, deceased = (parsed.column(c) for c in ("relationship", "moved_out", "deceased"))
+        in_file = {codes[i]: i for indexes in households.values() for i in indexes}
         stored_by_household: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
         left: dict[str, list[int]] = defaultdict(list)  # former household → movers' row indexes
-        for code, (household, is_head, moved_out, deceased, _) in self.stored.residents.items():
+        for code, (household, is_head, gone, died, _) in self.stored.residents.items():
             mover = in_file.get(code)
             if mover is None:
-                stored_by_household[household].append((is_head, _is_current(moved_out, deceased, self.today)))
-            elif rows[mover][1][1] != household and household not in households:
+                stored_by_household[household].append((is_head, _is_current(gone, died, self.today)))
+            elif household_of[mover] != household and household not in households:
                 left[household].append(mover)
         for household, indexes in households.items():
             members = [
-                (rows[i][1][2] == "head", _is_current(rows[i][1][10], rows[i][1][11], self.today)) for i in indexes
+                (relationship[i] == "head", _is_current(moved_out[i], deceased[i], self.today))  # type: ignore[arg-type]
+                for i in indexes
             ]
-            heads = _head_problem(members + stored_by_household.get(household, []))
-            if heads:
-                self._reject_household(parsed, indexes, heads)
+            rule = _head_problem(members + stored_by_household.get(household, []))
+            if rule:
+                self._reject_household(parsed, indexes, rule)
         for household, movers in left.items():
-            heads = _head_problem(stored_by_household.get(household, []))
-            if heads:
-                self._reject_household(parsed, movers, f"leaves its former household: {heads}")
+            rule = _head_problem(stored_by_household.get(household, []))
+            if rule:
+                self._reject_household(parsed, movers, f"leaves its former household: {rule}")
 
     def _reject_household(self, parsed: ParsedFile, indexes: list[int], rule: str) -> None:
-        first_line = min(abs(parsed.rows[i][0]) for i in indexes)
+        first_line = min(parsed.lines[i] for i in indexes)
         self.problems.append(Problem(parsed.path.name, first_line, "relationship", rule))
         for i in indexes:
-            line = abs(parsed.rows[i][0])
-            self.cascaded[(parsed.path.name, line)] = f"household rejected (see line {first_line})"
-            parsed.rows[i] = (-line, ())
+            self.cascaded[(parsed.path.name, parsed.lines[i])] = f"household rejected (see line {first_line})"
+            parsed.valid[i] = False
 
-    def known_residents(self) -> set[str]:
-        codes = set(self.stored.residents)
+    def known(self, column: str, stored: Iterable[str]) -> set[object]:
+        """Codes the register will hold after the merge: stored ones and this import's valid residents."""
+        codes: set[object] = set(stored)
         for parsed in self.files:
             if parsed.kind is Kind.RESIDENTS:
-                codes.update(row[0] for line, row in parsed.rows if line > 0)
+                codes.update(compress(parsed.column(column), parsed.valid))
         return codes
 
-    def known_households(self) -> set[str]:
-        codes = {household for household, *_ in self.stored.residents.values()}
-        for parsed in self.files:
-            if parsed.kind is Kind.RESIDENTS:
-                codes.update(row[1] for line, row in parsed.rows if line > 0)
-        return codes
-
-    def tax(self, parsed: ParsedFile, residents: set[str]) -> None:
-        seen: dict[tuple[str, int], int] = {}
-        for index, (line, row) in enumerate(parsed.rows):
-            if line < 0:
-                continue
-            key = (row[0], row[1])
-            if row[0] not in residents:
-                self.reject(parsed, index, "resident_code", "names no resident in the register")
+    def tax(self, parsed: ParsedFile, residents: set[object]) -> None:
+        codes, years, supporters = (parsed.column(c) for c in ("resident_code", "fiscal_year", "dependent_of"))
+        seen: dict[tuple[object, object], int] = {}
+        for i in list(parsed.valid_indexes()):
+            key = (codes[i], years[i])
+            if codes[i] not in residents:
+                self.reject(parsed, i, "resident_code", "names no resident in the register")
             elif key in seen:
                 self.reject(
-                    parsed, index, "fiscal_year", f"second row for this resident and year (first on line {seen[key]})"
+                    parsed, i, "fiscal_year", f"second row for this resident and year (first on line {seen[key]})"
                 )
-            elif row[4] is not None and row[4] not in residents:
-                self.reject(parsed, index, "dependent_of", "names no resident in the register")
+            elif supporters[i] is not None and supporters[i] not in residents:
+                self.reject(parsed, i, "dependent_of", "names no resident in the register")
             else:
-                seen[key] = line
+                seen[key] = parsed.lines[i]
 
-    def accounts(self, parsed: ParsedFile, households: set[str]) -> None:
-        seen: dict[str, int] = {}
-        for index, (line, row) in enumerate(parsed.rows):
-            if line < 0:
-                continue
-            if row[0] not in households:
-                self.reject(parsed, index, "household_code", "names no household in the register")
-            elif row[0] in seen:
+    def accounts(self, parsed: ParsedFile, households: set[object]) -> None:
+        codes, banks, branches = (parsed.column(c) for c in ("household_code", "bank_code", "branch_code"))
+        seen: dict[object, int] = {}
+        for i in list(parsed.valid_indexes()):
+            if codes[i] not in households:
+                self.reject(parsed, i, "household_code", "names no household in the register")
+            elif codes[i] in seen:
                 self.reject(
-                    parsed, index, "household_code", f"second account for this household (first on line {seen[row[0]]})"
+                    parsed, i, "household_code", f"second account for this household (first on line {seen[codes[i]]})"
                 )
-            elif not branch_exists(row[1], row[2]):
-                self.reject(parsed, index, "branch_code", "bank and branch code pair is not in the Zengin data")
+            elif not branch_exists(banks[i], branches[i]):  # type: ignore[arg-type]
+                self.reject(parsed, i, "branch_code", "bank and branch code pair is not in the Zengin data")
             else:
-                seen[row[0]] = line
+                seen[codes[i]] = parsed.lines[i]
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
-RESIDENT_COLUMNS = (
-    "resident_code",
-    "household_code",
-    "relationship",
-    "is_head",
-    "name",
-    "name_kana",
-    "sex",
-    "birth_date",
-    "postcode",
-    "address",
-    "moved_in",
-    "moved_out",
-    "deceased",
-    "my_number_enc",
-    "my_number_bidx",
-    "row_mac",
-)
-TAX_COLUMNS = ("resident_code", "fiscal_year", "taxed", "income_enc", "dependent_of", "row_mac")
-ACCOUNT_COLUMNS = (
-    "household_code",
-    "bank_code",
-    "branch_code",
-    "account_type",
-    "account_number_enc",
-    "account_number_bidx",
-    "holder_kana",
-    "row_mac",
-)
-TABLES = {
-    Kind.RESIDENTS: ("residents", RESIDENT_COLUMNS, 1),
-    Kind.TAX: ("tax_assessments", TAX_COLUMNS, 2),
-    Kind.ACCOUNTS: ("bank_accounts", ACCOUNT_COLUMNS, 1),
-}
+TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
+    Kind.RESIDENTS: (
+        "residents",
+        (
+            "resident_code", "household_code", "relationship", "name", "name_kana", "sex", "birth_date",
+            "postcode", "address", "moved_in", "moved_out", "deceased", "row_mac", "is_head",
+            "my_number_enc", "my_number_bidx",
+        ),
+        1,
+    ),
+    Kind.TAX: (
+        "tax_assessments",
+        ("resident_code", "fiscal_year", "taxed", "dependent_of", "row_mac", "income_enc"),
+        2,
+    ),
+    Kind.ACCOUNTS: (
+        "bank_accounts",
+        (
+            "household_code", "bank_code", "branch_code", "account_type", "holder_kana", "row_mac",
+            "account_number_enc", "account_number_bidx",
+        ),
+        1,
+    ),
+}  # fmt: skip
 
 
-def _resident_record(row: tuple, cipher: FieldCipher) -> tuple:
-    code, household, relationship, name, kana, sex, birth, postcode, address, moved_in, moved_out, deceased, mn = row
-    mac = cipher.row_mac(row)
-    enc = bidx = None
-    if mn is not None:
-        enc, bidx = cipher.encrypt(mn, "residents.my_number"), cipher.blind_index(mn, "residents.my_number")
-    return (
-        code,
-        household,
-        relationship,
-        relationship == "head",
-        name,
-        kana,
-        sex,
-        birth,
-        postcode,
-        address,
-        moved_in,
-        moved_out,
-        deceased,
-        enc,
-        bidx,
-        mac,
-    )
+def _encrypted(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
+    return [None if v is None else cipher.encrypt(str(v), column) for v in values]
 
 
-def _tax_record(row: tuple, cipher: FieldCipher) -> tuple:
-    code, year, taxed, income, dependent_of = row
-    enc = None if income is None else cipher.encrypt(str(income), "tax_assessments.income")
-    return (code, year, taxed, enc, dependent_of, cipher.row_mac(row))
+def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
+    return [None if v is None else cipher.blind_index(str(v), column) for v in values]
 
 
-def _account_record(row: tuple, cipher: FieldCipher) -> tuple:
-    household, bank, branch, account_type, number, holder = row
-    return (
-        household,
-        bank,
-        branch,
-        account_type,
-        cipher.encrypt(number, "bank_accounts.account_number"),
-        cipher.blind_index(number, "bank_accounts.account_number"),
-        holder,
-        cipher.row_mac(row),
-    )
-
-
-RECORD = {Kind.RESIDENTS: _resident_record, Kind.TAX: _tax_record, Kind.ACCOUNTS: _account_record}
-
-
-def _batches(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
-    batch: list[tuple] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _record_columns(parsed: ParsedFile, rows: list[int], cipher: FieldCipher) -> list[list[object]]:
+    """The table's columns for the given rows, in TABLES order: plain ones picked, secret ones encrypted."""
+    _, names, _ = TABLES[parsed.kind]
+    every = len(rows) == len(parsed.lines)  # the common case: the whole file, no copies needed
+    select = (lambda column: column) if every else (lambda column: [column[i] for i in rows])
+    pick = {name: select(parsed.column(name)) for name in INDEX[parsed.kind]}
+    pick["row_mac"] = select(parsed.columns[-1])
+    if parsed.kind is Kind.RESIDENTS:
+        pick["is_head"] = [r == "head" for r in pick["relationship"]]
+        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number")
+        pick["my_number_bidx"] = _blind(pick["my_number"], cipher, "residents.my_number")
+    elif parsed.kind is Kind.TAX:
+        pick["taxed"] = pick["per_capita_levy"]
+        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income")
+    else:
+        pick["account_number_enc"] = _encrypted(pick["account_number"], cipher, "bank_accounts.account_number")
+        pick["account_number_bidx"] = _blind(pick["account_number"], cipher, "bank_accounts.account_number")
+    return [pick[name] for name in names]
 
 
 def _write(
     conn: Connection, parsed: ParsedFile, cipher: FieldCipher, stored: dict, counts: Counts, progress: ProgressFn
 ) -> None:
-    table, columns, key_width = TABLES[parsed.kind]
+    table, names, key_width = TABLES[parsed.kind]
     mark = placeholder(conn)
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    keys, rest = columns[:key_width], columns[key_width:]
+    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    keys, rest = names[:key_width], names[key_width:]
     update = (
         f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in rest)} "
         f"WHERE {' AND '.join(f'{c} = {mark}' for c in keys)}"
     )
-    record = RECORD[parsed.kind]
-    rows = [row for line, row in parsed.rows if line > 0]
-    done = 0
-    for batch in _batches(rows, WRITE_BATCH):
-        new, changed = [], []
-        for row in batch:
-            key = row[0] if key_width == 1 else row[:key_width]
-            old = stored.get(key)
-            if old is None:
-                new.append(record(row, cipher))
-                continue
-            old_mac = old[-1] if isinstance(old, tuple) else old
-            if old_mac == cipher.row_mac(row):
-                counts.unchanged += 1
-                continue
-            values = record(row, cipher)
-            changed.append(values[key_width:] + values[:key_width])
-        if new:
-            conn.exec_driver_sql(insert, new)
-        if changed:
-            conn.exec_driver_sql(update, changed)
-        counts.new += len(new)
-        counts.updated += len(changed)
-        done += len(batch)
-        progress(f"writing {parsed.kind}", done, len(rows))
+    valid = list(parsed.valid_indexes())
+    new, changed = _partition(parsed, valid, key_width, stored, counts)
+    inserts = list(zip(*_record_columns(parsed, new, cipher), strict=True)) if new else []
+    updates: list[tuple] = []
+    if changed:
+        records = _record_columns(parsed, changed, cipher)
+        updates = list(zip(*records[key_width:], *records[:key_width], strict=True))
+    done = counts.unchanged
+    for statement, rows in ((insert, inserts), (update, updates)):
+        for start in range(0, len(rows), WRITE_BATCH):
+            batch = rows[start : start + WRITE_BATCH]
+            conn.exec_driver_sql(statement, batch)
+            done += len(batch)
+            progress(f"writing {parsed.kind}", done, len(valid))
+    counts.new += len(inserts)
+    counts.updated += len(updates)
+
+
+def _partition(
+    parsed: ParsedFile, valid: list[int], key_width: int, stored: dict, counts: Counts
+) -> tuple[list[int], list[int]]:
+    """Rows to insert and rows to update; a row whose digest is stored unchanged is neither."""
+    if not stored:
+        return valid, []
+    _, names, _ = TABLES[parsed.kind]
+    key_columns = [parsed.column(name) for name in names[:key_width]]
+    digests = parsed.columns[-1]
+    new, changed = [], []
+    for i in valid:
+        old = stored.get(key_columns[0][i] if key_width == 1 else tuple(c[i] for c in key_columns))
+        if old is None:
+            new.append(i)
+        elif old == digests[i]:
+            counts.unchanged += 1
+        else:
+            changed.append(i)
+    return new, changed
 
 
 def _write_rejects(path: Path, parsed_files: list[ParsedFile], problems: list[Problem], cascaded: dict) -> None:
-    """Rejected rows go aside with the rules they broke, in a private file, so they can be fixed and re-imported."""
+    """Rejected rows go aside with the rules they broke, in a private file, to be fixed and re-imported."""
     rules: dict[tuple[str, int], list[str]] = defaultdict(list)
     for problem in problems:
         if problem.line > 0:
@@ -577,7 +576,7 @@ def _write_rejects(path: Path, parsed_files: list[ParsedFile], problems: list[Pr
         for parsed in parsed_files:
             lines = decode_lines(parsed.path)
             name = parsed.path.name
-            for line in sorted(-line for line, _ in parsed.rows if line < 0):
+            for line in parsed.rejected_lines:
                 found = rules.get((name, line)) or [cascaded.get((name, line), "rejected")]
                 writer.writerow([name, line, "; ".join(found), lines[line - 1]])
 
@@ -600,12 +599,37 @@ def import_register(
     progress: ProgressFn = _no_progress,
 ) -> ImportSummary:
     """Import any subset of the three files in one transaction; see the module docstring for the rules."""
-    now = now or utcnow()
+    with paused_gc():
+        return _import(engine, cipher, files, rejects=rejects, now=now or utcnow(), actor=actor, progress=progress)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Millions of small rows, none in a cycle: the cyclic collector would rescan them all, again and again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _import(
+    engine: Engine,
+    cipher: FieldCipher,
+    files: Sequence[Path],
+    *,
+    rejects: Path | None,
+    now: datetime,
+    actor: str | None,
+    progress: ProgressFn,
+) -> ImportSummary:
     today = tokyo_today(now).isoformat()
     problems: list[Problem] = []
     parsed_files: list[ParsedFile] = []
     for path in files:
-        parsed_files.append(parse_file(Path(path), problems))
+        parsed_files.append(parse_file(Path(path), problems, cipher.row_mac))
         progress("reading", len(parsed_files), len(files))
     kinds = [p.kind for p in parsed_files]
     for kind in set(kinds):
@@ -619,8 +643,8 @@ def import_register(
         for parsed in parsed_files:
             if parsed.kind is Kind.RESIDENTS:
                 check.residents(parsed)
-        residents = check.known_residents()
-        households = check.known_households()
+        residents = check.known("resident_code", stored.residents)
+        households = check.known("household_code", (row[0] for row in stored.residents.values()))
         for parsed in parsed_files:
             if parsed.kind is Kind.TAX:
                 check.tax(parsed, residents)
@@ -628,14 +652,13 @@ def import_register(
                 check.accounts(parsed, households)
         if problems and rejects is None:
             raise ImportRefused(problems)
-        summary.rows_read = sum(len(p.rows) for p in parsed_files)
+        summary.rows_read = sum(p.rows_read for p in parsed_files)
         if summary.rows_read == 0:
             return summary
-        targets = {Kind.RESIDENTS: stored.residents, Kind.TAX: stored.tax, Kind.ACCOUNTS: stored.accounts}
+        counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
         for parsed in parsed_files:
-            counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
-            _write(conn, parsed, cipher, targets[parsed.kind], counts[parsed.kind], progress)
-        summary.rejected = sum(1 for p in parsed_files for line, _ in p.rows if line < 0)
+            _write(conn, parsed, cipher, stored.digests(parsed.kind), counts[parsed.kind], progress)
+        summary.rejected = sum(len(p.rejected_lines) for p in parsed_files)
         summary.problems = problems
         details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
         audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
