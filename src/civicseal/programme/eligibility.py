@@ -15,6 +15,8 @@ from sqlalchemy import Connection, text
 
 MEMBERS = "cs_run_members"
 HOUSEHOLDS = "cs_run_households"
+NEW = "cs_run_new"
+QUALIFYING = "cs_run_qualifying"
 
 
 def resident_on_reference_date() -> str:
@@ -83,12 +85,12 @@ class Funnel:
 def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_year: int) -> Funnel:
     """Fill the run's temporary tables and count the funnel; the tables live until the transaction ends."""
     params = {"d": reference_date.isoformat(), "y": fiscal_year, "programme": programme_id}
-    for table in (MEMBERS, HOUSEHOLDS):
+    for table in (MEMBERS, HOUSEHOLDS, QUALIFYING, NEW):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {MEMBERS} ("
-            " resident_code VARCHAR(50) PRIMARY KEY, household_code VARCHAR(50) NOT NULL,"
+            " resident_code VARCHAR(50) NOT NULL, household_code VARCHAR(50) NOT NULL,"
             " is_head BOOLEAN NOT NULL, birth_date DATE NOT NULL,"
             " taxed INTEGER NOT NULL, dependant INTEGER NOT NULL, no_row INTEGER NOT NULL)"
         )
@@ -109,22 +111,24 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT household_code, COUNT(*) AS members,"
-            " SUM(taxed) AS taxed_members, SUM(dependant) AS dependant_members"
+            " SUM(taxed) AS taxed_members, SUM(dependant) AS dependant_members, SUM(no_row) AS without_row"
             f" FROM {MEMBERS} GROUP BY household_code"
         )
     )
+    conn.execute(
+        text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
+    )
+    conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
     row = conn.execute(
         text(
             "SELECT"
-            " (SELECT COUNT(DISTINCT household_code) FROM residents),"
-            f" (SELECT COUNT(*) FROM {HOUSEHOLDS}),"
-            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {household_all_exempt()}),"
-            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {household_all_exempt()}"
-            f"   AND {household_not_dependants_only()}),"
-            f" (SELECT COUNT(*) FROM {HOUSEHOLDS} h WHERE {qualifying()}),"
-            f" (SELECT COALESCE(SUM(no_row), 0) FROM {MEMBERS})"
-        ),
-        params,
+            " (SELECT COUNT(DISTINCT household_code) FROM residents), COUNT(*),"
+            f" COALESCE(SUM(CASE WHEN {household_all_exempt()} THEN 1 ELSE 0 END), 0),"
+            f" COALESCE(SUM(CASE WHEN {household_all_exempt()} AND {household_not_dependants_only()}"
+            " THEN 1 ELSE 0 END), 0),"
+            f" (SELECT COUNT(*) FROM {QUALIFYING}),"
+            f" COALESCE(SUM(without_row), 0) FROM {HOUSEHOLDS} h"
+        )
     ).one()
     return Funnel(*(int(v) for v in row))
 
@@ -138,3 +142,28 @@ def qualifying_households_sql() -> str:
         f" FROM {MEMBERS} m JOIN {HOUSEHOLDS} h ON h.household_code = m.household_code WHERE {qualifying()}"
         ") ranked WHERE rank = 1"
     )
+
+
+def stage_new(conn: Connection, params: dict[str, object]) -> tuple[int, int]:
+    """After :func:`stage`: the qualifying households not yet entitled, numbered in household-code order.
+
+    Returns (new households, entitled households that no longer qualify on today's register).
+    """
+    conn.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {NEW} AS SELECT household_code, head,"
+            " ROW_NUMBER() OVER (ORDER BY household_code) AS n"
+            f" FROM {QUALIFYING} q WHERE NOT EXISTS (SELECT 1 FROM entitlements e"
+            " WHERE e.programme_id = :programme AND e.household_code = q.household_code)"
+        ),
+        params,
+    )
+    new = conn.execute(text(f"SELECT COUNT(*) FROM {NEW}")).scalar_one()
+    no_longer = conn.execute(
+        text(
+            "SELECT COUNT(*) FROM entitlements e WHERE e.programme_id = :programme"
+            f" AND NOT EXISTS (SELECT 1 FROM {QUALIFYING} q WHERE q.household_code = e.household_code)"
+        ),
+        params,
+    ).scalar_one()
+    return int(new), int(no_longer)

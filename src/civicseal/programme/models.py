@@ -44,7 +44,7 @@ class Entitlement(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"))
-    household_code: Mapped[str] = mapped_column(String(50), index=True)
+    household_code: Mapped[str] = mapped_column(String(50))  # looked up through (programme_id, household_code)
     head_resident_code: Mapped[str] = mapped_column(String(50), index=True)
     reference_number: Mapped[str] = mapped_column(ForeignKey("reference_numbers.number"), unique=True)
     status: Mapped[str] = mapped_column(String(16))

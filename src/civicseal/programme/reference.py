@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
+
 DAMM = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
     (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
@@ -37,9 +39,28 @@ def is_valid(number: str) -> bool:
     return len(number) == LENGTH and number.isdigit() and number[0] != "0" and damm_digit(number) == 0
 
 
-def new_reference(rng: random.Random) -> str:
-    body = str(rng.randrange(10**10, 10**11))
-    return body + str(damm_digit(body))
+FIRST = 10**10
+SPAN = 9 * 10**10
+
+
+_TABLE = np.array(DAMM, dtype=np.int64)
+_POWERS = 10 ** np.arange(10, -1, -1, dtype=np.int64)
+
+
+def new_references(rng: random.Random, count: int) -> list[str]:
+    """``count`` numbers from one draw of 64 random bits each, folded onto the 9×10^10 bodies (bias < 10^-8).
+
+    Vectorized: a programme run numbers tens of thousands of households at once.
+    """
+    if count == 0:
+        return []
+    raw = rng.getrandbits(64 * count).to_bytes(8 * count, "little")
+    bodies = FIRST + (np.frombuffer(raw, dtype="<u8") % SPAN).astype(np.int64)
+    digits = (bodies[:, None] // _POWERS) % 10
+    interim = np.zeros(count, dtype=np.int64)
+    for position in range(digits.shape[1]):
+        interim = _TABLE[interim, digits[:, position]]
+    return [str(n) for n in (bodies * 10 + interim).tolist()]
 
 
 def printed(number: str) -> str:

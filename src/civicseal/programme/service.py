@@ -11,7 +11,7 @@ import random
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, DateTime, Engine, bindparam, func, select, text
 
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
@@ -19,7 +19,7 @@ from civicseal.programme import eligibility
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ReferenceNumber
-from civicseal.programme.reference import new_reference
+from civicseal.programme.reference import new_references
 from civicseal.store.engine import placeholder, transaction
 
 MAX_AMOUNT = 10**9
@@ -115,29 +115,27 @@ def list_programmes(engine: Engine) -> list[dict[str, object]]:
 
 
 def issue_references(conn: Connection, count: int, kind: str, rng: random.Random) -> list[str]:
-    """Draw reference numbers unused anywhere in the store and record them, so no two ever collide."""
-    if count == 0:
-        return []
+    """Draw reference numbers unused anywhere in the store and record them, so no two ever collide.
+
+    Returned in the order drawn (random), recorded in key order (cheap for the b-tree).
+    """
     issued: list[str] = []
     fresh: set[str] = set()
     while len(issued) < count:
-        wanted = count - len(issued)
-        candidates = {new_reference(rng) for _ in range(wanted)} - fresh
+        candidates = [n for n in dict.fromkeys(new_references(rng, count - len(issued))) if n not in fresh]
         taken: set[str] = set()
-        listed = sorted(candidates)
-        for start in range(0, len(listed), 500):
-            chunk = listed[start : start + 500]
-            taken |= set(
-                conn.execute(select(ReferenceNumber.number).where(ReferenceNumber.number.in_(chunk))).scalars()
-            )
-        new = [c for c in listed if c not in taken][:wanted]
+        for start in range(0, len(candidates), 500):
+            chunk = candidates[start : start + 500]
+            found = conn.execute(select(ReferenceNumber.number).where(ReferenceNumber.number.in_(chunk)))
+            taken.update(found.scalars())
+        new = [n for n in candidates if n not in taken]
         fresh.update(new)
         issued.extend(new)
-    rng.shuffle(issued)
-    mark = placeholder(conn)
-    conn.exec_driver_sql(
-        f"INSERT INTO reference_numbers (number, kind) VALUES ({mark}, {mark})", [(n, kind) for n in issued]
-    )
+    if issued:
+        mark = placeholder(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO reference_numbers (number, kind) VALUES ({mark}, {mark})", [(n, kind) for n in sorted(issued)]
+        )
     return issued
 
 
@@ -158,41 +156,9 @@ def run_programme(
             conn, programme_id=programme.id, reference_date=programme.reference_date, fiscal_year=programme.fiscal_year
         )
         params = {"d": programme.reference_date.isoformat(), "y": programme.fiscal_year, "programme": programme.id}
-        qualifying = conn.execute(text(eligibility.qualifying_households_sql()), params).all()
-        existing = set(
-            conn.execute(select(Entitlement.household_code).where(Entitlement.programme_id == programme.id)).scalars()
-        )
-        qualifying_codes = {household for household, _ in qualifying}
-        new = [(household, head) for household, head in qualifying if household not in existing]
-        new.sort()
-        references = issue_references(conn, len(new), "entitlement", rng)
-        if new:
-            conn.execute(
-                Entitlement.__table__.insert(),
-                [
-                    {
-                        "programme_id": programme.id,
-                        "household_code": household,
-                        "head_resident_code": head,
-                        "reference_number": ref,
-                        "status": Status.ELIGIBLE.value,
-                        "amount": programme.amount,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for (household, head), ref in zip(new, references, strict=True)
-                ],
-            )
-        # Members are frozen for the entitlements this run created: those that have none yet.
-        conn.execute(
-            text(
-                "INSERT INTO entitlement_members (entitlement_id, resident_code)"
-                f" SELECT e.id, m.resident_code FROM entitlements e JOIN {eligibility.MEMBERS} m"
-                " ON m.household_code = e.household_code WHERE e.programme_id = :programme"
-                " AND NOT EXISTS (SELECT 1 FROM entitlement_members em WHERE em.entitlement_id = e.id)"
-            ),
-            {"programme": programme.id},
-        )
+        new_count, no_longer = eligibility.stage_new(conn, params)
+        references = issue_references(conn, new_count, "entitlement", rng)
+        _add_entitlements(conn, programme, references, now)
         result = RunResult(
             households=funnel.households,
             resident_on_date=funnel.resident_on_date,
@@ -202,11 +168,44 @@ def run_programme(
             entitled=funnel.not_paid_before,
             total_amount=funnel.not_paid_before * programme.amount,
             members_without_tax_row=funnel.members_without_tax_row,
-            new_entitlements=len(new),
-            no_longer_qualifying=len(existing - qualifying_codes),
+            new_entitlements=new_count,
+            no_longer_qualifying=no_longer,
         )
         audit.append(conn, "programme.run", "programme", programme.id, result.as_dict(), actor=actor, now=now)
     return result
+
+
+def _add_entitlements(conn: Connection, programme: Programme, references: list[str], now: datetime) -> None:
+    """One statement: the staged new households, in household-code order, each with the next reference."""
+    if not references:
+        return
+    mark = placeholder(conn)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {REFS}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {REFS} (n INTEGER PRIMARY KEY, number VARCHAR(12) NOT NULL)")
+    conn.exec_driver_sql(f"INSERT INTO {REFS} (n, number) VALUES ({mark}, {mark})", list(enumerate(references, 1)))
+    statement = text(
+        "INSERT INTO entitlements (programme_id, household_code, head_resident_code, reference_number, status,"
+        " amount, created_at, updated_at)"
+        " SELECT :programme, q.household_code, q.head, r.number, :status, :amount, :now, :now"
+        f" FROM {eligibility.NEW} q JOIN {REFS} r ON r.n = q.n"
+    ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    conn.execute(
+        statement,
+        {"programme": programme.id, "status": Status.ELIGIBLE.value, "amount": programme.amount, "now": now},
+    )
+    # Members are frozen for the entitlements this run created.
+    conn.execute(
+        text(
+            "INSERT INTO entitlement_members (entitlement_id, resident_code)"
+            f" SELECT e.id, m.resident_code FROM {eligibility.NEW} q"
+            " JOIN entitlements e ON e.programme_id = :programme AND e.household_code = q.household_code"
+            f" JOIN {eligibility.MEMBERS} m ON m.household_code = q.household_code"
+        ),
+        {"programme": programme.id},
+    )
+
+
+REFS = "cs_run_references"
 
 
 def mark_notified(conn: Connection, package_id: str, *, now: datetime) -> int:

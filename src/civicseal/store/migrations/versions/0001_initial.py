@@ -128,7 +128,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("entitlements", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_entitlements_head_resident_code"), ["head_resident_code"], unique=False)
-        batch_op.create_index(batch_op.f("ix_entitlements_household_code"), ["household_code"], unique=False)
 
     op.create_table(
         "programme_exclusions",
@@ -165,7 +164,6 @@ def downgrade() -> None:
     op.drop_table("entitlement_members")
     op.drop_table("programme_exclusions")
     with op.batch_alter_table("entitlements", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_entitlements_household_code"))
         batch_op.drop_index(batch_op.f("ix_entitlements_head_resident_code"))
 
     op.drop_table("entitlements")
