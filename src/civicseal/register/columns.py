@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from civicseal.register import normalize as n
@@ -33,6 +34,16 @@ def parse_name(text: str) -> str:
 
 def parse_address(text: str) -> str:
     return n.normalize_hyphens(text)
+
+
+def plain_iso_date(raw: str) -> str | None:
+    """The common case: already ``YYYY-MM-DD``, a real day."""
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or not raw.isascii():
+        return None
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError:
+        return None  # the full parser names the rule
 
 
 def parse_iso_date(text: str) -> str:
@@ -61,15 +72,22 @@ def plain_yen(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 15 else None
 
 
-def all_plain_codes(raw: Sequence[str]) -> list[object] | None:
-    """A whole column of ASCII letters and digits (codes, as registers export them), checked at C speed."""
-    plain = all(map(str.isalnum, raw)) and all(map(str.isascii, raw)) and max(map(len, raw), default=0) <= CODE_LIMIT
-    return list(raw) if plain else None
+PLAIN_CODES = re.compile(r"[0-9A-Za-z]{1,50}(?:\n[0-9A-Za-z]{1,50})*")
+PLAIN_CODES_OR_EMPTY = re.compile(r"[0-9A-Za-z]{0,50}(?:\n[0-9A-Za-z]{0,50})*")
+PLAIN_YEN_OR_EMPTY = re.compile(r"(?:-?[0-9]{1,14})?(?:\n(?:-?[0-9]{1,14})?)*")
 
 
-def all_plain_yen(raw: Sequence[str]) -> list[object] | None:
-    plain = all(map(str.isdigit, raw)) and all(map(str.isascii, raw)) and max(map(len, raw), default=0) < 15
-    return list(map(int, raw)) if plain else None
+def all_plain_codes(raw: Sequence[str], required: bool) -> list[object] | None:
+    """A whole column of ASCII letters and digits (codes, as registers export them), checked by one regex."""
+    if required:
+        return list(raw) if PLAIN_CODES.fullmatch("\n".join(raw)) else None
+    return [v or None for v in raw] if PLAIN_CODES_OR_EMPTY.fullmatch("\n".join(raw)) else None
+
+
+def all_plain_yen(raw: Sequence[str], required: bool) -> list[object] | None:
+    if required or not PLAIN_YEN_OR_EMPTY.fullmatch("\n".join(raw)):
+        return None
+    return [int(v) if v else None for v in raw]
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,8 @@ class Column:
     required: bool = True
     limit: int = CODE_LIMIT
     fast: Callable[[str], object | None] | None = None  # the value when raw needs no normalization, else None
-    bulk: Callable[[Sequence[str]], list[object] | None] | None = None  # a whole plain column at once, else None
+    # A whole column at once when every value is plain (the value, or None where optional and empty), else None.
+    bulk: Callable[[Sequence[str], bool], list[object] | None] | None = None
 
 
 class Kind(StrEnum):
@@ -97,14 +116,14 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
         Column("name", ("氏名",), parse_name, limit=NAME_LIMIT),
         Column("name_kana", ("氏名カナ",), n.normalize_kana, limit=NAME_LIMIT),
         Column("sex", ("性別",), n.parse_sex),
-        Column("birth_date", ("生年月日",), parse_iso_date),
+        Column("birth_date", ("生年月日",), parse_iso_date, fast=plain_iso_date),
         Column("postcode", ("郵便番号",), n.parse_postcode),
         Column("address", ("住所",), parse_address, limit=ADDRESS_LIMIT),
         # 住民となった日 is the day the person became a resident of the city; a register whose 住定日
         # changes on moves within the city must export 住民となった日 instead.
-        Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False),
-        Column("moved_out", ("転出日",), parse_iso_date, required=False),
-        Column("deceased", ("死亡日",), parse_iso_date, required=False),
+        Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False, fast=plain_iso_date),
+        Column("moved_out", ("転出日",), parse_iso_date, required=False, fast=plain_iso_date),
+        Column("deceased", ("死亡日",), parse_iso_date, required=False, fast=plain_iso_date),
         Column("my_number", ("個人番号",), n.parse_my_number, required=False),
     ),
     Kind.TAX: (
@@ -112,7 +131,9 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
         Column("fiscal_year", ("年度",), n.parse_fiscal_year),
         Column("per_capita_levy", ("均等割",), n.parse_levy),
         Column("income", ("所得金額",), n.parse_income, required=False, fast=plain_yen, bulk=all_plain_yen),
-        Column("dependent_of", ("扶養者住民コード",), parse_code, required=False, fast=plain_code),
+        Column(
+            "dependent_of", ("扶養者住民コード",), parse_code, required=False, fast=plain_code, bulk=all_plain_codes
+        ),
     ),
     Kind.ACCOUNTS: (
         Column("household_code", ("世帯番号",), parse_code, fast=plain_code, bulk=all_plain_codes),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import gc
+import multiprocessing
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,9 +31,11 @@ from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import atomic_writer
+from civicseal.store.schema import metadata
 
 MAX_PRINTED_PROBLEMS = 100
 WRITE_BATCH = 20_000
+BULK_LOAD = 10_000  # rows into an empty table from which indexes are built afterwards
 UTF8_BOM = b"\xef\xbb\xbf"
 ProgressFn = Callable[[str, int, int], None]
 
@@ -168,7 +172,7 @@ class _ColumnCache(dict):
 def _parse_column(column: Column, raw: Sequence[str]) -> tuple[list[object], _ColumnCache]:
     """A whole column at once; a column every value of which needs no normalization skips the cache."""
     cache = _ColumnCache(column)
-    if column.bulk is not None and (values := column.bulk(raw)) is not None:
+    if column.bulk is not None and (values := column.bulk(raw, column.required)) is not None:
         return values, cache
     return list(map(cache.__getitem__, raw)), cache
 
@@ -187,6 +191,7 @@ class ParsedFile:
     columns: list[list[object]]
     valid: list[bool]
     unreadable: list[int]
+    records: list[list[object]]  # the table's columns (TABLES order), every row read, secrets encrypted
 
     def column(self, name: str) -> list[object]:
         return self.columns[INDEX[self.kind][name]]
@@ -270,7 +275,7 @@ def _split_rows(
     return raw_rows, line_numbers, rejected
 
 
-def parse_file(path: Path, problems: list[Problem], row_mac: Callable[[Sequence[str]], bytes]) -> ParsedFile:
+def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
     """Split into rows, then normalize column by column: registers repeat their values endlessly."""
     lines = decode_lines(path)
     if not lines:
@@ -294,8 +299,41 @@ def parse_file(path: Path, problems: list[Problem], row_mac: Callable[[Sequence[
                 if raw in cache.bad:
                     problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
                     valid[i] = False
-    columns.append(list(map(row_mac, raw_rows)))  # the row digests, last
-    return ParsedFile(path, kind, line_numbers, columns, valid, unreadable)
+    # The row digests, last: over each row's line (a row that spans lines holds a line break and is refused).
+    columns.append(list(map(cipher.row_mac, [lines[number - 1] for number in line_numbers])))
+    # Secrets are encrypted here, for every row read: in the worker process too, and at C speed per column.
+    return ParsedFile(path, kind, line_numbers, columns, valid, unreadable, _table_columns(kind, columns, cipher))
+
+
+def _parse_in_worker(path: Path, cipher: FieldCipher) -> tuple[ParsedFile, list[Problem]]:
+    problems: list[Problem] = []
+    return parse_file(path, problems, cipher), problems
+
+
+def parse_files(
+    paths: list[Path], problems: list[Problem], cipher: FieldCipher, progress: ProgressFn
+) -> list[ParsedFile]:
+    """The largest file here, the others in a second process at the same time: parsing is most of an import.
+
+    The worker is forked (it starts at once and inherits the paused GC); the caller has closed every
+    database connection first, since none may be shared across a fork.
+    """
+    if len(paths) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        parsed = []
+        for path in paths:
+            parsed.append(parse_file(path, problems, cipher))
+            progress("reading", len(parsed), len(paths))
+        return parsed
+    largest = max(paths, key=lambda p: p.stat().st_size if p.exists() else 0)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        others = {path: pool.submit(_parse_in_worker, path, cipher) for path in paths if path != largest}
+        results = {largest: parse_file(largest, problems, cipher)}
+        progress("reading", 1, len(paths))
+        for path, future in others.items():
+            results[path], found = future.result()
+            problems.extend(found)
+            progress("reading", len(results), len(paths))
+    return [results[path] for path in paths]
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -494,18 +532,16 @@ def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[b
     return [None if v is None else cipher.blind_index(str(v), column) for v in values]
 
 
-def _record_columns(parsed: ParsedFile, rows: list[int], cipher: FieldCipher) -> list[list[object]]:
-    """The table's columns for the given rows, in TABLES order: plain ones picked, secret ones encrypted."""
-    _, names, _ = TABLES[parsed.kind]
-    every = len(rows) == len(parsed.lines)  # the common case: the whole file, no copies needed
-    select = (lambda column: column) if every else (lambda column: [column[i] for i in rows])
-    pick = {name: select(parsed.column(name)) for name in INDEX[parsed.kind]}
-    pick["row_mac"] = select(parsed.columns[-1])
-    if parsed.kind is Kind.RESIDENTS:
+def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher) -> list[list[object]]:
+    """The table's columns in TABLES order: plain ones as parsed, secret ones encrypted and blind-indexed."""
+    _, names, _ = TABLES[kind]
+    pick = {name: columns[i] for name, i in INDEX[kind].items()}
+    pick["row_mac"] = columns[-1]
+    if kind is Kind.RESIDENTS:
         pick["is_head"] = [r == "head" for r in pick["relationship"]]
         pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number")
         pick["my_number_bidx"] = _blind(pick["my_number"], cipher, "residents.my_number")
-    elif parsed.kind is Kind.TAX:
+    elif kind is Kind.TAX:
         pick["taxed"] = pick["per_capita_levy"]
         pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income")
     else:
@@ -514,9 +550,13 @@ def _record_columns(parsed: ParsedFile, rows: list[int], cipher: FieldCipher) ->
     return [pick[name] for name in names]
 
 
-def _write(
-    conn: Connection, parsed: ParsedFile, cipher: FieldCipher, stored: dict, counts: Counts, progress: ProgressFn
-) -> None:
+def _record_columns(parsed: ParsedFile, rows: list[int]) -> list[list[object]]:
+    if len(rows) == len(parsed.lines):  # the common case: every row, no copies
+        return parsed.records
+    return [[column[i] for i in rows] for column in parsed.records]
+
+
+def _write(conn: Connection, parsed: ParsedFile, stored: dict, counts: Counts, progress: ProgressFn) -> None:
     table, names, key_width = TABLES[parsed.kind]
     mark = placeholder(conn)
     insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
@@ -527,20 +567,35 @@ def _write(
     )
     valid = list(parsed.valid_indexes())
     new, changed = _partition(parsed, valid, key_width, stored, counts)
-    inserts = list(zip(*_record_columns(parsed, new, cipher), strict=True)) if new else []
+    inserts = list(zip(*_record_columns(parsed, new), strict=True)) if new else []
     updates: list[tuple] = []
     if changed:
-        records = _record_columns(parsed, changed, cipher)
+        records = _record_columns(parsed, changed)
         updates = list(zip(*records[key_width:], *records[:key_width], strict=True))
     done = counts.unchanged
-    for statement, rows in ((insert, inserts), (update, updates)):
-        for start in range(0, len(rows), WRITE_BATCH):
-            batch = rows[start : start + WRITE_BATCH]
-            conn.exec_driver_sql(statement, batch)
-            done += len(batch)
-            progress(f"writing {parsed.kind}", done, len(valid))
+    with _indexes_built_after(conn, table, bulk=not stored and len(inserts) > BULK_LOAD):
+        for statement, rows in ((insert, inserts), (update, updates)):
+            for start in range(0, len(rows), WRITE_BATCH):
+                batch = rows[start : start + WRITE_BATCH]
+                conn.exec_driver_sql(statement, batch)
+                done += len(batch)
+                progress(f"writing {parsed.kind}", done, len(valid))
     counts.new += len(inserts)
     counts.updated += len(updates)
+
+
+@contextmanager
+def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterator[None]:
+    """Loading an empty table: secondary indexes are built once afterwards (a sort) rather than row by row.
+
+    Inside the import's transaction, so a failure leaves them as they were.
+    """
+    indexes = list(metadata.tables[table].indexes) if bulk else []
+    for index in indexes:
+        index.drop(conn)
+    yield
+    for index in indexes:
+        index.create(conn)
 
 
 def _partition(
@@ -627,10 +682,8 @@ def _import(
 ) -> ImportSummary:
     today = tokyo_today(now).isoformat()
     problems: list[Problem] = []
-    parsed_files: list[ParsedFile] = []
-    for path in files:
-        parsed_files.append(parse_file(Path(path), problems, cipher.row_mac))
-        progress("reading", len(parsed_files), len(files))
+    engine.dispose()  # no pooled connection may cross the fork below
+    parsed_files = parse_files([Path(p) for p in files], problems, cipher, progress)
     kinds = [p.kind for p in parsed_files]
     for kind in set(kinds):
         if kinds.count(kind) > 1:
@@ -657,7 +710,7 @@ def _import(
             return summary
         counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
         for parsed in parsed_files:
-            _write(conn, parsed, cipher, stored.digests(parsed.kind), counts[parsed.kind], progress)
+            _write(conn, parsed, stored.digests(parsed.kind), counts[parsed.kind], progress)
         summary.rejected = sum(len(p.rejected_lines) for p in parsed_files)
         summary.problems = problems
         details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}

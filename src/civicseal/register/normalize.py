@@ -12,6 +12,7 @@ decided in DESIGN.md ("Register and programme: rules decided" → Import).
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -464,7 +465,7 @@ def my_number_check_digit(first11: str) -> int:
     """The check digit of an individual number: 11 - (Σ Pn·Qn mod 11), or 0 when the remainder is ≤ 1."""
     if not (len(first11) == 11 and first11.isascii() and first11.isdigit()):
         raise InvalidValue("not a valid My Number")
-    remainder = sum(int(d) * q for d, q in zip(first11, _MY_NUMBER_WEIGHTS, strict=True)) % 11
+    remainder = sum(map(operator.mul, map(int, first11), _MY_NUMBER_WEIGHTS)) % 11
     return 0 if remainder <= 1 else 11 - remainder
 
 

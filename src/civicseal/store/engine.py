@@ -41,6 +41,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: a city's indexes stay in memory while they grow
+        cursor.execute("PRAGMA temp_store=MEMORY")  # the programme run's staging tables
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -3,8 +3,10 @@
 Bank account numbers, My Number and income are stored only as ciphertext. A ciphertext is
 ``key id (4 bytes) || nonce (12 bytes) || AES-GCM(ciphertext || tag)`` and is bound to its column by
 the associated data, so a value copied into another column does not decrypt. The key id lets a later
-master key rotate in while old rows still open. Nonces are a random 4-byte prefix per cipher plus a
-64-bit counter (NIST SP 800-38D 8.2.1): unique without a system call per field, which import needs.
+master key rotate in while old rows still open. Nonces are a random 8-byte prefix per cipher instance plus
+a 32-bit counter (NIST SP 800-38D 8.2.1): unique without a system call per field, which import needs, and
+with 64 random bits per instance two instances in a city's lifetime do not share a prefix (birthday bound
+about n²/2^65); a prefix is drawn afresh before its counter could wrap.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import hmac
 import itertools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable
+from functools import partial
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,6 +25,8 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from civicseal.store.errors import StoreError
+
+COUNTER_LIMIT = 2**32 - 1
 
 
 def _derive(master: bytes, label: bytes) -> bytes:
@@ -36,15 +41,28 @@ class FieldCipher:
     """Encrypts and decrypts single field values under keys derived from the city's master key."""
 
     def __init__(self, master: bytes, *, older: tuple[bytes, ...] = ()) -> None:
+        self._keys = (master, older)
         self._key_id = master_key_id(master)
         self._aead = {master_key_id(m): AESGCM(_derive(m, b"field")) for m in (*older, master)}
         self._blind = _derive(master, b"blind-index")
         self._row = _derive(master, b"row-mac")
-        self._prefix = os.urandom(4)
+        self._fresh_prefix()
+
+    def __reduce__(self) -> tuple:
+        """A copy in another process is a new instance: its own nonce prefix, never a shared counter."""
+        master, older = self._keys
+        return (_cipher, (master, older))
+
+    def _fresh_prefix(self) -> None:
+        self._prefix = os.urandom(8)
         self._counter = itertools.count()
 
     def encrypt(self, value: str, column: str) -> bytes:
-        nonce = self._prefix + struct.pack(">Q", next(self._counter))
+        count = next(self._counter)
+        if count > COUNTER_LIMIT:
+            self._fresh_prefix()
+            count = next(self._counter)
+        nonce = self._prefix + struct.pack(">I", count)
         return self._key_id + nonce + self._aead[self._key_id].encrypt(nonce, value.encode(), column.encode())
 
     def decrypt(self, blob: bytes, column: str) -> str:
@@ -60,10 +78,20 @@ class FieldCipher:
         """Equality look-up without the plaintext: equal values give equal indexes, only with the key."""
         return hmac.digest(self._blind, column.encode() + b"\0" + value.encode(), "sha256")
 
-    def row_mac(self, raw_fields: Sequence[str]) -> bytes:
+    @property
+    def row_mac(self) -> Callable[[str], bytes]:
         """A keyed digest of a row as the file gave it, so re-importing the same files writes nothing.
 
-        Raw, not normalized, because it costs one C call a row: a register re-exported in another
-        spelling only rewrites its rows with the same values.
+        Over the raw line, not the normalized values, because that costs one C call a row: a register
+        re-exported in another spelling only rewrites its rows with the same values. A plain function of
+        the key, so a worker process can digest rows too.
         """
-        return hashlib.blake2b("\x1f".join(raw_fields).encode(), key=self._row, digest_size=16).digest()
+        return partial(_row_digest, self._row)
+
+
+def _cipher(master: bytes, older: tuple[bytes, ...]) -> FieldCipher:
+    return FieldCipher(master, older=older)
+
+
+def _row_digest(key: bytes, line: str) -> bytes:
+    return hashlib.blake2b(line.encode(), key=key, digest_size=16).digest()
