@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import gc
 import multiprocessing
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -374,14 +374,8 @@ def _iso(value: object) -> str | None:
     return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
 
 
-def _head_problem(members: list[tuple[bool, bool]]) -> str | None:
-    """(is head, is current) per member → the broken rule, if any."""
-    if not any(current for _, current in members):
-        return None  # everyone left or died: no head needed
-    heads = sum(1 for is_head, current in members if is_head and current)
-    if heads == 1:
-        return None
-    return "household has no current head" if heads == 0 else f"household has {heads} current heads"
+def _head_rule(current_heads: int) -> str:
+    return "household has no current head" if current_heads == 0 else f"household has {current_heads} current heads"
 
 
 def _is_current(moved_out: str | None, deceased: str | None, today: str) -> bool:
@@ -405,21 +399,20 @@ class _Check:
 
     def residents(self, parsed: ParsedFile) -> None:
         codes, births = parsed.column("resident_code"), parsed.column("birth_date")
-        households_column = parsed.column("household_code")
-        seen: dict[object, int] = {}
-        households: dict[str, list[int]] = defaultdict(list)
-        for i in parsed.valid_indexes():
-            code = codes[i]
-            if code in seen:
-                self.reject(parsed, i, "resident_code", f"appears twice (first on line {seen[code]})")
-            elif births[i] > self.today:  # type: ignore[operator]
-                self.reject(parsed, i, "birth_date", "after today")
-            else:
-                seen[code] = parsed.lines[i]
-                households[households_column[i]].append(i)  # type: ignore[index]
-        self._heads(parsed, households)
+        clean = all(parsed.valid) and len(set(codes)) == len(codes) and max(births, default="") <= self.today  # type: ignore[type-var]
+        if not clean:  # find the rows at fault; the common case needs no loop
+            seen: dict[object, int] = {}
+            for i in list(parsed.valid_indexes()):
+                code = codes[i]
+                if code in seen:
+                    self.reject(parsed, i, "resident_code", f"appears twice (first on line {seen[code]})")
+                elif births[i] > self.today:  # type: ignore[operator]
+                    self.reject(parsed, i, "birth_date", "after today")
+                else:
+                    seen[code] = parsed.lines[i]
+        self._heads(parsed)
 
-    def _heads(self, parsed: ParsedFile, households: dict[str, list[int]]) -> None:
+    def _heads(self, parsed: ParsedFile) -> None:
         """After the merge, a household with a current member has exactly one current head.
 
         Households named in the file are checked with their stored members; a household only left by
@@ -427,27 +420,37 @@ class _Check:
         """
         codes, household_of = parsed.column("resident_code"), parsed.column("household_code")
         relationship, moved_out, deceased = (parsed.column(c) for c in ("relationship", "moved_out", "deceased"))
-        in_file = {codes[i]: i for indexes in households.values() for i in indexes}
-        stored_by_household: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+        valid = list(parsed.valid_indexes())
+        in_file = {codes[i]: i for i in valid}
+        in_file_households = {household_of[i] for i in valid}
+        heads: Counter[object] = Counter()  # current heads per household, after the merge
+        occupied: set[object] = set()  # households with a current member, after the merge
         left: dict[str, list[int]] = defaultdict(list)  # former household → movers' row indexes
+        today = self.today
         for code, (household, is_head, gone, died, _) in self.stored.residents.items():
             mover = in_file.get(code)
             if mover is None:
-                stored_by_household[household].append((is_head, _is_current(gone, died, self.today)))
-            elif household_of[mover] != household and household not in households:
+                if _is_current(gone, died, today):
+                    occupied.add(household)
+                    heads[household] += is_head
+            elif household_of[mover] != household and household not in in_file_households:
                 left[household].append(mover)
-        for household, indexes in households.items():
-            members = [
-                (relationship[i] == "head", _is_current(moved_out[i], deceased[i], self.today))  # type: ignore[arg-type]
-                for i in indexes
-            ]
-            rule = _head_problem(members + stored_by_household.get(household, []))
-            if rule:
-                self._reject_household(parsed, indexes, rule)
-        for household, movers in left.items():
-            rule = _head_problem(stored_by_household.get(household, []))
-            if rule:
-                self._reject_household(parsed, movers, f"leaves its former household: {rule}")
+        for i in valid:
+            gone, died = moved_out[i], deceased[i]
+            if (gone is None or gone > today) and (died is None or died > today):  # type: ignore[operator]
+                occupied.add(household_of[i])
+                heads[household_of[i]] += relationship[i] == "head"
+        broken = {h: _head_rule(heads[h]) for h in occupied if heads[h] != 1}
+        if broken:
+            by_household: dict[object, list[int]] = defaultdict(list)
+            for i in valid:
+                by_household[household_of[i]].append(i)
+            for household, indexes in by_household.items():
+                if household in broken:
+                    self._reject_household(parsed, indexes, broken[household])
+            for household, movers in left.items():
+                if household in broken:
+                    self._reject_household(parsed, movers, f"leaves its former household: {broken[household]}")
 
     def _reject_household(self, parsed: ParsedFile, indexes: list[int], rule: str) -> None:
         first_line = min(parsed.lines[i] for i in indexes)
@@ -466,6 +469,13 @@ class _Check:
 
     def tax(self, parsed: ParsedFile, residents: set[object]) -> None:
         codes, years, supporters = (parsed.column(c) for c in ("resident_code", "fiscal_year", "dependent_of"))
+        if (
+            all(parsed.valid)
+            and set(codes) <= residents
+            and set(supporters) - {None} <= residents
+            and len(set(zip(codes, years, strict=True))) == len(codes)
+        ):
+            return  # every rule holds: no row to find
         seen: dict[tuple[object, object], int] = {}
         for i in list(parsed.valid_indexes()):
             key = (codes[i], years[i])
