@@ -12,11 +12,21 @@ from typing import TypeVar
 from civicseal.audit import log as audit
 from civicseal.cli.app import render_funnel
 from civicseal.cli.output import console, progress_bars
+from civicseal.clock import utcnow
+from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
+from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.service import BackgroundServer, create_app
 from civicseal.programme.service import create_programme, run_programme
 from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
+from civicseal.seal.open import open_sealed
+from civicseal.seal.records import show_package
+from civicseal.seal.service import SealRequest, seal
+from civicseal.seal.trace import trace
+from civicseal.seal.trust import add_trusted, format_public_key
+from civicseal.store.home import Home
 
 T = TypeVar("T")
 PROGRAMME = "2022 residence-tax-exempt household benefit"
@@ -70,7 +80,68 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     )
     result = _step("ran the eligibility rules as set-based SQL", lambda: run_programme(opened.engine, PROGRAMME))
     render_funnel(result.as_dict())
+    _seal_and_hand_over(opened, workdir)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)
     console.print(f"audit log: {check.rows} rows, chain {'intact' if check.ok else 'BROKEN'}")
     console.print(f"home kept at {home_path}; try `civicseal --home {home_path} audit show`")
+
+
+def _seal_and_hand_over(city: Home, workdir: Path) -> None:
+    """The print shop gets the mailing package: sealed, tethered, opened through the key service, traced."""
+    console.rule("a package for the print shop, instead of a USB stick")
+    contractor = workdir / "printshop"
+    contractor.mkdir()
+    identity = contractor / "printshop.key"
+    token = add_recipient(city.engine, "printshop", keygen(identity), now=utcnow(), actor="os:demo")
+    keys = load_city_keys(city.keys)
+    add_trusted(contractor, city.config.issuer, format_public_key(keys.signing.public_key()))
+    console.print(
+        "  the print shop made its own age key and trusts the city's signing key;"
+        " the city registered it and handed it a recipient token (shown once)"
+    )
+    with BackgroundServer(create_app(city)) as server:
+        console.print(f"  key service listening on {server.url} (loopback)")
+        package = workdir / "confirmation-mailing.cseal"
+        sealed = _step(
+            "sealed the confirmation-mailing package",
+            lambda: seal(
+                city,
+                SealRequest(PROGRAMME, "confirmation-mailing", "printshop", package, key_service_url=server.url),
+            ),
+        )
+        console.print(
+            f"  register {sealed.register_residents:,} residents / {sealed.register_households:,} households"
+            f" → {sealed.records:,} households in the package, fields {', '.join(sealed.fields)},"
+            f" {sealed.canaries} canary records, {sealed.mode}, expires {sealed.expires}"
+        )
+        record_event(city.engine, sealed.package_id, Event.HANDED_OVER, holder="printshop", location="city hall")
+        console.print("  custody: created → handed-over (its households are now 'notified')")
+        opened_file = contractor / "mailing.parquet"
+        _step(
+            "the print shop opened it: signature, expiry and hash checked, then the key service asked",
+            lambda: open_sealed(package, trust_home=contractor, out=opened_file, identity_file=identity, token=token),
+        )
+    shown = show_package(city.engine, sealed.package_id)
+    outcomes = ", ".join(a["outcome"] for a in shown["unlock_log"])
+    console.print(f"  unlock log: {outcomes}")
+    leaked = contractor / "found-online.csv"
+    _strip_identifiers(opened_file, leaked)
+    found = _step(
+        "traced a copy found online (pseudonym column stripped) back to its package",
+        lambda: trace(city.engine, [leaked]),
+    )
+    best = found.packages[0]
+    console.print(
+        f"  {best.package_id} ({best.purpose}): {best.verdict} — {best.canaries} canaries,"
+        f" {best.reference_numbers:,} reference numbers"
+    )
+
+
+def _strip_identifiers(parquet: Path, out: Path) -> None:
+    """What a leak often looks like: re-saved as CSV by someone who dropped the column they did not need."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet).drop_columns(["pseudonym"])
+    pacsv.write_csv(table, out)
