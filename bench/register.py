@@ -2,7 +2,8 @@
 
 The reference, run in the same process on the same files: the three CSVs read with ``csv.reader`` and
 inserted with ``sqlite3.executemany`` into equivalent tables (same columns, keys and indexes) in one
-transaction — no validation, no normalization, no encryption. Budgets: import ≤ 3× the reference; programme run ≤ 2 s on SQLite.
+transaction — no validation, no normalization, no encryption.
+Budgets: import ≤ 3× the reference; programme run ≤ 2 s on SQLite.
 
     python bench/register.py [--residents 460517] [--seed 7]
 """
