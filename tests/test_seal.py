@@ -255,3 +255,22 @@ def test_handing_over_the_mailing_package_notifies_its_households(city, tmp_path
         statuses = dict(conn.execute(text("SELECT status, COUNT(*) FROM entitlements GROUP BY status")).all())
     assert before == 0  # the contact centre's package notifies nobody
     assert statuses == {"notified": mailing.records}
+
+
+def test_passphrase_mode_generates_a_strong_passphrase_and_refuses_a_weak_one(city, tmp_path: Path) -> None:
+    home, _, _ = city
+    with pytest.raises(SealError, match="too weak"):
+        _seal(home, tmp_path, mode=fmt.Mode.PASSPHRASE, passphrase="amagasaki2022")
+    summary = _seal(home, tmp_path, "confirmation-mailing", mode=fmt.Mode.PASSPHRASE, fields=("postcode",))
+    assert summary.passphrase is not None and summary.passphrase_bits >= 77
+    assert len(summary.passphrase.split("-")) == 6
+    assert summary.scrypt_log_n is not None and summary.scrypt_log_n <= fmt.MAX_LOG_N
+    out = tmp_path / "plain.parquet"
+    with pytest.raises(PackageRefused):
+        open_sealed(Path(summary.out), trust_home=home.path, out=out, passphrase="wrong-horse", now=NOW)
+    assert not out.exists()
+    open_sealed(Path(summary.out), trust_home=home.path, out=out, passphrase=summary.passphrase, now=NOW)
+    assert pq.read_table(out).num_rows == summary.records + summary.canaries
+    with home.engine.connect() as conn:  # the passphrase itself is never stored
+        stored = conn.execute(text("SELECT passphrase_bits, identity_enc FROM packages")).one()
+    assert stored == (summary.passphrase_bits, None)
