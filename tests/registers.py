@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from civicseal.register.columns import COLUMNS, Kind
+from civicseal.register.columns import Kind, english_header
 
 DEFAULT_RESIDENT = {
     "relationship": "head",
@@ -23,7 +23,7 @@ DEFAULT_RESIDENT = {
 
 
 def write_csv(path: Path, kind: Kind, rows: list[dict[str, str]], encoding: str = "utf-8") -> Path:
-    header = [column.name for column in COLUMNS[kind]]
+    header = english_header(kind)
     with path.open("w", encoding=encoding, newline="") as f:
         writer = csv.DictWriter(f, header, lineterminator="\n")
         writer.writeheader()

@@ -13,30 +13,18 @@ from pathlib import Path
 import pytest
 
 from civicseal.cli import run
+from civicseal.register.columns import Kind, english_header
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
 from civicseal.register.normalize import my_number_check_digit
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
+from tests.registers import resident
 
 NOW = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # 2024-06-01 12:00 in Tokyo
 
-RESIDENT_HEADER = [
-    "resident_code",
-    "household_code",
-    "relationship",
-    "name",
-    "name_kana",
-    "sex",
-    "birth_date",
-    "postcode",
-    "address",
-    "moved_in",
-    "moved_out",
-    "deceased",
-    "my_number",
-]
-TAX_HEADER = ["resident_code", "fiscal_year", "per_capita_levy", "income", "dependent_of"]
-ACCOUNT_HEADER = ["household_code", "bank_code", "branch_code", "account_type", "account_number", "holder_kana"]
+RESIDENT_HEADER = english_header(Kind.RESIDENTS)
+TAX_HEADER = english_header(Kind.TAX)
+ACCOUNT_HEADER = english_header(Kind.ACCOUNTS)
 
 MY_NUMBER = "123456789018"  # check digit 8
 OTHER_MY_NUMBER = "987654321093"  # check digit 3
@@ -45,23 +33,7 @@ OTHER_MY_NUMBER = "987654321093"  # check digit 3
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def person(code: str, household: str, **fields: str) -> dict[str, str]:
-    return {
-        "resident_code": code,
-        "household_code": household,
-        "relationship": "head",
-        "name": "尼崎 太郎",
-        "name_kana": "アマガサキ タロウ",
-        "sex": "1",
-        "birth_date": "1960-04-01",
-        "postcode": "660-0881",
-        "address": "兵庫県尼崎市昭和通2丁目1-1",
-        "moved_in": "",
-        "moved_out": "",
-        "deceased": "",
-        "my_number": "",
-        **fields,
-    }
+person = resident  # the shared default resident of tests/registers.py
 
 
 def tax_row(code: str, year: str = "2022", levy: str = "exempt", income: str = "0", dependent_of: str = "") -> dict:

@@ -149,6 +149,11 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
 SIGNATURE: dict[Kind, str] = {Kind.RESIDENTS: "name", Kind.TAX: "fiscal_year", Kind.ACCOUNTS: "bank_code"}
 
 
+def english_header(kind: Kind) -> list[str]:
+    """The header a file of this kind is written with (synthetic city, rejects, tests)."""
+    return [column.name for column in COLUMNS[kind]]
+
+
 def header_names(kind: Kind) -> dict[str, str]:
     """Every accepted spelling of a header (lower-cased) → the column's English name."""
     names: dict[str, str] = {}

@@ -130,7 +130,7 @@ _LETTER_AND_MARK = re.compile(r"[\u30a1-\u30fa][\u3099\u309a]")
 _KATAKANA_FIELD = re.compile(r"[\u30a1-\u30fe ]*")
 
 
-def _to_fullwidth_katakana(text: str) -> str:
+def to_fullwidth_katakana(text: str) -> str:
     text = text.translate(_KANA_TABLE)
     if _VOICED_MARK in text or _SEMI_VOICED_MARK in text:
         text = _LETTER_AND_MARK.sub(lambda m: _COMPOSED.get(m.group(), m.group()), text)
@@ -139,7 +139,7 @@ def _to_fullwidth_katakana(text: str) -> str:
 
 def normalize_kana(raw: str) -> str:
     """Bring a kana field to full-width katakana, so hiragana, half-width and full-width spellings match."""
-    text = _to_fullwidth_katakana(normalize_text(raw))
+    text = to_fullwidth_katakana(normalize_text(raw))
     if not _KATAKANA_FIELD.fullmatch(text):
         raise InvalidValue("not katakana")
     return text
@@ -194,7 +194,7 @@ def parse_zengin_kana(raw: str) -> str:
     A holder name the bank cannot read makes the transfer bounce weeks later; refusing it at import
     puts the error in front of the clerk who can fix it.
     """
-    text = _to_fullwidth_katakana(normalize_hyphens(normalize_text(raw))).translate(_ZENGIN_FOLD)
+    text = to_fullwidth_katakana(normalize_hyphens(normalize_text(raw))).translate(_ZENGIN_FOLD)
     if not _ZENGIN_STORED.fullmatch(text):
         raise InvalidValue("not characters a Zengin file can carry")
     return text

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from civicseal.register.errors import RegisterError
+from civicseal.register.columns import Kind, english_header
+from civicseal.register.errors import InvalidValue, RegisterError
+from civicseal.register.normalize import parse_zengin_kana, to_fullwidth_katakana
 
 EXTRACT_DATE = date(2022, 7, 1)
 """The day the register was extracted; every date in the files is on or before it."""
@@ -46,23 +48,9 @@ HISTORY_YEARS = 3
 RESIDENTS_FILE = "residents.csv"
 TAX_FILE = "tax.csv"
 ACCOUNTS_FILE = "accounts.csv"
-RESIDENT_COLUMNS = (
-    "resident_code",
-    "household_code",
-    "relationship",
-    "name",
-    "name_kana",
-    "sex",
-    "birth_date",
-    "postcode",
-    "address",
-    "moved_in",
-    "moved_out",
-    "deceased",
-    "my_number",
-)
-TAX_COLUMNS = ("resident_code", "fiscal_year", "per_capita_levy", "income", "dependent_of")
-ACCOUNT_COLUMNS = ("household_code", "bank_code", "branch_code", "account_type", "account_number", "holder_kana")
+RESIDENT_COLUMNS = tuple(english_header(Kind.RESIDENTS))
+TAX_COLUMNS = tuple(english_header(Kind.TAX))
+ACCOUNT_COLUMNS = tuple(english_header(Kind.ACCOUNTS))
 
 ROLES = ("head", "spouse", "child", "parent", "grandchild", "sibling", "other")
 _H, _S, _C, _P, _G, _B, _O = range(7)
@@ -292,8 +280,6 @@ _OLDER_GIVEN = frozenset(
 
 _CHUNK = 65_536
 _MAX_CHOME, _MAX_BANCHI, _MAX_GO = 6, 30, 25
-_HIRAGANA_TO_KATAKANA = {c: c + 0x60 for c in range(0x3041, 0x3097)}
-_SMALL_KANA = frozenset("ァィゥェォッャュョヮヵヶ")
 
 
 @dataclass(frozen=True)
@@ -380,13 +366,12 @@ def _bank_branches() -> tuple[tuple[str, float, tuple[str, ...], tuple[str, ...]
     return tuple(out)
 
 
-def _to_katakana(text: str) -> str:
-    return text.translate(_HIRAGANA_TO_KATAKANA)
-
-
 def zengin_safe_kana(text: str) -> bool:
-    """True when ``text`` holds only large full-width katakana (and spaces), which any Zengin file carries."""
-    return all(c == " " or ("ア" <= c <= "ン" and c not in _SMALL_KANA) or c == "ヴ" for c in text)
+    """True when ``text`` goes into a Zengin file exactly as it is, so the holder name needs no rewriting."""
+    try:
+        return parse_zengin_kana(text) == text
+    except InvalidValue:
+        return False
 
 
 @dataclass(frozen=True)
@@ -402,11 +387,11 @@ class _Names:
 def name_pairs() -> _Names:
     from faker.providers.person.ja_JP import Provider
 
-    surnames = tuple((k, _to_katakana(kana)) for (k, kana, _r) in Provider.last_name_pairs)
+    surnames = tuple((k, to_fullwidth_katakana(kana)) for (k, kana, _r) in Provider.last_name_pairs)
     weights = np.array([float(w) for w in Provider.last_name_pairs.values()])
     given = (
-        tuple((k, _to_katakana(kana)) for k, kana, _r in Provider.first_name_male_pairs),
-        tuple((k, _to_katakana(kana)) for k, kana, _r in Provider.first_name_female_pairs),
+        tuple((k, to_fullwidth_katakana(kana)) for k, kana, _r in Provider.first_name_male_pairs),
+        tuple((k, to_fullwidth_katakana(kana)) for k, kana, _r in Provider.first_name_female_pairs),
     )
     older = tuple(np.array([i for i, g in enumerate(lst) if g[0] in _OLDER_GIVEN]) for lst in given)
     younger = tuple(np.array([i for i, g in enumerate(lst) if g[0] not in _OLDER_GIVEN]) for lst in given)
@@ -431,13 +416,6 @@ def my_number_check_digit(body: np.ndarray) -> np.ndarray:
         rest //= 10
     r = total % 11
     return np.where(r <= 1, 0, 11 - r)
-
-
-def valid_my_number(text: str) -> bool:
-    """True for a 12-digit My Number whose last digit is the check digit of the first 11."""
-    if len(text) != 12 or not text.isascii() or not text.isdigit():
-        return False
-    return int(my_number_check_digit(np.array([int(text[:11])]))[0]) == int(text[11])
 
 
 def _days(d: date) -> int:
