@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in age chromium fonts-noto-cjk postgresql; do
+for pkg in age chromium fonts-noto-cjk fonts-ipaexfont-mincho fonts-ipaexfont-gothic libpango-1.0-0 \
+  libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

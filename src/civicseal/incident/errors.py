@@ -1,0 +1,7 @@
+"""Errors of incident response."""
+
+from civicseal.errors import CivicsealError
+
+
+class IncidentError(CivicsealError):
+    """An incident cannot be opened, closed or reported as asked."""
