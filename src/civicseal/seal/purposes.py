@@ -20,6 +20,7 @@ SELECTIONS = ("entitled-households", "confirmed-with-account")
 class Purpose:
     name: str
     description: str
+    description_ja: str
     fields: tuple[str, ...]
     selects: str
     canaries: bool
@@ -53,6 +54,7 @@ def purposes() -> dict[str, Purpose]:
         loaded[name] = Purpose(
             name=name,
             description=spec["description"],
+            description_ja=spec["description_ja"],
             fields=tuple(spec["fields"]),
             selects=spec["selects"],
             canaries=bool(spec["canaries"]),
