@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from civicseal.audit import log as audit
 from civicseal.keys.errors import KeyServiceError
@@ -51,8 +51,15 @@ def _check_reason(reason: str) -> str:
 
 
 def revoke_package(engine: Engine, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:
-    """Mark ``package_id`` revoked now, for ``reason``; refuse an unknown or already revoked package.
+    """Mark ``package_id`` revoked now, for ``reason``, in a transaction of its own (see :func:`revoke_in`)."""
+    with transaction(engine) as conn:
+        return revoke_in(conn, package_id, reason, now=now, actor=actor)
 
+
+def revoke_in(conn: Connection, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:
+    """Mark ``package_id`` revoked now, inside the caller's transaction; refuse an unknown or revoked package.
+
+    The one definition of revoking: an incident revokes in the same transaction that records the loss.
     The reason is kept with the package (the city's record) and left out of the audit row, which carries
     only who, what and the mode: a reason typed in a hurry may name a person.
     """
@@ -61,14 +68,13 @@ def revoke_package(engine: Engine, package_id: str, reason: str, *, now: datetim
         raise KeyServiceError("no such package")
     now = as_utc(now)
     t = Package.__table__
-    with transaction(engine) as conn:
-        query = select(t.c.id, t.c.mode, t.c.revoked_at).where(t.c.id == package_id).with_for_update()
-        row = conn.execute(query).mappings().first()
-        if row is None:
-            raise KeyServiceError(f"no package {package_id}")
-        if row["revoked_at"] is not None:
-            when = as_utc(row["revoked_at"]).isoformat()
-            raise KeyServiceError(f"package {package_id} was already revoked at {when}; revocation is final")
-        conn.execute(update(t).where(t.c.id == package_id).values(revoked_at=now, revoked_reason=reason))
-        audit.append(conn, "keys.package-revoked", "package", package_id, {"mode": row["mode"]}, actor=actor, now=now)
+    query = select(t.c.id, t.c.mode, t.c.revoked_at).where(t.c.id == package_id).with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        raise KeyServiceError(f"no package {package_id}")
+    if row["revoked_at"] is not None:
+        when = as_utc(row["revoked_at"]).isoformat()
+        raise KeyServiceError(f"package {package_id} was already revoked at {when}; revocation is final")
+    conn.execute(update(t).where(t.c.id == package_id).values(revoked_at=now, revoked_reason=reason))
+    audit.append(conn, "keys.package-revoked", "package", package_id, {"mode": row["mode"]}, actor=actor, now=now)
     return Revocation(package_id=package_id, revoked_at=now, mode=row["mode"])
