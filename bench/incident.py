@@ -8,7 +8,9 @@ incident and prints:
   (WeasyPrint, cold: the first PDF of the process, fonts included) and JSON — budget ≤ 5 s in all;
 * for reference, in the same run: the seconds it took to seal that package (the step that produced what
   the report describes) and to count its members with one SQL statement (the floor of any report that
-  reads who is affected).
+  reads who is affected);
+* letters for 10,000 affected households (A4 PDF, 1,000 to a file, the IPAex Mincho font embedded), as
+  pages/s, against reportlab writing as many blank A4 pages in the same run.
 
     python bench/incident.py [--residents 460517] [--seed 7]
 """
@@ -16,6 +18,7 @@ incident and prints:
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from datetime import timedelta
@@ -26,14 +29,17 @@ from sqlalchemy import text
 from civicseal.clock import utcnow
 from civicseal.custody.service import record_event
 from civicseal.incident import render
+from civicseal.incident.notify import Mailing, addressees, letter_context, write_letters
 from civicseal.incident.report import build_report
 from civicseal.incident.service import open_incident
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
+from civicseal.store.home import Home
 from common import PROGRAMME, build_city
 
 BUDGET_S = 5.0
+LETTERS = 10_000
 
 
 def timed(action) -> float:  # type: ignore[no-untyped-def]
@@ -99,6 +105,37 @@ def main() -> None:
     print(f"report, build + 4 formats          {total:>10.2f} s  (budget ≤ {BUDGET_S:.0f} s: {verdict})")
     print(f"reference: seal the package        {seal_s:>10.2f} s  (the step that produced it)")
     print(f"reference: count its members (SQL) {count_s:>10.3f} s  (one statement)")
+
+    letters_s, mailing = letters_benchmark(home, incident_id, work / "letters", LETTERS)
+    blank_s = timed(lambda: blank_pages(work / "blank.pdf", mailing.letters))
+    rate = mailing.letters / letters_s
+    files = len(mailing.files)
+    print(f"letters for {mailing.letters:,} households   {letters_s:>8.2f} s  {rate:>8,.0f} pages/s ({files} PDFs)")
+    print(f"reference: as many blank A4 pages   {blank_s:>8.2f} s  ratio {letters_s / blank_s:.1f} ×  (same library)")
+
+
+def blank_pages(out: Path, count: int) -> None:
+    """What reportlab itself costs per A4 page, with no text and no font."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen.canvas import Canvas
+
+    canvas = Canvas(str(out), pagesize=A4, pageCompression=1)
+    for _ in range(count):
+        canvas.showPage()
+    canvas.save()
+
+
+def letters_benchmark(home: Home, incident_id: int, out: Path, count: int) -> tuple[float, Mailing]:
+    """The first ``count`` households of the package, through the same writer `incident notify` uses."""
+    with home.engine.connect() as conn:
+        context, package_id = letter_context(conn, home, incident_id, utcnow())
+        written: list[Mailing] = []
+        seconds = timed(
+            lambda: written.append(
+                write_letters(itertools.islice(addressees(conn, package_id), count), context, out, "bench", total=count)
+            )
+        )
+    return seconds, written[0]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -120,7 +120,7 @@ def font_path() -> Path:
 
 
 @dataclass(frozen=True)
-class _Context:
+class LetterContext:
     """What every letter of one incident says."""
 
     issuer: str
@@ -132,7 +132,7 @@ class _Context:
     unopened: bool  # the key service has released no key since the loss: the only proof there can be
 
 
-def _context(conn: Connection, home: Home, incident_id: int, now: datetime) -> tuple[_Context, str]:
+def letter_context(conn: Connection, home: Home, incident_id: int, now: datetime) -> tuple[LetterContext, str]:
     row = conn.execute(
         select(Incident.lost_at, Package.id, Package.purpose, Package.fields, Package.mode)
         .join(Package, Package.id == Incident.package_id)
@@ -148,7 +148,7 @@ def _context(conn: Connection, home: Home, incident_id: int, now: datetime) -> t
             UnlockAttempt.package_id == package_id, UnlockAttempt.outcome == "granted", UnlockAttempt.at >= lost_at
         )
     ).scalar_one()
-    context = _Context(
+    context = LetterContext(
         issuer=home.config.issuer,
         dated=wareki(now.astimezone(TOKYO).date()),
         lost_on=wareki(as_utc(lost_at).astimezone(TOKYO).date()),
@@ -196,7 +196,7 @@ class _LetterFile:
         self.width, self.height = A4
         self.pages = 0
 
-    def letter(self, to: Addressee, context: _Context) -> None:
+    def letter(self, to: Addressee, context: LetterContext) -> None:
         c, mm = self.canvas, 72 / 25.4
         left, top = 25 * mm, self.height - 25 * mm
         c.setFont(FONT_NAME, 11)
@@ -242,6 +242,60 @@ def _wrap(line: str, width: int) -> list[str]:
     return [line[i : i + width] for i in range(0, len(line), width)] or [""]
 
 
+@dataclass
+class Mailing:
+    """What one run of letters wrote: PDF file names, letters, and the mailing list's name."""
+
+    files: list[str] = field(default_factory=list)
+    letters: int = 0
+    mailing_list: str = ""
+
+
+def write_letters(
+    to: Iterable[Addressee],
+    context: LetterContext,
+    out_dir: Path,
+    prefix: str,
+    *,
+    total: int,
+    progress: ProgressFn | None = None,
+) -> Mailing:
+    """One page per addressee, 1,000 to a PDF, and the mailing list beside them — all of it, or nothing."""
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mailing = Mailing(mailing_list=f"{prefix}-mailing-list.csv")
+    with atomic_writer(out_dir / mailing.mailing_list, text=True) as listing:
+        writer = csv.writer(listing, lineterminator="\r\n")
+        writer.writerow(["file", "page", "reference_number", "postcode", "address", "name"])
+        letters: _LetterFile | None = None
+        try:
+            for addressee in to:
+                if letters is None or letters.pages == LETTERS_PER_FILE:
+                    if letters is not None:
+                        letters.close()
+                        mailing.files.append(letters.path.name)
+                    letters = _LetterFile(out_dir / f"{prefix}-letters-{len(mailing.files) + 1:04d}.pdf")
+                letters.letter(addressee, context)
+                writer.writerow(
+                    [letters.path.name, letters.pages, printed(addressee.reference_number),
+                     addressee.postcode, addressee.address, addressee.name]
+                )  # fmt: skip
+                mailing.letters += 1
+                if progress is not None and mailing.letters % 100 == 0:
+                    progress(mailing.letters, total)
+            if letters is not None:
+                letters.close()
+                mailing.files.append(letters.path.name)
+        except BaseException as exc:
+            if letters is not None:
+                letters.abort(exc)
+            for written in mailing.files:  # no partial mailing is left to be sent
+                (out_dir / written).unlink(missing_ok=True)
+            raise
+    if progress is not None:
+        progress(mailing.letters, total)
+    return mailing
+
+
 def notify(
     home: Home,
     incident_id: int,
@@ -258,45 +312,15 @@ def notify(
     summary = NotifySummary(incident_id, assessment.notify_individuals, force, assessment.reasons)
     if not (assessment.notify_individuals or force):
         return summary
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with home.engine.connect() as conn:
-        context, package_id = _context(conn, home, incident_id, now)
+        context, package_id = letter_context(conn, home, incident_id, now)
         total = conn.execute(
             text("SELECT COUNT(DISTINCT household_code) FROM package_members WHERE package_id = :p"), {"p": package_id}
         ).scalar_one()
-        mailing = out_dir / f"incident-{incident_id}-mailing-list.csv"
-        with atomic_writer(mailing, text=True) as listing:
-            writer = csv.writer(listing, lineterminator="\r\n")
-            writer.writerow(["file", "page", "reference_number", "postcode", "address", "name"])
-            letters: _LetterFile | None = None
-            try:
-                for addressee in addressees(conn, package_id):
-                    if letters is None or letters.pages == LETTERS_PER_FILE:
-                        if letters is not None:
-                            letters.close()
-                            summary.files.append(letters.path.name)
-                        name = f"incident-{incident_id}-letters-{len(summary.files) + 1:04d}.pdf"
-                        letters = _LetterFile(out_dir / name)
-                    letters.letter(addressee, context)
-                    writer.writerow(
-                        [letters.path.name, letters.pages, printed(addressee.reference_number),
-                         addressee.postcode, addressee.address, addressee.name]
-                    )  # fmt: skip
-                    summary.letters += 1
-                    if progress is not None and summary.letters % 100 == 0:
-                        progress(summary.letters, total)
-                if letters is not None:
-                    letters.close()
-                    summary.files.append(letters.path.name)
-            except BaseException as exc:
-                if letters is not None:
-                    letters.abort(exc)
-                for written in summary.files:  # all or nothing: no partial mailing is left to be sent
-                    (out_dir / written).unlink(missing_ok=True)
-                raise
-    summary.mailing_list = mailing.name
-    if progress is not None:
-        progress(summary.letters, total)
+        mailing = write_letters(
+            addressees(conn, package_id), context, out_dir, f"incident-{incident_id}", total=total, progress=progress
+        )
+    summary.files, summary.letters, summary.mailing_list = mailing.files, mailing.letters, mailing.mailing_list
     with transaction(home.engine) as conn:
         audit.append(
             conn, "incident.notify", "incident", incident_id,
