@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -56,3 +58,17 @@ def build_city(residents: int, seed: int, *, before_import=None) -> City:  # typ
     result = run_programme(home.engine, PROGRAMME)
     run_s = time.perf_counter() - started
     return City(work, home, summary, synth_s, import_s, run_s, result)
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def city_arguments(description: str) -> argparse.Namespace:
+    """Every benchmark runs on the synthetic city: its size and seed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--residents", type=int, default=460_517)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args()

@@ -17,10 +17,8 @@ incident and prints:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,23 +34,14 @@ from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
-from common import PROGRAMME, build_city
+from common import PROGRAMME, build_city, city_arguments, timed
 
 BUDGET_S = 5.0
 LETTERS = 10_000
 
 
-def timed(action) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=460_517)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = city_arguments(__doc__.splitlines()[0])
     city = build_city(args.residents, args.seed)
     home, work = city.home, city.work
     add_recipient(home.engine, "printshop", keygen(work / "printshop.key"), now=utcnow(), actor="os:bench")

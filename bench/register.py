@@ -10,13 +10,12 @@ Budgets: import ≤ 3× the reference; programme run ≤ 2 s on SQLite.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sqlite3
 import time
 from pathlib import Path
 
-from common import build_city
+from common import build_city, city_arguments
 
 # Tables equivalent to the store's: the same columns, primary keys and indexes; no validation, no
 # normalization, no encryption. Index upkeep is part of storing a register, so the reference pays it too.
@@ -68,10 +67,7 @@ def reference_import(files: list[Path], db: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=460_517)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = city_arguments(__doc__.splitlines()[0])
     reference: list[float] = []
     city = build_city(
         args.residents,

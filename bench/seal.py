@@ -14,10 +14,8 @@ For the synthetic city (460,517 residents, seed 7, on the embedded SQLite store)
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 from statistics import median
@@ -35,7 +33,7 @@ from civicseal.seal import format as fmt
 from civicseal.seal.payload import encrypt_to_recipient
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
-from common import PROGRAMME, build_city
+from common import PROGRAMME, build_city, city_arguments, timed
 
 AGE = "/usr/bin/age"
 WHOLE_REGISTER = (
@@ -97,17 +95,8 @@ def seal_whole_register(home: Home, plain: Path, out: Path, recipient: str, rows
     fmt.write_package(out, manifest, keys.signing, payload)
 
 
-def timed(action) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=460_517)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = city_arguments(__doc__.splitlines()[0])
     city = build_city(args.residents, args.seed)
     home, work = city.home, city.work
     recipient = keygen(work / "printshop.key")

@@ -36,7 +36,9 @@ def resident(code: str, household: str, **fields: str) -> dict[str, str]:
     return {**DEFAULT_RESIDENT, "resident_code": code, "household_code": household, **fields}
 
 
-def tax(code: str, levy: str, year: str = "2022", dependent_of: str = "", income: str = "0") -> dict[str, str]:
+def tax(
+    code: str, year: str = "2022", *, levy: str = "exempt", income: str = "0", dependent_of: str = ""
+) -> dict[str, str]:
     return {
         "resident_code": code,
         "fiscal_year": year,

@@ -18,7 +18,7 @@ from civicseal.register.importer import ImportRefused, ImportSummary, Problem, i
 from civicseal.register.normalize import my_number_check_digit
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
-from tests.registers import resident
+from tests.registers import resident, tax
 
 NOW = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # 2024-06-01 12:00 in Tokyo
 
@@ -33,17 +33,7 @@ OTHER_MY_NUMBER = "987654321093"  # check digit 3
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-person = resident  # the shared default resident of tests/registers.py
-
-
-def tax_row(code: str, year: str = "2022", levy: str = "exempt", income: str = "0", dependent_of: str = "") -> dict:
-    return {
-        "resident_code": code,
-        "fiscal_year": year,
-        "per_capita_levy": levy,
-        "income": income,
-        "dependent_of": dependent_of,
-    }
+person, tax_row = resident, tax  # the shared defaults of tests/registers.py
 
 
 def account_row(household: str, bank: str = "0001", branch: str = "001", number: str = "1234567", **fields) -> dict:

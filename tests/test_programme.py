@@ -78,14 +78,14 @@ def test_the_funnel_counts_each_rule(home: Home, cipher: FieldCipher, tmp_path: 
         resident("70", "DEPS2"),  # dependant of a supporter who left
     ]
     taxes = [
-        tax("10", "taxed"),
-        tax("20", "exempt"),
-        tax("30", "exempt", dependent_of="10"),
-        tax("31", "exempt", dependent_of="10"),
-        tax("40", "exempt", dependent_of="10"),
-        tax("60", "taxed"),
-        tax("70", "exempt", dependent_of="60"),
-        tax("20", "taxed", year="2021"),  # another year does not count
+        tax("10", levy="taxed"),
+        tax("20", levy="exempt"),
+        tax("30", levy="exempt", dependent_of="10"),
+        tax("31", levy="exempt", dependent_of="10"),
+        tax("40", levy="exempt", dependent_of="10"),
+        tax("60", levy="taxed"),
+        tax("70", levy="exempt", dependent_of="60"),
+        tax("20", "2021", levy="taxed"),  # another year does not count
     ]
     load(home, cipher, tmp_path, residents, taxes)
     result = run_programme(home.engine, benefit(home), rng=random.Random(2), now=NOW)
@@ -106,7 +106,7 @@ def test_the_funnel_counts_each_rule(home: Home, cipher: FieldCipher, tmp_path: 
 
 def test_run_is_idempotent_and_never_rewrites_an_entitlement(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     residents = [resident("1", "A"), resident("2", "A", relationship="child"), resident("3", "B")]
-    load(home, cipher, tmp_path, residents, [tax("1", "exempt"), tax("3", "exempt")])
+    load(home, cipher, tmp_path, residents, [tax("1", levy="exempt"), tax("3", levy="exempt")])
     first = run_programme(home.engine, benefit(home), rng=random.Random(3), now=NOW)
     with home.engine.connect() as conn:
         before = conn.execute(
@@ -115,7 +115,7 @@ def test_run_is_idempotent_and_never_rewrites_an_entitlement(home: Home, cipher:
             )
         ).all()
     # The register changes: A's head is now taxed and B's head moved out after D.
-    load(home, cipher, tmp_path, residents, [tax("1", "taxed"), tax("3", "exempt")])
+    load(home, cipher, tmp_path, residents, [tax("1", levy="taxed"), tax("3", levy="exempt")])
     second = run_programme(home.engine, "benefit", rng=random.Random(4), now=NOW)
     assert first.new_entitlements == 2
     assert second.new_entitlements == 0
