@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from civicseal.register.errors import InvalidValue
 from civicseal.register.normalize import (
     RELATIONSHIPS,
+    all_valid_my_numbers,
     check_length,
     my_number_check_digit,
+    needs_no_normalization,
     normalize_hyphens,
     normalize_kana,
     normalize_text,
@@ -665,3 +667,32 @@ def test_errors_never_carry_the_value(raw):
             assert str(exc) == exc.rule
             assert raw not in str(exc) and raw.strip() not in str(exc)
             assert exc.__cause__ is None
+
+
+# ---------------------------------------------------------------------------------------------- whole columns
+
+_COLUMN_CHARS = st.sampled_from(list("ab1２ -ー－ｰ\u3000\tア尼崎市丁目\n"))
+
+
+@given(st.lists(st.text(_COLUMN_CHARS, max_size=8), min_size=1, max_size=6))
+def test_a_column_needing_no_normalization_is_left_exactly_as_one_value_at_a_time_would_leave_it(
+    values: list[str],
+) -> None:
+    def unchanged(value: str) -> bool:
+        try:
+            return value != "" and normalize_hyphens(normalize_text(value)) == value
+        except InvalidValue:
+            return False
+
+    assert needs_no_normalization(values, 200) == all(unchanged(v) for v in values)
+
+
+@given(st.lists(st.one_of(st.just(""), st.from_regex(r"[0-9]{12}", fullmatch=True)), min_size=1, max_size=8))
+def test_a_column_of_my_numbers_is_valid_exactly_when_each_number_is(values: list[str]) -> None:
+    def valid(value: str) -> bool:
+        try:
+            return value == "" or parse_my_number(value) == value
+        except InvalidValue:
+            return False
+
+    assert all_valid_my_numbers(values) == all(valid(v) for v in values)

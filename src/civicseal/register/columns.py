@@ -72,6 +72,15 @@ def plain_yen(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 15 else None
 
 
+def all_plain_addresses(raw: Sequence[str], required: bool) -> list[object] | None:
+    """A column of addresses none of which needs normalizing (the common export), kept as it is."""
+    return list(raw) if required and n.needs_no_normalization(raw, ADDRESS_LIMIT) else None
+
+
+def all_valid_my_numbers(raw: Sequence[str], required: bool) -> list[object] | None:
+    return [v or None for v in raw] if not required and n.all_valid_my_numbers(raw) else None
+
+
 PLAIN_CODES = re.compile(r"[0-9A-Za-z]{1,50}(?:\n[0-9A-Za-z]{1,50})*")
 PLAIN_CODES_OR_EMPTY = re.compile(r"[0-9A-Za-z]{0,50}(?:\n[0-9A-Za-z]{0,50})*")
 PLAIN_YEN_OR_EMPTY = re.compile(r"(?:-?[0-9]{1,14})?(?:\n(?:-?[0-9]{1,14})?)*")
@@ -118,13 +127,13 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
         Column("sex", ("性別",), n.parse_sex),
         Column("birth_date", ("生年月日",), parse_iso_date, fast=plain_iso_date),
         Column("postcode", ("郵便番号",), n.parse_postcode),
-        Column("address", ("住所",), parse_address, limit=ADDRESS_LIMIT),
+        Column("address", ("住所",), parse_address, limit=ADDRESS_LIMIT, bulk=all_plain_addresses),
         # 住民となった日 is the day the person became a resident of the city; a register whose 住定日
         # changes on moves within the city must export 住民となった日 instead.
         Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False, fast=plain_iso_date),
         Column("moved_out", ("転出日",), parse_iso_date, required=False, fast=plain_iso_date),
         Column("deceased", ("死亡日",), parse_iso_date, required=False, fast=plain_iso_date),
-        Column("my_number", ("個人番号",), n.parse_my_number, required=False),
+        Column("my_number", ("個人番号",), n.parse_my_number, required=False, bulk=all_valid_my_numbers),
     ),
     Kind.TAX: (
         Column("resident_code", ("住民コード",), parse_code, fast=plain_code, bulk=all_plain_codes),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gc
 import multiprocessing
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -310,30 +311,49 @@ def _parse_in_worker(path: Path, cipher: FieldCipher) -> tuple[ParsedFile, list[
     return parse_file(path, problems, cipher), problems
 
 
+def _kind_of(path: Path) -> Kind | None:
+    """The file's kind from its header alone, or None when that is unclear (the full parse then says why)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(64 * 1024).removeprefix(UTF8_BOM).rstrip(b"\r\n")
+        for encoding in ("utf-8", "cp932"):
+            try:
+                return detect_kind(path, next(csv.reader([first.decode(encoding)])))[0]
+            except UnicodeDecodeError:
+                continue
+    except (OSError, RegisterError, StopIteration, csv.Error):
+        return None
+    return None
+
+
 def parse_files(
     paths: list[Path], problems: list[Problem], cipher: FieldCipher, progress: ProgressFn
-) -> list[ParsedFile]:
-    """The largest file here, the others in a second process at the same time: parsing is most of an import.
+) -> Iterator[ParsedFile]:
+    """Parsed files, the residents file (else the largest) first: it is parsed here while a second process
+    parses the others, so the caller can check and write residents before the rest arrives.
 
-    The worker is forked (it starts at once and inherits the paused GC); the caller has closed every
-    database connection first, since none may be shared across a fork.
+    The worker is forked (it starts at once and inherits the paused GC) when this generator is first
+    advanced: the caller must hold no database connection then, since none may be shared across a fork.
     """
     if len(paths) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        parsed = []
-        for path in paths:
-            parsed.append(parse_file(path, problems, cipher))
-            progress("reading", len(parsed), len(paths))
-        return parsed
-    largest = max(paths, key=lambda p: p.stat().st_size if p.exists() else 0)
+        for done, path in enumerate(paths, 1):
+            yield parse_file(path, problems, cipher)
+            progress("reading", done, len(paths))
+        return
+    kinds = {path: _kind_of(path) for path in paths}
+    local = next(
+        (path for path in paths if kinds[path] is Kind.RESIDENTS),
+        max(paths, key=lambda p: p.stat().st_size if p.exists() else 0),
+    )
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        others = {path: pool.submit(_parse_in_worker, path, cipher) for path in paths if path != largest}
-        results = {largest: parse_file(largest, problems, cipher)}
+        others = [(path, pool.submit(_parse_in_worker, path, cipher)) for path in paths if path != local]
+        yield parse_file(local, problems, cipher)
         progress("reading", 1, len(paths))
-        for path, future in others.items():
-            results[path], found = future.result()
+        for done, (_, future) in enumerate(others, 2):
+            parsed, found = future.result()
             problems.extend(found)
-            progress("reading", len(results), len(paths))
-    return [results[path] for path in paths]
+            progress("reading", done, len(paths))
+            yield parsed
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -421,13 +441,14 @@ class _Check:
         codes, household_of = parsed.column("resident_code"), parsed.column("household_code")
         relationship, moved_out, deceased = (parsed.column(c) for c in ("relationship", "moved_out", "deceased"))
         valid = list(parsed.valid_indexes())
-        in_file = {codes[i]: i for i in valid}
-        in_file_households = {household_of[i] for i in valid}
+        stored = self.stored.residents
+        in_file = {codes[i]: i for i in valid} if stored else {}
+        in_file_households = {household_of[i] for i in valid} if stored else set()
         heads: Counter[object] = Counter()  # current heads per household, after the merge
         occupied: set[object] = set()  # households with a current member, after the merge
         left: dict[str, list[int]] = defaultdict(list)  # former household → movers' row indexes
         today = self.today
-        for code, (household, is_head, gone, died, _) in self.stored.residents.items():
+        for code, (household, is_head, gone, died, _) in stored.items():
             mover = in_file.get(code)
             if mover is None:
                 if _is_current(gone, died, today):
@@ -435,11 +456,16 @@ class _Check:
                     heads[household] += is_head
             elif household_of[mover] != household and household not in in_file_households:
                 left[household].append(mover)
-        for i in valid:
-            gone, died = moved_out[i], deceased[i]
-            if (gone is None or gone > today) and (died is None or died > today):  # type: ignore[operator]
-                occupied.add(household_of[i])
-                heads[household_of[i]] += relationship[i] == "head"
+        rows = valid if len(valid) < len(codes) else None  # None: every row, whole columns at C speed
+        pick = (lambda column: column) if rows is None else (lambda column: [column[i] for i in rows])
+        households_column = pick(household_of)
+        current = [
+            (gone is None or gone > today) and (died is None or died > today)  # type: ignore[operator]
+            for gone, died in zip(pick(moved_out), pick(deceased), strict=True)
+        ]
+        is_head = [r == "head" for r in pick(relationship)]
+        occupied.update(compress(households_column, current))
+        heads.update(compress(households_column, map(operator.and_, current, is_head)))
         broken = {h: _head_rule(heads[h]) for h in occupied if heads[h] != 1}
         if broken:
             by_household: dict[object, list[int]] = defaultdict(list)
@@ -535,7 +561,7 @@ TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
 
 
 def _encrypted(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
-    return [None if v is None else cipher.encrypt(str(v), column) for v in values]
+    return cipher.encrypt_many([None if v is None else str(v) for v in values], column)
 
 
 def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
@@ -693,18 +719,28 @@ def _import(
     today = tokyo_today(now).isoformat()
     problems: list[Problem] = []
     engine.dispose()  # no pooled connection may cross the fork below
-    parsed_files = parse_files([Path(p) for p in files], problems, cipher, progress)
-    kinds = [p.kind for p in parsed_files]
-    for kind in set(kinds):
-        if kinds.count(kind) > 1:
-            raise RegisterError(f"two {kind} files given; import them one at a time")
-    parsed_files.sort(key=lambda p: ORDER[p.kind])
+    arriving = parse_files([Path(p) for p in files], problems, cipher, progress)
+    first = next(arriving)  # forks the worker, before any connection is opened
+    parsed_files = [first]
     summary = ImportSummary()
+    counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
+    written: set[Kind] = set()
     with transaction(engine) as conn:
         stored = StoredRegister.load(conn)
         check = _Check(parsed_files, stored, today, problems)
+        if first.kind is Kind.RESIDENTS:
+            check.residents(first)
+            if not problems or rejects is not None:  # written while the other files are still being parsed;
+                _write(conn, first, stored.digests(first.kind), counts[first.kind], progress)  # undone on refusal
+                written.add(first.kind)
+        parsed_files.extend(arriving)
+        kinds = [p.kind for p in parsed_files]
+        for kind in set(kinds):
+            if kinds.count(kind) > 1:
+                raise RegisterError(f"two {kind} files given; import them one at a time")
+        parsed_files.sort(key=lambda p: ORDER[p.kind])
         for parsed in parsed_files:
-            if parsed.kind is Kind.RESIDENTS:
+            if parsed.kind is Kind.RESIDENTS and parsed is not first:
                 check.residents(parsed)
         residents = check.known("resident_code", stored.residents)
         households = check.known("household_code", (row[0] for row in stored.residents.values()))
@@ -718,9 +754,9 @@ def _import(
         summary.rows_read = sum(p.rows_read for p in parsed_files)
         if summary.rows_read == 0:
             return summary
-        counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
         for parsed in parsed_files:
-            _write(conn, parsed, stored.digests(parsed.kind), counts[parsed.kind], progress)
+            if parsed.kind not in written:
+                _write(conn, parsed, stored.digests(parsed.kind), counts[parsed.kind], progress)
         summary.rejected = sum(len(p.rejected_lines) for p in parsed_files)
         summary.problems = problems
         details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import os
-import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from itertools import repeat
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,15 +54,28 @@ class FieldCipher:
 
     def _fresh_prefix(self) -> None:
         self._prefix = os.urandom(8)
-        self._counter = itertools.count()
+        self._next = 0
+
+    def _nonces(self, count: int) -> list[bytes]:
+        """``count`` nonces never used before under this key: a fresh prefix before the counter could wrap."""
+        if self._next + count > COUNTER_LIMIT:
+            if count > COUNTER_LIMIT:
+                raise StoreError("too many values to encrypt in one call")
+            self._fresh_prefix()
+        start, self._next = self._next, self._next + count
+        prefix = self._key_id + self._prefix
+        return [prefix + n.to_bytes(4, "big") for n in range(start, start + count)]
 
     def encrypt(self, value: str, column: str) -> bytes:
-        count = next(self._counter)
-        if count > COUNTER_LIMIT:
-            self._fresh_prefix()
-            count = next(self._counter)
-        nonce = self._prefix + struct.pack(">I", count)
-        return self._key_id + nonce + self._aead[self._key_id].encrypt(nonce, value.encode(), column.encode())
+        return self.encrypt_many([value], column)[0]  # type: ignore[return-value]
+
+    def encrypt_many(self, values: Sequence[str | None], column: str) -> list[bytes | None]:
+        """A column at once (None stays None), the AEAD called from C through map: import encrypts millions."""
+        present = [v.encode() for v in values if v is not None]
+        headers = self._nonces(len(present))
+        sealed = map(self._aead[self._key_id].encrypt, [h[4:] for h in headers], present, repeat(column.encode()))
+        blobs = iter(list(map(bytes.__add__, headers, sealed)))
+        return [None if v is None else next(blobs) for v in values]
 
     def decrypt(self, blob: bytes, column: str) -> str:
         aead = self._aead.get(bytes(blob[:4]))
