@@ -274,3 +274,30 @@ def test_passphrase_mode_generates_a_strong_passphrase_and_refuses_a_weak_one(ci
     with home.engine.connect() as conn:  # the passphrase itself is never stored
         stored = conn.execute(text("SELECT passphrase_bits, identity_enc FROM packages")).one()
     assert stored == (summary.passphrase_bits, None)
+
+
+def test_trace_reads_a_spreadsheet_someone_made_of_the_copy(city, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    home, identity, _ = city
+    contact = _seal(home, tmp_path, "contact-centre-offline", mode=fmt.Mode.RECIPIENT)
+    out = tmp_path / "contact.parquet"
+    open_sealed(Path(contact.out), trust_home=home.path, out=out, identity_file=identity, now=NOW)
+    book = Workbook()
+    sheet = book.active
+    pasted = pq.read_table(out).to_pylist()[:50]  # someone pasted part of it into Excel
+    with home.engine.connect() as conn:
+        canary_refs = set(conn.execute(text("SELECT reference_number FROM canaries")).scalars())
+    real = [row for row in pasted if row["reference_number"] not in canary_refs]
+    for row in pasted:
+        sheet.append([row["head_name_kana"], row["head_birth_date"], row["reference_number"], row["pseudonym"]])
+    sheet.append(["", "", "", ""])
+    leaked = tmp_path / "list.xlsx"
+    book.save(leaked)
+    found = trace(home.engine, [leaked])
+    assert found.packages[0].package_id == contact.package_id
+    assert found.packages[0].pseudonyms == len(real)
+    assert found.packages[0].canaries == len(pasted) - len(real)
+    with home.engine.connect() as conn:
+        actions = list(conn.execute(text("SELECT action FROM audit_log ORDER BY seq DESC")).scalars())
+    assert actions[0] == "package.trace"

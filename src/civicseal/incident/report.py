@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, text
 from zxcvbn import zxcvbn
 
+from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.custody import service as custody
 from civicseal.custody.models import CustodyEvent
@@ -32,6 +33,7 @@ from civicseal.seal.fields import FIELDS, Category
 from civicseal.seal.models import Package, PackageMember
 from civicseal.seal.purposes import purposes
 from civicseal.seal.secrets import TYPED_MIN_GUESSES
+from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
 MAX_PASSPHRASE: Final = 200  # as sealing accepts; zxcvbn is slow on longer input
@@ -205,6 +207,7 @@ def build_report(
     now: datetime | None = None,
     passphrase: str | None = None,
     package_file: Path | None = None,
+    actor: str | None = None,
 ) -> Report:
     """Every figure of the report on incident ``incident_id``, as of ``now``.
 
@@ -233,6 +236,12 @@ def build_report(
         timeline=timeline,
         now=now,
     )
+    with transaction(home.engine) as conn:  # the register's members of the package were read
+        audit.append(
+            conn, "incident.report", "incident", incident_id,
+            {"residents_affected": content.residents_affected, "reportable": assessment.reportable},
+            actor=actor, now=now,
+        )  # fmt: skip
     return Report(
         generated_at=now,
         incident=incident,

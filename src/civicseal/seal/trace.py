@@ -21,10 +21,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, select
 
+from civicseal.audit import log as audit
 from civicseal.register.importer import decode_lines
 from civicseal.seal.errors import SealError
 from civicseal.seal.models import Canary, Package, PackageMember
 from civicseal.seal.secrets import PSEUDONYM_CHARS
+from civicseal.store.engine import transaction
 
 PSEUDONYM = re.compile(rf"\b[a-z2-7]{{{PSEUDONYM_CHARS}}}\b")
 REFERENCE = re.compile(r"(?<!\d)(\d{4})[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
@@ -181,7 +183,7 @@ def _count_references(conn: Connection, references: set[str]) -> Counter[str]:
     return found
 
 
-def trace(engine: Engine, paths: list[Path]) -> TraceResult:
+def trace(engine: Engine, paths: list[Path], *, actor: str | None = None) -> TraceResult:
     found = Found()
     for path in paths:
         found.add_file(path)
@@ -210,4 +212,11 @@ def trace(engine: Engine, paths: list[Path]) -> TraceResult:
         for package_id in candidates
     ]
     evidence.sort(key=lambda e: (-e.canaries, -e.pseudonyms, -e.reference_numbers, e.package_id))
-    return TraceResult(len(paths), len(found.pseudonyms), len(found.references), evidence)
+    result = TraceResult(len(paths), len(found.pseudonyms), len(found.references), evidence)
+    with transaction(engine) as conn:  # a found copy of personal data was read against the register
+        audit.append(
+            conn, "package.trace", "files", len(paths),
+            {"packages_matched": len(evidence), "came_from": sum(1 for e in evidence if e.canaries or e.pseudonyms)},
+            actor=actor,
+        )  # fmt: skip
+    return result
