@@ -314,6 +314,7 @@ def seal(
     pseudonym_key = secrets.token_bytes(32)
     cipher = keys.field_cipher()
     work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    placed = False
     try:
         with transaction(home.engine) as conn:
             programme = get_programme(conn, request.programme)
@@ -440,9 +441,11 @@ def seal(
                 now=now,
             )
             _place(staged, request.out)
+            placed = True  # the commit that ends this block is the last thing that can fail
         return summary
     except BaseException:
-        request.out.unlink(missing_ok=True) if _placed_by_us(request.out, package_id) else None
+        if placed:
+            request.out.unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -454,12 +457,9 @@ def _place(staged: Path, out: Path) -> None:
         os.link(staged, out)
     except FileExistsError:
         raise SealError(f"{out}: exists; packages are never overwritten") from None
-    except OSError:
-        shutil.copyfile(staged, out)
-
-
-def _placed_by_us(out: Path, package_id: str) -> bool:
-    try:
-        return fmt.read_package(out).package_id == package_id
-    except Exception:
-        return False
+    except OSError:  # a file system without hard links: copy, still refusing to replace anything
+        try:
+            with staged.open("rb") as src, out.open("xb") as dst:
+                shutil.copyfileobj(src, dst)
+        except FileExistsError:
+            raise SealError(f"{out}: exists; packages are never overwritten") from None
