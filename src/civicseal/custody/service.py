@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, or_, select
 
 from civicseal.audit import log as audit
-from civicseal.clock import TOKYO, utcnow
+from civicseal.clock import TOKYO, as_utc, utcnow
 from civicseal.custody.errors import CustodyError
 from civicseal.custody.models import CustodyEvent
 from civicseal.keys.models import Recipient
@@ -217,7 +217,7 @@ def timeline(engine: Engine, package_id: str) -> list[dict[str, Any]]:
             .order_by(*_ORDER)
         ).mappings()
         return [
-            {**row, "event": Event(row["event"]), "at": _utc(row["at"]), "recorded_at": _utc(row["recorded_at"])}
+            {**row, "event": Event(row["event"]), "at": as_utc(row["at"]), "recorded_at": as_utc(row["recorded_at"])}
             for row in rows
         ]
 
@@ -268,7 +268,7 @@ def _latest_per_expired_package(now_utc: datetime) -> Subquery:
 
 
 def _overdue_entry(row: Row, now_utc: datetime) -> dict[str, Any]:
-    expires_at = _utc(row.expires_at)
+    expires_at = as_utc(row.expires_at)
     state = Event(row.event) if row.event else None
     return {
         "package_id": row.id,
@@ -278,7 +278,7 @@ def _overdue_entry(row: Row, now_utc: datetime) -> dict[str, Any]:
         "days_overdue": (now_utc - expires_at) // timedelta(days=1),
         "state": state,
         "holder": row.holder,
-        "since": _utc(row.at) if row.at else None,
+        "since": as_utc(row.at) if row.at else None,
         "lost": state is Event.LOST,
         "revoked": row.revoked_at is not None,
     }
@@ -318,7 +318,7 @@ def _check_time(at: datetime, now: datetime, latest: Row | None) -> None:
     """Events are recorded in the order they happened, and none happens in the future."""
     if at > now + CLOCK_SKEW:
         raise CustodyError(f"event dated {_tokyo(at)} is in the future (beyond {_minutes(CLOCK_SKEW)} minutes)")
-    if latest is not None and at < (previous := _utc(latest.at)):
+    if latest is not None and at < (previous := as_utc(latest.at)):
         raise CustodyError(
             f"event dated {_tokyo(at)} is before the latest event ({latest.event} at {_tokyo(previous)});"
             " events are recorded in the order they happened"
@@ -340,11 +340,6 @@ def _aware(name: str, dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise CustodyError(f"{name}: a time with a timezone is needed (see parse_at for times people type)")
     return dt.astimezone(UTC)
-
-
-def _utc(dt: datetime) -> datetime:
-    """A stored time as aware UTC: SQLite hands back naive datetimes, which are stored in UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _tokyo(dt: datetime) -> str:

@@ -120,11 +120,6 @@ def verified_file(home: Home, path: Path) -> fmt.SealedPackage:
     return pkg
 
 
-def package_of_file(home: Home, path: Path) -> str:
-    """The id of the package in a ``.cseal`` file, once :func:`verified_file` accepts it."""
-    return verified_file(home, path).package_id
-
-
 def open_incident(
     home: Home,
     *,

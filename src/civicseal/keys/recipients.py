@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from civicseal.audit import log as audit
+from civicseal.clock import as_utc
 from civicseal.keys.errors import KeyServiceError
 from civicseal.keys.models import Recipient, UnlockAttempt
 from civicseal.seal.payload import X25519Identity
@@ -63,11 +64,6 @@ class RecipientInfo:
             "locked_at": as_utc(self.locked_at).isoformat() if self.locked_at else None,
             "locked": self.locked_at is not None,
         }
-
-
-def as_utc(dt: datetime) -> datetime:
-    """Times are stored in UTC; SQLite hands them back naive, PostgreSQL aware — make both aware UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from typing import Final
 from sqlalchemy import Connection, Engine, select, update
 
 from civicseal.audit import log as audit
+from civicseal.clock import as_utc
 from civicseal.keys.errors import KeyServiceError
-from civicseal.keys.recipients import as_utc
 from civicseal.keys.unlock import PACKAGE_ID_RE
 from civicseal.seal.models import Package
 from civicseal.store.engine import transaction

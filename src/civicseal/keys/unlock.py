@@ -31,10 +31,11 @@ import pyrage
 from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, update
 
 from civicseal.audit import log as audit
+from civicseal.clock import as_utc
 from civicseal.custody.service import UNLOCKABLE, current_state
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
 from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.keys.recipients import UNLOCKED_BY_CITY, as_utc, is_well_formed, token_digest, token_id_of
+from civicseal.keys.recipients import UNLOCKED_BY_CITY, is_well_formed, token_digest, token_id_of
 from civicseal.seal.models import Package
 from civicseal.store.engine import transaction
 from civicseal.store.errors import StoreError

@@ -6,22 +6,11 @@ from datetime import datetime
 from pathlib import Path
 
 from civicseal.clock import utcnow
+from civicseal.keys.recipients import load_identity
 from civicseal.seal import format as fmt
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.payload import Identity, PassphraseIdentity, X25519Identity
+from civicseal.seal.errors import PackageRefused
+from civicseal.seal.payload import Identity, PassphraseIdentity
 from civicseal.seal.trust import load_trusted
-
-
-def read_identity_file(path: Path) -> X25519Identity:
-    """An age identity file as age-keygen and `recipient keygen` write it (comments allowed)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SealError(f"{path}: cannot be read ({exc.strerror})") from None
-    secrets = [line.strip() for line in lines if line.strip().startswith("AGE-SECRET-KEY-1")]
-    if len(secrets) != 1:
-        raise SealError(f"{path}: not an age identity file (one AGE-SECRET-KEY-1… line expected)")
-    return X25519Identity(secrets[0])
 
 
 def open_sealed(
@@ -45,7 +34,7 @@ def open_sealed(
             return PassphraseIdentity(passphrase)
         if identity_file is None:
             raise PackageRefused("an identity is needed (--identity contractor.key)")
-        own = read_identity_file(identity_file)
+        own = load_identity(identity_file)
         if pkg.mode is fmt.Mode.RECIPIENT:
             return own
         if not token:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import ipaddress
 import os
 import random
 import secrets
@@ -31,6 +30,7 @@ from civicseal.audit import log as audit
 from civicseal.clock import utcnow
 from civicseal.custody import service as custody
 from civicseal.keys.city import CityKeys, load_city_keys
+from civicseal.keys.client import is_loopback_host
 from civicseal.keys.models import Recipient
 from civicseal.programme.service import get_programme, issue_references
 from civicseal.register.synth import name_pairs
@@ -109,13 +109,8 @@ def check_key_service_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url.rstrip("/")
-    if parts.scheme == "http":
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return url.rstrip("/")
+    if parts.scheme == "http" and is_loopback_host(host):
+        return url.rstrip("/")
     raise SealError("key service URL must be https://, or http:// on loopback (127.0.0.1, ::1, localhost)")
 
 
