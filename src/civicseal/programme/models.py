@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
@@ -62,3 +62,31 @@ class EntitlementMember(Base):
 
     entitlement_id: Mapped[int] = mapped_column(ForeignKey("entitlements.id"), primary_key=True)
     resident_code: Mapped[str] = mapped_column(String(50), primary_key=True, index=True)
+
+
+class EntitlementEvent(Base):
+    """Every change of an entitlement's status, with who made it and why: the programme's own history."""
+
+    __tablename__ = "entitlement_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entitlement_id: Mapped[int] = mapped_column(ForeignKey("entitlements.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(100))
+
+
+class EntitlementAccount(Base):
+    """The account a household gave on its confirmation form; it wins over the register's account."""
+
+    __tablename__ = "entitlement_accounts"
+
+    entitlement_id: Mapped[int] = mapped_column(ForeignKey("entitlements.id"), primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    account_type: Mapped[int] = mapped_column(SmallInteger)
+    account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    holder_kana: Mapped[str] = mapped_column(String(100))
+    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
