@@ -1,0 +1,278 @@
+"""What an operator may do for the household on the line, through the entitlement life cycle's one door.
+
+Every action names a recent look-up of the same operator (``lookup_id``), never a reference number, so
+no action can be used to probe numbers. Bank details are checked by the register's own parsers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from civicseal.audit import log as audit
+from civicseal.contact.errors import ContactError
+from civicseal.contact.lookup import check_call_reference, looked_up, parse_field
+from civicseal.contact.models import CallNote, ChangeRequest, ContactUser
+from civicseal.contact.users import Principal, Role
+from civicseal.payments.banks import branch_exists
+from civicseal.programme.entitlements import change_status
+from civicseal.programme.lifecycle import Status
+from civicseal.programme.models import Entitlement, EntitlementAccount
+from civicseal.register import columns, normalize
+from civicseal.store.engine import transaction
+from civicseal.store.fieldcrypt import FieldCipher
+
+NOTE_LIMIT: Final = 1000
+NOTE_COLUMN: Final = "contact_notes.note"
+REQUEST_COLUMN: Final = "contact_change_requests.details"
+ACCOUNT_COLUMN: Final = "entitlement_accounts.account_number"
+ACTION_ROLES: Final = (Role.OPERATOR, Role.SUPERVISOR)
+
+
+@dataclass(frozen=True)
+class AccountForm:
+    """Bank details as written on a returned form, before checking."""
+
+    bank_code: str
+    branch_code: str
+    account_type: str
+    account_number: str
+    holder_kana: str
+
+
+@dataclass(frozen=True)
+class Account:
+    bank_code: str
+    branch_code: str
+    account_type: int
+    account_number: str
+    holder_kana: str
+
+
+def check_account(form: AccountForm) -> Account:
+    """Validated like the register's accounts: padded codes that exist in the Zengin data, kana a file carries."""
+    bank = parse_field("bank code", columns.parse_bank_code, form.bank_code)
+    branch = parse_field("branch code", columns.parse_branch_code, form.branch_code)
+    if not branch_exists(bank, branch):  # type: ignore[arg-type]
+        raise ContactError("branch code: no such bank and branch in the Zengin data")
+    return Account(
+        bank,  # type: ignore[arg-type]
+        branch,  # type: ignore[arg-type]
+        parse_field("account type", normalize.parse_account_type, form.account_type),  # type: ignore[arg-type]
+        parse_field("account number", columns.parse_account_number, form.account_number),  # type: ignore[arg-type]
+        parse_field("holder kana", normalize.parse_zengin_kana, form.holder_kana),  # type: ignore[arg-type]
+    )
+
+
+def _set_account(conn: Connection, cipher: FieldCipher, entitlement_id: int, account: Account, now: datetime) -> None:
+    conn.execute(delete(EntitlementAccount).where(EntitlementAccount.entitlement_id == entitlement_id))
+    conn.execute(
+        insert(EntitlementAccount).values(
+            entitlement_id=entitlement_id,
+            bank_code=account.bank_code,
+            branch_code=account.branch_code,
+            account_type=account.account_type,
+            account_number_enc=cipher.encrypt(account.account_number, ACCOUNT_COLUMN),
+            holder_kana=account.holder_kana,
+            given_at=now,
+        )
+    )
+
+
+def record_note(
+    engine: Engine,
+    cipher: FieldCipher,
+    principal: Principal,
+    lookup_id: int,
+    text: str,
+    call_reference: str,
+    *,
+    now: datetime,
+) -> None:
+    """Keep what was said on the call (encrypted: callers say personal things); the audit row has no text."""
+    principal.require(*ACTION_ROLES)
+    call = check_call_reference(call_reference)
+    text = (text or "").strip()
+    if not text or len(text) > NOTE_LIMIT:
+        raise ContactError(f"note: 1-{NOTE_LIMIT} characters")
+    with transaction(engine) as conn:
+        ent = looked_up(conn, principal, lookup_id, now=now)
+        conn.execute(
+            insert(CallNote).values(
+                entitlement_id=ent.id,
+                user_id=principal.user_id,
+                at=now,
+                call_reference=call,
+                note_enc=cipher.encrypt(text, NOTE_COLUMN),
+            )
+        )
+        audit.append(
+            conn, "contact.note", "entitlement", ent.reference_number, {"call": call}, actor=principal.actor, now=now
+        )
+
+
+def confirm(
+    engine: Engine,
+    cipher: FieldCipher,
+    principal: Principal,
+    lookup_id: int,
+    form: AccountForm,
+    call_reference: str,
+    *,
+    now: datetime,
+) -> Status:
+    """Record a returned confirmation form with its account: notified (or returned) → confirmed."""
+    principal.require(*ACTION_ROLES)
+    call = check_call_reference(call_reference)
+    account = check_account(form)
+    with transaction(engine) as conn:
+        ent = looked_up(conn, principal, lookup_id, now=now)
+        change = change_status(
+            conn,
+            ent.reference_number,
+            Status.CONFIRMED,
+            now=now,
+            actor=principal.actor,
+            reason=f"confirmation form with bank account recorded on call {call}",
+        )
+        _set_account(conn, cipher, ent.id, account, now)
+    return change.new
+
+
+def decline(engine: Engine, principal: Principal, lookup_id: int, call_reference: str, *, now: datetime) -> Status:
+    """The household declines the benefit on the call: final."""
+    principal.require(*ACTION_ROLES)
+    call = check_call_reference(call_reference)
+    with transaction(engine) as conn:
+        ent = looked_up(conn, principal, lookup_id, now=now)
+        change = change_status(
+            conn,
+            ent.reference_number,
+            Status.DECLINED,
+            now=now,
+            actor=principal.actor,
+            reason=f"declined by the household on call {call}",
+        )
+    return change.new
+
+
+def request_change(
+    engine: Engine,
+    cipher: FieldCipher,
+    principal: Principal,
+    lookup_id: int,
+    kind: str,
+    values: dict[str, str],
+    call_reference: str,
+    *,
+    now: datetime,
+) -> int:
+    """Take down a new address or account for a supervisor to approve; checked now, applied on approval."""
+    principal.require(*ACTION_ROLES)
+    call = check_call_reference(call_reference)
+    if kind == "address":
+        details = {
+            "postcode": parse_field("postcode", normalize.parse_postcode, values.get("postcode", "")),
+            "address": parse_field("address", _address, values.get("address", "")),
+        }
+    elif kind == "account":
+        details = check_account(
+            AccountForm(**{k: values.get(k, "") for k in AccountForm.__dataclass_fields__})
+        ).__dict__
+    else:
+        raise ContactError("change: address or account")
+    with transaction(engine) as conn:
+        ent = looked_up(conn, principal, lookup_id, now=now)
+        request_id = conn.execute(
+            insert(ChangeRequest)
+            .values(
+                entitlement_id=ent.id,
+                kind=kind,
+                requested_by=principal.user_id,
+                requested_at=now,
+                details_enc=cipher.encrypt(json.dumps(details, ensure_ascii=False), REQUEST_COLUMN),
+            )
+            .returning(ChangeRequest.id)
+        ).scalar_one()
+        audit.append(
+            conn,
+            "contact.change-requested",
+            "entitlement",
+            ent.reference_number,
+            {"kind": kind, "request": request_id, "call": call},
+            actor=principal.actor,
+            now=now,
+        )
+    return request_id
+
+
+def _address(text: str) -> str:
+    return normalize.check_length(columns.parse_address(normalize.normalize_text(text)), columns.ADDRESS_LIMIT)
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    request_id: int
+    reference_number: str
+    kind: str
+    details: dict[str, object]
+    requested_by: str
+    requested_at: datetime
+
+
+def pending_changes(conn: Connection, cipher: FieldCipher, principal: Principal) -> list[PendingChange]:
+    """Requests awaiting a decision, oldest first (a supervisor's page; the details are decrypted for them)."""
+    principal.require(Role.SUPERVISOR)
+    query = (
+        select(ChangeRequest, Entitlement.reference_number, ContactUser.username)
+        .join(Entitlement, Entitlement.id == ChangeRequest.entitlement_id)
+        .join(ContactUser, ContactUser.id == ChangeRequest.requested_by)
+        .where(ChangeRequest.decision.is_(None))
+        .order_by(ChangeRequest.id)
+    )
+    if principal.organization is not None:
+        query = query.where(ContactUser.organization == principal.organization)
+    return [
+        PendingChange(
+            req.id, ref, req.kind, json.loads(cipher.decrypt(req.details_enc, REQUEST_COLUMN)), who, req.requested_at
+        )
+        for req, ref, who in conn.execute(query).all()
+    ]
+
+
+def decide_change(
+    engine: Engine, cipher: FieldCipher, principal: Principal, request_id: int, approve: bool, *, now: datetime
+) -> str:
+    """A supervisor approves or rejects. An approved account replaces the household's account for the
+    payment; an approved address is recorded for the register's keepers (the register is the city's own)."""
+    principal.require(Role.SUPERVISOR)
+    decision = "approved" if approve else "rejected"
+    with transaction(engine) as conn:
+        pending = {p.request_id: p for p in pending_changes(conn, cipher, principal)}
+        if request_id not in pending:
+            raise ContactError("no such pending request; reload the dashboard")
+        request = pending[request_id]
+        row = conn.execute(select(ChangeRequest).where(ChangeRequest.id == request_id).with_for_update()).scalar_one()
+        if row.decision is not None:
+            raise ContactError("someone decided this request already; reload the dashboard")
+        if approve and request.kind == "account":
+            _set_account(conn, cipher, row.entitlement_id, Account(**request.details), now)  # type: ignore[arg-type]
+        conn.execute(
+            update(ChangeRequest)
+            .where(ChangeRequest.id == request_id)
+            .values(decision=decision, decided_by=principal.user_id, decided_at=now)
+        )
+        audit.append(
+            conn,
+            f"contact.change-{decision}",
+            "entitlement",
+            request.reference_number,
+            {"kind": request.kind, "request": request_id},
+            actor=principal.actor,
+            now=now,
+        )
+    return decision

@@ -1,0 +1,22 @@
+"""Errors of the contact centre. Messages name the rule, never a value a caller or operator typed."""
+
+from civicseal.errors import CivicsealError
+
+
+class ContactError(CivicsealError):
+    """The contact centre refused an operation; the message is safe to show the operator."""
+
+
+class SignInRefused(ContactError):
+    """Sign-in failed. One message for every cause, so it tells an attacker nothing."""
+
+    def __init__(self, message: str = "sign-in failed: check the name, password and one-time code") -> None:
+        super().__init__(message)
+
+
+class NotAllowed(ContactError):
+    """The signed-in user's role or organization does not allow this."""
+
+
+class AccountLocked(ContactError):
+    """The user's account is locked (failed sign-ins or an extraction limit); a supervisor unlocks it."""

@@ -1,0 +1,331 @@
+"""Look-ups: one household at a time, only what the call needs, every one on record, extraction stopped.
+
+A look-up is one short transaction: lock the operator's row (so two workers count one operator's
+look-ups in turn), check the limits, read the household, record the look-up, raise any alert, and append
+the audit row last, so the chain head is locked only for the final insert and the commit.
+
+A reference number without the matching birth date answers exactly as an unknown number: the same
+``None``, after the same queries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Final
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from civicseal.audit import log as audit
+from civicseal.clock import as_utc
+from civicseal.contact.canaries import is_canary
+from civicseal.contact.errors import AccountLocked, ContactError
+from civicseal.contact.models import Alert, ContactUser, Lookup
+from civicseal.contact.organizations import approved_for_contact_centre
+from civicseal.contact.users import Principal, Role
+from civicseal.programme.entitlements import UnknownReference, parse_reference
+from civicseal.programme.lifecycle import Status
+from civicseal.programme.models import Entitlement, EntitlementAccount, EntitlementMember, Programme
+from civicseal.register import normalize
+from civicseal.register.errors import InvalidValue
+from civicseal.register.models import BankAccount, Resident
+from civicseal.store.engine import transaction
+from civicseal.store.fieldcrypt import FieldCipher
+
+CALL_REFERENCE_RE: Final = re.compile(r"[A-Za-z0-9-]{1,32}")
+MISS_WINDOW: Final = 20  # "30 % misses in any 20 look-ups"
+HOUR: Final = timedelta(hours=1)
+ACTION_WINDOW: Final = timedelta(minutes=30)  # an action needs a hit by the same user this recently
+LOOKUP_ROLES: Final = (Role.OPERATOR, Role.SUPERVISOR)
+
+
+@dataclass(frozen=True)
+class Household:
+    """What an operator sees of one household: no member list, no codes, the account masked."""
+
+    lookup_id: int
+    reference_number: str
+    programme: str
+    status: Status
+    amount: int
+    created_at: datetime
+    status_since: datetime
+    head_name: str
+    head_name_kana: str
+    bank_code: str | None
+    branch_code: str | None
+    account_masked: str | None  # "****123"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lookup_id": self.lookup_id,
+            "reference_number": self.reference_number,
+            "programme": self.programme,
+            "status": self.status.value,
+            "amount": self.amount,
+            "created_at": as_utc(self.created_at).isoformat(),
+            "status_since": as_utc(self.status_since).isoformat(),
+            "head_name": self.head_name,
+            "head_name_kana": self.head_name_kana,
+            "bank_code": self.bank_code,
+            "branch_code": self.branch_code,
+            "account_masked": self.account_masked,
+        }
+
+
+def check_call_reference(text: str) -> str:
+    """The centre's own call id: letters, digits and '-', so it can never carry a caller's details."""
+    text = (text or "").strip()
+    if not CALL_REFERENCE_RE.fullmatch(text):
+        raise ContactError("call reference: 1-32 letters, digits or '-' (the id your telephone system gives)")
+    return text
+
+
+def parse_field(field: str, parser: object, text: str) -> object:
+    """Run a register parser on one form field; the error names the field and the rule, never the value."""
+    try:
+        return parser(text or "")  # type: ignore[operator]
+    except InvalidValue as exc:
+        raise ContactError(f"{field}: {exc.rule}") from None
+
+
+def _masked(number: str) -> str:
+    return "****" + number[-3:]
+
+
+def _household(conn: Connection, cipher: FieldCipher, lookup_id: int, ent: Entitlement) -> Household:
+    programme = conn.execute(select(Programme.name).where(Programme.id == ent.programme_id)).scalar_one()
+    head = conn.execute(
+        select(Resident.name, Resident.name_kana).where(Resident.resident_code == ent.head_resident_code)
+    ).one()
+    given = conn.execute(select(EntitlementAccount).where(EntitlementAccount.entitlement_id == ent.id)).scalar()
+    if given is not None:
+        bank, branch = given.bank_code, given.branch_code
+        masked = _masked(cipher.decrypt(given.account_number_enc, "entitlement_accounts.account_number"))
+    else:
+        reg = conn.execute(select(BankAccount).where(BankAccount.household_code == ent.household_code)).scalar()
+        bank, branch = (reg.bank_code, reg.branch_code) if reg else (None, None)
+        masked = _masked(cipher.decrypt(reg.account_number_enc, "bank_accounts.account_number")) if reg else None
+    return Household(
+        lookup_id,
+        ent.reference_number,
+        programme,
+        Status(ent.status),
+        ent.amount,
+        ent.created_at,
+        ent.updated_at,
+        head.name,
+        head.name_kana,
+        bank,
+        branch,
+        masked,
+    )
+
+
+def _lock_operator(conn: Connection, principal: Principal, now: datetime) -> ContactUser:
+    """The operator's row, locked for this transaction: look-ups of one operator are counted one at a time."""
+    user = conn.execute(select(ContactUser).where(ContactUser.id == principal.user_id).with_for_update()).scalar_one()
+    if user.locked_at is not None:
+        raise AccountLocked("your account is locked; a supervisor must unlock it")
+    if not approved_for_contact_centre(conn, user.organization, now=now):
+        raise AccountLocked("your organization is not approved for the contact centre")
+    return user
+
+
+def _lock(conn: Connection, user: ContactUser, kind: str, now: datetime) -> None:
+    conn.execute(update(ContactUser).where(ContactUser.id == user.id).values(locked_at=now, locked_reason=kind))
+    conn.execute(insert(Alert).values(at=now, kind=kind, user_id=user.id))
+    audit.append(
+        conn, "contact.user-locked", "contact-user", user.username, {"why": kind}, actor="contact:guard", now=now
+    )
+
+
+def _over_hourly_limit(conn: Connection, user: ContactUser, now: datetime) -> bool:
+    count = conn.execute(
+        select(func.count()).where(Lookup.user_id == user.id, Lookup.at > now - HOUR, Lookup.outcome != "refused")
+    ).scalar_one()
+    return count >= user.hourly_limit
+
+
+def _over_miss_limit(conn: Connection, user: ContactUser) -> bool:
+    """Misses among the last 20 look-ups reach the limit (30 %: 6): fewer look-ups than 20 count too."""
+    recent = conn.execute(
+        select(Lookup.outcome)
+        .where(Lookup.user_id == user.id, Lookup.outcome.in_(("hit", "miss")))
+        .order_by(Lookup.id.desc())
+        .limit(MISS_WINDOW)
+    ).scalars()
+    misses = sum(1 for outcome in recent if outcome == "miss")
+    return misses * 100 >= user.miss_limit_percent * MISS_WINDOW
+
+
+def _record(
+    conn: Connection,
+    user: ContactUser,
+    call: str,
+    outcome: str,
+    entitlement_id: int | None,
+    object_id: str,
+    how: str,
+    now: datetime,
+) -> int:
+    lookup_id = conn.execute(
+        insert(Lookup)
+        .values(user_id=user.id, at=now, call_reference=call, outcome=outcome, entitlement_id=entitlement_id)
+        .returning(Lookup.id)
+    ).scalar_one()
+    if outcome == "miss" and _over_miss_limit(conn, user):
+        _lock(conn, user, "miss-rate", now)
+    details = {
+        "operator": user.username,
+        "organization": user.organization,
+        "call": call,
+        "outcome": outcome,
+        "by": how,
+    }
+    audit.append(conn, "contact.lookup", "entitlement", object_id, details, actor=f"contact:{user.username}", now=now)
+    return lookup_id
+
+
+def _find_by_reference(conn: Connection, number: str, born: date) -> Entitlement | None:
+    """The same two queries whether the number is unknown, a canary's, or known with another birth date."""
+    rows = conn.execute(
+        select(Entitlement, Resident.birth_date)
+        .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
+        .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
+        .where(Entitlement.reference_number == number)
+    ).all()
+    return next((ent for ent, birth in rows if birth == born), None)
+
+
+def lookup_by_reference(
+    engine: Engine,
+    cipher: FieldCipher,
+    principal: Principal,
+    reference: str,
+    birth_date: str,
+    call_reference: str,
+    *,
+    now: datetime,
+) -> Household | None:
+    """The household behind the reference number on its letter, if the caller's birth date is a member's.
+
+    None for an unknown number, a canary's, or a number without a matching birth date, alike. A number
+    whose check digit fails is refused before any query (and counts towards the hourly limit, not as a miss).
+    A canary's number raises an alert naming the operator: someone is using leaked data.
+    """
+    principal.require(*LOOKUP_ROLES)
+    call = check_call_reference(call_reference)
+    born = parse_field("birth date", normalize.parse_date, birth_date)
+    try:
+        number = parse_reference(reference or "")
+    except UnknownReference:
+        number = None
+    refusal: ContactError | None = None
+    found: Household | None = None
+    with transaction(engine) as conn:
+        user = _lock_operator(conn, principal, now)
+        if _over_hourly_limit(conn, user, now):
+            _lock(conn, user, "hourly-limit", now)
+            _record(conn, user, call, "refused", None, "", "reference", now)
+            refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
+        elif number is None:
+            _record(conn, user, call, "invalid", None, "", "reference", now)
+            refusal = ContactError(
+                "reference number: 12 digits with a valid check digit; read it again from the letter"
+            )
+        else:
+            ent = _find_by_reference(conn, number, born)
+            if is_canary(conn, number):
+                conn.execute(insert(Alert).values(at=now, kind="canary", user_id=user.id, reference_number=number))
+                audit.append(
+                    conn,
+                    "contact.canary-alert",
+                    "reference",
+                    number,
+                    {"operator": user.username, "organization": user.organization, "call": call},
+                    actor="contact:guard",
+                    now=now,
+                )
+            lookup_id = _record(
+                conn, user, call, "hit" if ent else "miss", ent.id if ent else None, number, "reference", now
+            )
+            found = _household(conn, cipher, lookup_id, ent) if ent else None
+    if refusal is not None:
+        raise refusal
+    return found
+
+
+def lookup_by_name(
+    engine: Engine,
+    cipher: FieldCipher,
+    principal: Principal,
+    name_kana: str,
+    birth_date: str,
+    postcode: str,
+    call_reference: str,
+    *,
+    now: datetime,
+) -> Household | None:
+    """Supervisors only: the one household whose recorded member has this kana name, birth date and postcode.
+
+    Exact match on all three after normalization; two households matching is a miss too (no list is shown).
+    """
+    principal.require(Role.SUPERVISOR)
+    call = check_call_reference(call_reference)
+    kana = parse_field("name kana", normalize.normalize_kana, name_kana)
+    born = parse_field("birth date", normalize.parse_date, birth_date)
+    post = parse_field("postcode", normalize.parse_postcode, postcode)
+    found: Household | None = None
+    refusal: ContactError | None = None
+    with transaction(engine) as conn:
+        user = _lock_operator(conn, principal, now)
+        if _over_hourly_limit(conn, user, now):
+            _lock(conn, user, "hourly-limit", now)
+            _record(conn, user, call, "refused", None, "", "name", now)
+            refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call an admin")
+        else:
+            ents = (
+                conn.execute(
+                    select(Entitlement)
+                    .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
+                    .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
+                    .where(Resident.name_kana == kana, Resident.birth_date == born, Resident.postcode == post)
+                    .limit(2)
+                )
+                .scalars()
+                .all()
+            )
+            ent = ents[0] if len(ents) == 1 else None
+            lookup_id = _record(
+                conn,
+                user,
+                call,
+                "hit" if ent else "miss",
+                ent.id if ent else None,
+                ent.reference_number if ent else "",
+                "name",
+                now,
+            )
+            found = _household(conn, cipher, lookup_id, ent) if ent else None
+    if refusal is not None:
+        raise refusal
+    return found
+
+
+def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Entitlement:
+    """The entitlement this user found in a recent hit; actions go through it, so no action is an oracle."""
+    ent = conn.execute(
+        select(Entitlement)
+        .join(Lookup, Lookup.entitlement_id == Entitlement.id)
+        .where(
+            Lookup.id == lookup_id,
+            Lookup.user_id == principal.user_id,
+            Lookup.outcome == "hit",
+            Lookup.at > now - ACTION_WINDOW,
+        )
+    ).scalar_one_or_none()
+    if ent is None:
+        raise ContactError("look the household up again first (a look-up is good for 30 minutes, for you alone)")
+    return ent
