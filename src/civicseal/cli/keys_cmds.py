@@ -96,17 +96,18 @@ def recipient_list(home: HomeOption = None, json_out: JsonOption = False) -> Non
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8470,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (above 1: PostgreSQL).")] = 1,
     home: HomeOption = None,
 ) -> None:
-    """Run a key-service worker (plain HTTP: put TLS in front of it off loopback)."""
+    """Run the key service and, in the city's home, the contact centre (plain HTTP: TLS in front off loopback)."""
     from civicseal.keys.client import is_loopback_host
-    from civicseal.keys.service import serve
+    from civicseal.web.app import serve
 
     opened = open_home(home)
     if not is_loopback_host(host):
         err_console.print(f"warning: serving plain HTTP on {host}; terminate TLS in front of this worker")
-    err_console.print(f"key service on http://{host}:{port} (Ctrl-C stops it)")
-    serve(opened, host=host, port=port)
+    err_console.print(f"key service and contact centre on http://{host}:{port} (Ctrl-C stops it)")
+    serve(opened, host=host, port=port, workers=workers)
 
 
 @package_app.command("revoke")

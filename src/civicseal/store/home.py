@@ -33,9 +33,11 @@ class Config:
     issuer: str
     returns_address: str
     returns_postcode: str
+    display_name: str = ""  # what people read (尼崎市); the issuer name is a slug
 
     def to_toml(self) -> str:
-        return (
+        shown = f'display_name = "{self.display_name}"\n' if self.display_name else ""
+        return shown + (
             f'issuer = "{self.issuer}"\n'
             "# Canary records are addressed here: a letter that arrives means a package was misused.\n"
             f'returns_address = "{self.returns_address}"\n'
@@ -76,7 +78,10 @@ class Home:
     def config(self) -> Config:
         self.require()
         data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        return Config(**{k: data[k] for k in ("issuer", "returns_address", "returns_postcode")})
+        return Config(
+            **{k: data[k] for k in ("issuer", "returns_address", "returns_postcode")},
+            display_name=data.get("display_name", ""),
+        )
 
     def write_config(self, config: Config) -> None:
         with atomic_writer(self.config_path, text=True) as f:

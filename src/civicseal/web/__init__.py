@@ -1,0 +1,1 @@
+"""The HTTP edge: the contact centre's pages and JSON API beside the key service. Thin: parse, call, render."""

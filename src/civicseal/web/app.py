@@ -1,0 +1,116 @@
+"""The city's web server: the key service's routes and, in a home that holds the city's keys, the contact centre.
+
+:func:`serves_pages` is the one place that decides whether a home serves the contact centre; a
+key-service-only home (which holds only the unlock key) serves no pages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from civicseal.clock import utcnow
+from civicseal.contact.errors import NotAllowed
+from civicseal.keys import service as key_service
+from civicseal.keys.city import MASTER, load_city_keys
+from civicseal.store.engine import is_sqlite
+from civicseal.store.errors import StoreError
+from civicseal.store.home import HOME_ENV, Home
+from civicseal.web.api import TokenGate, api_router
+from civicseal.web.pages import Forbidden, Pages, forbidden_page
+
+SECURITY_HEADERS: Final = {
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+def serves_pages(home: Home) -> bool:
+    """Does this home serve the contact centre? Only one that holds the city's master key can read a household."""
+    return (home.keys / MASTER).exists()
+
+
+def city_name(home: Home) -> str:
+    """The name on every page: the configured display name, else the issuer's name."""
+    return home.config.display_name or home.config.issuer
+
+
+def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """One worker's app: key-service routes always, the contact centre's pages and API where the home allows."""
+    keys_app = key_service.create_app(home, clock=clock)
+    app = FastAPI(
+        title="civicseal contact centre API",
+        version="1",
+        description="Look-ups of one household at a time; every route needs a bearer API token.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    for route in keys_app.router.routes:
+        route.include_in_schema = False  # type: ignore[attr-defined]
+        app.router.routes.append(route)
+    if not serves_pages(home):
+        app.openapi_url = None
+        return app
+    engine = home.engine
+    cipher = load_city_keys(home.keys).field_cipher()
+    city = city_name(home)
+    app.include_router(Pages(engine, cipher, city, clock).router)
+    app.include_router(api_router(engine, cipher, clock))
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(TokenGate, engine=engine)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, _exc: Forbidden) -> Response:
+        return forbidden_page(request, city)
+
+    @app.exception_handler(NotAllowed)
+    async def _not_allowed(request: Request, _exc: NotAllowed) -> Response:
+        return forbidden_page(request, city)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory each of several uvicorn worker processes calls: the home comes from CIVICSEAL_HOME."""
+    home = Home(Path(os.environ[HOME_ENV]))
+    home.require()
+    return create_app(home)
+
+
+def serve(home: Home, host: str, port: int, workers: int = 1) -> None:
+    """Run the server with uvicorn until interrupted. Several workers need PostgreSQL: the embedded SQLite
+    store serves one. Plain HTTP: put TLS in front (a reverse proxy); its X-Forwarded-Proto makes cookies Secure."""
+    if workers > 1 and is_sqlite(home.engine):
+        raise StoreError("--workers above 1 needs PostgreSQL (CIVICSEAL_DATABASE_URL); the SQLite store serves one")
+    options = dict(
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        proxy_headers=True,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(home), **options)  # type: ignore[arg-type]
+        return
+    os.environ[HOME_ENV] = str(home.path)
+    uvicorn.run("civicseal.web.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
