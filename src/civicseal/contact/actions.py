@@ -228,7 +228,14 @@ def pending_changes(conn: Connection, cipher: FieldCipher, principal: Principal)
     """Requests awaiting a decision, oldest first (a supervisor's page; the details are decrypted for them)."""
     principal.require(Role.SUPERVISOR)
     query = (
-        select(ChangeRequest, Entitlement.reference_number, ContactUser.username)
+        select(
+            ChangeRequest.id,
+            ChangeRequest.kind,
+            ChangeRequest.details_enc,
+            ChangeRequest.requested_at,
+            Entitlement.reference_number,
+            ContactUser.username,
+        )
         .join(Entitlement, Entitlement.id == ChangeRequest.entitlement_id)
         .join(ContactUser, ContactUser.id == ChangeRequest.requested_by)
         .where(ChangeRequest.decision.is_(None))
@@ -238,9 +245,14 @@ def pending_changes(conn: Connection, cipher: FieldCipher, principal: Principal)
         query = query.where(ContactUser.organization == principal.organization)
     return [
         PendingChange(
-            req.id, ref, req.kind, json.loads(cipher.decrypt(req.details_enc, REQUEST_COLUMN)), who, req.requested_at
+            r.id,
+            r.reference_number,
+            r.kind,
+            json.loads(cipher.decrypt(r.details_enc, REQUEST_COLUMN)),
+            r.username,
+            r.requested_at,
         )
-        for req, ref, who in conn.execute(query).all()
+        for r in conn.execute(query).all()
     ]
 
 
@@ -256,7 +268,9 @@ def decide_change(
         if request_id not in pending:
             raise ContactError("no such pending request; reload the dashboard")
         request = pending[request_id]
-        row = conn.execute(select(ChangeRequest).where(ChangeRequest.id == request_id).with_for_update()).scalar_one()
+        row = conn.execute(
+            select(ChangeRequest.__table__).where(ChangeRequest.id == request_id).with_for_update()
+        ).one()
         if row.decision is not None:
             raise ContactError("someone decided this request already; reload the dashboard")
         if approve and request.kind == "account":

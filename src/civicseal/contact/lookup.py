@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
@@ -94,17 +94,21 @@ def _masked(number: str) -> str:
     return "****" + number[-3:]
 
 
-def _household(conn: Connection, cipher: FieldCipher, lookup_id: int, ent: Entitlement) -> Household:
+def _household(conn: Connection, cipher: FieldCipher, lookup_id: int, ent: Row) -> Household:
     programme = conn.execute(select(Programme.name).where(Programme.id == ent.programme_id)).scalar_one()
     head = conn.execute(
         select(Resident.name, Resident.name_kana).where(Resident.resident_code == ent.head_resident_code)
     ).one()
-    given = conn.execute(select(EntitlementAccount).where(EntitlementAccount.entitlement_id == ent.id)).scalar()
+    given = conn.execute(
+        select(EntitlementAccount.__table__).where(EntitlementAccount.entitlement_id == ent.id)
+    ).first()
     if given is not None:
         bank, branch = given.bank_code, given.branch_code
         masked = _masked(cipher.decrypt(given.account_number_enc, "entitlement_accounts.account_number"))
     else:
-        reg = conn.execute(select(BankAccount).where(BankAccount.household_code == ent.household_code)).scalar()
+        reg = conn.execute(
+            select(BankAccount.__table__).where(BankAccount.household_code == ent.household_code)
+        ).first()
         bank, branch = (reg.bank_code, reg.branch_code) if reg else (None, None)
         masked = _masked(cipher.decrypt(reg.account_number_enc, "bank_accounts.account_number")) if reg else None
     return Household(
@@ -123,9 +127,11 @@ def _household(conn: Connection, cipher: FieldCipher, lookup_id: int, ent: Entit
     )
 
 
-def _lock_operator(conn: Connection, principal: Principal, now: datetime) -> ContactUser:
+def _lock_operator(conn: Connection, principal: Principal, now: datetime) -> Row:
     """The operator's row, locked for this transaction: look-ups of one operator are counted one at a time."""
-    user = conn.execute(select(ContactUser).where(ContactUser.id == principal.user_id).with_for_update()).scalar_one()
+    user = conn.execute(
+        select(ContactUser.__table__).where(ContactUser.id == principal.user_id).with_for_update()
+    ).one()
     if user.locked_at is not None:
         raise AccountLocked("your account is locked; a supervisor must unlock it")
     if not approved_for_contact_centre(conn, user.organization, now=now):
@@ -133,7 +139,7 @@ def _lock_operator(conn: Connection, principal: Principal, now: datetime) -> Con
     return user
 
 
-def _lock(conn: Connection, user: ContactUser, kind: str, now: datetime) -> None:
+def _lock(conn: Connection, user: Row, kind: str, now: datetime) -> None:
     conn.execute(update(ContactUser).where(ContactUser.id == user.id).values(locked_at=now, locked_reason=kind))
     conn.execute(insert(Alert).values(at=now, kind=kind, user_id=user.id))
     audit.append(
@@ -141,14 +147,14 @@ def _lock(conn: Connection, user: ContactUser, kind: str, now: datetime) -> None
     )
 
 
-def _over_hourly_limit(conn: Connection, user: ContactUser, now: datetime) -> bool:
+def _over_hourly_limit(conn: Connection, user: Row, now: datetime) -> bool:
     count = conn.execute(
         select(func.count()).where(Lookup.user_id == user.id, Lookup.at > now - HOUR, Lookup.outcome != "refused")
     ).scalar_one()
     return count >= user.hourly_limit
 
 
-def _over_miss_limit(conn: Connection, user: ContactUser) -> bool:
+def _over_miss_limit(conn: Connection, user: Row) -> bool:
     """Misses among the last 20 look-ups reach the limit (30 %: 6): fewer look-ups than 20 count too."""
     recent = conn.execute(
         select(Lookup.outcome)
@@ -162,7 +168,7 @@ def _over_miss_limit(conn: Connection, user: ContactUser) -> bool:
 
 def _record(
     conn: Connection,
-    user: ContactUser,
+    user: Row,
     call: str,
     outcome: str,
     entitlement_id: int | None,
@@ -188,15 +194,15 @@ def _record(
     return lookup_id
 
 
-def _find_by_reference(conn: Connection, number: str, born: date) -> Entitlement | None:
+def _find_by_reference(conn: Connection, number: str, born: date) -> Row | None:
     """The same two queries whether the number is unknown, a canary's, or known with another birth date."""
     rows = conn.execute(
-        select(Entitlement, Resident.birth_date)
+        select(Entitlement.__table__, Resident.birth_date)
         .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
         .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
         .where(Entitlement.reference_number == number)
     ).all()
-    return next((ent for ent, birth in rows if birth == born), None)
+    return next((row for row in rows if row.birth_date == born), None)
 
 
 def lookup_by_reference(
@@ -286,17 +292,13 @@ def lookup_by_name(
             _record(conn, user, call, "refused", None, "", "name", now)
             refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call an admin")
         else:
-            ents = (
-                conn.execute(
-                    select(Entitlement)
-                    .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
-                    .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
-                    .where(Resident.name_kana == kana, Resident.birth_date == born, Resident.postcode == post)
-                    .limit(2)
-                )
-                .scalars()
-                .all()
-            )
+            ents = conn.execute(
+                select(Entitlement.__table__)
+                .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
+                .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
+                .where(Resident.name_kana == kana, Resident.birth_date == born, Resident.postcode == post)
+                .limit(2)
+            ).all()
             ent = ents[0] if len(ents) == 1 else None
             lookup_id = _record(
                 conn,
@@ -314,10 +316,10 @@ def lookup_by_name(
     return found
 
 
-def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Entitlement:
+def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Row:
     """The entitlement this user found in a recent hit; actions go through it, so no action is an oracle."""
     ent = conn.execute(
-        select(Entitlement)
+        select(Entitlement.__table__)
         .join(Lookup, Lookup.entitlement_id == Entitlement.id)
         .where(
             Lookup.id == lookup_id,
@@ -325,7 +327,7 @@ def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: da
             Lookup.outcome == "hit",
             Lookup.at > now - ACTION_WINDOW,
         )
-    ).scalar_one_or_none()
+    ).first()
     if ent is None:
         raise ContactError("look the household up again first (a look-up is good for 30 minutes, for you alone)")
     return ent

@@ -18,7 +18,7 @@ from typing import Final
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
@@ -99,12 +99,12 @@ def check_username(username: str) -> str:
     return username
 
 
-def _user_row(conn: Connection, username: str, *, lock: bool = False) -> ContactUser | None:
-    query = select(ContactUser).where(ContactUser.username == username)
-    return conn.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+def _user_row(conn: Connection, username: str, *, lock: bool = False) -> Row | None:
+    query = select(ContactUser.__table__).where(ContactUser.username == username)
+    return conn.execute(query.with_for_update() if lock else query).first()
 
 
-def _existing(conn: Connection, username: str) -> ContactUser:
+def _existing(conn: Connection, username: str) -> Row:
     user = _user_row(conn, check_username(username), lock=True)
     if user is None:
         raise ContactError("no such user; `civicseal user list` shows them")
@@ -166,7 +166,7 @@ def _source_blocked(conn: Connection, source: str, now: datetime) -> bool:
     return count >= MAX_FAILED_SIGNINS
 
 
-def _totp_step(cipher: FieldCipher, user: ContactUser, code: str, now: datetime) -> int | None:
+def _totp_step(cipher: FieldCipher, user: Row, code: str, now: datetime) -> int | None:
     """The time step a valid, unused code belongs to (±1 step of clock drift), else None."""
     if user.totp_secret_enc is None:
         return 0
@@ -179,7 +179,7 @@ def _totp_step(cipher: FieldCipher, user: ContactUser, code: str, now: datetime)
     return None
 
 
-def _password_ok(user: ContactUser | None, password: str) -> bool:
+def _password_ok(user: Row | None, password: str) -> bool:
     try:
         return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and user is not None
     except (VerificationError, InvalidHashError):
@@ -279,22 +279,30 @@ def session_principal(engine: Engine, token: str, *, now: datetime) -> Principal
     digest = token_digest(token)
     with engine.connect() as conn:
         row = conn.execute(
-            select(ContactSession, ContactUser)
+            select(
+                ContactSession.csrf_token,
+                ContactSession.last_seen_at,
+                ContactSession.created_at,
+                ContactUser.id,
+                ContactUser.username,
+                ContactUser.role,
+                ContactUser.organization,
+                ContactUser.locked_at,
+            )
             .join(ContactUser, ContactUser.id == ContactSession.user_id)
             .where(ContactSession.token_sha256 == digest, ContactSession.ended_at.is_(None))
         ).first()
     if row is None:
         return None
-    session, user = row
-    last_seen, created = as_utc(session.last_seen_at), as_utc(session.created_at)
+    last_seen, created = as_utc(row.last_seen_at), as_utc(row.created_at)
     ended = "idle" if now - last_seen > IDLE_TIMEOUT else "expired" if now - created > SESSION_LIFETIME else None
-    if ended or user.locked_at is not None:
+    if ended or row.locked_at is not None:
         _end_sessions(engine, [digest], ended or "locked", now)
         return None
     if now - last_seen > SEEN_GRANULARITY:
         with transaction(engine) as conn:
             conn.execute(update(ContactSession).where(ContactSession.token_sha256 == digest).values(last_seen_at=now))
-    return Principal(user.id, user.username, Role(user.role), user.organization, session.csrf_token)
+    return Principal(row.id, row.username, Role(row.role), row.organization, row.csrf_token)
 
 
 def _end_sessions(engine: Engine, digests: list[str], reason: str, now: datetime) -> None:
@@ -374,7 +382,7 @@ def api_principal(engine: Engine, token: str) -> Principal | None:
     if token_id is None:
         return None
     with engine.connect() as conn:
-        user = conn.execute(select(ContactUser).where(ContactUser.api_token_id == token_id)).scalar_one_or_none()
+        user = conn.execute(select(ContactUser.__table__).where(ContactUser.api_token_id == token_id)).first()
     if user is None or not secrets.compare_digest(user.api_token_sha256 or "", token_digest(token)):
         return None
     if user.locked_at is not None:
@@ -408,7 +416,7 @@ def list_users(conn: Connection, *, now: datetime, organization: str | None = No
             .group_by(ContactSession.user_id)
         ).all()
     )
-    query = select(ContactUser).order_by(ContactUser.username)
+    query = select(ContactUser.__table__).order_by(ContactUser.username)
     if organization is not None:
         query = query.where(ContactUser.organization == organization)
     return [
@@ -423,5 +431,5 @@ def list_users(conn: Connection, *, now: datetime, organization: str | None = No
             u.hourly_limit,
             u.miss_limit_percent,
         )
-        for u in conn.execute(query).scalars()
+        for u in conn.execute(query).all()
     ]
