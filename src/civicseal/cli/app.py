@@ -264,11 +264,12 @@ def demo(
     home: HomeOption = None,
     residents: Annotated[int, typer.Option(min=1000, help="Size of the synthetic city.")] = 460_517,
     seed: int = 7,
+    serve: Annotated[bool, typer.Option("--serve", help="End with the contact centre running.")] = False,
 ) -> None:
     """The whole story on a synthetic Amagasaki, in a fresh temporary home (or --home)."""
     from civicseal.cli.demo import run_demo
 
-    run_demo(home, residents=residents, seed=seed)
+    run_demo(home, residents=residents, seed=seed, serve=serve)
 
 
 # Command modules register themselves on `app` when imported.

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from civicseal.audit import log as audit
 from civicseal.cli.app import render_funnel
+from civicseal.cli.demo_contact import run_contact_centre
 from civicseal.cli.output import console, progress_bars
 from civicseal.clock import utcnow
 from civicseal.custody.service import Event, record_event
@@ -46,7 +47,7 @@ def _step(title: str, action: Callable[[], T]) -> T:
     return result
 
 
-def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
+def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="civicseal-demo-"))
     home_path = home or workdir / "home"
     register_dir = workdir / "register"
@@ -95,6 +96,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
         check = audit.verify(conn)
     console.print(f"audit log: {check.rows} rows, chain {'intact' if check.ok else 'BROKEN'}")
     console.print(f"home kept at {home_path}; try `civicseal --home {home_path} audit show`")
+    _step("the contact centre step", lambda: run_contact_centre(opened, serve_after=serve))
 
 
 def MORNING() -> datetime:

@@ -21,11 +21,14 @@ from civicseal.clock import utcnow
 from civicseal.contact.errors import NotAllowed
 from civicseal.keys import service as key_service
 from civicseal.keys.city import MASTER, load_city_keys
+from civicseal.keys.service import DEFAULT_PORT
 from civicseal.store.engine import is_sqlite
 from civicseal.store.errors import StoreError
 from civicseal.store.home import HOME_ENV, Home
 from civicseal.web.api import TokenGate, api_router
 from civicseal.web.pages import Forbidden, Pages, forbidden_page
+
+__all__ = ["DEFAULT_PORT", "create_app", "serve", "serves_pages"]
 
 SECURITY_HEADERS: Final = {
     "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
