@@ -7,13 +7,14 @@ reference numbers to try in a browser.
 from __future__ import annotations
 
 import httpx
+import pyrage
 from sqlalchemy import select
 
 from civicseal.cli.output import console
 from civicseal.clock import utcnow
 from civicseal.contact import users
 from civicseal.keys.city import load_city_keys
-from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.recipients import add_recipient
 from civicseal.keys.service import BackgroundServer
 from civicseal.programme.models import Entitlement
 from civicseal.programme.reference import printed
@@ -41,7 +42,8 @@ def run_contact_centre(city: Home, *, serve_after: bool) -> None:
     console.rule("the contact centre looks households up; it holds no copy")
     cipher = load_city_keys(city.keys).field_cipher()
     now = utcnow()
-    add_recipient(city.engine, CENTRE, keygen(city.path / "callcentre-demo.key"), now=now, actor="os:demo")
+    centre_key = str(pyrage.x25519.Identity.generate().to_public())  # the centre keeps its identity, not the city
+    add_recipient(city.engine, CENTRE, centre_key, now=now, actor="os:demo")
     common = {"issuer": city.config.display_name or city.config.issuer, "now": now, "actor": "os:demo"}
     operator = users.add_user(
         city.engine, cipher, "operator1", users.Role.OPERATOR, organization=CENTRE, totp=False, **common
