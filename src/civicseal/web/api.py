@@ -27,6 +27,7 @@ from civicseal.store.fieldcrypt import FieldCipher
 
 PREFIX: Final = "/api/v1"
 NO_STORE: Final = {"Cache-Control": "no-store"}
+CALL_REFERENCE: Any = Field(pattern=r"^[A-Za-z0-9-]{1,32}$", description="The telephone system's call id.")
 bearer = HTTPBearer(auto_error=False, description="The user's API token from `civicseal user token`.")
 
 Scope = MutableMapping[str, Any]
@@ -73,16 +74,18 @@ class TokenGate:
 
 
 class LookupIn(BaseModel):
-    reference_number: str = Field(max_length=40, description="As printed on the letter: 1234 5678 9012.")
+    reference_number: str = Field(
+        pattern=r"^\d{4}[ -]?\d{4}[ -]?\d{4}$", description="As on the letter: 1234 5678 9012."
+    )
     birth_date: str = Field(max_length=40, description="The caller's birth date (ISO or Japanese era).")
-    call_reference: str = Field(max_length=32, description="The telephone system's call id.")
+    call_reference: str = CALL_REFERENCE
 
 
 class LookupByNameIn(BaseModel):
     name_kana: str = Field(max_length=100)
     birth_date: str = Field(max_length=40)
     postcode: str = Field(max_length=20)
-    call_reference: str = Field(max_length=32)
+    call_reference: str = CALL_REFERENCE
 
 
 class HouseholdOut(BaseModel):
@@ -107,7 +110,7 @@ class LookupOut(BaseModel):
 
 class ActionIn(BaseModel):
     lookup_id: int = Field(description="The id a look-up of yours returned in the last 30 minutes.")
-    call_reference: str = Field(max_length=32)
+    call_reference: str = CALL_REFERENCE
 
 
 class NoteIn(ActionIn):
