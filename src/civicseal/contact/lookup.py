@@ -38,6 +38,7 @@ MISS_WINDOW: Final = 20  # "30 % misses in any 20 look-ups"
 HOUR: Final = timedelta(hours=1)
 ACTION_WINDOW: Final = timedelta(minutes=30)  # an action needs a hit by the same user this recently
 LOOKUP_ROLES: Final = (Role.OPERATOR, Role.SUPERVISOR)
+MAX_ID: Final = 2**31 - 1  # an INTEGER key on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,8 @@ def lookup_by_name(
 
 def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Row:
     """The entitlement this user found in a recent hit; actions go through it, so no action is an oracle."""
+    if not 0 < lookup_id <= MAX_ID:
+        raise ContactError("look-up id: not one of yours; look the household up again")
     ent = conn.execute(
         select(Entitlement.__table__)
         .join(Lookup, Lookup.entitlement_id == Entitlement.id)

@@ -109,7 +109,9 @@ class LookupOut(BaseModel):
 
 
 class ActionIn(BaseModel):
-    lookup_id: int = Field(description="The id a look-up of yours returned in the last 30 minutes.")
+    lookup_id: int = Field(
+        ge=1, le=lookup.MAX_ID, description="The id a look-up of yours returned in the last 30 minutes."
+    )
     call_reference: str = CALL_REFERENCE
 
 
