@@ -11,11 +11,12 @@ A reference number without the matching birth date answers exactly as an unknown
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Final
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy.orm import aliased
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
@@ -95,33 +96,60 @@ def _masked(number: str) -> str:
     return "****" + number[-3:]
 
 
-def _household(conn: Connection, cipher: FieldCipher, lookup_id: int, ent: Row) -> Household:
-    programme = conn.execute(select(Programme.name).where(Programme.id == ent.programme_id)).scalar_one()
-    head = conn.execute(
-        select(Resident.name, Resident.name_kana).where(Resident.resident_code == ent.head_resident_code)
-    ).one()
-    given = conn.execute(
-        select(EntitlementAccount.__table__).where(EntitlementAccount.entitlement_id == ent.id)
-    ).first()
-    if given is not None:
-        bank, branch = given.bank_code, given.branch_code
-        masked = _masked(cipher.decrypt(given.account_number_enc, "entitlement_accounts.account_number"))
+Member = aliased(Resident, name="member")
+Head = aliased(Resident, name="head")
+
+
+def _household_rows():  # type: ignore[no-untyped-def]
+    """One row per recorded member of an entitlement, with all the look-up shows: one round trip, not five."""
+    return (
+        select(
+            Entitlement.id,
+            Entitlement.reference_number,
+            Entitlement.status,
+            Entitlement.amount,
+            Entitlement.created_at,
+            Entitlement.updated_at,
+            Programme.name.label("programme"),
+            Head.name.label("head_name"),
+            Head.name_kana.label("head_name_kana"),
+            Member.birth_date.label("member_birth_date"),
+            EntitlementAccount.bank_code.label("given_bank"),
+            EntitlementAccount.branch_code.label("given_branch"),
+            EntitlementAccount.account_number_enc.label("given_number"),
+            BankAccount.bank_code.label("reg_bank"),
+            BankAccount.branch_code.label("reg_branch"),
+            BankAccount.account_number_enc.label("reg_number"),
+        )
+        .join(Programme, Programme.id == Entitlement.programme_id)
+        .join(Head, Head.resident_code == Entitlement.head_resident_code)
+        .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
+        .join(Member, Member.resident_code == EntitlementMember.resident_code)
+        .outerjoin(EntitlementAccount, EntitlementAccount.entitlement_id == Entitlement.id)
+        .outerjoin(BankAccount, BankAccount.household_code == Entitlement.household_code)
+    )
+
+
+def _household(cipher: FieldCipher, row: Row) -> Household:
+    """What the operator sees; the account given on the form wins over the register's, masked to 3 digits."""
+    if row.given_number is not None:
+        bank, branch = row.given_bank, row.given_branch
+        masked = _masked(cipher.decrypt(row.given_number, "entitlement_accounts.account_number"))
+    elif row.reg_number is not None:
+        bank, branch = row.reg_bank, row.reg_branch
+        masked = _masked(cipher.decrypt(row.reg_number, "bank_accounts.account_number"))
     else:
-        reg = conn.execute(
-            select(BankAccount.__table__).where(BankAccount.household_code == ent.household_code)
-        ).first()
-        bank, branch = (reg.bank_code, reg.branch_code) if reg else (None, None)
-        masked = _masked(cipher.decrypt(reg.account_number_enc, "bank_accounts.account_number")) if reg else None
+        bank = branch = masked = None
     return Household(
-        lookup_id,
-        ent.reference_number,
-        programme,
-        Status(ent.status),
-        ent.amount,
-        ent.created_at,
-        ent.updated_at,
-        head.name,
-        head.name_kana,
+        0,
+        row.reference_number,
+        row.programme,
+        Status(row.status),
+        row.amount,
+        row.created_at,
+        row.updated_at,
+        row.head_name,
+        row.head_name_kana,
         bank,
         branch,
         masked,
@@ -173,37 +201,79 @@ def _record(
     call: str,
     outcome: str,
     entitlement_id: int | None,
-    object_id: str,
+    reference_number: str | None,
     how: str,
     now: datetime,
 ) -> int:
+    """The look-up's row: durable with the transaction, chained into the audit log by :func:`chain_lookups`."""
     lookup_id = conn.execute(
         insert(Lookup)
-        .values(user_id=user.id, at=now, call_reference=call, outcome=outcome, entitlement_id=entitlement_id)
+        .values(
+            user_id=user.id,
+            at=now,
+            call_reference=call,
+            outcome=outcome,
+            entitlement_id=entitlement_id,
+            reference_number=reference_number,
+            method=how,
+        )
         .returning(Lookup.id)
     ).scalar_one()
     if outcome == "miss" and _over_miss_limit(conn, user):
         _lock(conn, user, "miss-rate", now)
-    details = {
-        "operator": user.username,
-        "organization": user.organization,
-        "call": call,
-        "outcome": outcome,
-        "by": how,
-    }
-    audit.append(conn, "contact.lookup", "entitlement", object_id, details, actor=f"contact:{user.username}", now=now)
     return lookup_id
 
 
+def chain_lookups(engine: Engine, *, limit: int = 1000) -> int:
+    """Append every look-up not yet in the audit chain, in one transaction: one head lock and one commit for
+    all of them, so the chain's single head is taken once per batch, not once per look-up.
+
+    Rows another worker is chaining are skipped (SKIP LOCKED), never waited for. Returns how many were chained.
+    """
+    with transaction(engine) as conn:
+        pending = conn.execute(
+            select(
+                Lookup.id,
+                Lookup.at,
+                Lookup.call_reference,
+                Lookup.outcome,
+                Lookup.reference_number,
+                Lookup.method,
+                ContactUser.username,
+                ContactUser.organization,
+            )
+            .join(ContactUser, ContactUser.id == Lookup.user_id)
+            .where(Lookup.audit_seq.is_(None))
+            .order_by(Lookup.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Lookup)
+        ).all()
+        for row in pending:
+            details = {
+                "operator": row.username,
+                "organization": row.organization,
+                "call": row.call_reference,
+                "outcome": row.outcome,
+                "by": row.method,
+                "lookup": row.id,
+            }
+            seq = audit.append(
+                conn,
+                "contact.lookup",
+                "entitlement",
+                row.reference_number or "",
+                details,
+                actor=f"contact:{row.username}",
+                now=as_utc(row.at),
+            )
+            conn.execute(update(Lookup).where(Lookup.id == row.id).values(audit_seq=seq))
+    return len(pending)
+
+
 def _find_by_reference(conn: Connection, number: str, born: date) -> Row | None:
-    """The same two queries whether the number is unknown, a canary's, or known with another birth date."""
-    rows = conn.execute(
-        select(Entitlement.__table__, Resident.birth_date)
-        .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
-        .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
-        .where(Entitlement.reference_number == number)
-    ).all()
-    return next((row for row in rows if row.birth_date == born), None)
+    """The same query whether the number is unknown, a canary's, or known with another birth date."""
+    rows = conn.execute(_household_rows().where(Entitlement.reference_number == number)).all()
+    return next((row for row in rows if row.member_birth_date == born), None)
 
 
 def lookup_by_reference(
@@ -215,12 +285,14 @@ def lookup_by_reference(
     call_reference: str,
     *,
     now: datetime,
+    chain: bool = True,
 ) -> Household | None:
     """The household behind the reference number on its letter, if the caller's birth date is a member's.
 
     None for an unknown number, a canary's, or a number without a matching birth date, alike. A number
     whose check digit fails is refused before any query (and counts towards the hourly limit, not as a miss).
-    A canary's number raises an alert naming the operator: someone is using leaked data.
+    A canary's number raises an alert naming the operator: someone is using leaked data. ``chain=False``
+    leaves the audit append to a later :func:`chain_lookups` (the web edge runs it after answering).
     """
     principal.require(*LOOKUP_ROLES)
     call = check_call_reference(call_reference)
@@ -235,15 +307,16 @@ def lookup_by_reference(
         user = _lock_operator(conn, principal, now)
         if _over_hourly_limit(conn, user, now):
             _lock(conn, user, "hourly-limit", now)
-            _record(conn, user, call, "refused", None, "", "reference", now)
+            _record(conn, user, call, "refused", None, None, "reference", now)
             refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
         elif number is None:
-            _record(conn, user, call, "invalid", None, "", "reference", now)
+            _record(conn, user, call, "invalid", None, None, "reference", now)
             refusal = ContactError(
                 "reference number: 12 digits with a valid check digit; read it again from the letter"
             )
         else:
             ent = _find_by_reference(conn, number, born)
+            shown = _household(cipher, ent) if ent else None  # read before the audit head is locked
             if is_canary(conn, number):
                 conn.execute(insert(Alert).values(at=now, kind="canary", user_id=user.id, reference_number=number))
                 audit.append(
@@ -258,7 +331,9 @@ def lookup_by_reference(
             lookup_id = _record(
                 conn, user, call, "hit" if ent else "miss", ent.id if ent else None, number, "reference", now
             )
-            found = _household(conn, cipher, lookup_id, ent) if ent else None
+            found = replace(shown, lookup_id=lookup_id) if shown else None
+    if chain:
+        chain_lookups(engine)
     if refusal is not None:
         raise refusal
     return found
@@ -274,6 +349,7 @@ def lookup_by_name(
     call_reference: str,
     *,
     now: datetime,
+    chain: bool = True,
 ) -> Household | None:
     """Supervisors only: the one household whose recorded member has this kana name, birth date and postcode.
 
@@ -290,28 +366,29 @@ def lookup_by_name(
         user = _lock_operator(conn, principal, now)
         if _over_hourly_limit(conn, user, now):
             _lock(conn, user, "hourly-limit", now)
-            _record(conn, user, call, "refused", None, "", "name", now)
+            _record(conn, user, call, "refused", None, None, "name", now)
             refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call an admin")
         else:
             ents = conn.execute(
-                select(Entitlement.__table__)
-                .join(EntitlementMember, EntitlementMember.entitlement_id == Entitlement.id)
-                .join(Resident, Resident.resident_code == EntitlementMember.resident_code)
-                .where(Resident.name_kana == kana, Resident.birth_date == born, Resident.postcode == post)
+                _household_rows()
+                .where(Member.name_kana == kana, Member.birth_date == born, Member.postcode == post)
                 .limit(2)
             ).all()
             ent = ents[0] if len(ents) == 1 else None
+            shown = _household(cipher, ent) if ent else None
             lookup_id = _record(
                 conn,
                 user,
                 call,
                 "hit" if ent else "miss",
                 ent.id if ent else None,
-                ent.reference_number if ent else "",
+                ent.reference_number if ent else None,
                 "name",
                 now,
             )
-            found = _household(conn, cipher, lookup_id, ent) if ent else None
+            found = replace(shown, lookup_id=lookup_id) if shown else None
+    if chain:
+        chain_lookups(engine)
     if refusal is not None:
         raise refusal
     return found

@@ -72,6 +72,9 @@ class Lookup(Base):
     call_reference: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(16))  # hit, miss, invalid (check digit), refused
     entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"))
+    reference_number: Mapped[str | None] = mapped_column(String(12))  # as asked (a valid number), hit or miss
+    method: Mapped[str] = mapped_column(String(16))  # reference, name
+    audit_seq: Mapped[int | None] = mapped_column(Integer, index=True)  # None until chained into the audit log
 
     __table_args__ = (Index("ix_contact_lookups_user_at", "user_id", "at"),)
 

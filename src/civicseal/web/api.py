@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from civicseal.contact import actions, lookup, users
@@ -157,15 +158,24 @@ def _found(household: lookup.Household | None) -> dict[str, object]:
 
 
 def api_router(engine: Engine, cipher: FieldCipher, clock: Callable[[], datetime]) -> APIRouter:
+    def _chained(kw: dict[str, Any]) -> BackgroundTask | None:
+        """A look-up answered with chain=False is appended to the audit chain right after the answer is sent."""
+        return BackgroundTask(lookup.chain_lookups, engine) if kw.get("chain") is False else None
+
     router = APIRouter(prefix=PREFIX, dependencies=[Security(bearer)], responses=ERRORS, tags=["contact centre"])
 
-    async def call(request: Request, fn: Callable[..., Any], head: tuple, tail: tuple, *, answer: Callable) -> Any:
+    async def call(
+        request: Request, fn: Callable[..., Any], head: tuple, tail: tuple, *, answer: Callable, **kw: Any
+    ) -> Any:
         principal: Principal = request.state.principal
         try:
-            result = await run_in_threadpool(lambda: fn(*head, principal, *tail, now=clock()))
+            result = await run_in_threadpool(lambda: fn(*head, principal, *tail, now=clock(), **kw))
         except CivicsealError as exc:
-            return _error(exc)
-        return JSONResponse(answer(result), headers=NO_STORE)
+            response = _error(exc)
+        else:
+            response = JSONResponse(answer(result), headers=NO_STORE)
+        response.background = _chained(kw)
+        return response
 
     @router.post("/lookup", response_model=LookupOut, summary="Look up one household by reference and birth date")
     async def lookup_route(request: Request, body: LookupIn) -> Any:

@@ -61,8 +61,12 @@ def upgrade() -> None:
         sa.Column("call_reference", sa.String(32), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("entitlement_id", sa.Integer(), sa.ForeignKey("entitlements.id")),
+        sa.Column("reference_number", sa.String(12)),
+        sa.Column("method", sa.String(16), nullable=False),
+        sa.Column("audit_seq", sa.Integer()),
     )
     op.create_index("ix_contact_lookups_user_at", "contact_lookups", ["user_id", "at"])
+    op.create_index("ix_contact_lookups_audit_seq", "contact_lookups", ["audit_seq"])
     op.create_table(
         "contact_alerts",
         sa.Column("id", sa.Integer(), primary_key=True),

@@ -1,0 +1,219 @@
+"""Benchmark of issue 12 (the contact centre): look-ups through `civicseal serve --workers 2` on PostgreSQL.
+
+A synthetic city (default 20,000 residents, seed 7) in a fresh PostgreSQL database, 50 operators with their
+limits raised for the run, the real server (two worker processes) on a loopback port, and 50 simulated
+operators in one asyncio client process, each on its own connection:
+
+* paced (15 s): each operator looks a household up every 2 s, as a busy operator would — look-up p50/p99,
+  budget p99 ≤ 50 ms;
+* flat out (7.5 s): the same operators with no pause — look-ups per second;
+* reference, same server, same client, same run (7.5 s): the trivial `GET /v1/health` flat out — budget:
+  look-up throughput ≥ 25 % of it.
+
+Every look-up is audited (one row on the single-head chain) and counted by the extraction guard.
+
+    python bench/contact.py [--residents 20000] [--seed 7]
+
+PostgreSQL at 127.0.0.1:5432 (user postgres, trust), or CIVICSEAL_BENCH_PG as an admin URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import select
+
+from civicseal.clock import utcnow
+from civicseal.contact import users
+from civicseal.homes import init_home
+from civicseal.keys.city import load_city_keys
+from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.programme.models import Entitlement
+from civicseal.programme.service import create_programme, run_programme
+from civicseal.register.importer import import_register
+from civicseal.register.models import Resident
+from civicseal.register.synth import synthesize
+from civicseal.store.engine import DATABASE_URL_ENV
+
+OPERATORS = 50
+PACE_S = 2.0
+PACED_S = 15.0
+FLAT_S = 7.5
+P99_BUDGET_MS = 50.0
+RATIO_BUDGET = 0.25
+ADMIN = os.environ.get("CIVICSEAL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--residents", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args()
+
+
+def _city(work: Path, residents: int, seed: int) -> tuple[Path, list[tuple[str, str]], list[str]]:
+    """A home on the fresh database: register, programme, operators; returns (home, households, tokens)."""
+    summary = synthesize(residents, seed, work / "register")
+    home = init_home(work / "home")
+    cipher = load_city_keys(home.keys).field_cipher()
+    import_register(home.engine, cipher, [summary.residents_path, summary.tax_path, summary.accounts_path])
+    create_programme(home.engine, "bench", reference_date=date(2022, 6, 1), fiscal_year=2022, amount=100_000)
+    run_programme(home.engine, "bench")
+    now = utcnow()
+    add_recipient(home.engine, "callcentre", keygen(work / "callcentre.key"), now=now, actor="bench")
+    tokens = []
+    for i in range(OPERATORS):
+        name = f"op{i:02d}"
+        users.add_user(
+            home.engine,
+            cipher,
+            name,
+            users.Role.OPERATOR,
+            organization="callcentre",
+            totp=False,
+            issuer="bench",
+            now=now,
+            actor="bench",
+        )
+        users.set_limits(home.engine, name, hourly=1_000_000, miss_percent=100, now=now, actor="bench")
+        tokens.append(users.issue_api_token(home.engine, name, now=now, actor="bench"))
+    with home.engine.connect() as conn:
+        households = [
+            (ref, born.isoformat())
+            for ref, born in conn.execute(
+                select(Entitlement.reference_number, Resident.birth_date)
+                .join(Resident, Resident.resident_code == Entitlement.head_resident_code)
+                .limit(5000)
+            )
+        ]
+    home.engine.dispose()
+    return home.path, households, tokens
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _operator(
+    url: str, token: str, households: list[tuple[str, str]], offset: int, until: float, pace: float, out: list[float]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        i = offset
+        while time.perf_counter() < until:
+            ref, born = households[i % len(households)]
+            started = time.perf_counter()
+            answer = await client.post(
+                "/api/v1/lookup", json={"reference_number": ref, "birth_date": born, "call_reference": f"B-{i}"}
+            )
+            elapsed = time.perf_counter() - started
+            assert answer.status_code == 200 and answer.json()["found"], answer.text
+            out.append(elapsed)
+            i += OPERATORS
+            if pace:
+                await asyncio.sleep(max(0.0, pace - elapsed))
+
+
+async def _health(url: str, until: float, out: list[float]) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            assert (await client.get("/v1/health")).status_code == 200
+            out.append(time.perf_counter() - started)
+
+
+async def _run(url: str, tokens: list[str], households: list[tuple[str, str]]) -> dict[str, float]:
+    paced: list[float] = []
+    until = time.perf_counter() + PACED_S
+    await asyncio.gather(*(_operator(url, t, households, i, until, PACE_S, paced) for i, t in enumerate(tokens)))
+    flat: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_operator(url, t, households, i, started + FLAT_S, 0.0, flat) for i, t in enumerate(tokens)))
+    flat_s = time.perf_counter() - started
+    health: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(_health(url, started + FLAT_S, health) for _ in tokens))
+    health_s = time.perf_counter() - started
+    quantiles = statistics.quantiles(paced, n=100)
+    return {
+        "paced_lookups": len(paced),
+        "p50_ms": statistics.median(paced) * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "flat_lookups_per_s": len(flat) / flat_s,
+        "health_per_s": len(health) / health_s,
+    }
+
+
+def main() -> None:
+    args = _arguments()
+    name = f"civicseal_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    os.environ[DATABASE_URL_ENV] = (
+        ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    )
+    server = None
+    try:
+        work = Path(tempfile.mkdtemp(prefix="civicseal-bench-contact-"))
+        (work / "register").mkdir()
+        started = time.perf_counter()
+        home, households, tokens = _city(work, args.residents, args.seed)
+        print(
+            f"set-up: {args.residents:,} residents, {len(households):,} households to look up, "
+            f"{OPERATORS} operators ({time.perf_counter() - started:.1f} s)"
+        )
+        port = _free_port()
+        cli = str(Path(sys.executable).parent / "civicseal")
+        server = subprocess.Popen(
+            [cli, "serve", "--home", str(home), "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+        figures = asyncio.run(_run(url, tokens, households))
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    ratio = figures["flat_lookups_per_s"] / figures["health_per_s"]
+    p99 = figures["p99_ms"]
+    print(
+        f"paced ({OPERATORS} operators, one look-up every {PACE_S:.0f} s each, {figures['paced_lookups']:,} "
+        f"look-ups): p50 {figures['p50_ms']:.1f} ms, p99 {p99:.1f} ms "
+        f"(budget ≤ {P99_BUDGET_MS:.0f} ms: {'met' if p99 <= P99_BUDGET_MS else 'MISSED'})"
+    )
+    print(
+        f"flat out: {figures['flat_lookups_per_s']:.0f} look-ups/s (each audited) vs "
+        f"{figures['health_per_s']:.0f} GET /v1/health/s on the same server: ratio {ratio:.2f} "
+        f"(budget ≥ {RATIO_BUDGET:.2f}: {'met' if ratio >= RATIO_BUDGET else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()
