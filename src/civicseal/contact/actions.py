@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.contact.errors import ContactError
@@ -130,17 +130,10 @@ def confirm(
     call = check_call_reference(call_reference)
     account = check_account(form)
     with transaction(engine) as conn:
-        ent = looked_up(conn, principal, lookup_id, now=now)
-        change = change_status(
-            conn,
-            ent.reference_number,
-            Status.CONFIRMED,
-            now=now,
-            actor=principal.actor,
-            reason=f"confirmation form with bank account recorded on call {call}",
-        )
+        reason = f"confirmation form with bank account recorded on call {call}"
+        ent = _move(conn, principal, lookup_id, Status.CONFIRMED, reason, now)
         _set_account(conn, cipher, ent.id, account, now)
-    return change.new
+    return Status.CONFIRMED
 
 
 def decline(engine: Engine, principal: Principal, lookup_id: int, call_reference: str, *, now: datetime) -> Status:
@@ -148,16 +141,15 @@ def decline(engine: Engine, principal: Principal, lookup_id: int, call_reference
     principal.require(*ACTION_ROLES)
     call = check_call_reference(call_reference)
     with transaction(engine) as conn:
-        ent = looked_up(conn, principal, lookup_id, now=now)
-        change = change_status(
-            conn,
-            ent.reference_number,
-            Status.DECLINED,
-            now=now,
-            actor=principal.actor,
-            reason=f"declined by the household on call {call}",
-        )
-    return change.new
+        _move(conn, principal, lookup_id, Status.DECLINED, f"declined by the household on call {call}", now)
+    return Status.DECLINED
+
+
+def _move(conn: Connection, principal: Principal, lookup_id: int, status: Status, reason: str, now: datetime) -> Row:
+    """The looked-up entitlement, moved through the life cycle's one door with the operator as actor."""
+    ent = looked_up(conn, principal, lookup_id, now=now)
+    change_status(conn, ent.reference_number, status, reason=reason, now=now, actor=principal.actor)
+    return ent
 
 
 def request_change(

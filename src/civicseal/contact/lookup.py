@@ -270,6 +270,42 @@ def chain_lookups(engine: Engine, *, limit: int = 1000) -> int:
     return len(pending)
 
 
+def _guard(
+    conn: Connection, principal: Principal, call: str, how: str, now: datetime
+) -> tuple[Row, ContactError | None]:
+    """Lock the operator's row and apply the hourly limit: crossing it locks the account and records a refusal."""
+    user = _lock_operator(conn, principal, now)
+    if not _over_hourly_limit(conn, user, now):
+        return user, None
+    _lock(conn, user, "hourly-limit", now)
+    _record(conn, user, call, "refused", None, None, how, now)
+    return user, AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
+
+
+def _hit_or_miss(
+    conn: Connection,
+    cipher: FieldCipher,
+    user: Row,
+    call: str,
+    ent: Row | None,
+    reference: str | None,
+    how: str,
+    now: datetime,
+) -> Household | None:
+    shown = _household(cipher, ent) if ent else None
+    lookup_id = _record(conn, user, call, "hit" if ent else "miss", ent.id if ent else None, reference, how, now)
+    return replace(shown, lookup_id=lookup_id) if shown else None
+
+
+def _finish(engine: Engine, chain: bool, refusal: ContactError | None, found: Household | None) -> Household | None:
+    """After the commit: chain the look-up into the audit log (unless the caller will), then answer."""
+    if chain:
+        chain_lookups(engine)
+    if refusal is not None:
+        raise refusal
+    return found
+
+
 def _find_by_reference(conn: Connection, number: str, born: date) -> Row | None:
     """The same query whether the number is unknown, a canary's, or known with another birth date."""
     rows = conn.execute(_household_rows().where(Entitlement.reference_number == number)).all()
@@ -301,14 +337,11 @@ def lookup_by_reference(
         number = parse_reference(reference or "")
     except UnknownReference:
         number = None
-    refusal: ContactError | None = None
     found: Household | None = None
     with transaction(engine) as conn:
-        user = _lock_operator(conn, principal, now)
-        if _over_hourly_limit(conn, user, now):
-            _lock(conn, user, "hourly-limit", now)
-            _record(conn, user, call, "refused", None, None, "reference", now)
-            refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
+        user, refusal = _guard(conn, principal, call, "reference", now)
+        if refusal is not None:
+            pass
         elif number is None:
             _record(conn, user, call, "invalid", None, None, "reference", now)
             refusal = ContactError(
@@ -316,7 +349,6 @@ def lookup_by_reference(
             )
         else:
             ent = _find_by_reference(conn, number, born)
-            shown = _household(cipher, ent) if ent else None  # read before the audit head is locked
             if is_canary(conn, number):
                 conn.execute(insert(Alert).values(at=now, kind="canary", user_id=user.id, reference_number=number))
                 audit.append(
@@ -328,15 +360,8 @@ def lookup_by_reference(
                     actor="contact:guard",
                     now=now,
                 )
-            lookup_id = _record(
-                conn, user, call, "hit" if ent else "miss", ent.id if ent else None, number, "reference", now
-            )
-            found = replace(shown, lookup_id=lookup_id) if shown else None
-    if chain:
-        chain_lookups(engine)
-    if refusal is not None:
-        raise refusal
-    return found
+            found = _hit_or_miss(conn, cipher, user, call, ent, number, "reference", now)
+    return _finish(engine, chain, refusal, found)
 
 
 def lookup_by_name(
@@ -361,37 +386,18 @@ def lookup_by_name(
     born = parse_field("birth date", normalize.parse_date, birth_date)
     post = parse_field("postcode", normalize.parse_postcode, postcode)
     found: Household | None = None
-    refusal: ContactError | None = None
     with transaction(engine) as conn:
-        user = _lock_operator(conn, principal, now)
-        if _over_hourly_limit(conn, user, now):
-            _lock(conn, user, "hourly-limit", now)
-            _record(conn, user, call, "refused", None, None, "name", now)
-            refusal = AccountLocked("look-up limit for this hour reached: your account is locked; call an admin")
-        else:
+        user, refusal = _guard(conn, principal, call, "name", now)
+        if refusal is None:
             ents = conn.execute(
                 _household_rows()
                 .where(Member.name_kana == kana, Member.birth_date == born, Member.postcode == post)
                 .limit(2)
             ).all()
             ent = ents[0] if len(ents) == 1 else None
-            shown = _household(cipher, ent) if ent else None
-            lookup_id = _record(
-                conn,
-                user,
-                call,
-                "hit" if ent else "miss",
-                ent.id if ent else None,
-                ent.reference_number if ent else None,
-                "name",
-                now,
-            )
-            found = replace(shown, lookup_id=lookup_id) if shown else None
-    if chain:
-        chain_lookups(engine)
-    if refusal is not None:
-        raise refusal
-    return found
+            reference = ent.reference_number if ent else None
+            found = _hit_or_miss(conn, cipher, user, call, ent, reference, "name", now)
+    return _finish(engine, chain, refusal, found)
 
 
 def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Row:

@@ -47,6 +47,7 @@ from civicseal.store.home import Home
 MAX_BODY: Final = 4096
 DEFAULT_PORT: Final = 8470
 NO_STORE: Final = {"Cache-Control": "no-store"}
+UVICORN_OPTIONS: Final = {"log_level": "warning", "access_log": False, "server_header": False, "date_header": False}
 
 log = logging.getLogger("civicseal.keys.service")
 
@@ -132,15 +133,7 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None
     Plain HTTP: off loopback, terminate TLS in front of it (the proxy's X-Forwarded-For is honoured from
     the addresses in uvicorn's ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default). The access log is off.
     """
-    uvicorn.run(
-        create_app(home),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        date_header=False,
-    )
+    uvicorn.run(create_app(home), host=host, port=port, **UVICORN_OPTIONS)
 
 
 class BackgroundServer:
@@ -158,9 +151,7 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = host, self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", server_header=False, date_header=False
-        )
+        config = uvicorn.Config(app, lifespan="off", **UVICORN_OPTIONS)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True, name="key-service"

@@ -153,6 +153,11 @@ def _error(exc: CivicsealError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=status, headers=NO_STORE)
 
 
+def _done(fixed: str | None = None) -> Callable[[Any], dict[str, str]]:
+    """The answer of an action: a fixed word, or the entitlement's new status."""
+    return lambda result: {"status": fixed or str(result)}
+
+
 def _found(household: lookup.Household | None) -> dict[str, object]:
     return {"found": household is not None, "household": household.as_dict() if household else None}
 
@@ -179,65 +184,32 @@ def api_router(engine: Engine, cipher: FieldCipher, clock: Callable[[], datetime
 
     @router.post("/lookup", response_model=LookupOut, summary="Look up one household by reference and birth date")
     async def lookup_route(request: Request, body: LookupIn) -> Any:
-        return await call(
-            request,
-            lookup.lookup_by_reference,
-            (engine, cipher),
-            (body.reference_number, body.birth_date, body.call_reference),
-            answer=_found,
-        )
+        tail = (body.reference_number, body.birth_date, body.call_reference)
+        return await call(request, lookup.lookup_by_reference, (engine, cipher), tail, answer=_found, chain=False)
 
     @router.post("/lookup-by-name", response_model=LookupOut, summary="Supervisors: by kana, birth date, postcode")
     async def lookup_by_name_route(request: Request, body: LookupByNameIn) -> Any:
-        return await call(
-            request,
-            lookup.lookup_by_name,
-            (engine, cipher),
-            (body.name_kana, body.birth_date, body.postcode, body.call_reference),
-            answer=_found,
-        )
+        tail = (body.name_kana, body.birth_date, body.postcode, body.call_reference)
+        return await call(request, lookup.lookup_by_name, (engine, cipher), tail, answer=_found, chain=False)
 
     @router.post("/notes", response_model=Done, summary="Record a call note")
     async def note_route(request: Request, body: NoteIn) -> Any:
-        return await call(
-            request,
-            actions.record_note,
-            (engine, cipher),
-            (body.lookup_id, body.note, body.call_reference),
-            answer=lambda _: {"status": "recorded"},
-        )
+        tail = (body.lookup_id, body.note, body.call_reference)
+        return await call(request, actions.record_note, (engine, cipher), tail, answer=_done("recorded"))
 
     @router.post("/confirm", response_model=Done, summary="Record a returned confirmation form with its account")
     async def confirm_route(request: Request, body: ConfirmIn) -> Any:
-        form = actions.AccountForm(
-            body.bank_code, body.branch_code, body.account_type, body.account_number, body.holder_kana
-        )
-        return await call(
-            request,
-            actions.confirm,
-            (engine, cipher),
-            (body.lookup_id, form, body.call_reference),
-            answer=lambda status: {"status": str(status)},
-        )
+        form = actions.AccountForm(*(getattr(body, f) for f in actions.AccountForm.__dataclass_fields__))
+        tail = (body.lookup_id, form, body.call_reference)
+        return await call(request, actions.confirm, (engine, cipher), tail, answer=_done())
 
     @router.post("/decline", response_model=Done, summary="Record that the household declines")
     async def decline_route(request: Request, body: ActionIn) -> Any:
-        return await call(
-            request,
-            actions.decline,
-            (engine,),
-            (body.lookup_id, body.call_reference),
-            answer=lambda status: {"status": str(status)},
-        )
+        return await call(request, actions.decline, (engine,), (body.lookup_id, body.call_reference), answer=_done())
 
     @router.post("/change-requests", response_model=Done, summary="Request an address or account change")
     async def change_route(request: Request, body: ChangeIn) -> Any:
-        return await call(
-            request,
-            actions.request_change,
-            (engine, cipher),
-            (body.lookup_id, body.kind, body.values, body.call_reference),
-            answer=lambda _: {"status": "requested"},
-        )
+        tail = (body.lookup_id, body.kind, body.values, body.call_reference)
+        return await call(request, actions.request_change, (engine, cipher), tail, answer=_done("requested"))
 
     return router

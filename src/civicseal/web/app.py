@@ -103,15 +103,7 @@ def serve(home: Home, host: str, port: int, workers: int = 1) -> None:
     store serves one. Plain HTTP: put TLS in front (a reverse proxy); its X-Forwarded-Proto makes cookies Secure."""
     if workers > 1 and is_sqlite(home.engine):
         raise StoreError("--workers above 1 needs PostgreSQL (CIVICSEAL_DATABASE_URL); the SQLite store serves one")
-    options = dict(
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        proxy_headers=True,
-    )
+    options = {"host": host, "port": port, "proxy_headers": True, **key_service.UVICORN_OPTIONS}
     if workers == 1:
         uvicorn.run(create_app(home), **options)  # type: ignore[arg-type]
         return
