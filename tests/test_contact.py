@@ -16,7 +16,7 @@ from civicseal.audit import log as audit
 from civicseal.audit.models import AuditEntry
 from civicseal.contact import actions, dashboard, lookup, users
 from civicseal.contact.errors import AccountLocked, ContactError, NotAllowed, SignInRefused
-from civicseal.contact.models import Alert, ContactUser
+from civicseal.contact.models import Alert, ContactUser, Lookup
 from civicseal.keys.city import load_city_keys
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.reference import damm_digit, is_valid, printed
@@ -326,6 +326,11 @@ def test_the_api_needs_a_token_before_it_reads_the_body(app: Any, home: Home, wo
         "lookup_id": household["lookup_id"], "call_reference": "API-1", "bank_code": "0001", "branch_code": "001",
         "account_type": "普通", "account_number": "7654321", "holder_kana": "アマガサキ タロウ"})  # fmt: skip
     assert confirmed.status_code == 200 and confirmed.json() == {"status": "confirmed"}
+    with home.engine.connect() as conn:  # the API chains its look-ups into the audit log after answering
+        pending = conn.execute(select(func.count()).select_from(Lookup).where(Lookup.audit_seq.is_(None))).scalar_one()
+        chained = [e["details"] for e in audit.entries(conn, last=10) if e["action"] == "contact.lookup"]
+        assert pending == 0 and audit.verify(conn).ok
+    assert sum('"call":"API-1"' in d for d in chained) == 2
     schema = b.get("/openapi.json").json()
     assert set(schema["paths"]) == {f"/api/v1/{p}" for p in ("lookup", "lookup-by-name", "notes", "confirm",
                                                               "decline", "change-requests")}  # fmt: skip
