@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from tests.contact_world import BIRTH, build, code
 
 def test_sign_in_look_up_confirm_lock_out_in_both_languages(home: Home, tmp_path: Path, browser: Any) -> None:
     world = build(home, tmp_path)
+    home.write_config(replace(home.config, display_name="尼崎市"))
+    del home.config  # read again: the pages show the display name
     with BackgroundServer(create_app(home)) as server:
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.goto(f"{server.url}/login")
         assert page.locator("html").get_attribute("lang") == "ja"
+        assert page.locator("header .city").inner_text() == "尼崎市"
         page.get_by_label("ユーザー名").fill("op1")
         page.get_by_label("パスワード").fill(world.operator.password)
         page.get_by_role("button", name="サインイン").click()
@@ -41,7 +45,7 @@ def test_sign_in_look_up_confirm_lock_out_in_both_languages(home: Home, tmp_path
         page.get_by_label("Call reference").first.fill("CALL-2")
         page.get_by_role("button", name="Look up").click()
         assert page.locator("#status").inner_text() == "confirmed (payment being prepared)"
-        assert "****567" in page.locator("#result").inner_text()
+        assert "****567" in page.locator("#result").inner_text() and "¥100,000" in page.locator("#result").inner_text()
         page.screenshot(path=str(tmp_path / "lookup-en.png"), full_page=True)
         page.keyboard.press("Tab")  # keyboard reaches the controls, focus visible
         page.close()

@@ -6,6 +6,8 @@ reference numbers to try in a browser.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pyrage
 from sqlalchemy import select
@@ -23,6 +25,7 @@ from civicseal.store.home import Home
 from civicseal.web.app import DEFAULT_PORT, create_app, serve
 
 CENTRE = "callcentre"
+CITY_NAME = "尼崎市"
 
 
 def _households(city: Home, count: int) -> list[tuple[str, str]]:
@@ -40,6 +43,9 @@ def _households(city: Home, count: int) -> list[tuple[str, str]]:
 
 def run_contact_centre(city: Home, *, serve_after: bool) -> None:
     console.rule("the contact centre looks households up; it holds no copy")
+    if not city.config.display_name:  # what the centre's pages show on every page
+        city.write_config(replace(city.config, display_name=CITY_NAME))
+        del city.config
     cipher = load_city_keys(city.keys).field_cipher()
     now = utcnow()
     centre_key = str(pyrage.x25519.Identity.generate().to_public())  # the centre keeps its identity, not the city

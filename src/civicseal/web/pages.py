@@ -197,7 +197,7 @@ class Pages:
         shown = household.as_dict()
         shown.update(
             printed=printed(household.reference_number),
-            amount=f"{household.amount:,} 円",
+            amount=f"{household.amount:,}",
             created_at=when(household.created_at),
             status_since=when(household.status_since),
         )
