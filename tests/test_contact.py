@@ -335,3 +335,11 @@ def test_the_api_needs_a_token_before_it_reads_the_body(app: Any, home: Home, wo
     assert set(schema["paths"]) == {f"/api/v1/{p}" for p in ("lookup", "lookup-by-name", "notes", "confirm",
                                                               "decline", "change-requests")}  # fmt: skip
     assert all(op.get("security") for path in schema["paths"].values() for op in path.values())
+
+
+def test_cookies_are_secure_behind_https(app: Any, world: World) -> None:
+    b = Browser(app)
+    b.client.base_url = httpx.URL("https://city.test")  # as the TLS proxy forwards it (X-Forwarded-Proto)
+    answer = b.sign_in(world.operator)
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"] and "HttpOnly" in answer.headers["set-cookie"]
