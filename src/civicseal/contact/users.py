@@ -137,7 +137,9 @@ def add_user(
     secret = pyotp.random_base32() if totp or role is not Role.OPERATOR else None
     with transaction(engine) as conn:
         if not approved_for_contact_centre(conn, organization, now=now):
-            raise ContactError("organization: not a registered recipient approved for the contact centre")
+            raise ContactError(
+                "organization: not an approved recipient; register it first with `civicseal recipient add`"
+            )
         if _user_row(conn, username) is not None:
             raise ContactError("user name: taken; choose another")
         conn.execute(
