@@ -52,7 +52,7 @@ def test_sign_in_needs_the_one_time_code_for_supervisors_and_locks_after_five_fa
     for i in range(users.MAX_FAILED_SIGNINS):
         with pytest.raises(SignInRefused):
             users.sign_in(home.engine, cipher, "op1", "wrong", "", source=f"10.0.1.{i}", now=NOW)
-    with pytest.raises(AccountLocked, match="locked"):
+    with pytest.raises(SignInRefused, match="locked"):
         sign(home, cipher, world.operator, source="10.0.2.1")
     assert users.session_principal(home.engine, op.session_token, now=NOW) is None  # a lock ends sessions
     users.unlock_user(home.engine, "op1", now=NOW, actor="t")

@@ -8,10 +8,16 @@ class ContactError(CivicsealError):
 
 
 class SignInRefused(ContactError):
-    """Sign-in failed. One message for every cause, so it tells an attacker nothing."""
+    """Sign-in failed. Wrong name, password or code all read alike, so they tell an attacker nothing.
 
-    def __init__(self, message: str = "sign-in failed: check the name, password and one-time code") -> None:
+    ``reason`` (credentials, source, locked, organization) lets a page say it in the reader's language.
+    """
+
+    def __init__(
+        self, message: str = "sign-in failed: check the name, password and one-time code", reason: str = "credentials"
+    ) -> None:
         super().__init__(message)
+        self.reason = reason
 
 
 class NotAllowed(ContactError):

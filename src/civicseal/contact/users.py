@@ -216,15 +216,20 @@ def sign_in(
         password_ok = _password_ok(user, password or "")
         step = _totp_step(cipher, user, totp_code, now) if user is not None and password_ok else None
         if blocked:
-            refusal = SignInRefused("sign-in refused: too many failed sign-ins from this address; wait 15 minutes")
+            refusal = SignInRefused(
+                "sign-in refused: too many failed sign-ins from this address; wait 15 minutes", "source"
+            )
             outcome = "source-blocked"
         elif user is not None and user.locked_at is not None:
-            refusal = AccountLocked("sign-in refused: this account is locked; ask an admin to unlock it")
+            refusal = SignInRefused("sign-in refused: this account is locked; ask an admin to unlock it", "locked")
             outcome = "locked"
         elif user is None or not password_ok or step is None:
             refusal, outcome = SignInRefused(), "bad-credentials"
         elif not approved_for_contact_centre(conn, user.organization, now=now):
-            refusal, outcome = SignInRefused("sign-in refused: your organization is not approved for this work"), "org"
+            refusal, outcome = (
+                SignInRefused("sign-in refused: your organization is not approved for this work", "organization"),
+                "org",
+            )
         if refusal is not None:
             conn.execute(insert(SignInFailure).values(source=source[:64], at=now))
             if user is not None and outcome == "bad-credentials":

@@ -14,6 +14,22 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "username": ("ユーザー名", "User name"),
     "password": ("パスワード", "Password"),
     "totp": ("ワンタイムコード（設定済みの方）", "One-time code (if set up)"),
+    "signin_credentials": (
+        "サインインできません。ユーザー名・パスワード・ワンタイムコードをご確認ください。",
+        "Sign-in failed: check the user name, password and one-time code.",
+    ),
+    "signin_source": (
+        "この端末からの失敗が続いたため、15分間サインインできません。",
+        "Too many failed sign-ins from this computer: wait 15 minutes.",
+    ),
+    "signin_locked": (
+        "このアカウントはロックされています。管理者に解除を依頼してください。",
+        "This account is locked: ask an admin to unlock it.",
+    ),
+    "signin_organization": (
+        "所属組織はこの業務の承認を受けていません。",
+        "Your organization is not approved for this work.",
+    ),
     "lookup": ("世帯の照会", "Look up a household"),
     "lookup_help": (
         "通知書に印字された照会番号と、お電話の方の生年月日で照会します。一度に一世帯だけ表示されます。",

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from civicseal.clock import TOKYO, as_utc
 from civicseal.contact import actions, dashboard, lookup, users
-from civicseal.contact.errors import AccountLocked, NotAllowed
+from civicseal.contact.errors import AccountLocked, NotAllowed, SignInRefused
 from civicseal.contact.users import Principal, Role
 from civicseal.errors import CivicsealError
 from civicseal.programme.reference import printed
@@ -164,8 +164,8 @@ class Pages:
                 source=source,
                 now=self.clock(),
             )
-        except CivicsealError as exc:
-            return await self.login_page(request, error=str(exc), status=401)
+        except SignInRefused as exc:
+            return await self.login_page(request, error=text(f"signin_{exc.reason}", _lang(request)), status=401)
         response = RedirectResponse("/", status_code=303)
         set_cookie(response, request, SESSION_COOKIE, done.session_token)
         response.delete_cookie(LOGIN_COOKIE, path="/")
