@@ -127,15 +127,6 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
     return app
 
 
-def serve(home: Home, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
-    """Run one key-service worker with uvicorn until interrupted.
-
-    Plain HTTP: off loopback, terminate TLS in front of it (the proxy's X-Forwarded-For is honoured from
-    the addresses in uvicorn's ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default). The access log is off.
-    """
-    uvicorn.run(create_app(home), host=host, port=port, **UVICORN_OPTIONS)
-
-
 class BackgroundServer:
     """An ASGI app served by uvicorn in a daemon thread, on a socket bound before start (port 0: any free).
 

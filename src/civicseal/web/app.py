@@ -99,8 +99,12 @@ def app_from_env() -> FastAPI:
 
 
 def serve(home: Home, host: str, port: int, workers: int = 1) -> None:
-    """Run the server with uvicorn until interrupted. Several workers need PostgreSQL: the embedded SQLite
-    store serves one. Plain HTTP: put TLS in front (a reverse proxy); its X-Forwarded-Proto makes cookies Secure."""
+    """Run the server with uvicorn until interrupted (the key service's only runner too, via :func:`serves_pages`).
+
+    Several workers need PostgreSQL: the embedded SQLite store serves one. Plain HTTP: put TLS in front (a
+    reverse proxy); its X-Forwarded-For and -Proto are honoured from the addresses in uvicorn's
+    ``FORWARDED_ALLOW_IPS`` (127.0.0.1 by default), so cookies are Secure behind it. The access log is off.
+    """
     if workers > 1 and is_sqlite(home.engine):
         raise StoreError("--workers above 1 needs PostgreSQL (CIVICSEAL_DATABASE_URL); the SQLite store serves one")
     options = {"host": host, "port": port, "proxy_headers": True, **key_service.UVICORN_OPTIONS}
