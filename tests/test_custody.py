@@ -363,7 +363,7 @@ def test_cli_refusals(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     assert out == "" and err.count("\n") == 1 and "'found' follows only 'lost'" in err and "Traceback" not in err
     assert cli(home, "custody", "show", "pkg_unknown", "--json") == 1
     out, err = capsys.readouterr()
-    assert out == "" and "no such package" in err
+    assert err == "" and json.loads(out) == {"error": "package pkg_unknown: no such package", "rule": "custody_error"}
     assert cli(home, "custody", "overdue") == 0
     assert "no package overdue" in capsys.readouterr().out
     with home.engine.connect() as conn:

@@ -297,9 +297,11 @@ def test_errors_name_file_line_column_and_rule_never_the_value(
     capsys.readouterr()
     assert cli(home, str(path), "--json") == 1
     out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("residents.csv:") == 1
-    assert "residents.csv:3: birth_date: not a valid date" in err
+    refused = json.loads(out)  # under --json, the refusal is one object on stdout
+    assert set(refused) == {"error", "rule"}
+    assert refused["error"].count("residents.csv:") == 1
+    assert refused["error"].startswith("residents.csv:3: birth_date: not a valid date")
+    assert err == ""
     assert "Traceback" not in err
     for value in (name, "蛭子谷", birth):
         assert value not in err

@@ -449,7 +449,7 @@ def test_cli_open_report_list_close(city, tmp_path: Path, capsys: pytest.Capture
     incident_id = shown["incident_id"]
     assert get_incident(home.engine, incident_id).lost_at == NOW + 3 * H
     assert _cli(home, *opened) == 1  # lost twice
-    assert "already lost" in capsys.readouterr().err
+    assert "already lost" in json.loads(capsys.readouterr().out)["error"]
     for format_ in render.FORMATS:
         out = tmp_path / f"report.{format_}"
         assert _cli(home, "incident", "report", str(incident_id), "--format", format_, "--out", str(out), "--json") == 0

@@ -1,0 +1,43 @@
+"""One CLI convention for every command: --home anywhere, --json errors as one object, no markup."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from civicseal.cli import lift_global_options, run
+from civicseal.homes import init_home
+
+
+def test_home_and_actor_are_taken_from_anywhere_before_the_double_dash() -> None:
+    rest, lifted = lift_global_options(["--home", "/h", "audit", "show", "--actor=佐藤", "--json", "--", "--home"])
+    assert rest == ["audit", "show", "--json", "--", "--home"]
+    assert lifted == {"CIVICSEAL_HOME": "/h", "CIVICSEAL_ACTOR": "佐藤"}
+
+
+def test_home_before_the_command_works_and_does_not_leak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init_home(tmp_path / "home").engine.dispose()
+    before = os.environ.get("CIVICSEAL_HOME")
+    assert run(["--home", str(tmp_path / "home"), "audit", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert os.environ.get("CIVICSEAL_HOME") == before
+
+
+def test_errors_under_json_are_one_object_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["programme", "run", "x", "--home", str(tmp_path / "none"), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    refused = json.loads(out)
+    assert refused["rule"] == "store_error" and "civicseal init" in refused["error"]
+    assert run(["programme", "run", "--json"]) == 2  # a usage error keeps its exit code
+    assert json.loads(capsys.readouterr().out)["rule"] == "usage"
+
+
+def test_messages_are_never_read_as_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "[/x]"
+    assert run(["programme", "run", "[/x]", "--home", str(home)]) == 1
+    out, err = capsys.readouterr()
+    assert f"error: {home}: not a civicseal home" in err and "Traceback" not in err
