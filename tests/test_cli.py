@@ -39,5 +39,5 @@ def test_errors_under_json_are_one_object_on_stdout(tmp_path: Path, capsys: pyte
 def test_messages_are_never_read_as_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "[/x]"
     assert run(["programme", "run", "[/x]", "--home", str(home)]) == 1
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert f"error: {home}: not a civicseal home" in err and "Traceback" not in err
