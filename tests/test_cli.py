@@ -41,3 +41,16 @@ def test_messages_are_never_read_as_markup(tmp_path: Path, capsys: pytest.Captur
     assert run(["programme", "run", "[/x]", "--home", str(home)]) == 1
     err = capsys.readouterr().err
     assert f"error: {home}: not a civicseal home" in err and "Traceback" not in err
+
+
+def test_the_audit_log_names_the_person_and_the_os_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from civicseal.audit.log import os_user
+
+    init_home(tmp_path / "home").engine.dispose()
+    args = ["programme", "create", "給付金", "--reference-date", "R4.6.1", "--fiscal-year", "R4", "--amount", "100000"]
+    assert run(["--actor", "福祉課 佐藤", *args, "--home", str(tmp_path / "home")]) == 0
+    assert run(["audit", "show", "--json", "--home", str(tmp_path / "home")]) == 0
+    entries = json.loads(capsys.readouterr().out.splitlines()[-1])["entries"]
+    created = [e for e in entries if e["action"] == "programme.create"]
+    assert [(e["actor"], e["os_user"]) for e in created] == [("福祉課 佐藤", os_user())]
+    assert run(["audit", "verify", "--home", str(tmp_path / "home")]) == 0

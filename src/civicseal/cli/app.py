@@ -253,7 +253,8 @@ def audit_show(
         return
     for r in rows:
         console.print(
-            f"{r['seq']:>6} {r['at']} {r['actor']} {r['action']} {r['object_type']}:{r['object_id']} {r['details']}",
+            f"{r['seq']:>6} {r['at']} {r['actor']} (OS user {r['os_user'] or '-'}) {r['action']}"
+            f" {r['object_type']}:{r['object_id']} {r['details']}",
             soft_wrap=True,
             markup=False,
         )

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from civicseal.audit.log import os_actor
+from civicseal.audit.log import current_actor
 from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: `package` is shared)
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json
@@ -59,7 +59,7 @@ def recipient_add(
     """Register a contractor and print its key-service token — shown this once, stored only as a hash."""
     from civicseal.keys.recipients import add_recipient
 
-    token = add_recipient(open_home(home).engine, name, age_recipient, now=utcnow(), actor=os_actor())
+    token = add_recipient(open_home(home).engine, name, age_recipient, now=utcnow(), actor=current_actor())
     err_console.print(
         f"recipient {name} registered. Its key-service token is printed below and is shown ONCE:"
         " the city keeps only its hash. Hand it to the contractor over a separate channel."
@@ -72,7 +72,7 @@ def recipient_unlock(name: str, home: HomeOption = None) -> None:
     """Clear a recipient's lock-out (10 failed unlocks in an hour); recorded in the unlock log."""
     from civicseal.keys.recipients import unlock_recipient
 
-    unlock_recipient(open_home(home).engine, name, now=utcnow(), actor=os_actor())
+    unlock_recipient(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     console.print(f"recipient {name} unlocked")
 
 
@@ -118,7 +118,7 @@ def package_revoke(
     """Revoke a package: final, and from now on every key-service worker refuses to unlock it."""
     from civicseal.keys.revocation import revoke_package
 
-    done = revoke_package(open_home(home).engine, package_id, reason, now=utcnow(), actor=os_actor())
+    done = revoke_package(open_home(home).engine, package_id, reason, now=utcnow(), actor=current_actor())
     console.print(f"package {done.package_id} revoked at {done.revoked_at.isoformat()}")
     if not done.effective:
         err_console.print(

@@ -182,7 +182,7 @@ def record_event(
             at=at or now,
             location=location,
             note=note,
-            actor=actor or audit.os_actor(),
+            actor=actor or audit.current_actor(),
             now=now,
         )
 

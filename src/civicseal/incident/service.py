@@ -141,7 +141,7 @@ def open_incident(
     if (package_id is None) == (found_file is None):
         raise IncidentError("name the package by its id or by a found .cseal file, not both and not neither")
     now = as_utc(now or utcnow())
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     lost_at, reported_at = _aware("lost at", lost_at), _aware("reported at", reported_at)
     if lost_at > reported_at:
         raise IncidentError("the loss must be reported after it happened (lost at is after reported at)")
@@ -203,7 +203,7 @@ def close_incident(
     sealing a new package. ``holder`` is who has it once found (default: the city, the issuer).
     """
     now = as_utc(now or utcnow())
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     outcome = clean_text("outcome", outcome, MAX_TEXT, multiline=True)
     found = _aware("found at", found_at) if found_at is not None else None
     holder = clean_text("holder", holder or home.config.issuer, custody.FIELD_LIMITS["holder"], multiline=False)

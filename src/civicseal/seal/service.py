@@ -291,7 +291,7 @@ def seal(
 ) -> SealSummary:
     now = (now or utcnow()).replace(microsecond=0)
     rng = rng or random.SystemRandom()
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     purpose = get_purpose(request.purpose)
     fields = purpose.choose(request.fields)
     mode = request.mode or purpose.mode
