@@ -13,6 +13,9 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from civicseal.store.bulk import analyze
+from civicseal.store.engine import is_sqlite
+
 MEMBERS = "cs_run_members"
 HOUSEHOLDS = "cs_run_households"
 NEW = "cs_run_new"
@@ -85,6 +88,8 @@ class Funnel:
 def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_year: int) -> Funnel:
     """Fill the run's temporary tables and count the funnel; the tables live until the transaction ends."""
     params = {"d": reference_date.isoformat(), "y": fiscal_year, "programme": programme_id}
+    if not is_sqlite(conn):  # hash joins and the head ranking's sort stay in memory instead of spilling
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
     for table in (MEMBERS, HOUSEHOLDS, QUALIFYING, NEW):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     conn.execute(
@@ -108,6 +113,7 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
         params,
     )
     conn.execute(text(f"CREATE INDEX ix_{MEMBERS}_household ON {MEMBERS} (household_code)"))
+    analyze(conn, MEMBERS)
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT household_code, COUNT(*) AS members,"
@@ -118,7 +124,9 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     conn.execute(
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
     )
+    analyze(conn, HOUSEHOLDS)
     conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
+    analyze(conn, QUALIFYING)
     row = conn.execute(
         text(
             "SELECT"

@@ -18,9 +18,10 @@ from civicseal.clock import utcnow
 from civicseal.programme import eligibility
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
-from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ReferenceNumber
+from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion
 from civicseal.programme.reference import new_references
-from civicseal.store.engine import placeholder, transaction
+from civicseal.store.bulk import analyze, insert_rows
+from civicseal.store.engine import transaction
 
 MAX_AMOUNT = 10**9
 
@@ -117,25 +118,26 @@ def list_programmes(engine: Engine) -> list[dict[str, object]]:
 def issue_references(conn: Connection, count: int, kind: str, rng: random.Random) -> list[str]:
     """Draw reference numbers unused anywhere in the store and record them, so no two ever collide.
 
-    Returned in the order drawn (random), recorded in key order (cheap for the b-tree).
+    Returned in the order drawn (random), recorded in key order (cheap for the b-tree). Candidates are
+    checked against the store in one join, not a query per chunk.
     """
     issued: list[str] = []
     fresh: set[str] = set()
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {CANDIDATES}")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {CANDIDATES} (number VARCHAR(12) PRIMARY KEY)")
     while len(issued) < count:
         candidates = [n for n in dict.fromkeys(new_references(rng, count - len(issued))) if n not in fresh]
-        taken: set[str] = set()
-        for start in range(0, len(candidates), 500):
-            chunk = candidates[start : start + 500]
-            found = conn.execute(select(ReferenceNumber.number).where(ReferenceNumber.number.in_(chunk)))
-            taken.update(found.scalars())
+        conn.exec_driver_sql(f"DELETE FROM {CANDIDATES}")
+        insert_rows(conn, CANDIDATES, ("number",), ((n,) for n in candidates))
+        taken = set(
+            conn.execute(
+                text(f"SELECT c.number FROM {CANDIDATES} c JOIN reference_numbers r ON r.number = c.number")
+            ).scalars()
+        )
         new = [n for n in candidates if n not in taken]
         fresh.update(new)
         issued.extend(new)
-    if issued:
-        mark = placeholder(conn)
-        conn.exec_driver_sql(
-            f"INSERT INTO reference_numbers (number, kind) VALUES ({mark}, {mark})", [(n, kind) for n in sorted(issued)]
-        )
+    insert_rows(conn, "reference_numbers", ("number", "kind"), ((n, kind) for n in sorted(issued)))
     return issued
 
 
@@ -179,10 +181,10 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
     """One statement: the staged new households, in household-code order, each with the next reference."""
     if not references:
         return
-    mark = placeholder(conn)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {REFS}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {REFS} (n INTEGER PRIMARY KEY, number VARCHAR(12) NOT NULL)")
-    conn.exec_driver_sql(f"INSERT INTO {REFS} (n, number) VALUES ({mark}, {mark})", list(enumerate(references, 1)))
+    insert_rows(conn, REFS, ("n", "number"), enumerate(references, 1))
+    analyze(conn, REFS, eligibility.NEW)
     statement = text(
         "INSERT INTO entitlements (programme_id, household_code, head_resident_code, reference_number, status,"
         " amount, created_at, updated_at)"
@@ -206,6 +208,7 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
 
 
 REFS = "cs_run_references"
+CANDIDATES = "cs_run_reference_candidates"
 
 
 def mark_notified(conn: Connection, package_id: str, *, now: datetime) -> int:
