@@ -5,7 +5,6 @@ Times are shown on the city's clock (Asia/Tokyo) in tables and as RFC 3339 UTC i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +13,7 @@ from rich.text import Text
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
-from civicseal.clock import TOKYO, utcnow
+from civicseal.clock import for_people, rfc3339, utcnow
 from civicseal.custody import service as custody
 from civicseal.custody.errors import CustodyError, OverdueFound
 
@@ -73,11 +72,11 @@ def custody_show(package_id: PackageArgument, home: HomeOption = None, json_out:
         )
         return
     table = Table(title=f"custody of package {package_id}", title_justify="left")
-    for column in ("at (Tokyo)", "event", "holder", "location", "note"):
+    for column in ("at", "event", "holder", "location", "note"):
         table.add_column(column)
     for e in events:
         table.add_row(
-            _tokyo(e["at"]), str(e["event"]), Text(e["holder"]), Text(e["location"] or ""), Text(e["note"] or "")
+            for_people(e["at"]), str(e["event"]), Text(e["holder"]), Text(e["location"] or ""), Text(e["note"] or "")
         )
     console.print(table)
     console.print(f"current state: {state or 'no custody recorded'}", markup=False)
@@ -92,7 +91,7 @@ def custody_overdue(home: HomeOption = None, json_out: JsonOption = False) -> No
     if json_out:
         print_json(
             {
-                "now": _rfc3339(now),
+                "now": rfc3339(now),
                 "overdue": len(packages),
                 "lost": lost,
                 "packages": [_json_overdue(p) for p in packages],
@@ -117,7 +116,7 @@ def _render_overdue(packages: list[dict[str, Any]], lost: int) -> None:
             p["package_id"],
             Text(p["recipient"]),
             p["purpose"],
-            _tokyo(p["expires_at"]),
+            for_people(p["expires_at"]),
             str(p["days_overdue"]),
             state,
             Text(p["holder"] or ""),
@@ -134,21 +133,16 @@ def _manual_event(raw: str) -> custody.Event:
 
 
 def _json_event(e: dict[str, Any]) -> dict[str, Any]:
-    return {**e, "event": str(e["event"]), "at": _rfc3339(e["at"]), "recorded_at": _rfc3339(e["recorded_at"])}
+    return {**e, "event": str(e["event"]), "at": rfc3339(e["at"]), "recorded_at": rfc3339(e["recorded_at"])}
 
 
 def _json_overdue(p: dict[str, Any]) -> dict[str, Any]:
     return {
         **p,
         "state": str(p["state"]) if p["state"] else None,
-        "expires_at": _rfc3339(p["expires_at"]),
-        "since": _rfc3339(p["since"]) if p["since"] else None,
+        "expires_at": rfc3339(p["expires_at"]),
+        "since": rfc3339(p["since"]) if p["since"] else None,
     }
 
 
-def _rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
-
-def _tokyo(dt: datetime) -> str:
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M:%S")

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, or_, select
 
 from civicseal.audit import log as audit
-from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.custody.errors import CustodyError
 from civicseal.custody.models import CustodyEvent
 from civicseal.keys.models import Recipient
@@ -317,10 +317,10 @@ def _check_not_revoked(package: Row, event: Event) -> None:
 def _check_time(at: datetime, now: datetime, latest: Row | None) -> None:
     """Events are recorded in the order they happened, and none happens in the future."""
     if at > now + CLOCK_SKEW:
-        raise CustodyError(f"event dated {_tokyo(at)} is in the future (beyond {_minutes(CLOCK_SKEW)} minutes)")
+        raise CustodyError(f"event dated {for_people(at)} is in the future (beyond {_minutes(CLOCK_SKEW)} minutes)")
     if latest is not None and at < (previous := as_utc(latest.at)):
         raise CustodyError(
-            f"event dated {_tokyo(at)} is before the latest event ({latest.event} at {_tokyo(previous)});"
+            f"event dated {for_people(at)} is before the latest event ({latest.event} at {for_people(previous)});"
             " events are recorded in the order they happened"
         )
 
@@ -340,10 +340,6 @@ def _aware(name: str, dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise CustodyError(f"{name}: a time with a timezone is needed (see parse_at for times people type)")
     return dt.astimezone(UTC)
-
-
-def _tokyo(dt: datetime) -> str:
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M:%S Tokyo time")
 
 
 def _minutes(delta: timedelta) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, func, select
 
-from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.incident.attack import format_duration, format_duration_ja, format_money
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
@@ -310,7 +310,7 @@ class ReportItem:
 
 def when_en(dt: datetime) -> str:
     """A time on the city's clock, as the report prints it."""
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST")
+    return for_people(dt)
 
 
 def when_ja(dt: datetime) -> str:
