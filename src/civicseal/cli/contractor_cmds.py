@@ -197,9 +197,15 @@ def exposure_command(home: HomeOption = None, json_out: JsonOption = False) -> N
     for row in rows:
         label = "  " * int(row["level"]) + f"{row['display_name']} ({row['organization']})"  # type: ignore[call-overload]
         if not row["registered"]:
-            label += " — no registered contractor"
+            label += " *"
         # Text, not str: a display name is never read as Rich markup.
         table.add_row(Text(label), f"{row['packages']:,}", f"{row['own_residents']:,}", f"{row['residents']:,}")
     console.print(table)
     if not rows:
-        console.print("no contractors registered and no packages out", markup=False)
+        say("no contractors registered and no packages out")
+    unregistered = [f"{r['display_name']} ({r['organization']})" for r in rows if not r["registered"]]
+    if unregistered:
+        say(
+            f"* recipients with no registered contractor: {', '.join(unregistered)} — the city's own staff, or a"
+            " contractor to register with `civicseal contractor add`"
+        )

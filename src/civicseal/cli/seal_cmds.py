@@ -112,6 +112,7 @@ def seal_command(
             f"note: recipient {summary.recipient} belongs to no registered contractor, so no contract chain was"
             " checked (the city's own staff, or register the contractor with `civicseal contractor add`)",
             markup=False,
+            soft_wrap=True,
         )
     if summary.passphrase:
         err_console.print(

@@ -254,16 +254,17 @@ def approve_subcontractor(
         assert parent_link.valid_from is not None and parent_link.valid_until is not None
         start = valid_from or max(tokyo_today(now), parent_link.valid_from)
         _check_dates(start, valid_until)
+        who = f"{child_row.display_name} ({child_row.name})"
         wider = [p for p in chosen if p not in parent_link.purposes]
         if wider:
             raise ContractorError(
-                f"{child_row.name}: purpose(s) {', '.join(wider)} are not approved for its parent"
-                f" {parent_link.name}; a link is never wider than its parent"
+                f"{who}: purpose(s) {', '.join(wider)} are not approved for its parent {parent_link.name};"
+                f" a link is never wider than its parent: choose among {', '.join(parent_link.purposes)}"
             )
         if start < parent_link.valid_from or valid_until > parent_link.valid_until:
             raise ContractorError(
-                f"{child_row.name}: dates {start}..{valid_until} reach outside its parent's"
-                f" {parent_link.valid_from}..{parent_link.valid_until}; a link is never wider than its parent"
+                f"{who}: dates {start} to {valid_until} reach outside its parent's {parent_link.valid_from} to"
+                f" {parent_link.valid_until}; a link is never wider than its parent: choose dates within them"
             )
         conn.execute(
             update(Contractor)
@@ -423,12 +424,17 @@ def recipient_authority(conn: Connection, recipient_id: int, purpose: str, *, on
     A recipient without a contractor is the city's own staff or a contractor not yet registered: it keeps
     working, and the caller says so.
     """
-    name = conn.execute(
+    name = recipient_contractor(conn, recipient_id)
+    return None if name is None else check_authority(conn, name, purpose, on=on)
+
+
+def recipient_contractor(conn: Connection, recipient_id: int) -> str | None:
+    """The name of the registered organization a recipient works for, if any."""
+    return conn.execute(
         select(Contractor.name)
         .join(Recipient, Recipient.contractor_id == Contractor.id)
         .where(Recipient.id == recipient_id)
     ).scalar_one_or_none()
-    return None if name is None else check_authority(conn, name, purpose, on=on)
 
 
 # --------------------------------------------------------------------------------------------------
