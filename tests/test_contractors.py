@@ -17,6 +17,7 @@ from civicseal.cli import run
 from civicseal.clock import tokyo_today
 from civicseal.contractors import service as cs
 from civicseal.contractors.errors import AuthorityRefused, ContractorError
+from civicseal.contractors.models import Contractor
 from civicseal.custody.service import record_event
 from civicseal.incident import render
 from civicseal.incident.report import build_report
@@ -135,11 +136,25 @@ def test_each_rule_of_the_chain(home: Home) -> None:
     assert _refusal(engine, "courier") == "approval-withdrawn@logistics"
     with pytest.raises(ContractorError, match="already withdrawn"):
         cs.withdraw_subcontractor(engine, "printshop", "logistics", reason="again", now=NOW, actor=ACTOR)
-    with home.engine.connect() as conn:
-        actions = [a for (a,) in conn.execute(select(AuditEntry.action).where(AuditEntry.object_type == "contractor"))]
-    assert actions == ["contractor.added"] * 3 + ["contractor.subcontractor-approved"] * 4 + [
-        "contractor.subcontractor-withdrawn"
+    # The contact centre's sign-in and look-up: a refusal is audited although nothing else is written.
+    assert [x.name for x in cs.require_authority(engine, "printshop", "contact-centre", on=NOW, actor=ACTOR)] == [
+        "printshop"
     ]
+    with pytest.raises(AuthorityRefused, match="its approval was withdrawn on 2026-11-22"):
+        cs.require_authority(engine, "courier", "contact-centre", on=NOW, actor=ACTOR)
+    with home.engine.connect() as conn:
+        rows = conn.execute(
+            select(AuditEntry.action, AuditEntry.details).where(AuditEntry.object_type == "contractor")
+        ).all()
+    assert [a for a, _ in rows] == ["contractor.added"] * 3 + ["contractor.subcontractor-approved"] * 4 + [
+        "contractor.subcontractor-withdrawn",
+        "contractor.authority-refused",
+    ]
+    assert json.loads(rows[-1].details) == {
+        "purpose": "contact-centre",
+        "rule": "approval-withdrawn",
+        "link": "logistics",
+    }
 
 
 def test_register_input_rules(home: Home) -> None:
@@ -342,6 +357,14 @@ def test_incident_report_names_the_chain(city: Home, tmp_path: Path) -> None:
     assert "approved 承認 市民課 山田" in markdown and "尼契第2026-001号" in markdown
     data = json.loads(render.to_json(report))
     assert data["contract_chain"]["links"][1]["valid_until"] == (TODAY + 5 * DAY).isoformat()
+    # Judged as the chain stood at the loss: a withdrawal after it does not change the verdict, one before it does.
+    cs.withdraw_subcontractor(city.engine, "printshop", "logistics", reason="事故", now=NOW + 3 * DAY, actor=ACTOR)
+    assert build_report(city, incident, now=NOW + 3 * DAY).contract_chain.authorized_at_loss  # type: ignore[union-attr]
+    with city.engine.begin() as conn:
+        conn.execute(update(Contractor).where(Contractor.name == "logistics").values(withdrawn_at=NOW + DAY))
+    later = build_report(city, incident, now=NOW + 3 * DAY)
+    assert later.contract_chain is not None and later.contract_chain.refusal_rule == "approval-withdrawn"
+    assert "NO / いいえ — approval-withdrawn: 有限会社△△物流 (logistics)" in render.to_markdown(later)
 
 
 def _cli(home: Home, *args: str) -> int:
@@ -389,6 +412,12 @@ def test_cli_as_a_city_officer_types_it(city: Home, tmp_path: Path, capsys: pyte
     assert figures["mailer"]["residents"] == 0
     assert _cli(city, "exposure") == 0
     assert "* recipients with no registered contractor: staff (staff)" in capsys.readouterr().out
+    # The city registers the staff's organization after the fact: the package now counts under it.
+    assert _cli(city, "contractor", "assign-recipient", "mailer", "staff") == 0
+    assert "recipient staff now works for 株式会社◇◇メール" in capsys.readouterr().out
+    assert _cli(city, "exposure", "--json") == 0
+    figures = {r["organization"]: r for r in json.loads(capsys.readouterr().out)["organizations"]}
+    assert "staff" not in figures and figures["mailer"]["residents"] == carried
     assert _cli(city, "contractor", "show", "courier") == 0
     shown = capsys.readouterr().out
     assert "株式会社◇◇メール (mailer): contract 尼契第2026-009号; 給付金の確認書の郵送、お問い合わせ窓口" in shown

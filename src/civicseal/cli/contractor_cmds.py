@@ -1,5 +1,5 @@
-"""``contractor add|approve-subcontractor|withdraw-subcontractor|show`` and ``exposure``: parse, call one
-library function of :mod:`civicseal.contractors.service`, render. People read display names and the
+"""``contractor add|approve-subcontractor|withdraw-subcontractor|assign-recipient|show`` and ``exposure``:
+parse, call one library function of :mod:`civicseal.contractors.service`, render. People read display names and the
 Japanese descriptions of purposes; JSON carries names, ISO dates and RFC 3339 UTC times."""
 
 from __future__ import annotations
@@ -145,6 +145,19 @@ def contractor_withdraw(
         print_json(link.as_dict())
     else:
         console.print(f"withdrawn: {_describe(link)}", markup=False, soft_wrap=True)
+
+
+@contractor_app.command("assign-recipient")
+def contractor_assign(
+    contractor: str,
+    recipient: Annotated[str, typer.Argument(help="A recipient registered before its contractor was.")],
+    home: HomeOption = None,
+) -> None:
+    """Record that a recipient works for a contractor: its packages then open only while the chain holds."""
+    from civicseal.contractors.service import assign_recipient
+
+    links = assign_recipient(open_home(home).engine, recipient, contractor, now=utcnow(), actor=os_actor())
+    say(f"recipient {recipient} now works for {' > '.join(link.display_name for link in links)}")
 
 
 @contractor_app.command("show")

@@ -314,6 +314,25 @@ def withdraw_subcontractor(engine: Engine, parent: str, child: str, *, reason: s
         return chain(conn, child_row.name)[-1]
 
 
+def assign_recipient(engine: Engine, recipient: str, contractor: str, *, now: datetime, actor: str) -> Chain:
+    """Record that a registered recipient works for ``contractor`` (one registered after the recipient was).
+
+    From then on its packages are sealed and unlocked only while that contractor's chain holds; returns the
+    chain. Audited.
+    """
+    now = as_utc(now)
+    with transaction(engine) as conn:
+        organization = _row(conn, check_name(contractor))
+        done = conn.execute(
+            update(Recipient).where(Recipient.name == recipient).values(contractor_id=organization.id)
+        ).rowcount
+        if done != 1:
+            raise ContractorError(f"no recipient named {recipient} (see `civicseal recipient list`)")
+        details = {"contractor": organization.name}
+        audit.append(conn, "contractor.recipient-assigned", "recipient", recipient, details, actor=actor, now=now)
+        return chain(conn, organization.name)
+
+
 def _child_of(conn: Connection, parent: str, child: str, *, lock: bool) -> tuple[Any, Link]:
     parent_row = _row(conn, check_name(parent))
     child_row = _row(conn, check_name(child), lock=lock)
@@ -416,6 +435,24 @@ def _next_step(rule: str, link: Link) -> str:
 
 def _day(at: datetime) -> str:
     return tokyo_today(at).isoformat()
+
+
+def require_authority(engine: Engine, organization: str, purpose: str, *, on: datetime, actor: str) -> Chain:
+    """:func:`check_authority` in a transaction of its own that audits a refusal before raising it.
+
+    For callers outside a sealing or unlock transaction, such as the contact centre's sign-in and
+    look-up: the refusal (organization, purpose, rule, failing link) is on record even though nothing else
+    is written.
+    """
+    on = as_utc(on)
+    with transaction(engine) as conn:
+        try:
+            return check_authority(conn, organization, purpose, on=on)
+        except AuthorityRefused as refused:
+            details = {"purpose": purpose, "rule": refused.rule, "link": refused.contractor}
+            audit.append(conn, "contractor.authority-refused", "contractor", organization, details, actor=actor, now=on)
+            failure = refused
+    raise failure
 
 
 def recipient_authority(conn: Connection, recipient_id: int, purpose: str, *, on: datetime) -> Chain | None:

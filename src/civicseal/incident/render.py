@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Final
 
-from civicseal.contractors.service import Link
+from civicseal.contractors.service import Link, purpose_label
 from civicseal.incident import attack
 from civicseal.incident.appi import CATEGORY_JA, EVENT_EN, EVENT_JA, FIELD_JA, MODE_JA, TO_WRITE_JA, when_en
 from civicseal.incident.report import PassphraseAttack, Report, UnlockEntry
@@ -151,7 +151,7 @@ def _contract_chain(report: Report) -> Section:
         (
             f"{'　' * depth}{link.display_name} ({link.name})",
             _basis(link),
-            ", ".join(link.purposes) if link.purposes else "—",
+            "、".join(purpose_label(p) for p in link.purposes) if link.purposes else "—",
             f"{link.valid_from} – {link.valid_until}" if link.valid_from else "—",
             when_en(link.withdrawn_at) if link.withdrawn_at else "—",
         )
