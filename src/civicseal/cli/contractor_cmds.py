@@ -52,6 +52,14 @@ def _describe(link: Link) -> str:
     return f"{link.display_name} ({link.name}): {basis}; {_purposes(link)}; {dates}{withdrawn}"
 
 
+def _result(verb: str, link: Link, json_out: bool) -> None:
+    """A changed link: its JSON form, or one line saying what was done to whom."""
+    if json_out:
+        print_json(link.as_dict())
+    else:
+        say(f"{verb} {_describe(link)}")
+
+
 @contractor_app.command("add")
 def contractor_add(
     name: Annotated[str, typer.Argument(help="Machine name: letters, digits, '-', '_'.")],
@@ -81,16 +89,11 @@ def contractor_add(
         now=utcnow(),
         actor=os_actor(),
     )
-    if json_out:
-        print_json(link.as_dict())
-        return
-    console.print(f"registered {_describe(link)}", markup=False, soft_wrap=True)
-    if link.parent is not None:
-        console.print(
+    _result("registered", link, json_out)
+    if link.parent is not None and not json_out:
+        say(
             f"it may hold no data until the city approves it: `civicseal contractor approve-subcontractor"
-            f" {link.parent} {link.name} --purposes … --approved-by … --until …`",
-            markup=False,
-            soft_wrap=True,
+            f" {link.parent} {link.name} --purposes … --approved-by … --until …`"
         )
 
 
@@ -123,10 +126,7 @@ def contractor_approve(
         now=utcnow(),
         actor=os_actor(),
     )
-    if json_out:
-        print_json(link.as_dict())
-    else:
-        console.print(f"approved {_describe(link)}", markup=False, soft_wrap=True)
+    _result("approved", link, json_out)
 
 
 @contractor_app.command("withdraw-subcontractor")
@@ -141,10 +141,7 @@ def contractor_withdraw(
     from civicseal.contractors.service import withdraw_subcontractor
 
     link = withdraw_subcontractor(open_home(home).engine, parent, child, reason=reason, now=utcnow(), actor=os_actor())
-    if json_out:
-        print_json(link.as_dict())
-    else:
-        console.print(f"withdrawn: {_describe(link)}", markup=False, soft_wrap=True)
+    _result("withdrawn:", link, json_out)
 
 
 @contractor_app.command("assign-recipient")

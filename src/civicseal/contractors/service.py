@@ -540,6 +540,7 @@ def exposure(engine: Engine, *, now: datetime) -> list[dict[str, object]]:
         def visit(row: Any, level: int, parent: str | None) -> None:
             own = [r.id for r in recipients.get(row.id, [])]
             subtree = [r.id for c in _subtree(row.id, children) for r in recipients.get(c, [])]
+            own_residents = _residents(conn, held, own)
             out.append(
                 {
                     "organization": row.name,
@@ -548,8 +549,9 @@ def exposure(engine: Engine, *, now: datetime) -> list[dict[str, object]]:
                     "level": level,
                     "registered": True,
                     "packages": _count_held(conn, held, subtree),
-                    "own_residents": _residents(conn, held, own),
-                    "residents": _residents(conn, held, subtree),
+                    "own_residents": own_residents,
+                    # Counting distinct residents is the costly query: not twice for one set of recipients.
+                    "residents": own_residents if len(subtree) == len(own) else _residents(conn, held, subtree),
                 }
             )
             for child in children.get(row.id, []):

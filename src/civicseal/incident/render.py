@@ -164,7 +164,7 @@ def _contract_chain(report: Report) -> Section:
             f"The package was held by {cc.links[-1].display_name} (recipient {report.content.recipient})."
             " Its chain, from the city's contractor down / 委託の連鎖（市の委託先から順に）:",
             Table(CHAIN_HEADERS, rows),
-            f"The chain approved the purpose {report.content.purpose} on the day of the loss"
+            f"The chain approved the purpose {purpose_label(report.content.purpose)} on the day of the loss"
             f" / 紛失時に当該目的の承認があったか: {verdict}",
         ),
     )
