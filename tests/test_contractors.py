@@ -161,7 +161,7 @@ def test_register_input_rules(home: Home) -> None:
     engine = home.engine
     with pytest.raises(ContractorError, match="needs --contract-ref"):
         cs.add_contractor(engine, "printshop", purposes=MAILING, now=NOW, actor=ACTOR)
-    with pytest.raises(ContractorError, match="before --valid-from"):
+    with pytest.raises(ContractorError, match="the last day 2027-03-31 is before the first day 2027-04-01"):
         _city_contract(engine, valid_from=date(2027, 4, 1))
     with pytest.raises(ContractorError, match="contractor name"):
         _city_contract(engine, "株式会社")

@@ -145,7 +145,7 @@ def clean_text(field: str, raw: str | None, *, required: bool = False) -> str | 
 
 def _check_dates(valid_from: date, valid_until: date) -> None:
     if valid_until < valid_from:
-        raise ContractorError("dates: --valid-until is before --valid-from")
+        raise ContractorError(f"dates: the last day {valid_until} is before the first day {valid_from}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,7 +212,8 @@ def add_contractor(
                     "a subcontractor has no purposes or dates of its own until"
                     " `civicseal contractor approve-subcontractor PARENT CHILD` approves them"
                 )
-            values["parent_id"] = _row(conn, check_name(under)).id
+            parent = _row(conn, check_name(under))
+            values["parent_id"], under = parent.id, parent.name
         conn.execute(insert(Contractor).values(**values))
         details = {
             "parent": under,
