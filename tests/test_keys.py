@@ -256,7 +256,9 @@ def test_list_recipients(home: Home) -> None:
     listed = list_recipients(home.engine)
     assert [r.name for r in listed] == ["bank", "print-shop"]
     assert listed[0].created_at == NOW and listed[0].locked_at is None
-    assert set(listed[0].as_dict()) == {"name", "age_recipient", "token_id", "created_at", "locked_at", "locked"}
+    keys = {"name", "age_recipient", "token_id", "created_at", "locked_at", "locked", "display_name", "contractor"}
+    assert set(listed[0].as_dict()) == keys
+    assert (listed[0].display_name, listed[0].contractor) == ("bank", None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -54,12 +54,24 @@ def recipient_keygen(
 def recipient_add(
     name: Annotated[str, typer.Argument(help="The contractor's name: letters, digits, '-', '_'.")],
     age_recipient: Annotated[str, typer.Option("--age-recipient", help="The contractor's public age1… key.")],
+    contractor: Annotated[
+        str | None, typer.Option(help="The registered contractor it works for (`civicseal contractor add`).")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="The name people read, in any script.")] = None,
     home: HomeOption = None,
 ) -> None:
     """Register a contractor and print its key-service token — shown this once, stored only as a hash."""
     from civicseal.keys.recipients import add_recipient
 
-    token = add_recipient(open_home(home).engine, name, age_recipient, now=utcnow(), actor=current_actor())
+    token = add_recipient(
+        open_home(home).engine,
+        name,
+        age_recipient,
+        now=utcnow(),
+        actor=current_actor(),
+        display_name=display_name,
+        contractor=contractor,
+    )
     err_console.print(
         f"recipient {name} registered. Its key-service token is printed below and is shown ONCE:"
         " the city keeps only its hash. Hand it to the contractor over a separate channel."
@@ -89,7 +101,12 @@ def recipient_list(home: HomeOption = None, json_out: JsonOption = False) -> Non
         console.print("no recipients")
     for r in recipients:
         state = f"LOCKED since {r['locked_at']}" if r["locked"] else "active"
-        console.print(f"{r['name']}: token {r['token_id']}, {r['age_recipient']}, {state}", soft_wrap=True)
+        works_for = f", contractor {r['contractor']}" if r["contractor"] else ""
+        console.print(
+            f"{r['display_name']} ({r['name']}): token {r['token_id']}, {r['age_recipient']}, {state}{works_for}",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @app.command("serve")

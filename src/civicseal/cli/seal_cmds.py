@@ -95,6 +95,7 @@ def seal_command(
             {
                 "purpose": summary.purpose,
                 "recipient": summary.recipient,
+                "contractor chain": " > ".join(summary.contractor_chain) or "none registered",
                 "register (households)": summary.register_households,
                 "register (residents)": summary.register_residents,
                 "records in package (households)": summary.records,
@@ -105,6 +106,13 @@ def seal_command(
                 "expires": summary.expires,
                 "file": summary.out,
             },
+        )
+    if summary.contractor is None:
+        err_console.print(
+            f"note: recipient {summary.recipient} belongs to no registered contractor, so no contract chain was"
+            " checked (the city's own staff, or register the contractor with `civicseal contractor add`)",
+            markup=False,
+            soft_wrap=True,
         )
     if summary.passphrase:
         err_console.print(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Subquery, func, insert, or_, select
 
 from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, for_people, utcnow
@@ -229,7 +229,7 @@ def overdue(engine: Engine, *, now: datetime) -> list[dict[str, Any]]:
     package with no custody record at all (``state`` None). One set-based query, however many packages.
     """
     now_utc = _aware("now", now)
-    latest = _latest_per_expired_package(now_utc)
+    latest = latest_events(Package.expires_at < now_utc)
     query = (
         select(
             Package.id,
@@ -251,8 +251,11 @@ def overdue(engine: Engine, *, now: datetime) -> list[dict[str, Any]]:
         return [_overdue_entry(row, now_utc) for row in conn.execute(query)]
 
 
-def _latest_per_expired_package(now_utc: datetime) -> Subquery:
-    """The latest event of each package expired by ``now``, ranked in SQL (window function)."""
+def latest_events(*package_conditions: ColumnElement[bool]) -> Subquery:
+    """The latest event of each package meeting the conditions, ranked in SQL (window function).
+
+    Columns ``package_id``, ``event``, ``holder``, ``at``: one row per package that has any event.
+    """
     recency = (
         func.row_number()
         .over(partition_by=CustodyEvent.package_id, order_by=[c.desc() for c in _ORDER])
@@ -261,7 +264,7 @@ def _latest_per_expired_package(now_utc: datetime) -> Subquery:
     ranked = (
         select(CustodyEvent.package_id, CustodyEvent.event, CustodyEvent.holder, CustodyEvent.at, recency)
         .join(Package, Package.id == CustodyEvent.package_id)
-        .where(Package.expires_at < now_utc)
+        .where(*package_conditions)
         .subquery()
     )
     return select(ranked).where(ranked.c.recency == 1).subquery()

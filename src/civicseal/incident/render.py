@@ -15,6 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Final
 
+from civicseal.contractors.service import Link, purpose_label
 from civicseal.incident import attack
 from civicseal.incident.appi import CATEGORY_JA, EVENT_EN, EVENT_JA, FIELD_JA, MODE_JA, TO_WRITE_JA, when_en
 from civicseal.incident.report import PassphraseAttack, Report, UnlockEntry
@@ -43,6 +44,7 @@ def outline(report: Report) -> tuple[Section, ...]:
         _summary(report),
         _timeline(report),
         _content(report),
+        _contract_chain(report),
         _protection(report),
         _counterfactual(report),
         _assessment(report),
@@ -129,6 +131,51 @@ def _content(report: Report) -> Section:
             ),
         ),
     )
+
+
+CHAIN_HEADERS: Final = ("organization / 事業者", "basis / 根拠", "purposes / 目的", "valid / 期間", "withdrawn / 取消")
+
+
+def _contract_chain(report: Report) -> Section:
+    """Who held the package, and on whose approval: the chain the city lacked in June 2022."""
+    cc = report.contract_chain
+    if cc is None:
+        return Section(
+            "委託関係 Contract chain",
+            (
+                f"Recipient {report.content.recipient} belongs to no registered contractor (the city's own"
+                " staff, or a contractor not registered). / 提供先は登録された委託先に属していない。",
+            ),
+        )
+    rows = tuple(
+        (
+            f"{'　' * depth}{link.display_name} ({link.name})",
+            _basis(link),
+            "、".join(purpose_label(p) for p in link.purposes) if link.purposes else "—",
+            f"{link.valid_from} – {link.valid_until}" if link.valid_from else "—",
+            when_en(link.withdrawn_at) if link.withdrawn_at else "—",
+        )
+        for depth, link in enumerate(cc.links)
+    )
+    verdict = "yes / はい" if cc.authorized_at_loss else f"NO / いいえ — {cc.refusal_rule}: {cc.refusal}"
+    return Section(
+        "委託関係 Contract chain",
+        (
+            f"The package was held by {cc.links[-1].display_name} (recipient {report.content.recipient})."
+            " Its chain, from the city's contractor down / 委託の連鎖（市の委託先から順に）:",
+            Table(CHAIN_HEADERS, rows),
+            f"The chain approved the purpose {purpose_label(report.content.purpose)} on the day of the loss"
+            f" / 紛失時に当該目的の承認があったか: {verdict}",
+        ),
+    )
+
+
+def _basis(link: Link) -> str:
+    if link.parent is None:
+        return f"contract 契約 {link.contract_ref or '—'}"
+    if link.purposes is None or link.approved_at is None:
+        return "never approved by the city / 市の承認なし"
+    return f"approved 承認 {link.approved_by or '—'}, {when_en(link.approved_at)}"
 
 
 def _attempts(title: str, attempts: tuple[UnlockEntry, ...]) -> list[str | Table]:

@@ -9,7 +9,7 @@ households: they are never counted (``package_members`` holds real residents onl
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final
@@ -19,6 +19,8 @@ from zxcvbn import zxcvbn
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
+from civicseal.contractors.errors import AuthorityRefused
+from civicseal.contractors.service import Link, chain, check_authority, recipient_contractor
 from civicseal.custody import service as custody
 from civicseal.custody.models import CustodyEvent
 from civicseal.incident import appi, attack
@@ -170,6 +172,16 @@ class Counterfactual:
 
 
 @dataclass(frozen=True)
+class ContractChain:
+    """The chain of the organization whose recipient held the package, and whether it covered the loss."""
+
+    links: tuple[Link, ...]  # the city's contractor first, the organization that held the package last
+    authorized_at_loss: bool  # every link approved the package's purpose on the day of the loss
+    refusal_rule: str | None  # otherwise the rule the chain broke (contractors.service), and the link named
+    refusal: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     generated_at: datetime
     incident: IncidentRecord
@@ -182,6 +194,7 @@ class Report:
     counterfactual: Counterfactual
     assessment: appi.Assessment
     items: tuple[ReportItem, ...]
+    contract_chain: ContractChain | None  # None: the recipient belongs to no registered contractor
 
     def as_dict(self) -> dict[str, Any]:
         """Stable snake_case keys; times as RFC 3339 UTC strings."""
@@ -193,6 +206,8 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):
         return fmt.rfc3339(as_utc(value))
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, tuple | list):
@@ -225,6 +240,7 @@ def build_report(
         protection = _protection(conn, package, incident, now, header, passphrase)
         counterfactual = _counterfactual(conn, content.fiscal_year)
         events = _custody_events(conn, incident.package_id)
+        contract_chain = _contract_chain(conn, package, incident.lost_at)
     timeline = _timeline(incident, events, protection.revoked_at)
     durations = _durations(incident, protection.revoked_at)
     items = appi.report_items(
@@ -254,7 +270,20 @@ def build_report(
         counterfactual=counterfactual,
         assessment=assessment,
         items=items,
+        contract_chain=contract_chain,
     )
+
+
+def _contract_chain(conn: Connection, package: Any, lost_at: datetime) -> ContractChain | None:
+    """The holder's chain, judged by the one authority rule as it stood when the package was lost."""
+    organization = recipient_contractor(conn, package.recipient_id)
+    if organization is None:
+        return None
+    try:
+        links = check_authority(conn, organization, package.purpose, on=lost_at)
+    except AuthorityRefused as refused:
+        return ContractChain(chain(conn, organization), False, refused.rule, str(refused))
+    return ContractChain(links, True, None, None)
 
 
 def _package(conn: Connection, package_id: str) -> Any:

@@ -20,6 +20,9 @@ class Recipient(Base):
     token_sha256: Mapped[str] = mapped_column(String(64))  # SHA-256 of the whole token; the token is shown once
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # 10 failures in an hour
+    display_name: Mapped[str | None] = mapped_column(String(200))  # what people read; the name is a slug
+    # The organization it works for; None: the city's own staff, or a contractor not (yet) registered.
+    contractor_id: Mapped[int | None] = mapped_column(ForeignKey("contractors.id"), index=True)
 
 
 class UnlockAttempt(Base):

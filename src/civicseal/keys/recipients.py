@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
+from civicseal.contractors.models import Contractor
 from civicseal.keys.errors import KeyServiceError
 from civicseal.keys.models import Recipient, UnlockAttempt
 from civicseal.seal.payload import X25519Identity
@@ -53,6 +54,8 @@ class RecipientInfo:
     token_id: str
     created_at: datetime
     locked_at: datetime | None
+    display_name: str  # the name itself when none was given
+    contractor: str | None  # the registered organization it works for
 
     def as_dict(self) -> dict[str, object]:
         """Stable snake_case keys for ``--json``; times as ISO 8601 UTC."""
@@ -63,6 +66,8 @@ class RecipientInfo:
             "created_at": as_utc(self.created_at).isoformat(),
             "locked_at": as_utc(self.locked_at).isoformat() if self.locked_at else None,
             "locked": self.locked_at is not None,
+            "display_name": self.display_name,
+            "contractor": self.contractor,
         }
 
 
@@ -152,14 +157,29 @@ def is_well_formed(token: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def add_recipient(engine: Engine, name: str, age_recipient: str, *, now: datetime, actor: str) -> str:
+def add_recipient(
+    engine: Engine,
+    name: str,
+    age_recipient: str,
+    *,
+    now: datetime,
+    actor: str,
+    display_name: str | None = None,
+    contractor: str | None = None,
+) -> str:
     """Register a contractor and return its key-service token — the only time the token exists in clear.
 
+    ``contractor`` names the registered organization the recipient works for; without one, the recipient
+    is the city's own staff or a contractor not yet registered, and no chain is checked for it.
     Refuses an invalid name or age recipient and a name already registered. Audited (name, token id,
-    age recipient; never the token).
+    age recipient, contractor; never the token).
     """
+    # Imported here: the contractor register reads this module's name rule, so it cannot be imported first.
+    from civicseal.contractors.service import clean_text, contractor_id
+
     check_name(name)
     parsed = parse_age_recipient(age_recipient)
+    shown = clean_text("display name", display_name)
     token_id, token = new_token()
     now = as_utc(now)
     try:
@@ -174,9 +194,11 @@ def add_recipient(engine: Engine, name: str, age_recipient: str, *, now: datetim
                     token_sha256=token_digest(token),
                     created_at=now,
                     locked_at=None,
+                    display_name=shown,
+                    contractor_id=contractor_id(conn, contractor) if contractor is not None else None,
                 )
             )
-            details = {"token_id": token_id, "age_recipient": parsed}
+            details = {"token_id": token_id, "age_recipient": parsed, "contractor": contractor}
             audit.append(conn, "keys.recipient-added", "recipient", name, details, actor=actor, now=now)
     except IntegrityError:  # a concurrent add of the same name (or, at 2^-64, the same token id)
         raise KeyServiceError(f"recipient {name} already exists") from None
@@ -222,12 +244,30 @@ def unlock_recipient(engine: Engine, name: str, *, now: datetime, actor: str) ->
 def list_recipients(engine: Engine) -> list[RecipientInfo]:
     """Every registered recipient, by name."""
     table = Recipient.__table__
-    query = select(table.c.name, table.c.age_recipient, table.c.token_id, table.c.created_at, table.c.locked_at)
+    query = (
+        select(
+            table.c.name,
+            table.c.age_recipient,
+            table.c.token_id,
+            table.c.created_at,
+            table.c.locked_at,
+            table.c.display_name,
+            Contractor.name.label("contractor"),
+        )
+        .outerjoin(Contractor, Contractor.id == table.c.contractor_id)
+        .order_by(table.c.name)
+    )
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(table.c.name)).all()
+        rows = conn.execute(query).all()
     return [
         RecipientInfo(
-            r.name, r.age_recipient, r.token_id, as_utc(r.created_at), as_utc(r.locked_at) if r.locked_at else None
+            r.name,
+            r.age_recipient,
+            r.token_id,
+            as_utc(r.created_at),
+            as_utc(r.locked_at) if r.locked_at else None,
+            r.display_name or r.name,
+            r.contractor,
         )
         for r in rows
     ]

@@ -9,7 +9,8 @@ HTTP contract (version 1):
     age-encrypted to the recipient's own age key;
   - 403 ``{"error": "refused: <reason>"}`` — reasons: ``bad token`` (unknown token id, wrong secret or no
     token: never told apart), ``token locked``, ``unknown package``, ``not tethered``, ``revoked``,
-    ``expired``, ``custody <state>``;
+    ``expired``, ``custody <state>``, ``contractor not authorized (<rule>)`` (the recipient's contractor
+    chain no longer covers the package's purpose today: a contract ended, an approval withdrawn, …);
   - 400 ``{"error": "malformed request: …"}`` — not JSON, not an object, or no string ``package_id`` of
     the id form (1-40 of ``A-Z a-z 0-9 . _ -``); such a request is not an unlock attempt and is not logged;
   - 500 ``{"error": "key service error"}`` — the service's own fault (store down, identity unreadable).

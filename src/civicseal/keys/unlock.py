@@ -5,7 +5,8 @@ One call of :func:`unlock` is one transaction that checks, in this order, and st
 token format → token id known → token not locked → SHA-256 of the token matches → package exists →
 package is this recipient's → package is tethered → not revoked → not expired (no clock skew: the
 service's clock is the reference) → custody (latest event by ``at``, then id) is created, handed-over
-or received.
+or received → the recipient's contractor chain still authorizes the package's purpose today
+(:func:`civicseal.contractors.service.check_authority`; logged as ``chain-<rule>``).
 
 Every attempt, granted or not, is a row in ``unlock_log`` written in that same transaction: the log is the
 record an incident report relies on ("no successful unlock after the loss"), so it cannot be skipped.
@@ -32,6 +33,8 @@ from sqlalchemy import Connection, Engine, RowMapping, func, insert, select, upd
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
+from civicseal.contractors.errors import AuthorityRefused
+from civicseal.contractors.service import recipient_authority
 from civicseal.custody.service import UNLOCKABLE, current_state
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
 from civicseal.keys.models import Recipient, UnlockAttempt
@@ -57,6 +60,7 @@ WRONG_PACKAGE: Final = "wrong-package"
 NOT_TETHERED: Final = "not-tethered"
 REVOKED: Final = "revoked"
 EXPIRED: Final = "expired"
+CHAIN_PREFIX: Final = "chain-"  # the contractor chain no longer holds: chain-ended, chain-approval-withdrawn, …
 LOCKED_OUT: Final = "locked-out"
 ERROR: Final = "error"  # the city's fault (identity does not decrypt); not counted against the token
 # Rows that are not failed attempts of the token: they never count towards a lock-out.
@@ -164,6 +168,10 @@ def _package_refusal(
     if state not in UNLOCKABLE:
         shown = str(state) if state is not None else "unknown"
         return f"custody-{shown}", f"custody {shown}"
+    try:  # the chain is checked at every unlock, so a withdrawal or a contract's end stops the next one
+        recipient_authority(conn, recipient["id"], package["purpose"], on=now)
+    except AuthorityRefused as refused:
+        return f"{CHAIN_PREFIX}{refused.rule}", f"contractor not authorized ({refused.rule})"
     return None
 
 
@@ -176,7 +184,7 @@ def _package_for_share(conn: Connection, package_id: str | None) -> RowMapping |
     if package_id is None:
         return None
     t = Package.__table__
-    columns = (t.c.id, t.c.recipient_id, t.c.mode, t.c.identity_enc, t.c.revoked_at, t.c.expires_at)
+    columns = (t.c.id, t.c.recipient_id, t.c.purpose, t.c.mode, t.c.identity_enc, t.c.revoked_at, t.c.expires_at)
     query = select(*columns).where(t.c.id == package_id).with_for_update(read=True)
     return conn.execute(query).mappings().first()
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Row, select, text
 
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
+from civicseal.contractors.service import recipient_authority
 from civicseal.custody import service as custody
 from civicseal.keys.city import CityKeys, load_city_keys
 from civicseal.keys.client import is_loopback_host
@@ -87,10 +88,13 @@ class SealSummary:
     scrypt_log_n: int | None
     passphrase_bits: int | None
     passphrase: str | None  # a generated passphrase, shown once and never stored
+    contractor: str | None  # the recipient's registered organization; None: the city's own or not registered
+    contractor_chain: tuple[str, ...]  # display names, the city's contractor first
 
     def as_dict(self) -> dict[str, object]:
         data = {k: v for k, v in self.__dict__.items() if k != "passphrase"}
         data["fields"] = list(self.fields)
+        data["contractor_chain"] = list(self.contractor_chain)
         return data
 
 
@@ -316,6 +320,7 @@ def seal(
             recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
             if recipient is None:
                 raise SealError(f"no recipient named {request.recipient!r} (see `civicseal recipient add`)")
+            chain = recipient_authority(conn, recipient.id, purpose.name, on=now)
             households, residents = _register_size(conn)
             sql = _records_sql(purpose, fields)
             total = conn.execute(
@@ -425,13 +430,16 @@ def seal(
                 scrypt_log_n=log_n,
                 passphrase_bits=bits,
                 passphrase=generated,
+                contractor=chain[-1].name if chain else None,
+                contractor_chain=tuple(link.display_name for link in chain or ()),
             )
             audit.append(
                 conn,
                 "package.seal",
                 "package",
                 package_id,
-                summary.as_dict() | {"fields": ",".join(fields)},
+                summary.as_dict()
+                | {"fields": ",".join(fields), "contractor_chain": " > ".join(summary.contractor_chain)},
                 actor=actor,
                 now=now,
             )

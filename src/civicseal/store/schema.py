@@ -1,6 +1,7 @@
 """The whole schema: importing this module registers every domain package's models on one metadata."""
 
 from civicseal.audit import models as _audit  # noqa: F401
+from civicseal.contractors import models as _contractors  # noqa: F401
 from civicseal.custody import models as _custody  # noqa: F401
 from civicseal.incident import models as _incident  # noqa: F401
 from civicseal.keys import models as _keys  # noqa: F401
