@@ -140,7 +140,9 @@ def contractor_withdraw(
     """Withdraw a subcontractor's approval: its next unlock, and its own subcontractors', is refused."""
     from civicseal.contractors.service import withdraw_subcontractor
 
-    link = withdraw_subcontractor(open_home(home).engine, parent, child, reason=reason, now=utcnow(), actor=current_actor())
+    link = withdraw_subcontractor(
+        open_home(home).engine, parent, child, reason=reason, now=utcnow(), actor=current_actor()
+    )
     _result("withdrawn:", link, json_out)
 
 

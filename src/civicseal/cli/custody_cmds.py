@@ -143,6 +143,3 @@ def _json_overdue(p: dict[str, Any]) -> dict[str, Any]:
         "expires_at": rfc3339(p["expires_at"]),
         "since": rfc3339(p["since"]) if p["since"] else None,
     }
-
-
-
