@@ -224,3 +224,18 @@ def test_no_line_of_a_letter_ends_inside_a_phrase(home: Home, tmp_path: Path) ->
         for date in re.finditer(r"令和\d+年\d+月\d+日(?: \d+時\d+分)?", paragraph):  # era dates whole
             assert not any(date.start() < b < date.end() for b in breaks), date.group()
     assert phrases("令和8年11月22日 14時00分に鍵を止めました")[0] == "令和8年11月22日 14時00分に"
+
+
+def test_the_japanese_report_names_the_city_and_purpose_as_people_do(home: Home, tmp_path: Path) -> None:
+    from civicseal.incident import render
+    from civicseal.incident.report import build_report
+
+    home = _with_contact(home)
+    incident, _ = _lost_package(home, tmp_path, fmt.Mode.RECIPIENT)
+    report = build_report(home, incident, now=NOW + timedelta(hours=5))
+    summary_ja = report.items[0].text_ja
+    assert "尼崎市がprintshopに交付した" in summary_ja and "目的「給付金の確認書の郵送」" in summary_ja
+    assert not [item.key for item in report.items if "confirmation-mailing" in item.text_ja]
+    markdown = render.to_markdown(report)
+    assert markdown.startswith("# 尼崎市 個人データ漏えい等事案報告") and "| issuer / 機関 | 尼崎市 |" in markdown
+    assert json.loads(render.to_json(report))["content"]["purpose_description_ja"] == "給付金の確認書の郵送"

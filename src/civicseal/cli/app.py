@@ -77,6 +77,7 @@ def init(
         f"created civicseal home {created.path} for {created.config.issuer_display} (issuer {issuer});"
         f" fill in [contact] in {created.config_path} before writing letters to residents",
         markup=False,
+        soft_wrap=True,
     )
 
 
