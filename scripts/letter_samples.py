@@ -31,16 +31,9 @@ from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
 from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
-from civicseal.store.home import Contact, Home
+from civicseal.store.home import EXAMPLE_CONTACT, Home
 
 NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
-CONTACT = Contact(
-    department="尼崎市 総務局 個人情報保護担当",
-    address="〒660-8501 兵庫県尼崎市東七松町1丁目23番1号",
-    telephone="06-6489-6000",
-    hours="平日 午前9時から午後5時30分まで",
-    web="https://www.city.amagasaki.hyogo.jp/",
-)
 CASES = {"tethered": "tethered", "opened": "tethered", "recipient": "recipient", "passphrase": "passphrase"}
 
 
@@ -52,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         home = init_home(work / "home", issuer="amagasaki", issuer_name="尼崎市", actor="samples")
-        home.write_config(dataclasses.replace(home.config, contact=CONTACT))
+        home.write_config(dataclasses.replace(home.config, contact=EXAMPLE_CONTACT))
         home = Home(home.path)
         register = synthesize(1500, 7, work / "register")
         cipher = load_city_keys(home.keys).field_cipher()

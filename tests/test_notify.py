@@ -27,19 +27,11 @@ from civicseal.keys.unlock import unlock
 from civicseal.programme.reference import printed
 from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
-from civicseal.store.home import CONTACT_KEYS, Contact, Home
+from civicseal.store.home import CONTACT_KEYS, EXAMPLE_CONTACT, Contact, Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city
 
-CONTACT = Contact(
-    department="尼崎市 総務局 個人情報保護担当",
-    address="〒660-8501 兵庫県尼崎市東七松町1丁目23番1号",
-    telephone="06-6489-6000",
-    hours="平日 午前9時から午後5時30分まで",
-    web="https://www.city.amagasaki.hyogo.jp/",
-)
 
-
-def _with_contact(home: Home, contact: Contact = CONTACT) -> Home:
+def _with_contact(home: Home, contact: Contact = EXAMPLE_CONTACT) -> Home:
     """The city's config with its contact block filled in, as an officer would after `init`."""
     home.write_config(dataclasses.replace(home.config, issuer_name="尼崎市", contact=contact))
     return Home(home.path)
@@ -181,7 +173,7 @@ def test_a_letter_tells_the_resident_what_happened_and_whom_to_call(home: Home, 
     assert "給付金の確認書の郵送" in page and "confirmation-mailing" not in page
     assert "口座情報が含まれていた" not in page  # no account in a mailing package
     assert "暗証番号をお尋ねしたり" in page
-    for value in dataclasses.astuple(CONTACT):
+    for value in dataclasses.astuple(EXAMPLE_CONTACT):
         assert _squashed(value) in page
     with (out / summary.mailing_list).open(encoding="utf-8", newline="") as f:
         first = next(csv.DictReader(f))
@@ -190,7 +182,7 @@ def test_a_letter_tells_the_resident_what_happened_and_whom_to_call(home: Home, 
 
 def test_notify_refuses_while_the_contact_block_is_empty(home: Home, tmp_path: Path) -> None:
     incident, _ = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
-    home = _with_contact(home, dataclasses.replace(CONTACT, telephone="", hours=" "))
+    home = _with_contact(home, dataclasses.replace(EXAMPLE_CONTACT, telephone="", hours=" "))
     out = tmp_path / "letters"
     with pytest.raises(IncidentError) as refused:
         notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))

@@ -54,6 +54,16 @@ class Contact:
         return tuple(key for key in CONTACT_KEYS if not getattr(self, key).strip())
 
 
+# How a city fills it in: shown in the written config.toml, and used by the sample letters and tests.
+EXAMPLE_CONTACT: Final = Contact(
+    department="尼崎市 総務局 個人情報保護担当",
+    address="〒660-8501 兵庫県尼崎市東七松町1丁目23番1号",
+    telephone="06-6489-6000",
+    hours="平日 午前9時から午後5時30分まで",
+    web="https://www.city.amagasaki.hyogo.jp/",
+)
+
+
 @dataclass(frozen=True)
 class Config:
     issuer: str
@@ -69,6 +79,7 @@ class Config:
 
     def to_toml(self) -> str:
         contact = "".join(f"{key} = {_toml_string(getattr(self.contact, key))}\n" for key in CONTACT_KEYS)
+        example = "".join(f"#   {key} = {_toml_string(getattr(EXAMPLE_CONTACT, key))}\n" for key in CONTACT_KEYS)
         return (
             "# The machine name (ASCII slug) goes into packages; people read the display name.\n"
             f"issuer = {_toml_string(self.issuer)}\n"
@@ -78,8 +89,8 @@ class Config:
             f"returns_postcode = {_toml_string(self.returns_postcode)}\n"
             "\n"
             "# Printed on every letter to residents: whom to call. `incident notify` refuses while any is empty.\n"
-            '# e.g. department = "尼崎市 総務局 個人情報保護担当", telephone = "06-6489-0000",\n'
-            '#      hours = "平日 午前9時から午後5時30分まで", web = "https://www.city.example.lg.jp/"\n'
+            "# For example:\n"
+            f"{example}"
             "[contact]\n"
             f"{contact}"
         )
