@@ -93,6 +93,7 @@ def recipient_rotate_token(
         f"recipient {name} has a new key-service token, printed below and shown ONCE; the old token no"
         " longer works. Hand it to the contractor over a separate channel.",
         markup=False,
+        soft_wrap=True,
     )
     console.print(token, soft_wrap=True, markup=False)
 
