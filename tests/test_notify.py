@@ -30,6 +30,8 @@ from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import CONTACT_KEYS, EXAMPLE_CONTACT, Contact, Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city
 
+LONG_ADDRESS = "兵庫県尼崎市東七松町1丁目23番1号 尼崎シティハイツ東七松グランドレジデンス弐番館1203号室"
+
 
 def _with_contact(home: Home, contact: Contact = EXAMPLE_CONTACT) -> Home:
     """The city's config with its contact block filled in, as an officer would after `init`."""
@@ -75,6 +77,15 @@ def test_no_letters_when_no_notification_is_due(home: Home, tmp_path: Path) -> N
 def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path: Path) -> None:
     home = _with_contact(home)
     incident, package_id = _lost_package(home, tmp_path, fmt.Mode.TETHERED)
+    with home.engine.begin() as conn:  # the first letter's addressee lives in a building with a long name
+        conn.execute(
+            text(
+                "UPDATE residents SET address = :a WHERE resident_code = (SELECT e.head_resident_code"
+                " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
+                " ORDER BY r.postcode, e.household_code LIMIT 1)"
+            ),
+            {"a": LONG_ADDRESS},
+        )
     out = tmp_path / "letters"
     summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
     with home.engine.connect() as conn:
@@ -100,6 +111,7 @@ def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path
     assert printed(first.reference_number) in page_one
     assert "個人情報の漏えいのおそれに関するお詫びとお知らせ" in page_one
     assert "鍵は一度も渡されていません" in page_one  # tethered, and no unlock since the loss
+    assert _squashed(LONG_ADDRESS) in _squashed(page_one)  # broken between phrases, not cut off
     for name in [*summary.files, summary.mailing_list]:
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
 

@@ -34,7 +34,7 @@ from civicseal.seal.models import Package
 from civicseal.seal.purposes import purposes
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer
-from civicseal.store.home import Contact, Home
+from civicseal.store.home import Home
 
 LETTERS_PER_FILE = 1_000
 FONT_NAME = "IPAexMincho"
@@ -44,6 +44,8 @@ MARGIN: Final = 22 * MM
 BODY_SIZE: Final = 10.0
 BODY_LEADING: Final = 5.2 * MM
 HEADING_SIZE: Final = 11.0
+ADDRESS_SIZE: Final = 11.0
+ADDRESS_WIDTH: Final = 95 * MM  # what the window of a 長形3号 envelope shows
 TITLE: Final = "個人情報の漏えいのおそれに関するお詫びとお知らせ"
 ProgressFn = Callable[[int, int], None]
 
@@ -123,15 +125,13 @@ class LetterContext:
     reference_y: float  # where each letter's own reference number goes, below the body
 
 
-def check_contact(home: Home) -> Contact:
-    """The city's contact block, or one refusal naming every empty key: a letter must say whom to call."""
-    contact = home.config.contact
-    if empty := contact.empty_keys():
+def check_contact(home: Home) -> None:
+    """Refuse, naming every empty key of the city's contact block: a letter must say whom to call."""
+    if empty := home.config.contact.empty_keys():
         raise IncidentError(
             f"{home.config_path}: [contact] {', '.join(empty)} empty; fill them in (every letter tells the"
             " resident whom to call) and run again"
         )
-    return contact
 
 
 def letter_context(conn: Connection, home: Home, incident_id: int, now: datetime) -> tuple[LetterContext, str]:
@@ -228,6 +228,16 @@ def _register_font() -> None:
         pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_path())))
 
 
+def _address_lines(address: str) -> list[str]:
+    """The address as the envelope's window shows it: one line, or (rarely) broken between phrases."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    def width_of(text: str) -> float:
+        return stringWidth(text, FONT_NAME, ADDRESS_SIZE)
+
+    return [address] if width_of(address) <= ADDRESS_WIDTH else wrap(address, ADDRESS_WIDTH, width_of)
+
+
 class _LetterFile:
     """One PDF of up to LETTERS_PER_FILE A4 pages, drawn with reportlab and the embedded IPAex font.
 
@@ -270,11 +280,14 @@ class _LetterFile:
             self._body_form(context)
         c = self.canvas
         left, top = MARGIN, self.height - MARGIN
-        c.setFont(FONT_NAME, 11)
+        c.setFont(FONT_NAME, ADDRESS_SIZE)
         c.drawString(left, top, f"〒{to.postcode}")
-        c.drawString(left, top - 6 * MM, to.address)
+        y = top - 6 * MM
+        for line in _address_lines(to.address):
+            c.drawString(left, y, line)
+            y -= 5 * MM
         c.setFont(FONT_NAME, 13)
-        c.drawString(left, top - 14 * MM, f"{to.name} 様")
+        c.drawString(left, y - 3 * MM, f"{to.name} 様")
         c.doForm("body")
         c.setFont(FONT_NAME, 12)
         c.drawString(left + 4 * MM, context.reference_y, f"参照番号　{printed(to.reference_number)}")
