@@ -13,12 +13,18 @@ from civicseal.store.home import Home, default_config
 from civicseal.store.migrate import upgrade
 
 
-def init_home(path: Path | None, *, issuer: str = "city", actor: str | None = None) -> Home:
-    """Refuses an existing home: its keys are the only way to read what it encrypted."""
+def init_home(
+    path: Path | None, *, issuer: str = "city", issuer_name: str | None = None, actor: str | None = None
+) -> Home:
+    """Refuses an existing home: its keys are the only way to read what it encrypted.
+
+    ``issuer`` is the ASCII machine name packages carry; ``issuer_name`` the name people read (尼崎市),
+    the slug when not given. The ``[contact]`` table is written empty, for the city to fill in.
+    """
     home = Home(path)
     if home.exists() or (home.keys.exists() and any(home.keys.iterdir())):
         raise StoreError(f"{home.path}: a civicseal home exists there already; it is never overwritten")
-    config = default_config(issuer)
+    config = default_config(issuer, issuer_name)
     home.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)

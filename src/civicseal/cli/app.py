@@ -64,13 +64,21 @@ def open_home(home: Path | None) -> Home:
 @app.command()
 def init(
     home: HomeOption = None,
-    issuer: Annotated[str, typer.Option(help="The city's name as issuer of packages.")] = "city",
+    issuer: Annotated[str, typer.Option(help="The city's machine name (ASCII slug), e.g. amagasaki.")] = "city",
+    issuer_name: Annotated[
+        str | None, typer.Option(help="The city's name as people read it, in any script, e.g. 尼崎市.")
+    ] = None,
 ) -> None:
     """Create a home: keys (0700/0600), configuration and the migrated store."""
     from civicseal.homes import init_home
 
-    created = init_home(home, issuer=issuer)
-    console.print(f"created civicseal home {created.path} for issuer {issuer!r}")
+    created = init_home(home, issuer=issuer, issuer_name=issuer_name)
+    console.print(
+        f"created civicseal home {created.path} for {created.config.issuer_display} (issuer {issuer});"
+        f" fill in [contact] in {created.config_path} before writing letters to residents",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @keys_app.command("public")

@@ -58,7 +58,9 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
         " centre for the 100,000-yen relief payment. civicseal runs the same programme so that nothing like"
         " it can expose anyone."
     )
-    opened = _step(f"created a home at {home_path}", lambda: init_home(home_path, issuer="amagasaki"))
+    opened = _step(
+        f"created a home at {home_path}", lambda: init_home(home_path, issuer="amagasaki", issuer_name="尼崎市")
+    )
     with progress_bars() as progress:
         summary = _step(
             f"synthesized {residents:,} residents (seed {seed}) into {register_dir}",

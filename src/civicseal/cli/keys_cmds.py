@@ -88,6 +88,28 @@ def recipient_unlock(name: str, home: HomeOption = None) -> None:
     console.print(f"recipient {name} unlocked")
 
 
+@recipient_app.command("rotate-token")
+def recipient_rotate_token(
+    name: Annotated[str, typer.Argument(help="The recipient whose token was lost or exposed.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Replace a recipient's key-service token: the old one stops at once; the new one is shown ONCE."""
+    from civicseal.keys.recipients import rotate_token
+
+    token = rotate_token(open_home(home).engine, name, now=utcnow(), actor=current_actor())
+    if json_out:
+        print_json({"recipient": name, "token": token})
+        return
+    err_console.print(
+        f"recipient {name} has a new key-service token, printed below and shown ONCE; the old token no"
+        " longer works. Hand it to the contractor over a separate channel.",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(token, soft_wrap=True, markup=False)
+
+
 @recipient_app.command("list")
 def recipient_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """The registered recipients, their token ids and whether they are locked."""
@@ -155,3 +177,34 @@ def trust_add(
 
     kid = add_trusted(Home(home).path, name, public_key)
     console.print(f"trusted issuer {name} with key id {kid}")
+
+
+@trust_app.command("list")
+def trust_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """The issuers this home accepts packages from: name, key id and key."""
+    from civicseal.seal.trust import load_issuers
+
+    issuers = [{"name": i.name, "key_id": i.key_id, "public_key": i.public_line} for i in load_issuers(Home(home).path)]
+    if json_out:
+        print_json({"issuers": issuers})
+        return
+    if not issuers:
+        console.print("no trusted issuers; add one with `civicseal trust add NAME ed25519:…`", markup=False)
+    for i in issuers:
+        console.print(f"{i['name']}: key id {i['key_id']}, {i['public_key']}", soft_wrap=True, markup=False)
+
+
+@trust_app.command("remove")
+def trust_remove(
+    name: Annotated[str, typer.Argument(help="The issuer's name, as `trust list` shows it.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Stop accepting packages signed by an issuer's key (its packages no longer open here)."""
+    from civicseal.seal.trust import remove_trusted
+
+    removed = remove_trusted(Home(home).path, name)
+    if json_out:
+        print_json({"name": removed.name, "key_id": removed.key_id})
+        return
+    console.print(f"issuer {removed.name} (key id {removed.key_id}) is no longer trusted", markup=False)

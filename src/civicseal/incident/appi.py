@@ -320,6 +320,7 @@ def when_ja(dt: datetime) -> str:
 
 def report_items(
     *,
+    issuer_name: str,
     incident: IncidentRecord,
     content: Content,
     protection: Protection,
@@ -330,7 +331,7 @@ def report_items(
 ) -> tuple[ReportItem, ...]:
     """The nine items pre-filled from the record; what a person must still write is marked 【要記入】."""
     texts = {
-        "summary": _summary(incident, content, protection),
+        "summary": _summary(issuer_name, incident, content, protection),
         "data_items": _data_items(content),
         "persons": _persons(content),
         "cause": _cause(incident),
@@ -348,17 +349,17 @@ def report_items(
     return tuple(items)
 
 
-def _summary(incident: IncidentRecord, content: Content, protection: Protection) -> tuple[str, str]:
+def _summary(issuer_name: str, incident: IncidentRecord, content: Content, protection: Protection) -> tuple[str, str]:
     mode = protection.mode
     ja = (
-        f"{when_ja(incident.lost_at)}頃、{content.recipient}に交付した暗号化パッケージ（{incident.package_id}、"
-        f"目的「{content.purpose}」、{MODE_JA.get(mode, mode)}）が紛失した。"
+        f"{when_ja(incident.lost_at)}頃、{issuer_name}が{content.recipient_name}に交付した暗号化パッケージ"
+        f"（{incident.package_id}、目的「{content.purpose_description_ja}」、{MODE_JA.get(mode, mode)}）が紛失した。"
         f"{when_ja(incident.reported_at)}に報告を受けた。"
     )
     en = (
         f"At about {when_en(incident.lost_at)} the encrypted package {incident.package_id} (purpose"
-        f" {content.purpose}, {mode} mode), handed to {content.recipient}, was lost; the city learnt of it at"
-        f" {when_en(incident.reported_at)}."
+        f" {content.purpose}, {mode} mode), handed by {issuer_name} to {content.recipient_name}, was lost;"
+        f" the city learnt of it at {when_en(incident.reported_at)}."
     )
     if mode == "tethered" and protection.revoked_at is not None:
         ja += f"{when_ja(protection.revoked_at)}に同パッケージを失効させ、以後の開封を停止した。"

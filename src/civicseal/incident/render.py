@@ -52,6 +52,11 @@ def outline(report: Report) -> tuple[Section, ...]:
     )
 
 
+def _named(display_name: str, slug: str) -> str:
+    """An organization as people read it, its machine name beside it when the two differ."""
+    return display_name if display_name == slug else f"{display_name} ({slug})"
+
+
 def _yes(value: bool) -> str:
     return "yes / はい" if value else "no / いいえ"
 
@@ -76,6 +81,7 @@ def _summary(report: Report) -> Section:
             Table(
                 ("", ""),
                 (
+                    ("issuer / 機関", report.issuer_name),
                     ("incident / 事案番号", str(i.id)),
                     ("package / パッケージ", report.package_id),
                     ("reported by / 報告者", i.reported_by),
@@ -110,8 +116,9 @@ def _content(report: Report) -> Section:
     return Section(
         "内容 Content",
         (
-            f"Purpose / 目的: {c.purpose} — {c.purpose_description}. Programme / 事業: {c.programme or '—'}"
-            f" (fiscal year {c.fiscal_year or '—'}). Recipient / 提供先: {c.recipient}. Payload: {c.payload_format}.",
+            f"Purpose / 目的: {c.purpose_description_ja} — {c.purpose_description} ({c.purpose})."
+            f" Programme / 事業: {c.programme or '—'} (fiscal year {c.fiscal_year or '—'})."
+            f" Recipient / 提供先: {_named(c.recipient_name, c.recipient)}. Payload: {c.payload_format}.",
             Table(("field", "項目"), fields),
             Table(
                 ("", ""),
@@ -290,6 +297,10 @@ def _items(report: Report) -> Section:
 # --------------------------------------------------------------------------------------------------
 
 
+def _title(report: Report) -> str:
+    return f"{report.issuer_name} 個人データ漏えい等事案報告 Incident report {report.incident.id}"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
@@ -303,7 +314,7 @@ def _md_table(table: Table) -> list[str]:
 
 def to_markdown(report: Report) -> str:
     """The report as Markdown (GitHub tables)."""
-    lines = [f"# 個人データ漏えい等事案報告 Incident report {report.incident.id}", ""]
+    lines = [f"# {_title(report)}", ""]
     for section in outline(report):
         lines += [f"## {section.title}", ""]
         for block in section.blocks:
@@ -336,7 +347,7 @@ def to_html(report: Report) -> str:
         parts.append("</section>")
     page = Template((TEMPLATES / "report.html").read_text(encoding="utf-8"))
     return page.substitute(
-        title=_esc(f"個人データ漏えい等事案報告 Incident report {report.incident.id}"),
+        title=_esc(_title(report)),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         body="\n".join(parts),
     )

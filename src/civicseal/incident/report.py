@@ -28,6 +28,7 @@ from civicseal.incident.appi import ReportItem
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import IncidentRecord, get_incident, verified_file
 from civicseal.keys.models import Recipient, UnlockAttempt
+from civicseal.keys.recipients import display_name_of_recipient
 from civicseal.keys.unlock import GRANTED
 from civicseal.programme.models import Programme
 from civicseal.seal import format as fmt
@@ -95,9 +96,11 @@ class Content:
 
     purpose: str
     purpose_description: str
+    purpose_description_ja: str  # what Japanese text names the purpose by, never its slug
     programme: str | None
     fiscal_year: int | None
     recipient: str
+    recipient_name: str  # the recipient's display name, what people read
     fields: tuple[str, ...]
     categories: tuple[str, ...]
     records: int  # households in the payload, canaries excluded
@@ -184,6 +187,7 @@ class ContractChain:
 @dataclass(frozen=True)
 class Report:
     generated_at: datetime
+    issuer_name: str  # the city, as people read it (尼崎市)
     incident: IncidentRecord
     package_id: str
     mode: str
@@ -243,7 +247,9 @@ def build_report(
         contract_chain = _contract_chain(conn, package, incident.lost_at)
     timeline = _timeline(incident, events, protection.revoked_at)
     durations = _durations(incident, protection.revoked_at)
+    issuer_name = home.config.issuer_display
     items = appi.report_items(
+        issuer_name=issuer_name,
         incident=incident,
         content=content,
         protection=protection,
@@ -260,6 +266,7 @@ def build_report(
         )  # fmt: skip
     return Report(
         generated_at=now,
+        issuer_name=issuer_name,
         incident=incident,
         package_id=incident.package_id,
         mode=package.mode,
@@ -317,9 +324,11 @@ def _content(conn: Connection, package: Any) -> Content:
     return Content(
         purpose=package.purpose,
         purpose_description=purpose.description if purpose is not None else "",
+        purpose_description_ja=purpose.description_ja if purpose is not None else package.purpose,
         programme=package.programme,
         fiscal_year=package.fiscal_year,
         recipient=package.recipient,
+        recipient_name=display_name_of_recipient(conn, package.recipient),
         fields=names,
         categories=tuple(str(c) for c in categories),
         records=int(package.records),

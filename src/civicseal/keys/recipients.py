@@ -209,7 +209,7 @@ def _recipient_by_name(conn: Connection, name: str, *, lock: bool = False) -> Ro
     query = select(Recipient.__table__).where(Recipient.name == name)
     row = conn.execute(query.with_for_update() if lock else query).mappings().first()
     if row is None:
-        raise KeyServiceError(f"no recipient named {name}")
+        raise KeyServiceError(f"no recipient named {name}; `civicseal recipient list` shows those registered")
     return row
 
 
@@ -239,6 +239,28 @@ def unlock_recipient(engine: Engine, name: str, *, now: datetime, actor: str) ->
         )
         details = {"token_id": row["token_id"], "locked_at": as_utc(row["locked_at"]).isoformat()}
         audit.append(conn, "keys.unlocked-by-city", "recipient", name, details, actor=actor, now=now)
+
+
+def rotate_token(engine: Engine, name: str, *, now: datetime, actor: str) -> str:
+    """Give the recipient a new key-service token and return it — the only time it exists in clear.
+
+    The old token stops at once: the store keeps one token per recipient, and its hash is replaced in
+    the same transaction as the audit row (old and new token ids; never a token). A lock-out belonged
+    to the old token, so it is cleared with it; the new token id starts with no failures counted.
+    """
+    check_name(name)
+    token_id, token = new_token()
+    now = as_utc(now)
+    with transaction(engine) as conn:
+        row = _recipient_by_name(conn, name, lock=True)
+        conn.execute(
+            update(Recipient)
+            .where(Recipient.id == row["id"])
+            .values(token_id=token_id, token_sha256=token_digest(token), locked_at=None)
+        )
+        details = {"old_token_id": row["token_id"], "token_id": token_id, "was_locked": row["locked_at"] is not None}
+        audit.append(conn, "keys.token-rotated", "recipient", name, details, actor=actor, now=now)
+    return token
 
 
 def list_recipients(engine: Engine) -> list[RecipientInfo]:
@@ -271,3 +293,12 @@ def list_recipients(engine: Engine) -> list[RecipientInfo]:
         )
         for r in rows
     ]
+
+
+def display_name_of_recipient(conn: Connection, name: str) -> str:
+    """The name people read for the recipient ``name`` in reports and letters (株式会社〇〇印刷).
+
+    The one place that answers it; a recipient registered without a display name is shown by its slug.
+    """
+    shown = conn.execute(select(Recipient.display_name).where(Recipient.name == name)).scalar_one_or_none()
+    return shown or name

@@ -17,9 +17,13 @@ HTTP contract (version 1):
 
 * ``GET /v1/health`` → 200 ``{"status": "ok"}``; touches nothing, so a load balancer may poll it freely.
 
-Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data, and
-the access log is off (a URL or header could carry a token). Workers are stateless: the city's keys are
-read once at start-up, everything else is read from and written to the store on each request.
+Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data.
+uvicorn's own access log is off (it prints the query string, which could carry a token); ``serve`` writes
+its own, one line per request: time (JST), method, route, status and duration — never a token, a
+header, a query or a body, and a path that is not one of the routes above is shown as ``-``.
+
+Workers are stateless: the city's keys are read once at start-up, everything else is read from and
+written to the store on each request.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from civicseal.clock import utcnow
+from civicseal.clock import TOKYO, utcnow
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import PACKAGE_ID_RE, unlock
@@ -48,6 +53,9 @@ from civicseal.store.home import Home
 MAX_BODY: Final = 4096
 DEFAULT_PORT: Final = 8470
 NO_STORE: Final = {"Cache-Control": "no-store"}
+UNLOCK_ROUTE: Final = "/v1/unlock"
+HEALTH_ROUTE: Final = "/v1/health"
+ROUTES: Final = frozenset({UNLOCK_ROUTE, HEALTH_ROUTE})
 
 log = logging.getLogger("civicseal.keys.service")
 
@@ -86,24 +94,59 @@ def _bearer(header: str | None) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+class AccessLog:
+    """ASGI middleware writing one access-log line per HTTP request, once its answer has been sent."""
+
+    def __init__(self, app: ASGIApp, *, write: Callable[[str], None], clock: Callable[[], datetime]) -> None:
+        self.app, self.write, self.clock = app, write, clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        at, started, status = self.clock(), time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope["path"] if scope["path"] in ROUTES else "-"
+            self.write(access_line(at, scope["method"], route, status, (time.perf_counter() - started) * 1000))
+
+
+def access_line(at: datetime, method: str, route: str, status: int, duration_ms: float) -> str:
+    """``2026-11-27 17:11:05 JST POST /v1/unlock 403 3.2 ms``: what an operator reads, nothing secret."""
+    return f"{at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} JST {method[:16]} {route} {status} {duration_ms:.1f} ms"
+
+
+def create_app(
+    home: Home, *, clock: Callable[[], datetime] = utcnow, access_log: Callable[[str], None] | None = None
+) -> FastAPI:
     """A key-service worker for ``home``: the city's keys are loaded now, once; the store is shared.
 
     ``clock`` gives "now" for each attempt (tests pass a fixed one); expiry is judged on this clock.
+    ``access_log``, when given, receives one line per request (:func:`access_line`).
     """
     cipher = load_city_keys(home.keys).field_cipher()
     engine = home.engine
     app = FastAPI(title="civicseal key service", docs_url=None, redoc_url=None, openapi_url=None)
+    if access_log is not None:
+        app.add_middleware(AccessLog, write=access_log, clock=clock)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _answer(exc.status_code, {"error": str(exc.detail).lower()})
 
-    @app.get("/v1/health")
+    @app.get(HEALTH_ROUTE)
     async def health() -> JSONResponse:
         return _answer(200, {"status": "ok"})
 
-    @app.post("/v1/unlock")
+    @app.post(UNLOCK_ROUTE)
     async def unlock_route(request: Request) -> JSONResponse:
         body = await _read_body(request)
         if body is None:
@@ -131,10 +174,11 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None
     """Run one key-service worker with uvicorn until interrupted.
 
     Plain HTTP: off loopback, terminate TLS in front of it (the proxy's X-Forwarded-For is honoured from
-    the addresses in uvicorn's ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default). The access log is off.
+    the addresses in uvicorn's ``FORWARDED_ALLOW_IPS``, 127.0.0.1 by default). The access log goes to
+    standard output, a line per request (:class:`AccessLog`); uvicorn's own is off.
     """
     uvicorn.run(
-        create_app(home),
+        create_app(home, access_log=lambda line: print(line, flush=True)),
         host=host,
         port=port,
         log_level="warning",

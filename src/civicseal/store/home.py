@@ -5,12 +5,15 @@ Loss of the home is loss of the keys, so the key folder is 0700 and its files 06
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import Engine
 
@@ -28,26 +31,120 @@ def resolve_home(home: Path | None) -> Path:
     return (home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)).absolute()
 
 
+CONTACT_KEYS: Final = ("department", "address", "telephone", "hours", "web")
+MAX_DISPLAY_NAME: Final = 100
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, and non-ASCII stays readable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Whom a resident calls about a letter: printed on every letter, so all of it must be filled in."""
+
+    department: str = ""
+    address: str = ""
+    telephone: str = ""
+    hours: str = ""
+    web: str = ""
+
+    def empty_keys(self) -> tuple[str, ...]:
+        return tuple(key for key in CONTACT_KEYS if not getattr(self, key).strip())
+
+
+# How a city fills it in: shown in the written config.toml, and used by the sample letters and tests.
+EXAMPLE_CONTACT: Final = Contact(
+    department="尼崎市 総務局 個人情報保護担当",
+    address="〒660-8501 兵庫県尼崎市東七松町1丁目23番1号",
+    telephone="06-6489-6000",
+    hours="平日 午前9時から午後5時30分まで",
+    web="https://www.city.amagasaki.hyogo.jp/",
+)
+
+
 @dataclass(frozen=True)
 class Config:
     issuer: str
     returns_address: str
     returns_postcode: str
+    issuer_name: str = ""  # homes made before display names have none: the slug stands in
+    contact: Contact = field(default_factory=Contact)
+
+    @property
+    def issuer_display(self) -> str:
+        """What people read: the display name (尼崎市), else the slug."""
+        return self.issuer_name or self.issuer
 
     def to_toml(self) -> str:
+        contact = "".join(f"{key} = {_toml_string(getattr(self.contact, key))}\n" for key in CONTACT_KEYS)
+        example = "".join(f"#   {key} = {_toml_string(getattr(EXAMPLE_CONTACT, key))}\n" for key in CONTACT_KEYS)
         return (
-            f'issuer = "{self.issuer}"\n'
+            "# The machine name (ASCII slug) goes into packages; people read the display name.\n"
+            f"issuer = {_toml_string(self.issuer)}\n"
+            f"issuer_name = {_toml_string(self.issuer_name)}\n"
             "# Canary records are addressed here: a letter that arrives means a package was misused.\n"
-            f'returns_address = "{self.returns_address}"\n'
-            f'returns_postcode = "{self.returns_postcode}"\n'
+            f"returns_address = {_toml_string(self.returns_address)}\n"
+            f"returns_postcode = {_toml_string(self.returns_postcode)}\n"
+            "\n"
+            "# Printed on every letter to residents: whom to call. `incident notify` refuses while any is empty.\n"
+            "# For example:\n"
+            f"{example}"
+            "[contact]\n"
+            f"{contact}"
         )
 
 
-def default_config(issuer: str) -> Config:
+def check_issuer_name(display_name: str) -> str:
+    """A display name in any script, one line, at most MAX_DISPLAY_NAME characters; returned trimmed."""
+    name = display_name.strip()
+    if not name or len(name) > MAX_DISPLAY_NAME or any(unicodedata.category(c).startswith("C") for c in name):
+        raise StoreError(f"issuer display name: 1-{MAX_DISPLAY_NAME} characters on one line, any script")
+    return name
+
+
+def default_config(issuer: str, issuer_name: str | None = None) -> Config:
     if not ISSUER_NAME.fullmatch(issuer):
-        raise StoreError("issuer name: letters, digits, '-' and '_' only, at most 64 characters")
+        raise StoreError(
+            "issuer: letters, digits, '-' and '_' only, at most 64 characters; give a machine name as --issuer"
+            " (e.g. amagasaki) and the name people read, in any script, as --issuer-name (e.g. 尼崎市)"
+        )
     return Config(
-        issuer=issuer, returns_address="兵庫県尼崎市東七松町1丁目23-1 個人情報保護担当", returns_postcode="660-8501"
+        issuer=issuer,
+        issuer_name=check_issuer_name(issuer_name) if issuer_name is not None else issuer,
+        returns_address="兵庫県尼崎市東七松町1丁目23-1 個人情報保護担当",
+        returns_postcode="660-8501",
+    )
+
+
+def _load_config(path: Path) -> Config:
+    """config.toml as written by :meth:`Config.to_toml`, or by an older version (no display name, no contact)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: not UTF-8; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StoreError(f"{path}: not valid TOML ({exc})") from None
+    contact = data.get("contact", {})
+    if not isinstance(contact, dict):
+        raise StoreError(f"{path}: contact: expected a [contact] table")
+    for where, table, keys in (
+        ("", data, ("issuer", "issuer_name", "returns_address", "returns_postcode")),
+        ("contact.", contact, CONTACT_KEYS),
+    ):
+        for key in keys:
+            if not isinstance(table.get(key, ""), str):
+                raise StoreError(f"{path}: {where}{key}: expected a string in quotes")
+    missing = [k for k in ("issuer", "returns_address", "returns_postcode") if k not in data]
+    if missing:
+        raise StoreError(f"{path}: {', '.join(missing)}: missing")
+    return Config(
+        issuer=data["issuer"],
+        returns_address=data["returns_address"],
+        returns_postcode=data["returns_postcode"],
+        issuer_name=data.get("issuer_name", "").strip(),
+        contact=Contact(**{key: contact.get(key, "").strip() for key in CONTACT_KEYS}),
     )
 
 
@@ -75,8 +172,7 @@ class Home:
     @cached_property
     def config(self) -> Config:
         self.require()
-        data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        return Config(**{k: data[k] for k in ("issuer", "returns_address", "returns_postcode")})
+        return _load_config(self.config_path)
 
     def write_config(self, config: Config) -> None:
         with atomic_writer(self.config_path, text=True) as f:
