@@ -13,6 +13,7 @@ from civicseal.audit import log as audit
 from civicseal.cli.output import console, print_json, print_table, progress_bars
 from civicseal.errors import CivicsealError
 from civicseal.keys.city import load_city_keys
+from civicseal.register.importer import RejectsEncoding
 from civicseal.seal.trust import format_public_key
 from civicseal.store.home import Home
 
@@ -112,6 +113,9 @@ def register_import(
     rejects: Annotated[
         Path | None, typer.Option(help="Import the valid rows and write the invalid ones to this file.")
     ] = None,
+    rejects_encoding: Annotated[
+        RejectsEncoding, typer.Option(help="utf-8 (with a BOM, for Excel) or cp932.")
+    ] = RejectsEncoding.UTF8,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -121,7 +125,9 @@ def register_import(
     opened = open_home(home)
     cipher = load_city_keys(opened.keys).field_cipher()
     with progress_bars(not json_out) as progress:
-        summary = import_register(opened.engine, cipher, files, rejects=rejects, progress=progress)
+        summary = import_register(
+            opened.engine, cipher, files, rejects=rejects, rejects_encoding=rejects_encoding, progress=progress
+        )
     figures = summary.as_dict()
     if json_out:
         print_json(figures)

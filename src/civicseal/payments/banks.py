@@ -15,3 +15,13 @@ def _branch_codes() -> frozenset[tuple[str, str]]:
 def branch_exists(bank_code: str, branch_code: str) -> bool:
     """A transfer to a code pair the Zengin data does not know would come back as a return."""
     return (bank_code, branch_code) in _branch_codes()
+
+
+@cache
+def _bank_codes() -> frozenset[str]:
+    return frozenset(bank for bank, _ in _branch_codes())
+
+
+def bank_exists(bank_code: str) -> bool:
+    """Told apart from an unknown branch so that the clerk checks the right code."""
+    return bank_code in _bank_codes()
