@@ -203,9 +203,9 @@ def english_header(kind: Kind) -> list[str]:
 
 def header_names(kind: Kind) -> dict[str, str]:
     """Every accepted spelling of a header (lower-cased) → the column's English name."""
-    names: dict[str, str] = {}
-    for column in COLUMNS[kind]:
-        names[column.name] = column.name
-        for japanese in column.japanese:
-            names[japanese] = column.name
-    return names
+    return spellings(COLUMNS[kind])
+
+
+def spellings(columns: Sequence[Column]) -> dict[str, str]:
+    """Every accepted spelling of these columns' headers → the column's English name."""
+    return {spelling: column.name for column in columns for spelling in (column.name, *column.japanese)}

@@ -27,9 +27,9 @@ from sqlalchemy import Connection, Engine
 
 from civicseal.audit import log as audit
 from civicseal.clock import tokyo_today, utcnow
-from civicseal.payments.banks import bank_exists, branch_exists
+from civicseal.payments.banks import zengin_problem
 from civicseal.register import normalize as n
-from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize
+from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -218,30 +218,40 @@ INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, co
 
 def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
     """Which of the three files this is, and where each of its columns stands in the header."""
+    cells = header_cells(path, header)
+    kind = recognize(ANY_HEADER.get(cell) for cell in cells)
+    if kind is None:
+        raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
+    return kind, locate_columns(path, cells, COLUMNS[kind], f"a {kind} file")
+
+
+def header_cells(path: Path, header: list[str]) -> list[str]:
+    """Header cells folded as every field is, lower-cased: headers are matched without regard to case."""
     try:
-        cells = [n.normalize_text(cell).lower() for cell in header]
+        return [n.normalize_text(cell).lower() for cell in header]
     except InvalidValue as exc:
         raise ImportRefused([Problem(path.name, 1, "-", exc.rule)]) from None
-    kind = recognize(ANY_HEADER.get(cell) for cell in cells)
-    if kind is not None:
-        names = header_names(kind)
-        problems = []
-        positions: dict[str, int] = {}
-        for index, cell in enumerate(cells):
-            name = names.get(cell)
-            if name is None:
-                problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for a {kind} file"))
-            elif name in positions:
-                problems.append(Problem(path.name, 1, name, "column appears twice"))
-            else:
-                positions[name] = index
-        for column in COLUMNS[kind]:
-            if column.required and column.name not in positions:
-                problems.append(Problem(path.name, 1, column.name, "required column is missing"))
-        if problems:
-            raise ImportRefused(problems)
-        return kind, [positions.get(column.name) for column in COLUMNS[kind]]
-    raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
+
+
+def locate_columns(path: Path, cells: list[str], columns: Sequence[Column], what: str) -> list[int | None]:
+    """Where each column stands in the header; unknown, doubled and missing required columns are refused."""
+    names = spellings(columns)
+    problems = []
+    positions: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        name = names.get(cell)
+        if name is None:
+            problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for {what}"))
+        elif name in positions:
+            problems.append(Problem(path.name, 1, name, "column appears twice"))
+        else:
+            positions[name] = index
+    for column in columns:
+        if column.required and column.name not in positions:
+            problems.append(Problem(path.name, 1, column.name, "required column is missing"))
+    if problems:
+        raise ImportRefused(problems)
+    return [positions.get(column.name) for column in columns]
 
 
 ANY_HEADER = {cell: name for kind in Kind for cell, name in header_names(kind).items()}
@@ -285,8 +295,8 @@ def _split_rows(
     return raw_rows, line_numbers, rejected
 
 
-def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
-    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
+def open_csv(path: Path) -> tuple[list[str], Iterator[list[str]], list[str]]:
+    """A file's decoded lines, a CSV reader past its header, and the header; an empty file is refused."""
     lines = decode_lines(path)
     if not lines:
         raise _file_problem(path, "empty file")
@@ -296,23 +306,53 @@ def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> Pars
         header = next(reader)
     except csv.Error:
         raise ImportRefused([Problem(path.name, 1, "-", "contains a control character or a broken quote")]) from None
-    kind, positions = detect_kind(path, header)
+    return lines, reader, header
+
+
+@dataclass
+class Rows:
+    """A file's rows read against its columns: ``columns[i]`` holds the i-th column's values."""
+
+    line_numbers: list[int]
+    columns: list[list[object]]
+    valid: list[bool]
+    unreadable: list[int]
+
+
+def parse_rows(
+    path: Path,
+    lines: list[str],
+    reader: Iterator[list[str]],
+    width: int,
+    columns: Sequence[Column],
+    positions: Sequence[int | None],
+    problems: list[Problem],
+) -> Rows:
+    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
     name = path.name
-    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, len(header), problems)
-    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * len(header)
+    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, width, problems)
+    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
     valid = [True] * len(raw_rows)
-    columns: list[list[object]] = []
-    for index, column in zip(positions, COLUMNS[kind], strict=True):
+    values_by_column: list[list[object]] = []
+    for index, column in zip(positions, columns, strict=True):
         if index is None:
-            columns.append([None] * len(raw_rows))
+            values_by_column.append([None] * len(raw_rows))
             continue
         values, cache = _parse_column(column, raw_columns[index])
-        columns.append(values)
+        values_by_column.append(values)
         if cache.bad:
             for i, raw in enumerate(raw_columns[index]):
                 if raw in cache.bad:
                     problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
                     valid[i] = False
+    return Rows(line_numbers, values_by_column, valid, unreadable)
+
+
+def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
+    lines, reader, header = open_csv(path)
+    kind, positions = detect_kind(path, header)
+    rows = parse_rows(path, lines, reader, len(header), COLUMNS[kind], positions, problems)
+    line_numbers, columns, valid, unreadable = rows.line_numbers, rows.columns, rows.valid, rows.unreadable
     # The row digests, last: over each row's line (a row that spans lines holds a line break and is refused).
     columns.append(list(map(cipher.row_mac, [lines[number - 1] for number in line_numbers])))
     # Secrets are encrypted here, for every row read: in the worker process too, and at C speed per column.
@@ -539,10 +579,8 @@ class _Check:
                 self.reject(
                     parsed, i, "household_code", f"second account for this household (first on line {seen[codes[i]]})"
                 )
-            elif not bank_exists(banks[i]):  # type: ignore[arg-type]
-                self.reject(parsed, i, "bank_code", "not a bank in the Zengin data")
-            elif not branch_exists(banks[i], branches[i]):  # type: ignore[arg-type]
-                self.reject(parsed, i, "branch_code", "not a branch of this bank in the Zengin data")
+            elif zengin := zengin_problem(banks[i], branches[i]):  # type: ignore[arg-type]
+                self.reject(parsed, i, *zengin)
             else:
                 seen[codes[i]] = parsed.lines[i]
 
