@@ -244,8 +244,7 @@ def _check_tax_data(funnel: eligibility.Funnel, fiscal_year: int, max_missing_ta
     if accept:
         return True
     raise MissingTaxData(
-        f"{problem}; import the tax file for that year"
-        " (or run with --accept-missing-tax if the city decides so)"
+        f"{problem}; import the tax file for that year (or run with --accept-missing-tax if the city decides so)"
     )
 
 
