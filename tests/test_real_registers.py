@@ -70,6 +70,8 @@ def test_each_reported_input_is_a_one_line_rule_with_nothing_written(
 
     empty_levy = tax_csv(tmp_path, [tax_row("A1", levy="")])
     assert problems(refusal(home, cipher, residents, empty_levy)) == [("tax.csv", 2, "per_capita_levy", "required")]
+    no_word = residents_csv(tmp_path, [person("A3", "H3"), person("A4", "H3", relationship="　")], name="r.csv")
+    assert problems(refusal(home, cipher, no_word)) == [("r.csv", 3, "relationship", "required")]
 
     empty = write(tmp_path / "empty.csv", "")
     assert problems(refusal(home, cipher, empty)) == [("empty.csv", 0, "", "empty file")]

@@ -818,10 +818,12 @@ def _import(
                 _write(conn, first, stored.digests(first.kind), counts[first.kind], progress)  # undone on refusal
                 written.add(first.kind)
         parsed_files.extend(arriving)
-        kinds = [p.kind for p in parsed_files]
-        for kind in set(kinds):
-            if kinds.count(kind) > 1:
-                raise RegisterError(f"two {kind} files given; import them one at a time")
+        seen: dict[Kind, str] = {}
+        for parsed in parsed_files:
+            if parsed.kind in seen:
+                rule = f"a second {parsed.kind} file (the first is {seen[parsed.kind]}); import them one at a time"
+                raise ImportRefused([Problem(parsed.path.name, 0, "", rule)])
+            seen[parsed.kind] = parsed.path.name
         parsed_files.sort(key=lambda p: ORDER[p.kind])
         for parsed in parsed_files:
             if parsed.kind is Kind.RESIDENTS and parsed is not first:

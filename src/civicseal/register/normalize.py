@@ -433,9 +433,12 @@ def relationship_category(word: str) -> str:
     return "relative" if "の" in key else "other"
 
 
-def head_flags(words: Sequence[str]) -> list[bool]:
-    """Which rows mark the head (世帯主 or head in any case), for a whole column: each distinct word looked at once."""
-    flags = {word: relationship_category(word) == HEAD for word in set(words)}
+def head_flags(words: Sequence[object]) -> list[bool]:
+    """Which rows mark the head (世帯主 or head in any case), for a whole column: each distinct word looked at once.
+
+    A row whose word broke a rule holds its InvalidValue here, and marks no head.
+    """
+    flags = {word: isinstance(word, str) and relationship_category(word) == HEAD for word in set(words)}
     return list(map(flags.__getitem__, words))
 
 
