@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text
 
 from civicseal.audit import log as audit
-from civicseal.clock import utcnow
+from civicseal.clock import as_utc, utcnow
 from civicseal.payments.banks import zengin_problem
 from civicseal.programme import entitlements
 from civicseal.programme.errors import ProgrammeError
@@ -226,7 +226,13 @@ def show(engine: Engine, cipher: FieldCipher, reference_number: str) -> dict[str
             "account_number": account.masked_number(),
         },
         "history": [
-            {"at": s["at"], "from": s["from_status"], "to": s["to_status"], "actor": s["actor"], "reason": s["reason"]}
+            {
+                "at": as_utc(s["at"]),
+                "from": s["from_status"],
+                "to": s["to_status"],
+                "actor": s["actor"],
+                "reason": s["reason"],
+            }
             for s in steps
         ],
     }
