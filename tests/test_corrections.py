@@ -284,3 +284,34 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
         rng=random.Random(6),
     )
     assert again.records == 2
+
+
+def test_no_longer_qualifying_are_listed_withdrawn_and_never_sealed(
+    home: Home, cipher: FieldCipher, tmp_path: Path, capsys
+) -> None:
+    _city(home, cipher, tmp_path, taxes=False)
+    name = benefit(home)
+    code, out, _ = cli(home, capsys, "programme", "run", name, "--accept-missing-tax")
+    assert code == 0 and "missing tax rows accepted" in out
+    # the tax file arrives: H1 and H2 have a taxed member and no longer qualify
+    taxed = [tax("H1a", levy="taxed"), tax("H2b", levy="課税")]
+    do_import(home, cipher, tax_csv(tmp_path, taxed + [tax(f"{h}{m}") for h in ("H3", "H4") for m in "ab"]))
+    refs = _references(home)
+    code, out, _ = cli(home, capsys, "programme", "run", name, "--json")
+    result = json.loads(out)
+    assert (result["no_longer_qualifying"], result["missing_tax_accepted"]) == (2, False)
+    assert result["no_longer_qualifying_references"] == sorted([refs["H1"], refs["H2"]])
+    code, out, _ = cli(home, capsys, "programme", "run", name)
+    assert printed(refs["H1"]) in out and "civicseal entitlement withdraw" in out
+    for household in ("H1", "H2"):
+        assert cli(home, capsys, "entitlement", "withdraw", refs[household], "--reason", "課税判明")[0] == 0
+    code, out, _ = cli(home, capsys, "programme", "run", name, "--json")
+    assert json.loads(out)["no_longer_qualifying"] == 0
+    contractor(home, tmp_path)
+    mailing = seal(
+        home,
+        SealRequest(programme=name, purpose="confirmation-mailing", recipient="printshop", out=tmp_path / "m.cseal"),
+        now=NOW,
+        rng=random.Random(7),
+    )
+    assert mailing.records == 2

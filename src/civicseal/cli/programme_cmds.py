@@ -45,7 +45,11 @@ def programme_create(
         amount=amount,
         exclude=tuple(exclude_programme or ()),
     )
-    console.print(f"programme {name!r} created: reference date {d}, fiscal year {year}, {amount:,} yen", markup=False)
+    console.print(
+        f"programme {name!r} created: reference date {d}, fiscal year {year}, {amount:,} yen",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 FUNNEL_LABELS = {
