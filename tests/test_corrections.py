@@ -21,7 +21,7 @@ from civicseal.programme.service import MissingTaxData, run_programme
 from civicseal.register.importer import ImportRefused
 from civicseal.seal.format import Mode
 from civicseal.seal.open import open_sealed
-from civicseal.seal.service import SealRequest, seal
+from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -54,6 +54,11 @@ def _city(home: Home, cipher: FieldCipher, tmp_path: Path, *, taxes: bool = True
 def _references(home: Home) -> dict[str, str]:
     with home.engine.connect() as conn:
         return dict(conn.execute(text("SELECT household_code, reference_number FROM entitlements")).all())
+
+
+def _mailing(home: Home, programme: str, out: Path, seed: int) -> SealSummary:
+    request = SealRequest(programme=programme, purpose="confirmation-mailing", recipient="printshop", out=out)
+    return seal(home, request, now=NOW, rng=random.Random(seed))
 
 
 def _last_seq(home: Home) -> int:
@@ -198,12 +203,7 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
     name = benefit(home)
     run_programme(home.engine, name, rng=random.Random(3), now=NOW)
     identity, _ = contractor(home, tmp_path)
-    mailing = seal(
-        home,
-        SealRequest(programme=name, purpose="confirmation-mailing", recipient="printshop", out=tmp_path / "m.cseal"),
-        now=NOW,
-        rng=random.Random(4),
-    )
+    mailing = _mailing(home, name, tmp_path / "m.cseal", 4)
     with home.engine.connect() as conn:
         canary = conn.execute(text("SELECT number FROM reference_numbers WHERE kind = 'canary'")).scalars().first()
     _notify_all(home)
@@ -277,12 +277,7 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
     # withdrawn and declined are never selected again
     with transaction(home.engine) as conn:
         entitlements.change_status(conn, refs["H3"], Status.WITHDRAWN, reason="転出", now=NOW)
-    again = seal(
-        home,
-        SealRequest(programme=name, purpose="confirmation-mailing", recipient="printshop", out=tmp_path / "m2.cseal"),
-        now=NOW,
-        rng=random.Random(6),
-    )
+    again = _mailing(home, name, tmp_path / "m2.cseal", 6)
     assert again.records == 2
 
 
@@ -308,10 +303,5 @@ def test_no_longer_qualifying_are_listed_withdrawn_and_never_sealed(
     code, out, _ = cli(home, capsys, "programme", "run", name, "--json")
     assert json.loads(out)["no_longer_qualifying"] == 0
     contractor(home, tmp_path)
-    mailing = seal(
-        home,
-        SealRequest(programme=name, purpose="confirmation-mailing", recipient="printshop", out=tmp_path / "m.cseal"),
-        now=NOW,
-        rng=random.Random(7),
-    )
+    mailing = _mailing(home, name, tmp_path / "m.cseal", 7)
     assert mailing.records == 2
