@@ -13,6 +13,7 @@ from typing import TypeVar
 from rich.table import Table
 
 from civicseal.audit import log as audit
+from civicseal.cli.demo_forms import returned_forms
 from civicseal.cli.output import console, progress_bars
 from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
@@ -90,6 +91,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     with BackgroundServer(create_app(opened)) as key_service:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
+        returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)
