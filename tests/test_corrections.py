@@ -298,8 +298,13 @@ def test_no_longer_qualifying_are_listed_withdrawn_and_never_sealed(
     assert result["no_longer_qualifying_references"] == sorted([refs["H1"], refs["H2"]])
     code, out, _ = cli(home, capsys, "programme", "run", name)
     assert printed(refs["H1"]) in out and "civicseal entitlement withdraw" in out
-    for household in ("H1", "H2"):
-        assert cli(home, capsys, "entitlement", "withdraw", refs[household], "--reason", "課税判明")[0] == 0
+    assert cli(home, capsys, "entitlement", "withdraw", refs["H1"], "--reason", "課税判明")[0] == 0
+    code, out, _ = cli(home, capsys, "programme", "withdraw", name, "--reason", "課税判明", "--json")
+    assert (code, json.loads(out)) == (0, {"withdrawn": 1, "reference_numbers": [refs["H2"]]})
+    with home.engine.connect() as conn:
+        assert [s["reason"] for s in entitlements.history(conn, entitlements.find(conn, refs["H2"])["id"])] == [
+            "課税判明"
+        ]
     code, out, _ = cli(home, capsys, "programme", "run", name, "--json")
     assert json.loads(out)["no_longer_qualifying"] == 0
     contractor(home, tmp_path)

@@ -83,7 +83,8 @@ def _render_no_longer_qualifying(references: list[str]) -> None:
     tail = f" … and {more} more (--json lists all)" if more > 0 else ""
     console.print(
         f"no longer qualifying: {shown}{tail}\n"
-        "withdraw each once checked: civicseal entitlement withdraw REFERENCE --reason …",
+        "withdraw each once checked (civicseal entitlement withdraw REFERENCE --reason …),"
+        " or all at once (civicseal programme withdraw NAME --reason …)",
         markup=False,
         soft_wrap=True,
     )
@@ -118,6 +119,33 @@ def programme_run(
         return
     render_funnel(result)
     _render_no_longer_qualifying(result["no_longer_qualifying_references"])  # type: ignore[arg-type]
+
+
+@programme_app.command("withdraw")
+def programme_withdraw(
+    name: str,
+    reason: Annotated[str, typer.Option(help="Why: kept in each entitlement's history.")],
+    max_missing_tax: Annotated[
+        float, typer.Option(min=0, max=100, help="As for run: refuse when more than this % lack a tax row.")
+    ] = DEFAULT_MAX_MISSING_TAX * 100,
+    accept_missing_tax: Annotated[bool, typer.Option("--accept-missing-tax", help="As for run.")] = False,
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Withdraw every entitlement that no longer qualifies on the current register (what `run` lists)."""
+    from civicseal.programme.service import withdraw_no_longer_qualifying
+
+    withdrawn = withdraw_no_longer_qualifying(
+        open_home(home).engine,
+        name,
+        reason=reason,
+        max_missing_tax=max_missing_tax / 100,
+        accept_missing_tax=accept_missing_tax,
+    )
+    if json_out:
+        print_json({"withdrawn": len(withdrawn), "reference_numbers": withdrawn})
+    else:
+        console.print(f"{len(withdrawn):,} entitlements withdrawn", markup=False)
 
 
 def _statuses_line(statuses: dict[str, int]) -> str:

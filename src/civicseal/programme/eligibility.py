@@ -167,11 +167,11 @@ def stage_new(conn: Connection, params: dict[str, object]) -> int:
 
 
 def no_longer_qualifying_sql() -> str:
-    """After :func:`stage`: reference numbers of the programme's entitlements, still withdrawable, whose
-    household no longer qualifies on the current register."""
+    """After :func:`stage`: the programme's entitlements (reference number, id, status), still withdrawable,
+    whose household no longer qualifies on the current register."""
     withdrawable = ", ".join(f"'{s}'" for s in WITHDRAWABLE)
     return (
-        "SELECT e.reference_number FROM entitlements e WHERE e.programme_id = :programme"
+        "SELECT e.reference_number, e.id, e.status FROM entitlements e WHERE e.programme_id = :programme"
         f" AND e.status IN ({withdrawable})"
         f" AND NOT EXISTS (SELECT 1 FROM {QUALIFYING} q WHERE q.household_code = e.household_code)"
     )

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, DateTime, Engine, RowMapping, bindparam, func
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
-from civicseal.programme import eligibility
+from civicseal.programme import eligibility, entitlements
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ProgrammeRun, ReferenceNumber
@@ -294,6 +294,47 @@ def _run(
         )
         audit.append(conn, "programme.run", "programme", programme.id, figures, actor=actor, now=now)
     return result
+
+
+def withdraw_no_longer_qualifying(
+    engine: Engine,
+    name: str,
+    *,
+    reason: str,
+    max_missing_tax: float = DEFAULT_MAX_MISSING_TAX,
+    accept_missing_tax: bool = False,
+    now: datetime | None = None,
+    actor: str | None = None,
+) -> list[str]:
+    """Withdraw, in one transaction, every entitlement a run lists as no longer qualifying; return their numbers.
+
+    Refused as a run is when tax data is missing: without it every household would seem to qualify, or not.
+    """
+    now = now or utcnow()
+    with transaction(engine) as conn:
+        programme = get_programme(conn, name)
+        funnel = eligibility.stage(
+            conn, programme_id=programme.id, reference_date=programme.reference_date, fiscal_year=programme.fiscal_year
+        )
+        _check_tax_data(funnel, programme.fiscal_year, max_missing_tax, accept_missing_tax)
+        params = {"d": programme.reference_date.isoformat(), "y": programme.fiscal_year, "programme": programme.id}
+        rows = conn.execute(text(eligibility.no_longer_qualifying_sql()), params).all()
+        by_status: dict[str, list[int]] = {}
+        for _, entitlement_id, status in rows:
+            by_status.setdefault(status, []).append(entitlement_id)
+        for status, ids in sorted(by_status.items()):
+            entitlements.change_many(
+                conn,
+                ids,
+                Status(status),
+                Status.WITHDRAWN,
+                reason=reason,
+                now=now,
+                actor=actor,
+                object_type="programme",
+                object_id=str(programme.id),
+            )
+    return sorted(row[0] for row in rows)
 
 
 def _add_entitlements(conn: Connection, programme: Programme, references: list[str], now: datetime) -> None:
