@@ -46,6 +46,7 @@ def test_a_register_with_real_relationship_words_imports_and_keeps_each_word(
     rows = [person("H0", "HH", relationship="世帯主")]
     rows += [person(f"M{i}", "HH", relationship=word) for i, word in enumerate(RELATIONSHIP_WORDS)]
     rows += [person("X0", "HX", relationship="Head"), person("X1", "HX", relationship="下宿人")]
+    rows += [person("X2", "HX", relationship="続" * 50)]  # the longest word a column must hold
     assert len(set(RELATIONSHIP_WORDS)) >= 25
     summary = do_import(
         home, cipher, write(tmp_path / "residents.csv", csv_text(RESIDENT_HEADER, rows), encoding="cp932")
@@ -58,7 +59,7 @@ def test_a_register_with_real_relationship_words_imports_and_keeps_each_word(
     expected_words = [w.replace("（", "(").replace("）", ")") for w in RELATIONSHIP_WORDS]  # full-width ASCII folds
     assert [stored[f"M{i}"] for i in range(len(RELATIONSHIP_WORDS))] == [(w, False) for w in expected_words]
     assert stored["H0"] == ("世帯主", True)
-    assert stored["X0"] == ("Head", True)
+    assert (stored["X0"], stored["X2"]) == (("Head", True), ("続" * 50, False))
     assert {relationship_category(w) for w in expected_words} >= {"spouse", "child", "parent", "relative", "other"}
 
 
