@@ -176,9 +176,9 @@ def test_cp932_with_japanese_headers_era_dates_and_halfwidth_kana(
     )
     address = "兵庫県尼崎市東七松町1丁目23-1"
     assert [(r[0], r[1], bool(r[2]), r[3], r[4], r[5], day(r[6]), r[7], r[8], day(r[9])) for r in stored] == [
-        ("A1", "head", True, "髙橋 一郎", "タカハシ イチロウ", 1, "1970-03-01", "660-0881", address, "2022-06-01"),
-        ("A2", "spouse", False, "高橋 花子", "ヤマダ タロウ", 2, "2019-04-30", "660-0881", address, "2019-05-01"),
-        ("A3", "child", False, "高橋 次郎", "タカハシ ジロウ", 1, "2022-06-01", "660-0881", address, None),
+        ("A1", "世帯主", True, "髙橋 一郎", "タカハシ イチロウ", 1, "1970-03-01", "660-0881", address, "2022-06-01"),
+        ("A2", "妻", False, "高橋 花子", "ヤマダ タロウ", 2, "2019-04-30", "660-0881", address, "2019-05-01"),
+        ("A3", "長男", False, "高橋 次郎", "タカハシ ジロウ", 1, "2022-06-01", "660-0881", address, None),
     ]
     taxes_stored = query(
         home, "SELECT resident_code, fiscal_year, taxed, income_enc, dependent_of FROM tax_assessments ORDER BY 1"
@@ -401,6 +401,12 @@ def test_header_errors_are_reported_on_line_1(home: Home, cipher: FieldCipher, t
 
     missing = write(tmp_path / "missing.csv", csv_text([c for c in RESIDENT_HEADER if c != "sex"], []))
     assert problems(refusal(home, cipher, missing)) == [("missing.csv", 1, "sex", "required column is missing")]
+    # recognized by the columns only a residents file has, so each missing one is named, the name column too
+    no_name = [c for c in RESIDENT_HEADER if c not in ("name", "resident_code")]
+    assert problems(refusal(home, cipher, write(tmp_path / "no_name.csv", csv_text(no_name, [])))) == [
+        ("no_name.csv", 1, "name", "required column is missing"),
+        ("no_name.csv", 1, "resident_code", "required column is missing"),
+    ]
 
     twice = ["住民となった日" if c == "moved_in" else c for c in RESIDENT_HEADER] + ["住定日"]
     assert problems(refusal(home, cipher, write(tmp_path / "twice.csv", csv_text(twice, [])))) == [
@@ -409,7 +415,7 @@ def test_header_errors_are_reported_on_line_1(home: Home, cipher: FieldCipher, t
 
     nothing = write(tmp_path / "nothing.csv", "a,b,c\n1,2,3\n")
     assert problems(refusal(home, cipher, nothing)) == [
-        ("nothing.csv", 0, "", "header names no residents, tax or accounts columns")
+        ("nothing.csv", 0, "", "header does not tell a residents, tax or accounts file; check the first line")
     ]
 
     # optional columns may be left out; 住民となった日 is moved_in
@@ -511,8 +517,8 @@ def test_accounts_must_name_a_household_once_and_a_known_branch(
     assert problems(refusal(home, cipher, residents, accounts)) == [
         ("accounts.csv", 3, "household_code", "names no household in the register"),
         ("accounts.csv", 4, "household_code", "second account for this household (first on line 2)"),
-        ("accounts.csv", 5, "branch_code", "bank and branch code pair is not in the Zengin data"),
-        ("accounts.csv", 6, "branch_code", "bank and branch code pair is not in the Zengin data"),
+        ("accounts.csv", 5, "bank_code", "not a bank in the Zengin data"),  # the bank named, not the branch
+        ("accounts.csv", 6, "branch_code", "not a branch of this bank in the Zengin data"),
         ("accounts.csv", 7, "bank_code", "not 1 to 4 digits"),
         ("accounts.csv", 8, "holder_kana", "not characters a Zengin file can carry"),
     ]
@@ -711,7 +717,8 @@ def test_rejects_imports_the_valid_rows_and_writes_the_rest_aside(
     assert sorted(r[0] for r in query(home, "SELECT resident_code FROM residents")) == ["Y1", "Y7"]
     assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
     lines = residents.read_bytes().decode().split("\n")  # read_text and splitlines would split at the lone CR
-    with rejects.open(encoding="utf-8", newline="") as f:
+    assert rejects.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM: Japanese Excel reads it as UTF-8
+    with rejects.open(encoding="utf-8-sig", newline="") as f:
         written = list(csv.reader(f))
     assert written == [
         ["file", "line", "rules", "raw_line"],

@@ -13,9 +13,10 @@ from typing import TypeVar
 from rich.table import Table
 
 from civicseal.audit import log as audit
-from civicseal.cli.app import render_funnel
 from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
+from civicseal.cli.demo_forms import returned_forms
 from civicseal.cli.output import console, progress_bars
+from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
 from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
@@ -94,6 +95,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
         refuse_unapproved_subcontractor(opened, workdir, PROGRAMME, key_service.url)
+        returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)

@@ -15,3 +15,22 @@ def _branch_codes() -> frozenset[tuple[str, str]]:
 def branch_exists(bank_code: str, branch_code: str) -> bool:
     """A transfer to a code pair the Zengin data does not know would come back as a return."""
     return (bank_code, branch_code) in _branch_codes()
+
+
+@cache
+def _bank_codes() -> frozenset[str]:
+    return frozenset(bank for bank, _ in _branch_codes())
+
+
+def bank_exists(bank_code: str) -> bool:
+    """Told apart from an unknown branch so that the clerk checks the right code."""
+    return bank_code in _bank_codes()
+
+
+def zengin_problem(bank_code: str, branch_code: str) -> tuple[str, str] | None:
+    """The column at fault and its rule when the Zengin data lacks the bank or its branch, else None."""
+    if not bank_exists(bank_code):
+        return "bank_code", "not a bank in the Zengin data"
+    if not branch_exists(bank_code, branch_code):
+        return "branch_code", "not a branch of this bank in the Zengin data"
+    return None

@@ -20,7 +20,7 @@ class Resident(Base):
 
     resident_code: Mapped[str] = mapped_column(String(50), primary_key=True)
     household_code: Mapped[str] = mapped_column(String(50), index=True)
-    relationship: Mapped[str] = mapped_column(String(16))
+    relationship: Mapped[str] = mapped_column(String(50))  # the 続柄 word as written
     is_head: Mapped[bool] = mapped_column(Boolean)
     name: Mapped[str] = mapped_column(String(100))
     name_kana: Mapped[str] = mapped_column(String(100))

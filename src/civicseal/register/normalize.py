@@ -27,6 +27,7 @@ __all__ = [
     "RELATIONSHIPS",
     "Era",
     "check_length",
+    "head_flags",
     "my_number_check_digit",
     "normalize_hyphens",
     "normalize_kana",
@@ -42,6 +43,7 @@ __all__ = [
     "parse_relationship",
     "parse_sex",
     "parse_zengin_kana",
+    "relationship_category",
     "to_zengin_halfwidth",
 ]
 
@@ -384,30 +386,60 @@ def parse_levy(raw: str) -> bool:
     return levy
 
 
-# The relationship to the head of household (続柄): canonical code → the Japanese words that mean it.
+# The relationship to the head of household (続柄). A real register writes dozens of words (子の妻, 妻の父,
+# 妻（未届）, 縁故者…): every non-empty word is accepted and kept as written; only 世帯主 (or ``head``) means
+# something to the import, and the known words fall into the few categories eligibility and letters need.
+RELATIONSHIP_LIMIT = 50
+HEAD = "head"
 RELATIONSHIPS: Mapping[str, tuple[str, ...]] = {
-    "head": ("世帯主",),
-    "spouse": ("妻", "夫", "配偶者"),
-    "child": ("子", "長男", "長女", "次男", "次女"),
-    "parent": ("父", "母", "親"),
-    "grandchild": ("孫",),
-    "sibling": ("兄", "弟", "姉", "妹"),
-    "relative": ("親族", "その他親族"),
-    "other": ("同居人", "縁故者", "その他"),
-}
-_RELATIONSHIP_LOOKUP: dict[str, str] = {}
-for _code, _words in RELATIONSHIPS.items():
-    _RELATIONSHIP_LOOKUP[_code] = _code
+    HEAD: ("世帯主",),
+    "spouse": ("妻", "夫", "配偶者", "妻（未届）", "夫（未届）"),
+    "child": ("子", "長男", "長女", "次男", "次女", "三男", "三女", "四男", "四女", "五男", "五女",
+              "養子", "養女", "養父の子", "妻の子", "夫の子"),
+    "parent": ("父", "母", "親", "養父", "養母"),
+    "grandchild": ("孫", "曾孫", "子の子", "玄孫"),
+    "sibling": ("兄", "弟", "姉", "妹", "兄弟姉妹", "兄弟", "姉妹"),
+    "relative": ("親族", "その他親族", "子の妻", "子の夫", "孫の妻", "孫の夫", "妻の父", "妻の母", "夫の父",
+                 "夫の母", "祖父", "祖母", "曾祖父", "曾祖母", "叔父", "叔母", "伯父", "伯母", "甥", "姪",
+                 "兄の妻", "弟の妻", "姉の夫", "妹の夫", "いとこ", "従兄弟", "従姉妹"),
+    "other": ("同居人", "縁故者", "その他", "使用人"),
+}  # fmt: skip
+_RELATIONSHIP_CATEGORY: dict[str, str] = {}
+for _category, _words in RELATIONSHIPS.items():
+    _RELATIONSHIP_CATEGORY[_category] = _category
     for _word in _words:
-        _RELATIONSHIP_LOOKUP[_word] = _code
+        _RELATIONSHIP_CATEGORY[normalize_text(_word)] = _category  # as import stores it: （未届） → (未届)
+_UNREGISTERED = "(未届)"  # 妻（未届）: a partner not (yet) married; the word before it says which category
 
 
 def parse_relationship(raw: str) -> str:
-    """Reduce the many 続柄 words to the few codes eligibility and letters need."""
-    code = _RELATIONSHIP_LOOKUP.get(normalize_text(raw).casefold())
-    if code is None:
-        raise InvalidValue("not a known relationship code")
-    return code
+    """Any non-empty word of at most RELATIONSHIP_LIMIT characters, kept as written (after the common folding)."""
+    word = normalize_text(raw)
+    if not word:
+        raise InvalidValue("required")
+    return check_length(word, RELATIONSHIP_LIMIT)
+
+
+def relationship_category(word: str) -> str:
+    """The category of a 続柄 word: head, spouse, child, parent, grandchild, sibling, relative or other.
+
+    A word not in the list is "relative" when it names a relation of a relation (子の妻の父), else "other":
+    nothing but the head depends on the category, so an unlisted word never refuses a register.
+    """
+    key = normalize_text(word).casefold()
+    category = _RELATIONSHIP_CATEGORY.get(key) or _RELATIONSHIP_CATEGORY.get(key.removesuffix(_UNREGISTERED))
+    if category is not None:
+        return category
+    return "relative" if "の" in key else "other"
+
+
+def head_flags(words: Sequence[object]) -> list[bool]:
+    """Which rows mark the head (世帯主 or head in any case), for a whole column: each distinct word looked at once.
+
+    A row whose word broke a rule holds its InvalidValue here, and marks no head.
+    """
+    flags = {word: isinstance(word, str) and relationship_category(word) == HEAD for word in set(words)}
+    return list(map(flags.__getitem__, words))
 
 
 _ACCOUNT_TYPES: dict[str, int] = {

@@ -1,7 +1,8 @@
 """Every field a package can carry, defined once: where it comes from and what kind of data it is.
 
 Purposes (purposes.toml) choose among these; the incident report reads the categories to say what a lost
-package exposed. SQL aliases: ``e`` entitlements, ``r`` the household's recorded head, ``a`` bank accounts.
+package exposed. SQL aliases: ``e`` entitlements, ``r`` the household's recorded head, ``a`` the account an
+entitlement is paid into (`programme.confirmation.PAYABLE_ACCOUNTS_SQL`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Field:
     sql: str | None  # None: computed at sealing (the pseudonym)
     category: Category
     encrypted_column: str | None = None  # decrypted with the field cipher under this column name
+    encrypted_under_sql: str | None = None  # SQL naming that column where it varies by row (overrides it)
 
 
 FIELDS: dict[str, Field] = {
@@ -48,7 +50,7 @@ FIELDS: dict[str, Field] = {
         Field("bank_code", "a.bank_code", Category.FINANCIAL),
         Field("branch_code", "a.branch_code", Category.FINANCIAL),
         Field("account_type", "a.account_type", Category.FINANCIAL),
-        Field("account_number", "a.account_number_enc", Category.FINANCIAL, "bank_accounts.account_number"),
+        Field("account_number", "a.account_number_enc", Category.FINANCIAL, None, "a.encrypted_under"),
         Field("holder_kana", "a.holder_kana", Category.FINANCIAL),
     )
 }

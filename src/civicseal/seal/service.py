@@ -33,6 +33,7 @@ from civicseal.custody import service as custody
 from civicseal.keys.city import CityKeys, load_city_keys
 from civicseal.keys.client import is_loopback_host
 from civicseal.keys.models import Recipient
+from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
 from civicseal.programme.service import get_programme, issue_references
 from civicseal.register.synth import name_pairs
 from civicseal.seal import format as fmt
@@ -49,8 +50,8 @@ KEY_SERVICE_ENV = "CIVICSEAL_KEY_SERVICE_URL"
 DEFAULT_KEY_SERVICE = "http://127.0.0.1:8470"
 BATCH = 10_000
 SELECTION_SQL = {
-    "entitled-households": "e.status <> 'declined'",
-    "confirmed-with-account": "e.status = 'confirmed' AND a.household_code IS NOT NULL",
+    "entitled-households": "e.status NOT IN ('declined', 'withdrawn')",
+    "confirmed-with-account": "e.status = 'confirmed' AND a.entitlement_id IS NOT NULL",
 }
 INTEGER_FIELDS = frozenset({"amount", "account_type", "head_sex"})
 
@@ -127,7 +128,11 @@ def key_service_url(explicit: str | None) -> str:
 
 def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
     columns = ", ".join(f"{FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
-    account_join = "LEFT JOIN bank_accounts a ON a.household_code = e.household_code"
+    columns += "".join(
+        f", {FIELDS[f].encrypted_under_sql} AS {f}_under" for f in fields if FIELDS[f].encrypted_under_sql
+    )
+    needs_account = "a." in columns + SELECTION_SQL[purpose.selects]
+    account_join = f"LEFT JOIN ({PAYABLE_ACCOUNTS_SQL}) a ON a.entitlement_id = e.id" if needs_account else ""
     return (
         f"SELECT e.id AS entitlement_id, e.household_code AS household_code, {columns}"
         " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
@@ -214,7 +219,7 @@ def _stream_records(
 ) -> Iterator[tuple[list[dict[str, object]], list[tuple[int, str, str]]]]:
     """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order."""
     cipher = keys.field_cipher()
-    decrypt = [f for f in fields if FIELDS[f].encrypted_column]
+    decrypt = [f for f in fields if FIELDS[f].encrypted_column or FIELDS[f].encrypted_under_sql]
     # Options on the statement, not the connection: the connection keeps writing while this streams.
     result = conn.execute(
         text(sql).execution_options(stream_results=True, yield_per=BATCH), {"programme": programme_id}
@@ -225,7 +230,8 @@ def _stream_records(
             alias = pseudonym(pseudonym_key, record["household_code"])
             row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
             for f in decrypt:
-                row[f] = cipher.decrypt(record[f], FIELDS[f].encrypted_column)  # type: ignore[arg-type]
+                under = record[f"{f}_under"] if FIELDS[f].encrypted_under_sql else FIELDS[f].encrypted_column
+                row[f] = cipher.decrypt(record[f], under)  # type: ignore[arg-type]
             if "head_birth_date" in row and row["head_birth_date"] is not None:
                 row["head_birth_date"] = str(row["head_birth_date"])[:10]
             rows.append(row)
