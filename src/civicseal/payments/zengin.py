@@ -1,0 +1,450 @@
+"""Zengin 総合振込 files (type code 21): record layouts, a writer and a checker for files made by anyone.
+
+A file is records of exactly 120 bytes (122 when each ends with CR LF): one header (data type 1), the
+transfers (data type 2), a trailer (8) with their count and total, and an end record (9); several
+header-data-trailer groups may precede the end record. Numeric fields are right-aligned and zero-filled,
+text fields left-aligned and space-filled, in JIS X 0201 (one byte a character, read as Shift_JIS).
+
+Each record is checked first with one compiled pattern of its whole layout; only a record that fails is
+walked field by field to name the byte that is wrong, so a city-sized file checks in C, not per field.
+Problems name the record number, the byte position inside the record (1-based, as the layout tables in
+bank manuals count) and the field, never the value: a payee name is personal data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Final
+
+from civicseal.payments.banks import branch_exists
+from civicseal.payments.errors import PaymentsError
+from civicseal.payments.kana import ZENGIN_BYTES
+
+RECORD: Final = 120
+TYPE_CODE: Final = "21"  # 総合振込
+CODE_CLASS_JIS: Final = "0"  # JIS / Shift_JIS; 1 would be EBCDIC
+TELE_TRANSFER: Final = "7"  # 振込指定区分: テレ振込
+ACCOUNT_TYPES: Final = ("1", "2", "4", "9")  # 普通, 当座, 貯蓄, その他
+MAX_AMOUNT: Final = 10**10 - 1  # the amount field holds 10 digits
+MAX_COUNT: Final = 10**6 - 1  # the trailer counts in 6 digits
+
+
+class Kind(StrEnum):
+    NUMBER = "N"  # ASCII digits, right-aligned, zero-filled
+    TEXT = "C"  # Zengin characters, left-aligned, space-filled
+    DUMMY = "X"  # spaces
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    length: int
+    kind: Kind
+    blank_ok: bool = False  # a numeric field that may be left all spaces
+    choices: tuple[str, ...] = ()  # the only values a numeric or one-byte field may take
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One record type: its data type digit and fields, in order, summing to 120 bytes."""
+
+    name: str
+    data_type: str
+    fields: tuple[Field, ...]
+    starts: dict[str, int] = field(init=False, repr=False)  # 0-based offset of each field
+    pattern: re.Pattern[bytes] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if sum(f.length for f in self.fields) != RECORD:
+            raise AssertionError(f"{self.name} layout is not {RECORD} bytes")
+        starts, offset = {}, 0
+        for f in self.fields:
+            starts[f.name] = offset
+            offset += f.length
+        object.__setattr__(self, "starts", starts)
+        object.__setattr__(self, "pattern", re.compile(b"".join(_field_pattern(f) for f in self.fields), re.DOTALL))
+
+    def value(self, record: bytes, name: str) -> bytes:
+        start = self.starts[name]
+        return record[start : start + next(f.length for f in self.fields if f.name == name)]
+
+
+_TEXT_CLASS = b"[" + b"".join(re.escape(bytes([b])) for b in sorted(ZENGIN_BYTES)) + b"]"
+_NOT_TEXT = bytes(sorted(ZENGIN_BYTES))  # deleted by translate: what is left is not allowed
+
+
+def _field_pattern(f: Field) -> bytes:
+    n = str(f.length).encode()
+    if f.kind is Kind.DUMMY:
+        return b" {" + n + b"}"
+    if f.kind is Kind.TEXT:
+        return _TEXT_CLASS + b"{" + n + b"}"
+    body = b"(?:" + b"|".join(c.encode() for c in f.choices) + b")" if f.choices else b"[0-9]{" + n + b"}"
+    return b"(?:" + body + b"| {" + n + b"})" if f.blank_ok else body
+
+
+def _data_type(code: str) -> Field:
+    return Field("data_type", 1, Kind.NUMBER, choices=(code,))
+
+
+HEADER = Layout(
+    "header",
+    "1",
+    (
+        _data_type("1"),
+        Field("type_code", 2, Kind.NUMBER, choices=(TYPE_CODE,)),
+        Field("code_class", 1, Kind.NUMBER, choices=(CODE_CLASS_JIS,)),
+        Field("payer_code", 10, Kind.NUMBER),
+        Field("payer_name", 40, Kind.TEXT),
+        Field("pay_date", 4, Kind.NUMBER),  # MMDD
+        Field("payer_bank", 4, Kind.NUMBER),
+        Field("payer_bank_name", 15, Kind.TEXT),
+        Field("payer_branch", 3, Kind.NUMBER),
+        Field("payer_branch_name", 15, Kind.TEXT),
+        Field("payer_account_type", 1, Kind.NUMBER, choices=ACCOUNT_TYPES),
+        Field("payer_account", 7, Kind.NUMBER),
+        Field("dummy", 17, Kind.DUMMY),
+    ),
+)
+DATA = Layout(
+    "data",
+    "2",
+    (
+        _data_type("2"),
+        Field("bank_code", 4, Kind.NUMBER),
+        Field("bank_name", 15, Kind.TEXT),
+        Field("branch_code", 3, Kind.NUMBER),
+        Field("branch_name", 15, Kind.TEXT),
+        Field("clearing_house", 4, Kind.NUMBER, blank_ok=True),
+        Field("account_type", 1, Kind.NUMBER, choices=ACCOUNT_TYPES),
+        Field("account_number", 7, Kind.NUMBER),
+        Field("payee_name", 30, Kind.TEXT),
+        Field("amount", 10, Kind.NUMBER),
+        Field("new_code", 1, Kind.NUMBER, choices=("0", "1", "2")),
+        Field("customer_code_1", 10, Kind.TEXT),
+        Field("customer_code_2", 10, Kind.TEXT),
+        Field("transfer_type", 1, Kind.NUMBER, blank_ok=True, choices=("7", "8")),
+        Field("edi_flag", 1, Kind.TEXT),  # 識別表示: Y when the customer codes carry EDI information
+        Field("dummy", 7, Kind.DUMMY),
+    ),
+)
+TRAILER = Layout(
+    "trailer",
+    "8",
+    (_data_type("8"), Field("count", 6, Kind.NUMBER), Field("total", 12, Kind.NUMBER), Field("dummy", 101, Kind.DUMMY)),
+)
+END = Layout("end", "9", (_data_type("9"), Field("dummy", 119, Kind.DUMMY)))
+LAYOUTS: Final = {layout.data_type.encode(): layout for layout in (HEADER, DATA, TRAILER, END)}
+# Which record may follow which (None: the start of the file).
+_FOLLOWS: Final = {None: b"1", b"1": b"28", b"2": b"28", b"8": b"19", b"9": b""}
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def _encode(f: Field, value: str | int | None) -> bytes:
+    if f.kind is Kind.DUMMY or value is None:
+        return b" " * f.length
+    if f.kind is Kind.NUMBER:
+        digits = str(value).encode("ascii")
+        if not digits.isdigit() or len(digits) > f.length:
+            raise PaymentsError(f"{f.name}: not a number of at most {f.length} digits")
+        return digits.rjust(f.length, b"0")
+    try:
+        raw = str(value).encode("cp932")
+    except UnicodeEncodeError:
+        raw = b"\xff"
+    if raw.translate(None, _NOT_TEXT):
+        raise PaymentsError(f"{f.name}: holds characters a Zengin file cannot carry")
+    return raw[: f.length].ljust(f.length, b" ")  # byte-exact: every allowed character is one byte
+
+
+def encode_record(layout: Layout, values: Mapping[str, str | int | None]) -> bytes:
+    """One 120-byte record; fields missing from ``values`` are blank (spaces)."""
+    return b"".join(
+        layout.data_type.encode() if f.name == "data_type" else _encode(f, values.get(f.name)) for f in layout.fields
+    )
+
+
+@dataclass(frozen=True)
+class Payer:
+    """The city's side of a transfer: who pays, from which account, on which day."""
+
+    code: str  # 振込依頼人コード, given by the bank
+    name: str  # half-width kana
+    bank_code: str
+    bank_name: str
+    branch_code: str
+    branch_name: str
+    account_type: int
+    account_number: str
+    pay_date: date
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One payee record; ``customer_code`` lets a bank's return point back at it without personal data."""
+
+    bank_code: str
+    bank_name: str
+    branch_code: str
+    branch_name: str
+    account_type: int
+    account_number: str
+    payee_name: str  # half-width kana, already converted
+    amount: int
+    customer_code: str
+
+
+def _data_record(t: Transfer) -> bytes:
+    return encode_record(
+        DATA,
+        {
+            "bank_code": t.bank_code,
+            "bank_name": t.bank_name,
+            "branch_code": t.branch_code,
+            "branch_name": t.branch_name,
+            "account_type": t.account_type,
+            "account_number": t.account_number,
+            "payee_name": t.payee_name,
+            "amount": t.amount,
+            "new_code": 0,
+            "customer_code_1": t.customer_code,
+            "transfer_type": TELE_TRANSFER,
+            "edi_flag": " ",
+        },
+    )
+
+
+def write_transfer_file(payer: Payer, transfers: Sequence[Transfer], *, crlf: bool = False) -> bytes:
+    """The bytes of a one-group transfer file; checked in full (trailer count and total included) before
+    they are handed back, so a file that a bank would refuse is never written."""
+    total = sum(t.amount for t in transfers)
+    if len(transfers) > MAX_COUNT:
+        raise PaymentsError(f"a file holds at most {MAX_COUNT} transfers; split the batch")
+    records = [
+        encode_record(
+            HEADER,
+            {
+                "type_code": TYPE_CODE,
+                "code_class": CODE_CLASS_JIS,
+                "payer_code": payer.code,
+                "payer_name": payer.name,
+                "pay_date": payer.pay_date.strftime("%m%d"),
+                "payer_bank": payer.bank_code,
+                "payer_bank_name": payer.bank_name,
+                "payer_branch": payer.branch_code,
+                "payer_branch_name": payer.branch_name,
+                "payer_account_type": payer.account_type,
+                "payer_account": payer.account_number,
+            },
+        ),
+        *map(_data_record, transfers),
+        encode_record(TRAILER, {"count": len(transfers), "total": total}),
+        encode_record(END, {}),
+    ]
+    data = (b"\r\n" if crlf else b"").join(records) + (b"\r\n" if crlf else b"")
+    checked = check(data)
+    if checked.problems or (checked.count, checked.total) != (len(transfers), total):
+        raise PaymentsError(f"the file did not check ({checked.problems[:1]}); nothing was written")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    record: int  # 1-based; 0 for the file as a whole
+    position: int  # 1-based byte inside the record; 0 when the record as a whole is wrong
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        where = f"record {self.record}" if self.record else "file"
+        at = f", byte {self.position}" if self.position else ""
+        return f"{where}{at} ({self.field}): {self.rule}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"record": self.record, "position": self.position, "field": self.field, "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """A transfer as a file carries it (the parsed form of a data record)."""
+
+    record: int
+    bank_code: str
+    branch_code: str
+    account_type: int
+    account_number: str
+    payee_name: str
+    amount: int
+    customer_code: str
+
+
+@dataclass
+class CheckResult:
+    size: int
+    line_end: str  # "none", "CRLF" or "LF"
+    records: int = 0
+    groups: int = 0
+    count: int = 0  # data records
+    total: int = 0  # their amounts
+    problems: list[Problem] = field(default_factory=list)
+    transfers: list[DataRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _field_problems(number: int, layout: Layout, record: bytes) -> Iterator[Problem]:
+    for f in layout.fields:
+        start = layout.starts[f.name]
+        value = record[start : start + f.length]
+        where = (number, start + 1, f.name)
+        if f.kind is Kind.DUMMY:
+            if value.strip(b" "):
+                bad = len(value) - len(value.lstrip(b" "))
+                yield Problem(number, start + bad + 1, f.name, "dummy field is not spaces")
+        elif f.kind is Kind.TEXT:
+            bad = next((i for i, b in enumerate(value) if b not in ZENGIN_BYTES), None)
+            if bad is not None:
+                yield Problem(number, start + bad + 1, f.name, "character outside the Zengin set")
+        elif f.blank_ok and value == b" " * f.length:
+            continue
+        elif not (value.isdigit() and value.isascii()):
+            bad = next(i for i, b in enumerate(value) if not 0x30 <= b <= 0x39)
+            yield Problem(number, start + bad + 1, f.name, "not digits")
+        elif f.choices and value.decode() not in f.choices:
+            yield Problem(*where, f"not one of {', '.join(f.choices)}")
+
+
+def _split(data: bytes, result: CheckResult) -> Iterator[tuple[int, bytes]]:
+    """Records with their numbers; a wrong length or line end is a problem, and the rest still checked."""
+    ending = b"\r\n" if data[RECORD : RECORD + 2] == b"\r\n" else b"\n" if data[RECORD : RECORD + 1] == b"\n" else b""
+    result.line_end = {b"\r\n": "CRLF", b"\n": "LF", b"": "none"}[ending]
+    stride = RECORD + len(ending)
+    for number, start in enumerate(range(0, len(data), stride), 1):
+        chunk = data[start : start + stride]
+        if len(chunk) < stride:
+            result.problems.append(
+                Problem(number, 0, "record", f"record is {len(chunk)} bytes, not {stride}; the file is cut short")
+            )
+            return
+        if ending and not chunk.endswith(ending):
+            result.problems.append(
+                Problem(number, RECORD + 1, "line end", f"record does not end with {result.line_end}")
+            )
+        yield number, chunk[:RECORD]
+
+
+def _int(layout: Layout, record: bytes, name: str) -> int:
+    value = layout.value(record, name)
+    return int(value) if value.isdigit() else 0
+
+
+def _check_header(number: int, record: bytes, problems: list[Problem]) -> None:
+    mmdd = HEADER.value(record, "pay_date")
+    if mmdd.isdigit():
+        try:
+            date(2024, int(mmdd[:2]), int(mmdd[2:]))  # a leap year: 0229 is a day
+        except ValueError:
+            problems.append(Problem(number, HEADER.starts["pay_date"] + 1, "pay_date", "not a month and day (MMDD)"))
+
+
+def _check_transfer(number: int, record: bytes, result: CheckResult) -> None:
+    bank, branch = DATA.value(record, "bank_code"), DATA.value(record, "branch_code")
+    if bank.isdigit() and branch.isdigit() and not branch_exists(bank.decode(), branch.decode()):
+        result.problems.append(
+            Problem(
+                number, DATA.starts["bank_code"] + 1, "bank_code", "bank and branch code pair is not in the Zengin data"
+            )
+        )
+    result.transfers.append(
+        DataRecord(
+            record=number,
+            bank_code=bank.decode("ascii", "replace"),
+            branch_code=branch.decode("ascii", "replace"),
+            account_type=_int(DATA, record, "account_type"),
+            account_number=DATA.value(record, "account_number").decode("ascii", "replace"),
+            payee_name=DATA.value(record, "payee_name").decode("cp932", "replace").rstrip(" "),
+            amount=_int(DATA, record, "amount"),
+            customer_code=DATA.value(record, "customer_code_1").decode("cp932", "replace").strip(" "),
+        )
+    )
+
+
+def _check_trailer(number: int, record: bytes, count: int, total: int | None, problems: list[Problem]) -> None:
+    if TRAILER.value(record, "count").isdigit() and _int(TRAILER, record, "count") != count:
+        problems.append(
+            Problem(number, TRAILER.starts["count"] + 1, "count", f"trailer count is not the {count} data records")
+        )
+    if total is not None and TRAILER.value(record, "total").isdigit() and _int(TRAILER, record, "total") != total:
+        problems.append(
+            Problem(number, TRAILER.starts["total"] + 1, "total", "trailer total is not the sum of the amounts")
+        )
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def check(data: bytes) -> CheckResult:
+    """Check a 総合振込 file made by anyone: lengths, line ends, record order, field types, characters,
+    dates, bank and branch codes, and each trailer's count and total against its data records."""
+    result = CheckResult(size=len(data), line_end="none")
+    if not data:
+        result.problems.append(Problem(0, 0, "file", "the file is empty"))
+        return result
+    previous: bytes | None = None
+    group_count, group_total = 0, 0  # the total is None once an amount of the group is unreadable
+    for number, record in _split(data, result):
+        result.records = number
+        kind = record[:1]
+        layout = LAYOUTS.get(kind)
+        if layout is None:
+            result.problems.append(Problem(number, 1, "data_type", "not 1, 2, 8 or 9"))
+            continue
+        if kind not in _FOLLOWS[previous]:
+            after = "the start of the file" if previous is None else f"{_a(LAYOUTS[previous].name)} record"
+            result.problems.append(Problem(number, 1, "data_type", f"{_a(layout.name)} record cannot follow {after}"))
+        previous = kind
+        if not layout.pattern.fullmatch(record):
+            result.problems.extend(_field_problems(number, layout, record))
+        if layout is HEADER:
+            result.groups += 1
+            group_count, group_total = 0, 0
+            _check_header(number, record, result.problems)
+        elif layout is DATA:
+            _check_transfer(number, record, result)
+            group_count += 1
+            amount = DATA.value(record, "amount")
+            group_total = group_total + int(amount) if group_total is not None and amount.isdigit() else None
+        elif layout is TRAILER:
+            _check_trailer(number, record, group_count, group_total, result.problems)
+            result.count += group_count
+            result.total += group_total or 0
+    cut_short = any(p.field == "record" for p in result.problems)
+    if previous != b"9" and result.records and not cut_short:
+        result.problems.append(
+            Problem(result.records, 1, "data_type", "the file does not close with an end record (9)")
+        )
+    return result
+
+
+def read_transfer_file(data: bytes, *, name: str) -> CheckResult:
+    """A file that must check clean (a bank's return list, say): refused at its first problem."""
+    result = check(data)
+    if result.problems:
+        raise PaymentsError(f"{name}: {result.problems[0]} ({len(result.problems)} problems; run `payments check`)")
+    return result
