@@ -146,7 +146,7 @@ def test_a_file_byte_by_byte_against_hand_computed_records() -> None:
     # ｰ (the half-width long vowel) is not a Zengin character: the writer refuses it before anything else.
     with pytest.raises(PaymentsError, match="payee_name: holds characters a Zengin file cannot carry"):
         zengin.write_transfer_file(PAYER, TRANSFERS)
-    fixed = [TRANSFERS[0], zengin.Transfer(**{**TRANSFERS[1].__dict__, "payee_name": "ﾊﾟ-ｸ"})]
+    fixed = [TRANSFERS[0], TRANSFERS[1]._replace(payee_name="ﾊﾟ-ｸ")]
     expected = hand_made_file().replace("ﾊﾟｰｸ".encode("cp932"), "ﾊﾟ-ｸ".encode("cp932"))
     assert zengin.write_transfer_file(PAYER, fixed) == expected
     crlf = zengin.write_transfer_file(PAYER, fixed, crlf=True)

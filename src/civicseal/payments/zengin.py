@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from civicseal.payments.banks import branch_exists
 from civicseal.payments.errors import PaymentsError
@@ -55,22 +55,22 @@ class Layout:
     name: str
     data_type: str
     fields: tuple[Field, ...]
-    starts: dict[str, int] = field(init=False, repr=False)  # 0-based offset of each field
+    slices: dict[str, slice] = field(init=False, repr=False)  # where each field lies in a record
     pattern: re.Pattern[bytes] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if sum(f.length for f in self.fields) != RECORD:
             raise AssertionError(f"{self.name} layout is not {RECORD} bytes")
-        starts, offset = {}, 0
+        slices, offset = {}, 0
         for f in self.fields:
-            starts[f.name] = offset
+            slices[f.name] = slice(offset, offset + f.length)
             offset += f.length
-        object.__setattr__(self, "starts", starts)
+        object.__setattr__(self, "slices", slices)
         object.__setattr__(self, "pattern", re.compile(b"".join(_field_pattern(f) for f in self.fields), re.DOTALL))
 
-    def value(self, record: bytes, name: str) -> bytes:
-        start = self.starts[name]
-        return record[start : start + next(f.length for f in self.fields if f.name == name)]
+    def position(self, name: str) -> int:
+        """The 1-based byte where a field starts, as bank manuals count."""
+        return self.slices[name].start + 1
 
 
 _TEXT_CLASS = b"[" + b"".join(re.escape(bytes([b])) for b in sorted(ZENGIN_BYTES)) + b"]"
@@ -148,28 +148,47 @@ _FOLLOWS: Final = {None: b"1", b"1": b"28", b"2": b"28", b"8": b"19", b"9": b""}
 # --------------------------------------------------------------------------------------------------
 
 
-def _encode(f: Field, value: str | int | None) -> bytes:
-    if f.kind is Kind.DUMMY or value is None:
-        return b" " * f.length
+Value = str | int | None
+
+
+def _encode_column(f: Field, values: Sequence[Value]) -> list[bytes]:
+    """One field of many records at once: encoded and checked as one joined string, in C."""
+    if f.kind is Kind.DUMMY or all(v is None for v in values):
+        return [b" " * f.length] * len(values)
+    texts = ["" if v is None else str(v) for v in values]
     if f.kind is Kind.NUMBER:
-        digits = str(value).encode("ascii")
-        if not digits.isdigit() or len(digits) > f.length:
-            raise PaymentsError(f"{f.name}: not a number of at most {f.length} digits")
-        return digits.rjust(f.length, b"0")
+        width = f.length
+        if not ("".join(texts).isdigit() and "".join(texts).isascii() and min(map(len, texts)) > 0):
+            raise PaymentsError(f"{f.name}: not a number of at most {width} digits")
+        if max(map(len, texts)) > width:
+            raise PaymentsError(f"{f.name}: not a number of at most {width} digits")
+        return "\n".join([t.zfill(width) for t in texts]).encode("ascii").split(b"\n")
     try:
-        raw = str(value).encode("cp932")
+        joined = "\n".join(texts).encode("cp932")
     except UnicodeEncodeError:
-        raw = b"\xff"
-    if raw.translate(None, _NOT_TEXT):
+        raise PaymentsError(f"{f.name}: holds characters a Zengin file cannot carry") from None
+    if joined.translate(None, _NOT_TEXT + b"\n") or joined.count(b"\n") != len(texts) - 1:
         raise PaymentsError(f"{f.name}: holds characters a Zengin file cannot carry")
-    return raw[: f.length].ljust(f.length, b" ")  # byte-exact: every allowed character is one byte
+    width = f.length
+    return [r[:width].ljust(width, b" ") for r in joined.split(b"\n")]  # byte-exact: one byte a character
 
 
-def encode_record(layout: Layout, values: Mapping[str, str | int | None]) -> bytes:
+def encode_records(layout: Layout, columns: Mapping[str, Sequence[Value] | Value], count: int) -> list[bytes]:
+    """``count`` records of one layout from columns (a sequence each, or one value for every record);
+    fields not given are blank (spaces)."""
+    parts = []
+    for f in layout.fields:
+        given = layout.data_type if f.name == "data_type" else columns.get(f.name)
+        if isinstance(given, Sequence) and not isinstance(given, str):
+            parts.append(_encode_column(f, given))
+        else:
+            parts.append(_encode_column(f, [given]) * count)
+    return list(map(b"".join, zip(*parts, strict=True)))
+
+
+def encode_record(layout: Layout, values: Mapping[str, Value]) -> bytes:
     """One 120-byte record; fields missing from ``values`` are blank (spaces)."""
-    return b"".join(
-        layout.data_type.encode() if f.name == "data_type" else _encode(f, values.get(f.name)) for f in layout.fields
-    )
+    return encode_records(layout, values, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -187,8 +206,7 @@ class Payer:
     pay_date: date
 
 
-@dataclass(frozen=True)
-class Transfer:
+class Transfer(NamedTuple):
     """One payee record; ``customer_code`` lets a bank's return point back at it without personal data."""
 
     bank_code: str
@@ -202,24 +220,11 @@ class Transfer:
     customer_code: str
 
 
-def _data_record(t: Transfer) -> bytes:
-    return encode_record(
-        DATA,
-        {
-            "bank_code": t.bank_code,
-            "bank_name": t.bank_name,
-            "branch_code": t.branch_code,
-            "branch_name": t.branch_name,
-            "account_type": t.account_type,
-            "account_number": t.account_number,
-            "payee_name": t.payee_name,
-            "amount": t.amount,
-            "new_code": 0,
-            "customer_code_1": t.customer_code,
-            "transfer_type": TELE_TRANSFER,
-            "edi_flag": " ",
-        },
-    )
+def _data_records(transfers: Sequence[Transfer]) -> list[bytes]:
+    columns: dict[str, Sequence[Value] | Value] = dict(zip(Transfer._fields, zip(*transfers, strict=True), strict=True))
+    columns["customer_code_1"] = columns.pop("customer_code")
+    columns |= {"new_code": 0, "transfer_type": TELE_TRANSFER, "edi_flag": " "}
+    return encode_records(DATA, columns, len(transfers))
 
 
 def write_transfer_file(payer: Payer, transfers: Sequence[Transfer], *, crlf: bool = False) -> bytes:
@@ -245,7 +250,7 @@ def write_transfer_file(payer: Payer, transfers: Sequence[Transfer], *, crlf: bo
                 "payer_account": payer.account_number,
             },
         ),
-        *map(_data_record, transfers),
+        *_data_records(transfers),
         encode_record(TRAILER, {"count": len(transfers), "total": total}),
         encode_record(END, {}),
     ]
@@ -291,6 +296,24 @@ class DataRecord:
     customer_code: str
 
 
+def _digits_or_zero(value: bytes) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+def _parse_transfer(number: int, record: bytes) -> DataRecord:
+    f = DATA.slices
+    return DataRecord(
+        record=number,
+        bank_code=record[f["bank_code"]].decode("ascii", "replace"),
+        branch_code=record[f["branch_code"]].decode("ascii", "replace"),
+        account_type=_digits_or_zero(record[f["account_type"]]),
+        account_number=record[f["account_number"]].decode("ascii", "replace"),
+        payee_name=record[f["payee_name"]].decode("cp932", "replace").rstrip(" "),
+        amount=_digits_or_zero(record[f["amount"]]),
+        customer_code=record[f["customer_code_1"]].decode("cp932", "replace").strip(" "),
+    )
+
+
 @dataclass
 class CheckResult:
     size: int
@@ -300,18 +323,22 @@ class CheckResult:
     count: int = 0  # data records
     total: int = 0  # their amounts
     problems: list[Problem] = field(default_factory=list)
-    transfers: list[DataRecord] = field(default_factory=list)
+    data_records: list[tuple[int, bytes]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def transfers(self) -> list[DataRecord]:
+        """The data records parsed (on demand: checking a city's file does not need them as objects)."""
+        return [_parse_transfer(number, record) for number, record in self.data_records]
+
 
 def _field_problems(number: int, layout: Layout, record: bytes) -> Iterator[Problem]:
     for f in layout.fields:
-        start = layout.starts[f.name]
-        value = record[start : start + f.length]
-        where = (number, start + 1, f.name)
+        where = layout.slices[f.name]
+        value, start = record[where], where.start
         if f.kind is Kind.DUMMY:
             if value.strip(b" "):
                 bad = len(value) - len(value.lstrip(b" "))
@@ -326,73 +353,61 @@ def _field_problems(number: int, layout: Layout, record: bytes) -> Iterator[Prob
             bad = next(i for i, b in enumerate(value) if not 0x30 <= b <= 0x39)
             yield Problem(number, start + bad + 1, f.name, "not digits")
         elif f.choices and value.decode() not in f.choices:
-            yield Problem(*where, f"not one of {', '.join(f.choices)}")
+            yield Problem(number, start + 1, f.name, f"not one of {', '.join(f.choices)}")
 
 
-def _split(data: bytes, result: CheckResult) -> Iterator[tuple[int, bytes]]:
-    """Records with their numbers; a wrong length or line end is a problem, and the rest still checked."""
+def _split(data: bytes, result: CheckResult) -> list[bytes]:
+    """The records; a wrong length or line end is a problem, and the rest is still checked."""
     ending = b"\r\n" if data[RECORD : RECORD + 2] == b"\r\n" else b"\n" if data[RECORD : RECORD + 1] == b"\n" else b""
     result.line_end = {b"\r\n": "CRLF", b"\n": "LF", b"": "none"}[ending]
     stride = RECORD + len(ending)
-    for number, start in enumerate(range(0, len(data), stride), 1):
-        chunk = data[start : start + stride]
-        if len(chunk) < stride:
-            result.problems.append(
-                Problem(number, 0, "record", f"record is {len(chunk)} bytes, not {stride}; the file is cut short")
-            )
-            return
-        if ending and not chunk.endswith(ending):
+    chunks = [data[start : start + stride] for start in range(0, len(data), stride)]
+    if chunks and len(chunks[-1]) < stride:
+        short = chunks.pop()
+        result.problems.append(
+            Problem(len(chunks) + 1, 0, "record", f"record is {len(short)} bytes, not {stride}; the file is cut short")
+        )
+    if not ending:
+        return chunks
+    for number, chunk in enumerate(chunks, 1):
+        if not chunk.endswith(ending):
             result.problems.append(
                 Problem(number, RECORD + 1, "line end", f"record does not end with {result.line_end}")
             )
-        yield number, chunk[:RECORD]
-
-
-def _int(layout: Layout, record: bytes, name: str) -> int:
-    value = layout.value(record, name)
-    return int(value) if value.isdigit() else 0
+    return [chunk[:RECORD] for chunk in chunks]
 
 
 def _check_header(number: int, record: bytes, problems: list[Problem]) -> None:
-    mmdd = HEADER.value(record, "pay_date")
+    mmdd = record[HEADER.slices["pay_date"]]
     if mmdd.isdigit():
         try:
             date(2024, int(mmdd[:2]), int(mmdd[2:]))  # a leap year: 0229 is a day
         except ValueError:
-            problems.append(Problem(number, HEADER.starts["pay_date"] + 1, "pay_date", "not a month and day (MMDD)"))
-
-
-def _check_transfer(number: int, record: bytes, result: CheckResult) -> None:
-    bank, branch = DATA.value(record, "bank_code"), DATA.value(record, "branch_code")
-    if bank.isdigit() and branch.isdigit() and not branch_exists(bank.decode(), branch.decode()):
-        result.problems.append(
-            Problem(
-                number, DATA.starts["bank_code"] + 1, "bank_code", "bank and branch code pair is not in the Zengin data"
-            )
-        )
-    result.transfers.append(
-        DataRecord(
-            record=number,
-            bank_code=bank.decode("ascii", "replace"),
-            branch_code=branch.decode("ascii", "replace"),
-            account_type=_int(DATA, record, "account_type"),
-            account_number=DATA.value(record, "account_number").decode("ascii", "replace"),
-            payee_name=DATA.value(record, "payee_name").decode("cp932", "replace").rstrip(" "),
-            amount=_int(DATA, record, "amount"),
-            customer_code=DATA.value(record, "customer_code_1").decode("cp932", "replace").strip(" "),
-        )
-    )
+            problems.append(Problem(number, HEADER.position("pay_date"), "pay_date", "not a month and day (MMDD)"))
 
 
 def _check_trailer(number: int, record: bytes, count: int, total: int | None, problems: list[Problem]) -> None:
-    if TRAILER.value(record, "count").isdigit() and _int(TRAILER, record, "count") != count:
+    given_count, given_total = record[TRAILER.slices["count"]], record[TRAILER.slices["total"]]
+    if given_count.isdigit() and int(given_count) != count:
         problems.append(
-            Problem(number, TRAILER.starts["count"] + 1, "count", f"trailer count is not the {count} data records")
+            Problem(number, TRAILER.position("count"), "count", f"trailer count is not the {count} data records")
         )
-    if total is not None and TRAILER.value(record, "total").isdigit() and _int(TRAILER, record, "total") != total:
+    if total is not None and given_total.isdigit() and int(given_total) != total:
         problems.append(
-            Problem(number, TRAILER.starts["total"] + 1, "total", "trailer total is not the sum of the amounts")
+            Problem(number, TRAILER.position("total"), "total", "trailer total is not the sum of the amounts")
         )
+
+
+def _check_codes(result: CheckResult) -> None:
+    """Bank and branch code pairs, looked up once per distinct pair."""
+    bank, branch = DATA.slices["bank_code"], DATA.slices["branch_code"]
+    records: dict[tuple[bytes, bytes], list[int]] = {}
+    for number, record in result.data_records:
+        records.setdefault((record[bank], record[branch]), []).append(number)
+    for (b, br), numbers in records.items():
+        if b.isdigit() and br.isdigit() and not branch_exists(b.decode(), br.decode()):
+            rule = "bank and branch code pair is not in the Zengin data"
+            result.problems.extend(Problem(n, DATA.position("bank_code"), "bank_code", rule) for n in numbers)
 
 
 def _a(noun: str) -> str:
@@ -406,10 +421,12 @@ def check(data: bytes) -> CheckResult:
     if not data:
         result.problems.append(Problem(0, 0, "file", "the file is empty"))
         return result
+    records = _split(data, result)
+    result.records = len(records)
     previous: bytes | None = None
     group_count, group_total = 0, 0  # the total is None once an amount of the group is unreadable
-    for number, record in _split(data, result):
-        result.records = number
+    amount = DATA.slices["amount"]
+    for number, record in enumerate(records, 1):
         kind = record[:1]
         layout = LAYOUTS.get(kind)
         if layout is None:
@@ -421,24 +438,24 @@ def check(data: bytes) -> CheckResult:
         previous = kind
         if not layout.pattern.fullmatch(record):
             result.problems.extend(_field_problems(number, layout, record))
-        if layout is HEADER:
+        if kind == b"2":
+            result.data_records.append((number, record))
+            group_count += 1
+            value = record[amount]
+            group_total = group_total + int(value) if group_total is not None and value.isdigit() else None
+        elif kind == b"1":
             result.groups += 1
             group_count, group_total = 0, 0
             _check_header(number, record, result.problems)
-        elif layout is DATA:
-            _check_transfer(number, record, result)
-            group_count += 1
-            amount = DATA.value(record, "amount")
-            group_total = group_total + int(amount) if group_total is not None and amount.isdigit() else None
-        elif layout is TRAILER:
+        elif kind == b"8":
             _check_trailer(number, record, group_count, group_total, result.problems)
             result.count += group_count
             result.total += group_total or 0
+    _check_codes(result)
     cut_short = any(p.field == "record" for p in result.problems)
-    if previous != b"9" and result.records and not cut_short:
-        result.problems.append(
-            Problem(result.records, 1, "data_type", "the file does not close with an end record (9)")
-        )
+    if previous != b"9" and records and not cut_short:
+        result.problems.append(Problem(len(records), 1, "data_type", "the file does not close with an end record (9)"))
+    result.problems.sort(key=lambda p: (p.record, p.position))
     return result
 
 
