@@ -46,8 +46,8 @@ def confirm_all(city) -> int:  # type: ignore[no-untyped-def]
             entitlements.change_many(conn, ids, old, new, reason="bench", now=now, actor="os:bench")
         missing = conn.execute(
             text(
-                "SELECT e.id, r.name_kana FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
-                " LEFT JOIN bank_accounts a ON a.household_code = e.household_code WHERE a.household_code IS NULL"
+                "SELECT e.id, r.name_kana FROM entitlements e"
+                " JOIN residents r ON r.resident_code = e.head_resident_code LEFT JOIN bank_accounts a ON a.household_code = e.household_code WHERE a.household_code IS NULL"
             )
         ).all()
         rng = random.Random(13)
@@ -69,7 +69,7 @@ def confirm_all(city) -> int:  # type: ignore[no-untyped-def]
                     account_number_enc=number_enc,
                     holder_kana=holder,
                     given_at=now,
-                )  # fmt: skip
+                )
             )
         conn.execute(EntitlementAccount.__table__.insert(), rows)
     return len(ids)
