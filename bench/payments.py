@@ -47,7 +47,8 @@ def confirm_all(city) -> int:  # type: ignore[no-untyped-def]
         missing = conn.execute(
             text(
                 "SELECT e.id, r.name_kana FROM entitlements e"
-                " JOIN residents r ON r.resident_code = e.head_resident_code LEFT JOIN bank_accounts a ON a.household_code = e.household_code WHERE a.household_code IS NULL"
+                " JOIN residents r ON r.resident_code = e.head_resident_code"
+                " LEFT JOIN bank_accounts a ON a.household_code = e.household_code WHERE a.household_code IS NULL"
             )
         ).all()
         rng = random.Random(13)
