@@ -81,8 +81,8 @@ def sealed_transfer_file(
 ) -> Iterator[SealedFile]:
     """Seal ``data`` and record the package; the staged package exists only inside the block."""
     purpose = get_purpose(PURPOSE)
-    if purpose.canaries:
-        raise PaymentsError(f"purpose {PURPOSE} must carry no canaries: a bank would pay them")
+    if purpose.payload != "zengin" or purpose.canaries:
+        raise PaymentsError(f"purpose {PURPOSE} must declare format zengin and no canaries (a bank would pay them)")
     mode = mode or purpose.mode
     if mode is fmt.Mode.PASSPHRASE:
         raise PaymentsError("a bank file is sealed tethered or to the bank's own key (recipient), not by passphrase")

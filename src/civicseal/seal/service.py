@@ -300,6 +300,10 @@ def seal(
         raise SealError(f"purpose {purpose.name} allows at most {purpose.max_validity.days} days")
     if request.payload_format not in ("parquet", "csv"):
         raise SealError("payload format: parquet or csv")
+    if purpose.payload == "zengin":
+        raise SealError(
+            f"purpose {purpose.name} carries a Zengin file: make it with `civicseal payments batch --seal-to`"
+        )
     url = key_service_url(request.key_service_url) if mode is fmt.Mode.TETHERED else None
     if request.out.exists():
         raise SealError(f"{request.out}: exists; packages are never overwritten")
