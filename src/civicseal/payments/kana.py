@@ -19,6 +19,10 @@ def zengin_name(text: str) -> str | None:
     Small kana are enlarged and the long vowel mark becomes ``-``, as :func:`parse_zengin_kana` does.
     """
     try:
+        return to_zengin_halfwidth(text)  # most names are stored in the canonical form already
+    except InvalidValue:
+        pass
+    try:
         return to_zengin_halfwidth(parse_zengin_kana(text))
     except InvalidValue:
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
@@ -47,13 +47,11 @@ class PaymentItem(Base):
     bank_code: Mapped[str] = mapped_column(String(4))
     branch_code: Mapped[str] = mapped_column(String(3))
     account_type: Mapped[int] = mapped_column(SmallInteger)
-    account_bidx: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    account_bidx: Mapped[bytes] = mapped_column(LargeBinary)
     amount: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))  # pending → paid → returned
     return_code: Mapped[str | None] = mapped_column(String(10))
     returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    __table_args__ = (UniqueConstraint("batch_id", "entitlement_id"),)
 
 
 class PaymentHold(Base):

@@ -49,10 +49,8 @@ def upgrade() -> None:
         sa.Column("return_code", sa.String(length=10), nullable=True),
         sa.Column("returned_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("batch_id", "item_no"),
-        sa.UniqueConstraint("batch_id", "entitlement_id"),
     )
     op.create_index("ix_payment_items_entitlement_id", "payment_items", ["entitlement_id"])
-    op.create_index("ix_payment_items_account_bidx", "payment_items", ["account_bidx"])
     op.create_table(
         "payment_holds",
         sa.Column("id", sa.Integer(), nullable=False),
