@@ -492,3 +492,30 @@ def test_sealed_for_the_bank_without_plaintext_on_disk(home: Home, cipher: Field
         identity = conn.execute(text("SELECT identity_enc FROM packages WHERE id = :p"), {"p": again.package_id})
         assert identity.scalar_one() is not None
     assert (again.mode, again.records) == ("tethered", 1)
+
+
+def test_the_commands_as_an_officer_uses_them(
+    home: Home, cipher: FieldCipher, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    refs = city(home, cipher, tmp_path)
+    at = ["--home", str(home.path)]
+    batch = ["payments", "batch", *at, "--programme", "benefit", "--payer-code", "2820200001", "--payer-name",
+             "アマガサキシ", "--payer-bank", "1", "--payer-branch", "1", "--payer-account", "1234567"]  # fmt: skip
+    assert run([*batch, "--pay-date", "2022/7/30", "--out", str(tmp_path / "x.txt")]) == 1
+    assert "the next one is 2022-08-01" in capsys.readouterr().err
+    out = tmp_path / "furikomi.txt"
+    assert run([*batch, "--pay-date", "令和4年8月1日", "--out", str(out), "--crlf", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert (made["records"], made["total_amount"], made["sealed"], made["line_end"]) == (2, 200_000, False, "CRLF")
+    assert sorted(h["reference_number"] for h in made["held"]) == sorted([printed(refs["H2"]), printed(refs["H3"])])
+    assert len(out.read_bytes()) == 5 * 122
+    assert run(["payments", "sent", str(made["batch_id"]), *at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 2
+    returns = tmp_path / "returns.csv"
+    returns.write_text(f"reason_code,reference_number\n3,{refs['H1']}\n", encoding="utf-8")
+    assert run(["payments", "reconcile", str(made["batch_id"]), "--returns", str(returns), *at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "batch_id": made["batch_id"], "returned": 1, "returned_amount": 100_000, "still_paid": 1,
+    }  # fmt: skip
+    assert run(["payments", "clear", printed(refs["H3"]), "--reason", "checked", *at]) == 0
+    assert "cleared 1 hold" in capsys.readouterr().out

@@ -131,7 +131,9 @@ def payments_check(file: Path, json_out: JsonOption = False) -> None:
     if json_out:
         print_json(figures | {"problems": [p.as_dict() for p in result.problems]})
     else:
-        print_table(f"zengin check: {file.name}", figures | {"ok": "yes" if result.ok else "no"})
+        labels = {"ok": "checks clean", "line_end": "line end", "total_amount": "total (yen)"}
+        shown = figures | {"ok": "yes" if result.ok else "no"}
+        print_table(f"zengin check: {file.name}", {labels.get(k, k): v for k, v in shown.items()})
         for problem in result.problems:
             console.print(f"  {problem}", markup=False)
         if result.problems:

@@ -386,9 +386,10 @@ def make_batch(
             paying = [p for p in payees if p.entitlement_id not in held]
             _refuse_problems(_payee_problems(paying))
             if not paying:
+                also = f" ({len(held)} would be held as possible double payments)" if held else ""
                 raise PaymentsError(
-                    "no confirmed entitlement with a known account is waiting to be paid"
-                    f" ({len(held)} would be held as possible double payments); confirm entitlements first"
+                    f"no confirmed entitlement with a known account is waiting to be paid{also};"
+                    " confirm entitlements, or clear held payees with `civicseal payments clear`"
                 )
             data = zengin.write_transfer_file(
                 payer, [_transfer(n, p) for n, p in enumerate(paying, 1)], crlf=request.crlf
@@ -581,7 +582,7 @@ def _csv_returns(conn: Connection, batch_id: int, data: bytes, name: str) -> Ite
         try:
             entitlement = entitlements.find(conn, row[ref_at].strip())
         except entitlements.UnknownReference as exc:
-            raise PaymentsError(f"{where}: reference_number: {exc}") from None
+            raise PaymentsError(f"{where}: {exc}") from None
         if entitlement["id"] not in items:
             raise PaymentsError(f"{where}: reference_number: not paid in batch {batch_id}; check the batch number")
         yield _Return(items[entitlement["id"]], code, where)
