@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -98,7 +99,7 @@ def payments_sent(batch: int, home: HomeOption = None, json_out: JsonOption = Fa
 
     summary = mark_sent(open_home(home).engine, batch)
     if json_out:
-        print_json(summary.as_dict())
+        print_json(asdict(summary))
         return
     console.print(
         f"batch {batch} marked sent {_jst(summary.sent_at)}: {summary.records:,} entitlements paid,"
@@ -156,7 +157,7 @@ def payments_reconcile(
 
     summary = reconcile(open_home(home), batch, returns)
     if json_out:
-        print_json(summary.as_dict())
+        print_json(asdict(summary))
         return
     print_table(
         f"returns of batch {batch}",

@@ -24,11 +24,10 @@ from civicseal.keys.city import load_city_keys
 from civicseal.keys.models import Recipient
 from civicseal.payments.errors import PaymentsError
 from civicseal.seal import format as fmt
-from civicseal.seal.models import Package
 from civicseal.seal.payload import encrypt_bytes_to_recipient, generate_identity
 from civicseal.seal.purposes import get_purpose
 from civicseal.seal.secrets import new_package_id
-from civicseal.seal.service import key_service_url
+from civicseal.seal.service import key_service_url, sign_and_record
 from civicseal.store.engine import is_sqlite
 from civicseal.store.home import Home
 
@@ -91,7 +90,6 @@ def sealed_transfer_file(
         raise PaymentsError(f"no recipient named {recipient!r}; add the bank with `civicseal recipient add`")
     url = key_service_url(key_service) if mode is fmt.Mode.TETHERED else None
     keys = load_city_keys(home.keys)
-    cipher = keys.field_cipher()
     package_id = new_package_id()
     work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
     try:
@@ -115,27 +113,21 @@ def sealed_transfer_file(
             payload={"format": "zengin", "columns": list(purpose.fields), "rows": transfers, "scrypt_log_n": None},
         )
         staged = work / "package.cseal"
-        manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
-        conn.execute(
-            Package.__table__.insert().values(
-                id=package_id,
-                purpose=PURPOSE,
-                programme_id=programme_id,
-                recipient_id=row.id,
-                mode=mode.value,
-                key_service_url=url,
-                created_at=now,
-                expires_at=expires,
-                manifest=manifest_bytes,
-                payload_sha256=manifest["payload"]["sha256"],
-                payload_format="zengin",
-                fields=",".join(purpose.fields),
-                records=transfers,
-                canaries=0,
-                identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
-                # No keyed pseudonyms here: the customer codes re-identify through payment_items.
-                pseudonym_key_enc=cipher.encrypt(f"payment-batch:{batch_id}", "packages.pseudonym_key"),
-            )
+        sign_and_record(
+            conn,
+            keys,
+            manifest=manifest,
+            sealed=sealed,
+            staged=staged,
+            programme_id=programme_id,
+            recipient_id=row.id,
+            fields=purpose.fields,
+            records=transfers,
+            canaries=0,
+            identity=identity,
+            # No keyed pseudonyms here: the customer codes re-identify through payment_items.
+            pseudonym_secret=f"payment-batch:{batch_id}",
+            passphrase_bits=None,
         )
         members = _record_members(conn, package_id, batch_id)
         custody.record(conn, package_id, custody.Event.CREATED, holder=home.config.issuer, at=now, actor=actor, now=now)

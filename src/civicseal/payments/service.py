@@ -496,9 +496,6 @@ class SentSummary:
     total_amount: int
     sent_at: str
 
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
 
 def mark_sent(engine: Engine, batch_id: int, *, now: datetime | None = None, actor: str | None = None) -> SentSummary:
     """The file went to the bank: its entitlements become `paid`, all or none (one audit row)."""
@@ -611,9 +608,6 @@ class ReconcileSummary:
     returned: int
     returned_amount: int
     still_paid: int
-
-    def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
 
 
 def reconcile(
