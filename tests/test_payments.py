@@ -258,6 +258,8 @@ def test_record_order_lengths_and_line_ends() -> None:
     crlf[122 + 120 : 122 + 122] = b"\n "
     assert problems(bytes(crlf))[0] == (2, 121, "line end", "record does not end with CRLF")
     assert problems(b"") == [(0, 0, "file", "the file is empty")]
+    utf8 = data.decode("cp932").encode("utf-8")  # saved by an editor that knows no Shift_JIS
+    assert problems(utf8) == [(0, 0, "file", "UTF-8 text, not JIS X 0201: save it as Shift_JIS, kana half-width")]
 
 
 def test_check_command_prints_each_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

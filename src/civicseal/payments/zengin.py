@@ -274,9 +274,10 @@ class Problem:
     rule: str
 
     def __str__(self) -> str:
-        where = f"record {self.record}" if self.record else "file"
+        if not self.record:
+            return f"the file: {self.rule}"
         at = f", byte {self.position}" if self.position else ""
-        return f"{where}{at} ({self.field}): {self.rule}"
+        return f"record {self.record}{at} ({self.field}): {self.rule}"
 
     def as_dict(self) -> dict[str, object]:
         return {"record": self.record, "position": self.position, "field": self.field, "rule": self.rule}
@@ -410,6 +411,15 @@ def _check_codes(result: CheckResult) -> None:
             result.problems.extend(Problem(n, DATA.position("bank_code"), "bank_code", rule) for n in numbers)
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Half-width kana in Shift_JIS are lone bytes above 0x80, which UTF-8 never allows in a whole file."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
@@ -420,6 +430,11 @@ def check(data: bytes) -> CheckResult:
     result = CheckResult(size=len(data), line_end="none")
     if not data:
         result.problems.append(Problem(0, 0, "file", "the file is empty"))
+        return result
+    if not data.isascii() and _is_utf8(data):
+        result.problems.append(
+            Problem(0, 0, "file", "UTF-8 text, not JIS X 0201: save it as Shift_JIS, kana half-width")
+        )
         return result
     records = _split(data, result)
     result.records = len(records)
