@@ -521,3 +521,15 @@ def test_the_commands_as_an_officer_uses_them(
     }  # fmt: skip
     assert run(["payments", "clear", printed(refs["H3"]), "--reason", "checked", *at]) == 0
     assert "cleared 1 hold" in capsys.readouterr().out
+
+
+def test_a_total_beyond_32_bits(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """A city pays more than 2**31 yen in one batch (74,767 × 100,000); here three large amounts do."""
+    refs = city(home, cipher, tmp_path)
+    give_account(home, cipher, refs["H5"], ("0005", "002", "3333333", "イトウ ケン"))
+    with transaction(home.engine) as conn:
+        conn.execute(text("UPDATE entitlements SET amount = 999999999"))
+    summary = make_batch(home, request(tmp_path / "big.txt"), now=NOW)
+    assert summary.total_amount == 3 * 999_999_999 > 2**31 - 1  # H1, H4 and H5; H2 and H3 are held
+    assert zengin.check((tmp_path / "big.txt").read_bytes()).total == summary.total_amount
+    assert mark_sent(home.engine, summary.batch_id, now=NOW).total_amount == summary.total_amount

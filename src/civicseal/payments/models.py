@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
@@ -26,7 +26,7 @@ class PaymentBatch(Base):
     payer_bank: Mapped[str] = mapped_column(String(4))
     payer_branch: Mapped[str] = mapped_column(String(3))
     records: Mapped[int] = mapped_column(Integer)
-    total_amount: Mapped[int] = mapped_column(Integer)
+    total_amount: Mapped[int] = mapped_column(BigInteger)  # a city: 74,767 × 100,000 yen passes 2**31
     held: Mapped[int] = mapped_column(Integer)
     file_sha256: Mapped[str] = mapped_column(String(64))  # of the Zengin plaintext, sealed or not
     package_id: Mapped[str | None] = mapped_column(ForeignKey("packages.id"))

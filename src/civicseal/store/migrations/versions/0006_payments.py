@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("payer_bank", sa.String(length=4), nullable=False),
         sa.Column("payer_branch", sa.String(length=3), nullable=False),
         sa.Column("records", sa.Integer(), nullable=False),
-        sa.Column("total_amount", sa.Integer(), nullable=False),
+        sa.Column("total_amount", sa.BigInteger(), nullable=False),
         sa.Column("held", sa.Integer(), nullable=False),
         sa.Column("file_sha256", sa.String(length=64), nullable=False),
         sa.Column("package_id", sa.String(length=40), sa.ForeignKey("packages.id"), nullable=True),
