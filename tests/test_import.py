@@ -511,7 +511,7 @@ def test_accounts_must_name_a_household_once_and_a_known_branch(
             account_row("H2", bank="9998"),
             account_row("H3", branch="999"),
             account_row("H4", bank="12345"),
-            account_row("H2", holder_kana="ヲカダ"),  # ヲ is not in the Zengin payee-name set
+            account_row("H2", holder_kana="ヰカダ"),  # ヰ is not in the Zengin payee-name set
         ],
     )
     assert problems(refusal(home, cipher, residents, accounts)) == [

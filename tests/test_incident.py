@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pypdf
@@ -24,6 +25,7 @@ from civicseal.incident.service import close_incident, describe_opened, get_inci
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
+from civicseal.payments.service import BatchRequest, make_batch
 from civicseal.seal import format as fmt
 from civicseal.seal.fields import Category
 from civicseal.seal.service import SealRequest, SealSummary, seal
@@ -224,7 +226,10 @@ def test_recipient_bank_transfer_is_financial_but_exempt_on_the_identity_assumpt
         ).scalars()
         for entitlement_id in list(ids):
             conn.execute(text("UPDATE entitlements SET status = 'confirmed' WHERE id = :i"), {"i": entitlement_id})
-    summary = _seal(home, tmp_path, "bank-transfer")
+    request = BatchRequest(
+        PROGRAMME, date(2022, 8, 1), "1", "アマガサキシ", "0001", "001", "1", tmp_path / "bank.cseal"
+    )
+    summary = make_batch(home, replace(request, seal_to="printshop"), now=NOW)
     assert summary.mode == "recipient" and summary.records == 5
     _hand_over(home, summary.package_id)
     incident_id = _open(home, summary.package_id)

@@ -216,6 +216,7 @@ from civicseal.cli import (  # noqa: E402, F401
     entitlement_cmds,
     incident_cmds,
     keys_cmds,
+    payments_cmds,
     programme_cmds,
     seal_cmds,
 )

@@ -15,6 +15,7 @@ from rich.table import Table
 from civicseal.audit import log as audit
 from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
 from civicseal.cli.demo_forms import returned_forms
+from civicseal.cli.demo_payments import pay_confirmed_households
 from civicseal.cli.output import console, progress_bars
 from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
@@ -96,6 +97,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
         refuse_unapproved_subcontractor(opened, workdir, PROGRAMME, key_service.url)
         returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
+        pay_confirmed_households(opened, workdir, PROGRAMME)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)

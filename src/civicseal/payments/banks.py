@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from functools import cache
 
+from civicseal.payments.kana import zengin_name
+
+
+@cache
+def _banks() -> dict:
+    import zengin_code  # loads every bank and branch once; kept out of start-up
+
+    return zengin_code.Bank.all
+
 
 @cache
 def _branch_codes() -> frozenset[tuple[str, str]]:
-    import zengin_code  # loads every bank and branch once; kept out of start-up
-
-    return frozenset((bank.code, branch) for bank in zengin_code.Bank.all.values() for branch in bank.branches)
+    return frozenset((bank.code, branch) for bank in _banks().values() for branch in bank.branches)
 
 
 def branch_exists(bank_code: str, branch_code: str) -> bool:
@@ -34,3 +41,14 @@ def zengin_problem(bank_code: str, branch_code: str) -> tuple[str, str] | None:
     if not branch_exists(bank_code, branch_code):
         return "branch_code", "not a branch of this bank in the Zengin data"
     return None
+
+
+def kana_names(bank_code: str, branch_code: str) -> tuple[str, str]:
+    """The bank's and branch's names as a Zengin record spells them (half-width kana); blank where the
+    data has none a file can carry, as the name fields are informational and banks route by code."""
+    bank = _banks().get(bank_code)
+    branch = bank.branches.get(branch_code) if bank is not None else None
+    return (
+        (zengin_name(bank.kana) or "") if bank is not None else "",
+        (zengin_name(branch.kana) or "") if branch is not None else "",
+    )

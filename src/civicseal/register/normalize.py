@@ -25,6 +25,7 @@ from civicseal.register.errors import InvalidValue
 __all__ = [
     "ERAS",
     "RELATIONSHIPS",
+    "ZENGIN_HALFWIDTH",
     "Era",
     "check_length",
     "head_flags",
@@ -171,34 +172,35 @@ def normalize_kana(raw: str) -> str:
 # Zengin holder kana
 # --------------------------------------------------------------------------------------------------
 #
-# What a Zengin transfer file can carry in a payee name (JIS X 0201, as the Zengin rules and the banks'
-# guides restrict it): half-width katakana ｱ..ﾝ without ｦ and without small kana, ﾞ and ﾟ after the
-# letters that take them, A-Z, 0-9, space and ( ) - . /
+# What a Zengin transfer file can carry in a payee name (JIS X 0201, as the payments issue fixes the
+# standard's set): half-width katakana ｱ..ﾝ and ｦ, without small kana, ﾞ and ﾟ after the letters that take
+# them, A-Z, 0-9, space and ( ) - .   This is the one definition: import checks holder kana with it and
+# payments writes and checks Zengin files with it.
 #
 # The canonical stored form is the full-width spelling of that set: full-width large katakana (with
-# ガ..ボ, パ..ポ, ヴ), A-Z, 0-9, space and ( ) - . /   On the way in, as banks do:
+# ガ..ボ, パ..ポ, ヴ, ヲ), A-Z, 0-9, space and ( ) - .   On the way in, as banks do:
 #   * hiragana and half-width kana become full-width katakana;
 #   * small kana are written large (キュウ → キユウ, ッ → ツ, ヵ/ヶ → カ/ケ, ヮ → ワ);
 #   * the long-vowel mark ー/ｰ and every hyphen look-alike become '-';
 #   * a-z become A-Z.
 # Refused: the comma (several banks and payroll systems reject or pass it through into the file),
 # the middle dot ・ (banks want a space or a period; which one is the holder's choice, not ours),
-# ヲ (not in the payee-name set), ヰ ヱ ヷ ヸ ヹ ヺ, kanji and everything else.
+# the slash, ヰ ヱ ヷ ヸ ヹ ヺ, kanji and everything else.
 
 _ZENGIN_FOLD: dict[int, str] = {
     ord(s): b for s, b in zip("ァィゥェォッャュョヮヵヶー", "アイウエオツヤユヨワカケ-", strict=True)
 }
 _ZENGIN_FOLD.update({cp: chr(cp - 0x20) for cp in range(ord("a"), ord("z") + 1)})
 
-_ZENGIN_PLAIN = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
+_ZENGIN_PLAIN = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"
 _ZENGIN_VOICED = "ガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポヴ"
-_ZENGIN_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()-./"
+_ZENGIN_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()-."
 _ZENGIN_STORED = re.compile("[" + re.escape(_ZENGIN_PLAIN + _ZENGIN_VOICED + _ZENGIN_ASCII) + "]*")
 
 
 def _build_halfwidth_table() -> dict[int, str]:
     full_to_half: dict[str, str] = {}
-    for cp in range(0xFF71, 0xFF9E):  # ｱ..ﾝ
+    for cp in range(0xFF66, 0xFF9E):  # ｦ, small kana, ｰ, ｱ..ﾝ (only the letters of _ZENGIN_PLAIN are used)
         full_to_half[unicodedata.normalize("NFKC", chr(cp))] = chr(cp)
     table: dict[int, str] = {ord(k): full_to_half[k] for k in _ZENGIN_PLAIN}
     for kana in _ZENGIN_VOICED:
@@ -208,6 +210,8 @@ def _build_halfwidth_table() -> dict[int, str]:
 
 
 _HALFWIDTH_TABLE = _build_halfwidth_table()
+ZENGIN_HALFWIDTH: frozenset[str] = frozenset("".join(_HALFWIDTH_TABLE.values()) + _ZENGIN_ASCII)
+"""Every character a Zengin file may carry in a name field, in its half-width (one-byte) form."""
 
 
 def parse_zengin_kana(raw: str) -> str:

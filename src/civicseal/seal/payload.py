@@ -107,14 +107,28 @@ def generate_identity() -> tuple[str, str]:
     return str(identity), str(identity.to_public())
 
 
-def encrypt_to_recipient(src: Path, dst: Path, recipient: str) -> None:
-    """Encrypt the file ``src`` to one age X25519 recipient, streaming, into ``dst`` (binary age)."""
+def _recipient(recipient: str) -> x25519.Recipient:
     try:
-        parsed = x25519.Recipient.from_str(recipient.strip())
+        return x25519.Recipient.from_str(recipient.strip())
     except pyrage.RecipientError:
         raise SealError("not an age X25519 recipient (age1…)") from None
+
+
+def encrypt_to_recipient(src: Path, dst: Path, recipient: str) -> None:
+    """Encrypt the file ``src`` to one age X25519 recipient, streaming, into ``dst`` (binary age)."""
+    parsed = _recipient(recipient)
     try:
         pyrage.encrypt_file(str(src), str(dst), [parsed])
+    except pyrage.EncryptError as exc:
+        raise SealError(f"age encryption failed: {type(exc).__name__}") from None
+
+
+def encrypt_bytes_to_recipient(plaintext: bytes, dst: Path, recipient: str) -> None:
+    """Encrypt a payload held in memory into ``dst``: for a payload that must never be on disk in the clear
+    (a bank transfer file), not even in the sealing work folder."""
+    parsed = _recipient(recipient)
+    try:
+        Path(dst).write_bytes(pyrage.encrypt(plaintext, [parsed]))
     except pyrage.EncryptError as exc:
         raise SealError(f"age encryption failed: {type(exc).__name__}") from None
 

@@ -310,6 +310,10 @@ def seal(
         raise SealError(f"purpose {purpose.name} allows at most {purpose.max_validity.days} days")
     if request.payload_format not in ("parquet", "csv"):
         raise SealError("payload format: parquet or csv")
+    if purpose.payload == "zengin":
+        raise SealError(
+            f"purpose {purpose.name} carries a Zengin file: make it with `civicseal payments batch --seal-to`"
+        )
     url = key_service_url(request.key_service_url) if mode is fmt.Mode.TETHERED else None
     if request.out.exists():
         raise SealError(f"{request.out}: exists; packages are never overwritten")
@@ -317,7 +321,6 @@ def seal(
     issuer = home.config.issuer
     package_id = new_package_id()
     pseudonym_key = secrets.token_bytes(32)
-    cipher = keys.field_cipher()
     work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
     placed = False
     try:
@@ -376,30 +379,20 @@ def seal(
                 },
             )
             staged = work / "package.cseal"
-            manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
-            conn.execute(
-                Package.__table__.insert().values(
-                    id=package_id,
-                    purpose=purpose.name,
-                    programme_id=programme.id,
-                    recipient_id=recipient.id,
-                    mode=mode.value,
-                    key_service_url=url,
-                    created_at=now,
-                    expires_at=expires,
-                    manifest=manifest_bytes,
-                    payload_sha256=manifest["payload"]["sha256"],
-                    payload_format=request.payload_format,
-                    fields=",".join(fields),
-                    records=total,
-                    canaries=n_canaries,
-                    scrypt_log_n=log_n,
-                    passphrase_bits=bits,
-                    identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
-                    pseudonym_key_enc=cipher.encrypt(
-                        base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key"
-                    ),
-                )
+            sign_and_record(
+                conn,
+                keys,
+                manifest=manifest,
+                sealed=sealed,
+                staged=staged,
+                programme_id=programme.id,
+                recipient_id=recipient.id,
+                fields=fields,
+                records=total,
+                canaries=n_canaries,
+                identity=identity,
+                pseudonym_secret=base64.b64encode(pseudonym_key).decode(),
+                passphrase_bits=bits,
             )
             members = _record_members(conn, package_id)
             if canaries:
@@ -458,6 +451,51 @@ def seal(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sign_and_record(
+    conn: Connection,
+    keys: CityKeys,
+    *,
+    manifest: dict,
+    sealed: Path,
+    staged: Path,
+    programme_id: int,
+    recipient_id: int,
+    fields: tuple[str, ...],
+    records: int,
+    canaries: int,
+    identity: str | None,
+    pseudonym_secret: str,
+    passphrase_bits: int | None,
+) -> None:
+    """Sign the package into ``staged`` and record its row from the signed manifest: one writer for every
+    package, tables and bank transfer files alike. Secrets are stored encrypted under the master key."""
+    cipher = keys.field_cipher()
+    manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
+    payload = manifest["payload"]
+    conn.execute(
+        Package.__table__.insert().values(
+            id=manifest["package_id"],
+            purpose=manifest["purpose"],
+            programme_id=programme_id,
+            recipient_id=recipient_id,
+            mode=manifest["mode"],
+            key_service_url=manifest["key_service"],
+            created_at=fmt.parse_rfc3339(manifest["created"]),
+            expires_at=fmt.parse_rfc3339(manifest["expires"]),
+            manifest=manifest_bytes,
+            payload_sha256=payload["sha256"],
+            payload_format=payload["format"],
+            fields=",".join(fields),
+            records=records,
+            canaries=canaries,
+            scrypt_log_n=payload["scrypt_log_n"],
+            passphrase_bits=passphrase_bits,
+            identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
+            pseudonym_key_enc=cipher.encrypt(pseudonym_secret, "packages.pseudonym_key"),
+        )
+    )
 
 
 def _place(staged: Path, out: Path) -> None:

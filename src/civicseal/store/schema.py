@@ -5,6 +5,7 @@ from civicseal.contractors import models as _contractors  # noqa: F401
 from civicseal.custody import models as _custody  # noqa: F401
 from civicseal.incident import models as _incident  # noqa: F401
 from civicseal.keys import models as _keys  # noqa: F401
+from civicseal.payments import models as _payments  # noqa: F401
 from civicseal.programme import models as _programme  # noqa: F401
 from civicseal.register import models as _register  # noqa: F401
 from civicseal.seal import models as _seal  # noqa: F401
