@@ -8,7 +8,6 @@ import json
 import random
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
@@ -19,8 +18,6 @@ from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.programme.service import MissingTaxData, run_programme
 from civicseal.register.importer import ImportRefused
-from civicseal.seal.format import Mode
-from civicseal.seal.open import open_sealed
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -133,8 +130,8 @@ def test_programme_list_show_and_nearest_names(home: Home, cipher: FieldCipher, 
         code, out, err = cli(home, capsys, *command)
         assert (code, out) == (1, "")
         assert "did you mean '2022 臨時特別給付金'?" in err and len(err.strip().splitlines()) == 1
-    code, _, err = cli(home, capsys, "seal", "--programme", "2022 rinji", "--purpose", "bank-transfer", "--to", "x",
-                       "--out", str(tmp_path / "x.cseal"))  # fmt: skip
+    code, _, err = cli(home, capsys, "seal", "--programme", "2022 rinji", "--purpose", "confirmation-mailing",
+                       "--to", "x", "--out", str(tmp_path / "x.cseal"))  # fmt: skip
     assert code == 1 and "programme list" in err
 
 
@@ -202,7 +199,7 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
     _city(home, cipher, tmp_path)
     name = benefit(home)
     run_programme(home.engine, name, rng=random.Random(3), now=NOW)
-    identity, _ = contractor(home, tmp_path)
+    contractor(home, tmp_path)
     mailing = _mailing(home, name, tmp_path / "m.cseal", 4)
     with home.engine.connect() as conn:
         canary = conn.execute(text("SELECT number FROM reference_numbers WHERE kind = 'canary'")).scalars().first()
@@ -258,21 +255,13 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
     assert (details["package"], details["recipient"], details["file"]) == (mailing.package_id, "printshop", "forms.csv")
     assert before[1] < alert["seq"]
 
-    # bank-transfer: confirmed with an account — the form's for H1, the register's for H2; H3 has none
-    transfer = seal(
-        home,
-        SealRequest(
-            programme=name, purpose="bank-transfer", recipient="printshop", out=tmp_path / "b.cseal",
-            mode=Mode.RECIPIENT, payload_format="parquet",
-        ),
-        now=NOW,
-        rng=random.Random(5),
-    )  # fmt: skip
-    assert transfer.records == 2
-    out = tmp_path / "b.parquet"
-    open_sealed(tmp_path / "b.cseal", trust_home=home.path, out=out, identity_file=identity, now=NOW)
-    rows = sorted((r["bank_code"], r["account_number"], r["holder_kana"]) for r in pq.read_table(out).to_pylist())
-    assert rows == [("0001", "1234567", "アマガサキ タロウ"), ("0001", "1234567", "ヤマダ タロウ")]
+    # the account to pay: the form's for H1, the register's for H2; H3 has none
+    with home.engine.connect() as conn:
+        ids = {h: entitlements.find(conn, refs[h])["id"] for h in ("H1", "H2", "H3")}
+        paying = {h: confirmation.payable_account(conn, cipher, i) for h, i in ids.items()}
+    assert paying["H3"] is None
+    assert (paying["H1"].account_number, paying["H1"].holder_kana) == ("1234567", "ヤマダ タロウ")
+    assert (paying["H2"].bank_code, paying["H2"].holder_kana) == ("0001", "アマガサキ タロウ")
 
     # withdrawn and declined are never selected again
     with transaction(home.engine) as conn:

@@ -33,6 +33,7 @@ from civicseal.payments.kana import zengin_name
 from civicseal.payments.models import PaymentBatch, PaymentHold, PaymentItem
 from civicseal.payments.sealing import customer_code, sealed_transfer_file
 from civicseal.programme import entitlements
+from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.programme.service import get_programme
@@ -59,19 +60,12 @@ class Rule:
 
 # ------------------------------------------------------------------------------------------ selection
 
-_CANDIDATES = """
-SELECT e.id, e.reference_number, e.household_code, e.amount,
-  CASE WHEN g.entitlement_id IS NULL THEN 'bank_accounts' ELSE 'entitlement_accounts' END AS source,
-  CASE WHEN g.entitlement_id IS NULL THEN a.bank_code ELSE g.bank_code END AS bank_code,
-  CASE WHEN g.entitlement_id IS NULL THEN a.branch_code ELSE g.branch_code END AS branch_code,
-  CASE WHEN g.entitlement_id IS NULL THEN a.account_type ELSE g.account_type END AS account_type,
-  CASE WHEN g.entitlement_id IS NULL THEN a.account_number_enc ELSE g.account_number_enc END AS number_enc,
-  CASE WHEN g.entitlement_id IS NULL THEN a.holder_kana ELSE g.holder_kana END AS holder_kana
+_CANDIDATES = f"""
+SELECT e.id, e.reference_number, e.household_code, e.amount, a.encrypted_under, a.bank_code, a.branch_code,
+  a.account_type, a.account_number_enc AS number_enc, a.holder_kana
 FROM entitlements e
-LEFT JOIN entitlement_accounts g ON g.entitlement_id = e.id
-LEFT JOIN bank_accounts a ON a.household_code = e.household_code
+JOIN ({PAYABLE_ACCOUNTS_SQL}) a ON a.entitlement_id = e.id
 WHERE e.programme_id = :programme AND e.status = 'confirmed'
-  AND (g.entitlement_id IS NOT NULL OR a.household_code IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM payment_items i JOIN payment_batches b ON b.id = i.batch_id
                   WHERE i.entitlement_id = e.id AND b.status = 'made')
 ORDER BY e.reference_number
@@ -136,7 +130,7 @@ def _payees(conn: Connection, programme_id: int, cipher: FieldCipher) -> list[_P
     rows = conn.execute(text(_CANDIDATES), {"programme": programme_id}).all()
     out = []
     for r in rows:
-        number = cipher.decrypt(r.number_enc, f"{r.source}.account_number")
+        number = cipher.decrypt(r.number_enc, r.encrypted_under)
         out.append(
             _Payee(
                 entitlement_id=r.id,
