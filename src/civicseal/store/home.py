@@ -5,6 +5,7 @@ Loss of the home is loss of the keys, so the key folder is 0700 and its files 06
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -29,26 +30,35 @@ def resolve_home(home: Path | None) -> Path:
 
 
 @dataclass(frozen=True)
+class CanaryAddress:
+    postcode: str
+    address: str
+
+
+@dataclass(frozen=True)
 class Config:
     issuer: str
-    returns_address: str
-    returns_postcode: str
+    canary_addresses: tuple[CanaryAddress, ...] = ()
 
     def to_toml(self) -> str:
+        addresses = "".join(
+            f"  {{ postcode = {json.dumps(a.postcode, ensure_ascii=False)},"
+            f" address = {json.dumps(a.address, ensure_ascii=False)} }},\n"
+            for a in self.canary_addresses
+        )
         return (
             f'issuer = "{self.issuer}"\n'
-            "# Canary records are addressed here: a letter that arrives means a package was misused.\n"
-            f'returns_address = "{self.returns_address}"\n'
-            f'returns_postcode = "{self.returns_postcode}"\n'
+            "# Canary households live at these addresses, one per household. Replace them with addresses the city\n"
+            "# controls (mail to them reaches the city), written as residents' addresses are: a letter that arrives\n"
+            "# there, or a call quoting one, means a package was misused.\n"
+            f"canary_addresses = [\n{addresses}]\n"
         )
 
 
-def default_config(issuer: str) -> Config:
+def default_config(issuer: str, canary_addresses: tuple[CanaryAddress, ...] = ()) -> Config:
     if not ISSUER_NAME.fullmatch(issuer):
         raise StoreError("issuer name: letters, digits, '-' and '_' only, at most 64 characters")
-    return Config(
-        issuer=issuer, returns_address="兵庫県尼崎市東七松町1丁目23-1 個人情報保護担当", returns_postcode="660-8501"
-    )
+    return Config(issuer=issuer, canary_addresses=canary_addresses)
 
 
 class Home:
@@ -76,7 +86,12 @@ class Home:
     def config(self) -> Config:
         self.require()
         data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        return Config(**{k: data[k] for k in ("issuer", "returns_address", "returns_postcode")})
+        try:
+            listed = data.get("canary_addresses", ())
+            addresses = tuple(CanaryAddress(str(a["postcode"]), str(a["address"])) for a in listed)
+        except (KeyError, TypeError):
+            raise StoreError(f"{self.config_path}: canary_addresses: each needs a postcode and an address") from None
+        return Config(issuer=data["issuer"], canary_addresses=addresses)
 
     def write_config(self, config: Config) -> None:
         with atomic_writer(self.config_path, text=True) as f:
