@@ -9,7 +9,11 @@ is drawn the way real rows are (DESIGN, "Canaries (revised)"):
   per entitlement: a canary shared by two programmes would be the one household the two have in common.)
 * names and kana as the synthetic city names its residents (weighted surnames, given names that suit the
   age and sex); birth date, sex and amount from a real row of the package, the birth date moved by up to
-  half a year; status from the package's real rows, moving only as the entitlement life cycle allows;
+  half a year;
+* status: each canary follows a real household of the package drawn at random (its twin), so its status
+  is distributed as the real rows' are and moves only when and as real ones move (a canary redrawn at
+  every package would drift ahead, or move back, and stand out). When the twin leaves the selection, a
+  new twin is drawn among the rows whose status the canary's can still reach;
 * addresses from the home's ``canary_addresses``, places the city controls, written as residents' are;
 * reference numbers drawn and reserved like real ones, in reference-number order among the real rows.
 
@@ -25,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.programme.service import issue_references
@@ -118,10 +122,12 @@ class Canary:
 
 @dataclass(frozen=True)
 class _RealRow:
+    entitlement_id: int
     birth_date: date
     sex: int
     status: str
     amount: int
+    postcode: str
 
 
 def canaries_for(
@@ -137,12 +143,12 @@ def canaries_for(
 ) -> list[Canary]:
     """The recipient's canaries for the programme, created at its first package, their status drawn anew.
 
-    ``real_rows_sql`` selects ``birth_date, sex, status, amount`` of the package's real rows. Returned in
-    reference-number order, the order in which the package's rows are written.
+    ``real_rows_sql`` selects ``entitlement_id, birth_date, sex, status, amount, postcode`` of the package's
+    real rows. Returned in reference-number order, the order in which the package's rows are written.
     """
     real = [
-        _RealRow(date.fromisoformat(str(b)[:10]), int(s), str(st), int(a))
-        for b, s, st, a in conn.execute(text(real_rows_sql), params)
+        _RealRow(int(i), date.fromisoformat(str(b)[:10]), int(s), str(st), int(a), str(p))
+        for i, b, s, st, a, p in conn.execute(text(real_rows_sql), params)
     ]
     if not real:
         return []
@@ -152,12 +158,14 @@ def canaries_for(
     if not rows:
         _create(conn, recipient_id, programme_id, real, addresses, rng, now)
         rows = conn.execute(select(t).where(owned).order_by(t.c.id)).mappings().all()
-    statuses = Counter(r.status for r in real)
+    by_id = {r.entitlement_id: r for r in real}
     canaries = []
     for row in rows:
-        status = _draw_status(statuses, row["status"], rng)
-        if status != row["status"]:
-            conn.execute(update(t).where(t.c.id == row["id"]).values(status=status))
+        twin = by_id.get(row["twin_entitlement_id"]) or _new_twin(real, row["status"], rng)
+        status = twin.status if twin is not None else row["status"]
+        twin_id = twin.entitlement_id if twin is not None else None
+        if (status, twin_id) != (row["status"], row["twin_entitlement_id"]):
+            conn.execute(update(t).where(t.c.id == row["id"]).values(status=status, twin_entitlement_id=twin_id))
         fields = {k: row[k] for k in Canary.__dataclass_fields__ if k != "status"}
         canaries.append(Canary(status=status, **fields))
     return sorted(canaries, key=lambda c: c.reference_number)
@@ -182,11 +190,13 @@ def _reachable(status: str) -> set[str]:
     return seen
 
 
-def _draw_status(real: Counter[str], previous: str | None, rng: random.Random) -> str:
-    allowed = [s for s in sorted(real) if previous is None or s in _reachable(previous)]
-    if not allowed:
-        return previous or Status.ELIGIBLE.value
-    return rng.choices(allowed, weights=[real[s] for s in allowed])[0]
+def _new_twin(real: list[_RealRow], status: str | None, rng: random.Random) -> _RealRow | None:
+    """A real row to follow: any (a new canary), or one whose status the canary's can reach; None if none can."""
+    if status is None:
+        return rng.choice(real)
+    reachable = _reachable(status)
+    candidates = [r for r in real if r.status in reachable]
+    return rng.choice(candidates) if candidates else None
 
 
 def _create(
@@ -199,14 +209,13 @@ def _create(
     now: datetime,
 ) -> None:
     count = canary_count(len(real))
-    places = _places(conn, addresses, count, rng)
+    places = _places(addresses, count, Counter(r.postcode for r in real), rng)
     models = [real[rng.randrange(len(real))] for _ in range(count)]
     today = now.date()
     jitter = [timedelta(days=rng.randint(-BIRTH_JITTER_DAYS, BIRTH_JITTER_DAYS)) for _ in models]
     births = [min(today - timedelta(days=1), m.birth_date + j) for m, j in zip(models, jitter, strict=True)]
     names = _names([(today - b).days / 365.2425 for b in births], [m.sex == 2 for m in models], rng)
     references = issue_references(conn, count, CANARY_KIND, rng)
-    statuses = Counter(r.status for r in real)
     conn.execute(
         insert(CanaryHousehold),
         [
@@ -220,8 +229,9 @@ def _create(
                 "birth_date": born.isoformat(),
                 "postcode": place.postcode,
                 "address": place.address,
-                "status": _draw_status(statuses, None, rng),
+                "status": model.status,
                 "amount": model.amount,
+                "twin_entitlement_id": model.entitlement_id,
                 "created_at": now,
             }
             for reference, (name, kana), model, born, place in zip(
@@ -245,17 +255,20 @@ def _names(ages: list[float], female: list[bool], rng: random.Random) -> list[tu
 
 
 def _places(
-    conn: Connection, addresses: tuple[CanaryAddress, ...], count: int, rng: random.Random
+    addresses: tuple[CanaryAddress, ...], count: int, real: Counter[str], rng: random.Random
 ) -> list[CanaryAddress]:
-    """Distinct addresses, the least used by other canaries first, so an address alone names few recipients."""
-    distinct = list({a.address: a for a in addresses}.values())
-    if not distinct:
+    """Distinct addresses, in towns as often as the package's real rows live there (by postcode): a canary
+    alone in a town where no real row lives would stand out."""
+    left = list({a.address: a for a in addresses}.values())
+    if not left:
         raise SealError(
             "the home's config.toml lists no canary_addresses: add addresses the city controls"
             f" (at least {MIN_ADDRESSES}; `civicseal init` writes a list to replace)"
         )
-    per_address = select(CanaryHousehold.address, func.count()).group_by(CanaryHousehold.address)
-    used: Counter[str] = Counter({address: n for address, n in conn.execute(per_address)})
-    rng.shuffle(distinct)
-    distinct.sort(key=lambda a: used[a.address])
-    return [distinct[i % len(distinct)] for i in range(count)]
+    chosen: list[CanaryAddress] = []
+    while len(chosen) < count:
+        weights = [real[a.postcode] for a in left]
+        pick = rng.choices(left, weights=weights)[0] if any(weights) else rng.choice(left)
+        chosen.append(pick)
+        left = [a for a in left if a is not pick] or list({a.address: a for a in addresses}.values())
+    return chosen

@@ -52,7 +52,8 @@ class CanaryHousehold(Base):
     Persistent, so that two packages to the same recipient hold the same canaries as they hold the same
     real households: comparing them reveals nothing. Its reference number is reserved in
     ``reference_numbers`` (kind ``canary``) and kept in clear: a canary is nobody's personal data.
-    ``status`` and ``amount`` are the values it carried last, drawn from the real rows of the package.
+    ``status`` and ``amount`` are the values it carried last, those of its twin: the real household it
+    follows (seal/canaries.py).
     """
 
     __tablename__ = "canary_households"
@@ -69,6 +70,7 @@ class CanaryHousehold(Base):
     address: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(Integer)
+    twin_entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

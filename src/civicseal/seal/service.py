@@ -139,7 +139,10 @@ def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
 
 
 # What canaries are drawn from: the package's own real rows (canaries.canaries_for).
-_REAL_ROWS = "r.birth_date AS birth_date, r.sex AS sex, e.status AS status, e.amount AS amount"
+_REAL_ROWS = (
+    "e.id AS entitlement_id, r.birth_date AS birth_date, r.sex AS sex, e.status AS status, e.amount AS amount,"
+    " r.postcode AS postcode"
+)
 
 
 class _TableWriter:

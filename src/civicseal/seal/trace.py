@@ -3,9 +3,10 @@
 Three kinds of evidence:
 
 * **canaries** — synthetic households kept for one recipient (seal/canaries.py), matched by any of their
-  fields. A row holding a canary's reference number, pseudonym or address (one the city controls), or
-  its name or kana beside its birth date, is the canary; a name alone, which a resident may share, makes
-  the recipient a possible source. They name the recipient; a canary's pseudonym also names the package;
+  fields. A row holding a canary's reference number, pseudonym or address (one the city controls, unless
+  another canary shares it), or its name or kana beside its birth date, is the canary; a name alone, which
+  a resident may share, makes the recipient a possible source. They name the recipient; a canary's
+  pseudonym also names the package;
 * **pseudonyms** — per-package household pseudonyms: equal in two files only if both came from one package;
 * **reference numbers** — the same in every package that carries the household, so they narrow the
   candidates and still work when the identifier column was stripped.
@@ -88,6 +89,7 @@ class CanaryIndex:
 
     def __init__(self, conn: Connection) -> None:
         self.by_value: dict[str, set[tuple[int, str]]] = defaultdict(set)
+        self.at_address: dict[str, set[int]] = defaultdict(set)
         t = CanaryHousehold
         query = select(t.id, t.reference_number, t.name, t.name_kana, t.birth_date, t.address)
         for canary, reference, name, kana, born, address in conn.execute(query):
@@ -99,6 +101,8 @@ class CanaryIndex:
             local = PREFECTURE.sub("", full, count=1)
             for variant in {full, local, CITY.sub("", local, count=1)}:
                 self.by_value[variant].add((canary, "address"))
+                self.at_address[variant].add(canary)
+        self.shared = {c for canaries in self.at_address.values() if len(canaries) > 1 for c in canaries}
 
 
 @dataclass
@@ -121,13 +125,16 @@ class Found:
                 self._add_canaries(row, index)
 
     def _add_canaries(self, row: list[str], index: CanaryIndex) -> None:
-        """Judged row by row: a name beside the same canary's birth date is that canary; apart, it is not."""
+        """Judged row by row: a name beside the same canary's birth date or address is that canary; apart, it
+        is a possibility only (so is an address two canaries share)."""
         in_row: dict[int, set[str]] = defaultdict(set)
         for value in _candidates(row):
             for canary, name in index.by_value.get(value, ()):
                 in_row[canary].add(name)
         for canary, fields in in_row.items():
-            if fields & DISTINCTIVE or (fields & NAMES and "birth_date" in fields):
+            if fields == {"address"} and canary in index.shared:  # another canary lives there too: whose?
+                self.possible[canary] |= fields
+            elif fields & DISTINCTIVE or (fields & NAMES and "birth_date" in fields):
                 self.canaries[canary] |= fields
             elif fields & NAMES:
                 self.possible[canary] |= fields

@@ -35,12 +35,18 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=200), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
+        sa.Column("twin_entitlement_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["programme_id"], ["programmes.id"], name=op.f("fk_canary_households_programme_id_programmes")
         ),
         sa.ForeignKeyConstraint(
             ["recipient_id"], ["recipients.id"], name=op.f("fk_canary_households_recipient_id_recipients")
+        ),
+        sa.ForeignKeyConstraint(
+            ["twin_entitlement_id"],
+            ["entitlements.id"],
+            name=op.f("fk_canary_households_twin_entitlement_id_entitlements"),
         ),
         sa.ForeignKeyConstraint(
             ["reference_number"],
