@@ -30,10 +30,10 @@ from civicseal.incident.service import record_lost_event
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.register.synth import residential_towns
 from civicseal.seal import format as fmt
+from civicseal.seal.canaries import default_addresses
 from civicseal.seal.open import open_sealed
 from civicseal.seal.service import SealRequest, seal
 from civicseal.seal.trace import trace
-from civicseal.seal.canaries import default_addresses
 from civicseal.store.home import Home, default_config
 from tests.cities import NOW, PROGRAMME, entitled_city
 
