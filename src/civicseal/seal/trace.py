@@ -122,13 +122,13 @@ class Found:
             self.pseudonyms.update(PSEUDONYM.findall(text.lower()))
             self.references.update("".join(m) for m in REFERENCE.findall(text))
             if index.by_value:
-                self._add_canaries(row, index)
+                self._add_canaries(row, text, index)
 
-    def _add_canaries(self, row: list[str], index: CanaryIndex) -> None:
+    def _add_canaries(self, row: list[str], text: str, index: CanaryIndex) -> None:
         """Judged row by row: a name beside the same canary's birth date or address is that canary; apart, it
         is a possibility only (so is an address two canaries share)."""
         in_row: dict[int, set[str]] = defaultdict(set)
-        for value in _candidates(row):
+        for value in _candidates(row, text):
             for canary, name in index.by_value.get(value, ()):
                 in_row[canary].add(name)
         for canary, fields in in_row.items():
@@ -140,19 +140,21 @@ class Found:
                 self.possible[canary] |= fields
 
 
-def _candidates(row: list[str]) -> set[str]:
-    """Each cell squashed, and its words and pairs of adjacent words (a name in a line of free text)."""
+def _candidates(row: list[str], text: str) -> set[str]:
+    """Each cell squashed, its words and pairs of adjacent words (a name in a line of free text), and the
+    dates in the row in ISO form."""
     out: set[str] = set()
     for cell in row:
         words = unicodedata.normalize("NFKC", cell).split()
         out.add("".join(words))
-        out.update(words)
-        out.update(a + b for a, b in pairwise(words))
-        for date in DATE_LIKE.findall(cell):
-            try:
-                out.add(parse_date(date).isoformat())
-            except RegisterError:
-                continue
+        if len(words) > 1:
+            out.update(words)
+            out.update(a + b for a, b in pairwise(words))
+    for date in DATE_LIKE.findall(text):
+        try:
+            out.add(parse_date(date).isoformat())
+        except RegisterError:
+            continue
     return out
 
 
@@ -206,7 +208,7 @@ class RecipientEvidence:
         if self.canaries or any(e.pseudonyms or e.own_canaries for e in self.packages):
             return "came from this recipient"
         if self.possible:
-            return "may have come from this recipient (a canary's name alone: a resident may share it)"
+            return "may have come from this recipient (only a canary's name or shared address: a resident may share it)"
         return "holds households sent to this recipient"
 
     def as_dict(self) -> dict[str, object]:
