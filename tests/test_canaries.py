@@ -342,3 +342,43 @@ def test_init_writes_twenty_distinct_city_addresses(home: Home) -> None:
     for entry in listed:
         match = re.fullmatch(r"兵庫県尼崎市(\D+?)(?:([1-9])丁目)?([0-9]+)-([0-9]+)", entry["address"])
         assert match is not None and towns[match[1]] == entry["postcode"]
+
+
+def test_migration_folds_per_package_canaries_into_households(home: Home, tmp_path: Path) -> None:
+    """A store from before issue 10 keeps tracing its packages: each old canary becomes its recipient's."""
+    from alembic import command
+
+    from civicseal.programme.service import create_programme
+    from civicseal.store.migrate import alembic_config
+
+    create_programme(home.engine, PROGRAMME, reference_date=date(2022, 6, 1), fiscal_year=2022, amount=100_000)
+    add_recipient(home.engine, "printshop", keygen(tmp_path / "p.key"), now=NOW, actor="os:test")
+    command.downgrade(alembic_config(home.engine), "0003")
+    with home.engine.begin() as conn:
+        conn.execute(text("INSERT INTO reference_numbers (number, kind) VALUES ('123456789018', 'canary')"))
+        conn.execute(
+            text(
+                "INSERT INTO packages (id, purpose, programme_id, recipient_id, mode, created_at, expires_at, manifest,"
+                " payload_sha256, payload_format, fields, records, canaries, pseudonym_key_enc)"
+                " VALUES ('pkg_old', 'confirmation-mailing', 1, 1, 'tethered', :now, :now, :b, :h, 'parquet',"
+                " 'pseudonym', 1, 1, :b)"
+            ),
+            {"now": NOW, "b": b"{}", "h": "0" * 64},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO canaries (package_id, pseudonym, reference_number, name, name_kana, birth_date)"
+                " VALUES ('pkg_old', 'aaaaaaaaaaaaaaaa', '123456789018', '山田 花子', 'ヤマダ ハナコ', '1950-01-02')"
+            )
+        )
+    command.upgrade(alembic_config(home.engine), "head")
+    leak = tmp_path / "leak.txt"
+    leak.write_text("ヤマダ ハナコ 1950-01-02\n", encoding="utf-8")
+    found = trace(home.engine, [leak])
+    assert [(r.recipient, r.canaries) for r in found.recipients] == [("printshop", 1)]
+    assert found.packages[0].package_id == "pkg_old"
+    command.downgrade(alembic_config(home.engine), "0003")  # and back: the old table gets its row again
+    with home.engine.connect() as conn:
+        assert conn.execute(text("SELECT package_id, reference_number FROM canaries")).all() == [
+            ("pkg_old", "123456789018")
+        ]

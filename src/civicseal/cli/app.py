@@ -70,7 +70,12 @@ def init(
     from civicseal.homes import init_home
 
     created = init_home(home, issuer=issuer)
-    console.print(f"created civicseal home {created.path} for issuer {issuer!r}")
+    console.print(f"created civicseal home {created.path} for issuer {issuer!r}", markup=False)
+    console.print(
+        f"{created.config_path}: replace its {len(created.config.canary_addresses)} canary_addresses with"
+        " addresses the city controls (canary households live there; mail to them must reach the city)",
+        markup=False,
+    )
 
 
 @keys_app.command("public")
