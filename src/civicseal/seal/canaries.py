@@ -141,7 +141,7 @@ def canaries_for(
     rng: random.Random,
     now: datetime,
 ) -> list[Canary]:
-    """The recipient's canaries for the programme, created at its first package, their status drawn anew.
+    """The recipient's canaries for the programme, created at its first package, each with its twin's status.
 
     ``real_rows_sql`` selects ``entitlement_id, birth_date, sex, status, amount, postcode`` of the package's
     real rows. Returned in reference-number order, the order in which the package's rows are written.
@@ -190,10 +190,8 @@ def _reachable(status: str) -> set[str]:
     return seen
 
 
-def _new_twin(real: list[_RealRow], status: str | None, rng: random.Random) -> _RealRow | None:
-    """A real row to follow: any (a new canary), or one whose status the canary's can reach; None if none can."""
-    if status is None:
-        return rng.choice(real)
+def _new_twin(real: list[_RealRow], status: str, rng: random.Random) -> _RealRow | None:
+    """A real row to follow from now on, among those whose status the canary's can reach; None if none can."""
     reachable = _reachable(status)
     candidates = [r for r in real if r.status in reachable]
     return rng.choice(candidates) if candidates else None
