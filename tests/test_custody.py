@@ -30,6 +30,8 @@ from civicseal.custody.service import (
     timeline,
     unlock_allowed,
 )
+from civicseal.incident.errors import IncidentError
+from civicseal.incident.service import record_lost_event
 from civicseal.keys.models import Recipient
 from civicseal.seal.models import Package
 from civicseal.store.engine import transaction
@@ -78,7 +80,10 @@ def add_package(
 
 
 def step(home: Home, package_id: str, event: Event | str, at: datetime, **texts: str) -> int:
+    """One event as staff record it; a loss goes through the loss decision, as `custody record` sends it."""
     texts.setdefault("holder", "someone")
+    if event == Event.LOST:
+        return record_lost_event(home.engine, package_id, at=at, actor="test", now=at, **texts).event_id  # type: ignore[arg-type]
     return record_event(home.engine, package_id, event, at=at, actor="test", now=at, **texts)  # type: ignore[arg-type]
 
 
@@ -178,6 +183,13 @@ def test_passed_on_lost_found_and_returned(home: Home) -> None:
         step(home, pkg, Event.HANDED_OVER, NOW + 7 * HOUR)
     step(home, pkg, Event.RETURNED, NOW + 8 * HOUR)
     assert state(home, pkg) is Event.RETURNED
+    # found → returned does not make it openable again, nor may it go out again
+    with pytest.raises(CustodyError, match="is revoked: it may be returned or destroyed"):
+        step(home, pkg, Event.HANDED_OVER, NOW + 9 * HOUR)
+    with home.engine.connect() as conn:
+        assert not unlock_allowed(conn, pkg)
+        revoked = conn.execute(select(Package.revoked_at).where(Package.id == pkg)).scalar_one()
+    assert revoked is not None
 
 
 def test_found_before_lost_is_refused(home: Home) -> None:
@@ -192,7 +204,7 @@ def test_nothing_follows_destroyed(home: Home) -> None:
     pkg = add_package(home, "pkg_destroyed")
     step(home, pkg, Event.DESTROYED, NOW + HOUR)
     for event in Event:
-        with pytest.raises(CustodyError, match="destroyed"):
+        with pytest.raises((CustodyError, IncidentError), match="destroyed"):
             step(home, pkg, event, NOW + 2 * HOUR)
     assert len(timeline(home.engine, pkg)) == 2
 
@@ -223,10 +235,12 @@ def test_naive_times_and_bad_texts_are_refused(home: Home) -> None:
     pkg = add_package(home, "pkg_texts")
     with pytest.raises(CustodyError, match="timezone"):
         record_event(home.engine, pkg, Event.LOST, holder="x", at=datetime(2024, 6, 1, 13), actor="t", now=NOW)
-    with pytest.raises(CustodyError, match="holder: who holds"):
+    with pytest.raises(IncidentError, match="holder: who holds"):
         step(home, pkg, Event.LOST, NOW, holder="  ")
+    with pytest.raises(IncidentError, match="note: at most"):
+        step(home, pkg, Event.LOST, NOW, note="x" * 2001)
     with pytest.raises(CustodyError, match="note: at most 1000"):
-        step(home, pkg, Event.LOST, NOW, note="x" * 1001)
+        step(home, pkg, Event.RETURNED, NOW, note="x" * 1001)
     with pytest.raises(CustodyError, match="unknown custody event"):
         step(home, pkg, "misplaced", NOW)
     assert state(home, pkg) is Event.CREATED

@@ -98,7 +98,7 @@ def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path
                 " ON r.resident_code = e.head_resident_code ORDER BY r.postcode, e.household_code"
             )
         ).first()
-        canaries = set(conn.execute(text("SELECT reference_number FROM canaries")).scalars())
+        canaries = set(conn.execute(text("SELECT reference_number FROM canary_households")).scalars())
     assert summary.letters == households > 0
     pages = sum(len(pypdf.PdfReader(out / name).pages) for name in summary.files)
     assert pages == households

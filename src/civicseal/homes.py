@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from civicseal.audit import log as audit
 from civicseal.keys.city import create_city_keys, load_city_keys
+from civicseal.seal.canaries import default_addresses
 from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.engine import SQLITE_FILE, transaction
 from civicseal.store.errors import StoreError
@@ -14,17 +16,23 @@ from civicseal.store.migrate import upgrade
 
 
 def init_home(
-    path: Path | None, *, issuer: str = "city", issuer_name: str | None = None, actor: str | None = None
+    path: Path | None,
+    *,
+    issuer: str = "city",
+    issuer_name: str | None = None,
+    actor: str | None = None,
+    rng: random.Random | None = None,
 ) -> Home:
     """Refuses an existing home: its keys are the only way to read what it encrypted.
 
     ``issuer`` is the ASCII machine name packages carry; ``issuer_name`` the name people read (尼崎市),
-    the slug when not given. The ``[contact]`` table is written empty, for the city to fill in.
+    the slug when not given. The ``[contact]`` table is written empty, for the city to fill in, and the
+    canary addresses are drawn in the city's towns (``rng``), for the city to replace.
     """
     home = Home(path)
     if home.exists() or (home.keys.exists() and any(home.keys.iterdir())):
         raise StoreError(f"{home.path}: a civicseal home exists there already; it is never overwritten")
-    config = default_config(issuer, issuer_name)
+    config = default_config(issuer, issuer_name, default_addresses(rng or random.SystemRandom()))
     home.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)

@@ -80,6 +80,11 @@ def init(
         markup=False,
         soft_wrap=True,
     )
+    console.print(
+        f"{created.config_path}: replace its {len(created.config.canary_addresses)} canary_addresses with"
+        " addresses the city controls (canary households live there; mail to them must reach the city)",
+        markup=False,
+    )
 
 
 @keys_app.command("public")

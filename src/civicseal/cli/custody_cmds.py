@@ -16,6 +16,7 @@ from civicseal.cli.output import console, print_json
 from civicseal.clock import for_people, rfc3339, utcnow
 from civicseal.custody import service as custody
 from civicseal.custody.errors import CustodyError, OverdueFound
+from civicseal.incident.service import record_lost_event
 
 custody_app = typer.Typer(help="The chain of custody of every package that leaves the city.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
@@ -43,10 +44,26 @@ def custody_record(
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Record one custody event of a package; impossible sequences and times are refused."""
+    """Record one custody event of a package; impossible sequences and times are refused.
+
+    ``lost`` revokes a tethered package at once and opens an incident (or joins the package's open one).
+    """
     chosen = _manual_event(event)
     when = custody.parse_at(at) if at is not None else None
     engine = open_home(home).engine
+    if chosen is custody.Event.LOST:
+        loss = record_lost_event(engine, package_id, holder=holder, at=when, location=location, note=note)
+        if json_out:
+            print_json({"id": loss.event_id, "package_id": package_id, "event": str(chosen)} | loss.as_dict())
+            return
+        revoked = "revoked now, " if loss.revoked_now else ""
+        incident = "opened" if loss.opened else "joined (it was still open)"
+        console.print(
+            f"recorded lost of package {package_id} (event {loss.event_id}): {revoked}incident {loss.incident_id}"
+            f" {incident}; its report: `civicseal incident report {loss.incident_id}`",
+            markup=False,
+        )
+        return
     event_id = custody.record_event(engine, package_id, chosen, holder=holder, at=when, location=location, note=note)
     if json_out:
         print_json({"id": event_id, "package_id": package_id, "event": str(chosen)})

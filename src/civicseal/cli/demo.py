@@ -162,13 +162,14 @@ def _seal_and_hand_over(city: Home, workdir: Path, key_service: str) -> tuple[Pa
     leaked = contractor / "found-online.csv"
     _strip_identifiers(opened_file, leaked)
     found = _step(
-        "traced a copy found online (pseudonym column stripped) back to its package",
+        "traced a copy found online (pseudonym column stripped) back to its recipient and package",
         lambda: trace(city.engine, [leaked]),
     )
-    best = found.packages[0]
+    who, best = found.recipients[0], found.packages[0]
     console.print(
-        f"  {best.package_id} ({best.purpose}): {best.verdict} — {best.canaries} canaries,"
-        f" {best.reference_numbers:,} reference numbers"
+        f"  {who.recipient}: {who.verdict} ({who.canaries} canaries, by {', '.join(who.fields)});"
+        f" {best.package_id} ({best.purpose}): {best.verdict}, {best.reference_numbers:,} reference numbers",
+        markup=False,
     )
     return package, _Finder(identity, token, contractor)
 

@@ -232,21 +232,25 @@ def trace_command(
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Name the package(s) a found copy came from, by canaries, pseudonyms and reference numbers."""
+    """Name the recipient, then the package, a found copy came from: canaries, pseudonyms, reference numbers."""
     from civicseal.seal.trace import trace
 
     result = trace(open_home(home).engine, files)
     if json_out:
         print_json(result.as_dict())
         return
-    if not result.packages:
+    if not result.recipients:
         console.print(
-            f"no package matches ({result.pseudonym_like:,} pseudonym-like,"
+            f"no recipient or package matches ({result.pseudonym_like:,} pseudonym-like,"
             f" {result.reference_like:,} reference-like tokens)"
         )
         return
-    for e in result.packages:
-        console.print(
-            f"{e.package_id} ({e.purpose}): {e.verdict} — canaries {e.canaries}, pseudonyms {e.pseudonyms:,},"
-            f" reference numbers {e.reference_numbers:,} of {e.records:,} records"
-        )
+    for r in result.recipients:
+        matched = f", by {', '.join(r.fields)}" if r.fields else ""
+        console.print(f"{r.recipient}: {r.verdict} — canaries {r.canaries}{matched}", markup=False)
+        for e in r.packages:
+            console.print(
+                f"  {e.package_id} ({e.purpose}): {e.verdict} — canaries {e.canaries}, pseudonyms {e.pseudonyms:,},"
+                f" reference numbers {e.reference_numbers:,} of {e.records:,} records",
+                markup=False,
+            )

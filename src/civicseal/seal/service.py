@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,12 +34,12 @@ from civicseal.keys.city import CityKeys, load_city_keys
 from civicseal.keys.client import is_loopback_host
 from civicseal.keys.models import Recipient
 from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
-from civicseal.programme.service import get_programme, issue_references
-from civicseal.register.synth import name_pairs
+from civicseal.programme.service import get_programme
 from civicseal.seal import format as fmt
+from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.errors import SealError
 from civicseal.seal.fields import FIELDS
-from civicseal.seal.models import Canary, Package
+from civicseal.seal.models import Package
 from civicseal.seal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
 from civicseal.seal.purposes import Purpose, get_purpose
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
@@ -126,61 +126,32 @@ def key_service_url(explicit: str | None) -> str:
 # ------------------------------------------------------------------------------------------ the table
 
 
-def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
-    columns = ", ".join(f"{FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
-    columns += "".join(
-        f", {FIELDS[f].encrypted_under_sql} AS {f}_under" for f in fields if FIELDS[f].encrypted_under_sql
-    )
+def _selection_sql(purpose: Purpose, columns: str) -> str:
+    """The purpose's records with ``columns`` (SQL over ``e``, ``r`` and ``a``), in reference-number order."""
     needs_account = "a." in columns + SELECTION_SQL[purpose.selects]
     account_join = f"LEFT JOIN ({PAYABLE_ACCOUNTS_SQL}) a ON a.entitlement_id = e.id" if needs_account else ""
     return (
-        f"SELECT e.id AS entitlement_id, e.household_code AS household_code, {columns}"
-        " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
+        f"SELECT {columns} FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
         f" {account_join} WHERE e.programme_id = :programme AND {SELECTION_SQL[purpose.selects]}"
         " ORDER BY e.reference_number"
     )
 
 
-@dataclass(frozen=True)
-class _Canary:
-    pseudonym: str
-    reference_number: str
-    name: str
-    name_kana: str
-    birth_date: str
+def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
+    columns = "".join(f", {FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
+    columns += "".join(
+        f", {FIELDS[f].encrypted_under_sql} AS {f}_under" for f in fields if FIELDS[f].encrypted_under_sql
+    )
+    return _selection_sql(
+        purpose, f"e.id AS entitlement_id, e.household_code AS household_code, e.reference_number AS sort_key{columns}"
+    )
 
 
-def _make_canaries(count: int, references: list[str], rng: random.Random) -> list[_Canary]:
-    names = name_pairs()
-    out = []
-    for reference in references[:count]:
-        surname, surname_kana = rng.choice(names.surnames)
-        given, given_kana = rng.choice(names.given[rng.randrange(2)])
-        born = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 60))
-        token = base64.b32encode(rng.randbytes(10)).decode().lower()
-        out.append(_Canary(token, reference, f"{surname} {given}", f"{surname_kana} {given_kana}", born.isoformat()))
-    return out
-
-
-def canary_count(records: int) -> int:
-    """Enough that any sizeable leaked extract holds one, few enough to stay out of the way: 3 + 1 per 20,000."""
-    return 3 + records // 20_000
-
-
-def _canary_row(canary: _Canary, fields: tuple[str, ...], home: Home) -> dict[str, object]:
-    config = home.config
-    values: dict[str, object] = {
-        "pseudonym": canary.pseudonym,
-        "reference_number": canary.reference_number,
-        "head_name": canary.name,
-        "head_name_kana": canary.name_kana,
-        "head_birth_date": canary.birth_date,
-        "postcode": config.returns_postcode,
-        "address": config.returns_address,
-        "status": "eligible",
-        "amount": 100_000,
-    }
-    return {f: values.get(f) for f in fields}
+# What canaries are drawn from: the package's own real rows (canaries.canaries_for).
+_REAL_ROWS = (
+    "e.id AS entitlement_id, r.birth_date AS birth_date, r.sex AS sex, e.status AS status, e.amount AS amount,"
+    " r.postcode AS postcode"
+)
 
 
 class _TableWriter:
@@ -215,9 +186,17 @@ class _TableWriter:
 
 
 def _stream_records(
-    conn: Connection, sql: str, programme_id: int, keys: CityKeys, fields: tuple[str, ...], pseudonym_key: bytes
+    conn: Connection,
+    sql: str,
+    programme_id: int,
+    keys: CityKeys,
+    fields: tuple[str, ...],
+    pseudonym_key: bytes,
+    canaries: list[Canary],
 ) -> Iterator[tuple[list[dict[str, object]], list[tuple[int, str, str]]]]:
-    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order."""
+    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order, the
+    canaries (sorted by reference number) each in its place among the real rows."""
+    pending = list(canaries)
     cipher = keys.field_cipher()
     decrypt = [f for f in fields if FIELDS[f].encrypted_column or FIELDS[f].encrypted_under_sql]
     # Options on the statement, not the connection: the connection keeps writing while this streams.
@@ -234,9 +213,13 @@ def _stream_records(
                 row[f] = cipher.decrypt(record[f], under)  # type: ignore[arg-type]
             if "head_birth_date" in row and row["head_birth_date"] is not None:
                 row["head_birth_date"] = str(row["head_birth_date"])[:10]
+            while pending and pending[0].reference_number < record["sort_key"]:
+                rows.append(pending.pop(0).row(pseudonym_key, fields))
             rows.append(row)
             seen.append((record["entitlement_id"], record["household_code"], alias))
         yield rows, seen
+    if pending:
+        yield [c.row(pseudonym_key, fields) for c in pending], []
 
 
 STAGED = "cs_seal_households"
@@ -335,26 +318,27 @@ def seal(
             total = conn.execute(
                 text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
             ).scalar_one()
-            n_canaries = canary_count(total) if purpose.canaries else 0
-            canaries = _make_canaries(n_canaries, issue_references(conn, n_canaries, "canary", rng), rng)
-            slots = sorted(rng.sample(range(total + n_canaries), n_canaries))
+            canaries: list[Canary] = []
+            if purpose.canaries:
+                check_fields(purpose.name, fields)
+                canaries = canaries_for(
+                    conn,
+                    recipient_id=recipient.id,
+                    programme_id=programme.id,
+                    real_rows_sql=_selection_sql(purpose, _REAL_ROWS),
+                    params={"programme": programme.id},
+                    addresses=home.config.canary_addresses,
+                    rng=rng,
+                    now=now,
+                )
+            n_canaries = len(canaries)
             plain = work / "payload"
             writer = _TableWriter(plain, fields, request.payload_format)
-            written = 0
             _start_staging(conn)
-            pending = list(zip(slots, canaries, strict=True))
             try:
-                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key):
-                    mixed: list[dict[str, object]] = []
-                    for row in rows:
-                        while pending and pending[0][0] == written:
-                            mixed.append(_canary_row(pending.pop(0)[1], fields, home))
-                            written += 1
-                        mixed.append(row)
-                        written += 1
-                    writer.write(mixed)
+                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key, canaries):
+                    writer.write(rows)
                     _stage_households(conn, seen)
-                writer.write([_canary_row(c, fields, home) for _, c in pending])
             finally:
                 writer.close()
             sealed = work / "payload.age"
@@ -395,21 +379,7 @@ def seal(
                 passphrase_bits=bits,
             )
             members = _record_members(conn, package_id)
-            if canaries:
-                conn.execute(
-                    Canary.__table__.insert(),
-                    [
-                        {
-                            "package_id": package_id,
-                            "pseudonym": c.pseudonym,
-                            "reference_number": c.reference_number,
-                            "name": c.name,
-                            "name_kana": c.name_kana,
-                            "birth_date": c.birth_date,
-                        }
-                        for c in canaries
-                    ],
-                )
+            record_in_package(conn, package_id, canaries, pseudonym_key)
             custody.record(conn, package_id, custody.Event.CREATED, holder=issuer, at=now, actor=actor, now=now)
             summary = SealSummary(
                 package_id=package_id,

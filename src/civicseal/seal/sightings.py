@@ -5,15 +5,22 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from civicseal.keys.models import Recipient
-from civicseal.seal.models import Canary, Package
+from civicseal.seal.models import CanaryHousehold, Package, PackageCanary
 
 
 def canary_holder(conn: Connection, reference_number: str) -> dict[str, str]:
-    """The package that carried the canary and its recipient; empty when the store does not know."""
+    """The recipient the canary household belongs to and the latest package that carried it; empty when
+    the store does not know the number as a canary's."""
     row = conn.execute(
-        select(Canary.package_id, Recipient.name)
-        .join(Package, Package.id == Canary.package_id)
-        .join(Recipient, Recipient.id == Package.recipient_id)
-        .where(Canary.reference_number == reference_number)
+        select(Recipient.name, PackageCanary.package_id)
+        .select_from(CanaryHousehold)
+        .join(Recipient, Recipient.id == CanaryHousehold.recipient_id)
+        .outerjoin(PackageCanary, PackageCanary.canary_id == CanaryHousehold.id)
+        .outerjoin(Package, Package.id == PackageCanary.package_id)
+        .where(CanaryHousehold.reference_number == reference_number)
+        .order_by(Package.created_at.desc())
+        .limit(1)
     ).first()
-    return {} if row is None else {"package": row[0], "recipient": row[1]}
+    if row is None:
+        return {}
+    return {"recipient": row[0]} | ({"package": row[1]} if row[1] else {})

@@ -65,12 +65,17 @@ EXAMPLE_CONTACT: Final = Contact(
 
 
 @dataclass(frozen=True)
+class CanaryAddress:
+    postcode: str
+    address: str
+
+
+@dataclass(frozen=True)
 class Config:
     issuer: str
-    returns_address: str
-    returns_postcode: str
     issuer_name: str = ""  # homes made before display names have none: the slug stands in
     contact: Contact = field(default_factory=Contact)
+    canary_addresses: tuple[CanaryAddress, ...] = ()
 
     @property
     def issuer_display(self) -> str:
@@ -80,13 +85,18 @@ class Config:
     def to_toml(self) -> str:
         contact = "".join(f"{key} = {_toml_string(getattr(self.contact, key))}\n" for key in CONTACT_KEYS)
         example = "".join(f"#   {key} = {_toml_string(getattr(EXAMPLE_CONTACT, key))}\n" for key in CONTACT_KEYS)
+        addresses = "".join(
+            f"  {{ postcode = {_toml_string(a.postcode)}, address = {_toml_string(a.address)} }},\n"
+            for a in self.canary_addresses
+        )
         return (
             "# The machine name (ASCII slug) goes into packages; people read the display name.\n"
             f"issuer = {_toml_string(self.issuer)}\n"
             f"issuer_name = {_toml_string(self.issuer_name)}\n"
-            "# Canary records are addressed here: a letter that arrives means a package was misused.\n"
-            f"returns_address = {_toml_string(self.returns_address)}\n"
-            f"returns_postcode = {_toml_string(self.returns_postcode)}\n"
+            "# Canary households live at these addresses, one per household. Replace them with addresses the city\n"
+            "# controls (mail to them reaches the city), written as residents' addresses are: a letter that arrives\n"
+            "# there, or a call quoting one, means a package was misused.\n"
+            f"canary_addresses = [\n{addresses}]\n"
             "\n"
             "# Printed on every letter to residents: whom to call. `incident notify` refuses while any is empty.\n"
             "# For example:\n"
@@ -104,7 +114,9 @@ def check_issuer_name(display_name: str) -> str:
     return name
 
 
-def default_config(issuer: str, issuer_name: str | None = None) -> Config:
+def default_config(
+    issuer: str, issuer_name: str | None = None, canary_addresses: tuple[CanaryAddress, ...] = ()
+) -> Config:
     if not ISSUER_NAME.fullmatch(issuer):
         raise StoreError(
             "issuer: letters, digits, '-' and '_' only, at most 64 characters; give a machine name as --issuer"
@@ -113,8 +125,7 @@ def default_config(issuer: str, issuer_name: str | None = None) -> Config:
     return Config(
         issuer=issuer,
         issuer_name=check_issuer_name(issuer_name) if issuer_name is not None else issuer,
-        returns_address="兵庫県尼崎市東七松町1丁目23-1 個人情報保護担当",
-        returns_postcode="660-8501",
+        canary_addresses=canary_addresses,
     )
 
 
@@ -129,22 +140,23 @@ def _load_config(path: Path) -> Config:
     contact = data.get("contact", {})
     if not isinstance(contact, dict):
         raise StoreError(f"{path}: contact: expected a [contact] table")
-    for where, table, keys in (
-        ("", data, ("issuer", "issuer_name", "returns_address", "returns_postcode")),
-        ("contact.", contact, CONTACT_KEYS),
-    ):
+    for where, table, keys in (("", data, ("issuer", "issuer_name")), ("contact.", contact, CONTACT_KEYS)):
         for key in keys:
             if not isinstance(table.get(key, ""), str):
                 raise StoreError(f"{path}: {where}{key}: expected a string in quotes")
-    missing = [k for k in ("issuer", "returns_address", "returns_postcode") if k not in data]
-    if missing:
-        raise StoreError(f"{path}: {', '.join(missing)}: missing")
+    if "issuer" not in data:
+        raise StoreError(f"{path}: issuer: missing")
+    try:
+        addresses = tuple(
+            CanaryAddress(str(a["postcode"]), str(a["address"])) for a in data.get("canary_addresses", ())
+        )
+    except (KeyError, TypeError):
+        raise StoreError(f"{path}: canary_addresses: each needs a postcode and an address") from None
     return Config(
         issuer=data["issuer"],
-        returns_address=data["returns_address"],
-        returns_postcode=data["returns_postcode"],
         issuer_name=data.get("issuer_name", "").strip(),
         contact=Contact(**{key: contact.get(key, "").strip() for key in CONTACT_KEYS}),
+        canary_addresses=addresses,
     )
 
 
