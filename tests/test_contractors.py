@@ -229,8 +229,8 @@ def test_an_expired_contract_refuses_seal_and_unlock(city: Home, cipher: FieldCi
     with pytest.raises(AuthorityRefused, match=r"株式会社〇〇印刷 \(printshop\): its contract ended") as refused:
         _seal(city, tmp_path, "printshop-staff", now=ended)
     assert refused.value.rule == "ended"
-    with pytest.raises(AuthorityRefused, match="does not cover the purpose bank-transfer"):
-        _seal(city, tmp_path, "printshop-staff", purpose="bank-transfer")
+    with pytest.raises(AuthorityRefused, match="does not cover the purpose contact-centre-offline"):
+        _seal(city, tmp_path, "printshop-staff", purpose="contact-centre-offline")
     with city.engine.connect() as conn:
         assert conn.execute(select(Package.id)).scalars().all() == [package]  # refusals left nothing behind
 

@@ -234,8 +234,9 @@ def _start_staging(conn: Connection) -> None:
 
 
 def _stage_households(conn: Connection, seen: list[tuple[int, str, str]]) -> None:
-    mark = placeholder(conn)
-    conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
+    if seen:
+        mark = placeholder(conn)
+        conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
 
 
 def _record_members(conn: Connection, package_id: str) -> int:
