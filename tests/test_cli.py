@@ -54,3 +54,35 @@ def test_the_audit_log_names_the_person_and_the_os_user(tmp_path: Path, capsys: 
     created = [e for e in entries if e["action"] == "programme.create"]
     assert [(e["actor"], e["os_user"]) for e in created] == [("福祉課 佐藤", os_user())]
     assert run(["audit", "verify", "--home", str(tmp_path / "home")]) == 0
+
+
+def test_commands_people_script_print_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "home")
+    assert run(["init", "--issuer", "amagasaki", "--issuer-name", "尼崎市", "--home", home, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["issuer"], created["issuer_name"]) == ("amagasaki", "尼崎市")
+    assert run(["keys", "public", "--json", "--home", home]) == 0
+    public = json.loads(capsys.readouterr().out)
+    assert set(public) == {"issuer", "public_key", "key_id"} and public["public_key"].startswith("ed25519:")
+    assert public["key_id"] == created["key_id"]
+    assert run(["recipient", "keygen", "--out", str(tmp_path / "p.key"), "--json"]) == 0
+    age_recipient = json.loads(capsys.readouterr().out)["age_recipient"]
+    assert run(["recipient", "add", "printshop", "--age-recipient", age_recipient, "--home", home, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["token"].startswith("cst_")
+    reader = str(tmp_path / "printshop")
+    assert run(["trust", "add", "amagasaki", public["public_key"], "--home", reader, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"name": "amagasaki", "key_id": public["key_id"]}
+    args = ["programme", "create", "給付金", "--reference-date", "R4.6.1", "--fiscal-year", "R4", "--amount", "100000"]
+    assert run([*args, "--home", home, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference_date"] == "2022-06-01"
+
+
+def test_nothing_is_overwritten_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "city"
+    out.mkdir()
+    (out / "residents.csv").write_text("a real export\n", encoding="utf-8")
+    assert run(["synth", "--residents", "50", "--out", str(out), "--json"]) == 1
+    assert "residents.csv exist; choose another folder or add --force" in json.loads(capsys.readouterr().out)["error"]
+    assert (out / "residents.csv").read_text(encoding="utf-8") == "a real export\n"
+    assert run(["synth", "--residents", "50", "--out", str(out), "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["residents"] == 50

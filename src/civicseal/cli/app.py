@@ -69,11 +69,25 @@ def init(
     issuer_name: Annotated[
         str | None, typer.Option(help="The city's name as people read it, in any script, e.g. 尼崎市.")
     ] = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Create a home: keys (0700/0600), configuration and the migrated store."""
     from civicseal.homes import init_home
 
     created = init_home(home, issuer=issuer, issuer_name=issuer_name)
+    if json_out:
+        keys = load_city_keys(created.keys)
+        print_json(
+            {
+                "home": str(created.path),
+                "issuer": issuer,
+                "issuer_name": created.config.issuer_display,
+                "public_key": format_public_key(keys.signing.public_key()),
+                "key_id": keys.signing_key_id,
+                "config": str(created.config_path),
+            }
+        )
+        return
     console.print(
         f"created civicseal home {created.path} for {created.config.issuer_display} (issuer {issuer});"
         f" fill in [contact] in {created.config_path} before writing letters to residents",
@@ -88,11 +102,15 @@ def init(
 
 
 @keys_app.command("public")
-def keys_public(home: HomeOption = None) -> None:
+def keys_public(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Print the line a contractor gives to `civicseal trust add`."""
     opened = open_home(home)
     keys = load_city_keys(opened.keys)
-    console.print(f"{opened.config.issuer} {format_public_key(keys.signing.public_key())}", soft_wrap=True)
+    public = format_public_key(keys.signing.public_key())
+    if json_out:
+        print_json({"issuer": opened.config.issuer, "public_key": public, "key_id": keys.signing_key_id})
+        return
+    console.print(f"{opened.config.issuer} {public}", soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -100,14 +118,16 @@ def synth(
     out: Annotated[Path, typer.Option(help="Folder for residents.csv, tax.csv and accounts.csv.")],
     residents: Annotated[int, typer.Option(min=1, max=20_000_000, help="How many residents.")] = 460_517,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 7,
+    force: Annotated[bool, typer.Option("--force", help="Replace the three files if the folder has them.")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Write a synthetic city (Amagasaki's towns, real postcodes and bank codes) as three CSV files."""
     from civicseal.register.synth import synthesize
 
-    out.mkdir(parents=True, exist_ok=True)
     with progress_bars(not json_out) as progress:
-        summary = synthesize(residents, seed, out, progress=lambda done: progress("synthesizing", done, residents))
+        summary = synthesize(
+            residents, seed, out, progress=lambda done: progress("synthesizing", done, residents), replace=force
+        )
     figures = {
         "residents": summary.residents,
         "households": summary.households,

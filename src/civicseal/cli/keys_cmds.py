@@ -15,7 +15,7 @@ from civicseal.audit.log import current_actor
 from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: `package` is shared)
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json
-from civicseal.clock import utcnow
+from civicseal.clock import for_people, rfc3339, utcnow
 from civicseal.store.home import Home
 
 
@@ -41,13 +41,19 @@ trust_app = _group("trust", "Issuer keys this home accepts packages from.")
 @recipient_app.command("keygen")
 def recipient_keygen(
     out: Annotated[Path, typer.Option("--out", help="Where to write the new age identity (0600, never replaced).")],
+    json_out: JsonOption = False,
 ) -> None:
     """Make the contractor's own age identity; print the public recipient to give to the city."""
     from civicseal.keys.recipients import keygen
 
     public = keygen(out)
-    err_console.print(f"identity written to {out}; keep it secret, give the city only the line below")
-    console.print(public, soft_wrap=True)
+    if json_out:
+        print_json({"identity_file": str(out), "age_recipient": public})
+        return
+    err_console.print(
+        f"identity written to {out}; keep it secret, give the city only the line below", markup=False, soft_wrap=True
+    )
+    console.print(public, soft_wrap=True, markup=False)
 
 
 @recipient_app.command("add")
@@ -59,6 +65,7 @@ def recipient_add(
     ] = None,
     display_name: Annotated[str | None, typer.Option(help="The name people read, in any script.")] = None,
     home: HomeOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Register a contractor and print its key-service token — shown this once, stored only as a hash."""
     from civicseal.keys.recipients import add_recipient
@@ -72,9 +79,14 @@ def recipient_add(
         display_name=display_name,
         contractor=contractor,
     )
+    if json_out:
+        print_json({"recipient": name, "token": token})
+        return
     err_console.print(
         f"recipient {name} registered. Its key-service token is printed below and is shown ONCE:"
-        " the city keeps only its hash. Hand it to the contractor over a separate channel."
+        " the city keeps only its hash. Hand it to the contractor over a separate channel.",
+        markup=False,
+        soft_wrap=True,
     )
     console.print(token, soft_wrap=True, markup=False)
 
@@ -153,12 +165,18 @@ def package_revoke(
     package_id: Annotated[str, typer.Argument(metavar="ID", help="The package id (pkg_…).")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept with the package; name no person).")],
     home: HomeOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Revoke a package: final, and from now on every key-service worker refuses to unlock it."""
     from civicseal.keys.revocation import revoke_package
 
     done = revoke_package(open_home(home).engine, package_id, reason, now=utcnow(), actor=current_actor())
-    console.print(f"package {done.package_id} revoked at {done.revoked_at.isoformat()}")
+    if json_out:
+        print_json(
+            {"package_id": done.package_id, "revoked_at": rfc3339(done.revoked_at), "stops_unlocks": done.effective}
+        )
+        return
+    console.print(f"package {done.package_id} revoked at {for_people(done.revoked_at)}", markup=False)
     if not done.effective:
         err_console.print(
             f"warning: {done.package_id} is a {done.mode}-mode package: it opens without the key service,"
@@ -171,12 +189,16 @@ def trust_add(
     name: Annotated[str, typer.Argument(help="A name for the issuer, e.g. the city.")],
     public_key: Annotated[str, typer.Argument(metavar="PUBKEY", help="ed25519:<base64>, from `keys public`.")],
     home: HomeOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Trust an issuer's signing key in this home (a contractor's home needs no database or config)."""
     from civicseal.seal.trust import add_trusted
 
     kid = add_trusted(Home(home).path, name, public_key)
-    console.print(f"trusted issuer {name} with key id {kid}")
+    if json_out:
+        print_json({"name": name, "key_id": kid})
+        return
+    console.print(f"trusted issuer {name} with key id {kid}", markup=False)
 
 
 @trust_app.command("list")

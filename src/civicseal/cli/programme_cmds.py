@@ -28,6 +28,7 @@ def programme_create(
         list[str] | None, typer.Option(help="An earlier programme whose households are not paid again.")
     ] = None,
     home: HomeOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Declare a relief programme."""
     from civicseal.programme.service import create_programme
@@ -45,6 +46,12 @@ def programme_create(
         amount=amount,
         exclude=tuple(exclude_programme or ()),
     )
+    if json_out:
+        print_json(
+            {"programme": name, "reference_date": d.isoformat(), "fiscal_year": year, "amount": amount}
+            | {"exclude_programmes": list(exclude_programme or ())}
+        )
+        return
     console.print(
         f"programme {name!r} created: reference date {d}, fiscal year {year}, {amount:,} yen",
         markup=False,

@@ -320,7 +320,13 @@ def write_letters(
     total: int,
     progress: ProgressFn | None = None,
 ) -> Mailing:
-    """One page per addressee, 1,000 to a PDF, and the mailing list beside them — all of it, or nothing."""
+    """One page per addressee, 1,000 to a PDF, and the mailing list beside them — all of it, or nothing.
+
+    An earlier mailing of the same incident in ``out_dir`` is never replaced: it may already be at the printer.
+    """
+    earlier = sorted(out_dir.glob(f"{prefix}-*")) if out_dir.is_dir() else []
+    if earlier:
+        raise IncidentError(f"{out_dir}: holds an earlier mailing ({earlier[0].name}, …); choose another --out folder")
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     mailing = Mailing(mailing_list=f"{prefix}-mailing-list.csv")
     with atomic_writer(out_dir / mailing.mailing_list, text=True) as listing:

@@ -18,6 +18,7 @@ from typing import Final
 from civicseal.contractors.service import Link, purpose_label
 from civicseal.incident import attack
 from civicseal.incident.appi import CATEGORY_JA, EVENT_EN, EVENT_JA, FIELD_JA, MODE_JA, TO_WRITE_JA, when_en
+from civicseal.incident.errors import IncidentError
 from civicseal.incident.report import PassphraseAttack, Report, UnlockEntry
 from civicseal.store.files import atomic_writer
 
@@ -377,14 +378,19 @@ def render(report: Report, format_: str) -> bytes:
     raise ValueError(f"format: one of {', '.join(FORMATS)}")
 
 
-def write_report(report: Report, format_: str, out: Path) -> int:
-    """Render and write atomically (0600: the report names the incident and its circumstances); returns bytes."""
+def write_report(report: Report, format_: str, out: Path, *, replace: bool = False) -> int:
+    """Render and write atomically (0600: the report names the incident and its circumstances); returns bytes.
+
+    An earlier report is kept unless ``replace``: it may be the version already sent to the regulator.
+    """
+    if Path(out).exists() and not replace:
+        raise IncidentError(f"{out}: exists; choose another file or add --force")
     data = render(report, format_)
     with atomic_writer(Path(out)) as f:
         f.write(data)
     return len(data)
 
 
-def to_pdf(report: Report, out: Path) -> int:
+def to_pdf(report: Report, out: Path, *, replace: bool = False) -> int:
     """Typeset the report to ``out`` as PDF, atomically; returns its size in bytes."""
-    return write_report(report, "pdf", out)
+    return write_report(report, "pdf", out, replace=replace)

@@ -482,8 +482,11 @@ def synthesize(
     out_dir: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    replace: bool = False,
 ) -> SynthSummary:
     """Write ``residents.csv``, ``tax.csv`` and ``accounts.csv`` of a synthetic Amagasaki to ``out_dir``.
+
+    Files already there are kept unless ``replace``: a folder may hold a real register export.
 
     Exactly ``residents`` people; the same ``seed`` and size give the same bytes. Each file is written to
     a temporary file in ``out_dir`` and renamed into place once all three are complete. ``progress``, when
@@ -493,11 +496,14 @@ def synthesize(
         raise RegisterError("synthetic city: the number of residents must be a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RegisterError("synthetic city: the seed must be a non-negative integer")
+    out_dir = Path(out_dir)
+    paths = (out_dir / RESIDENTS_FILE, out_dir / TAX_FILE, out_dir / ACCOUNTS_FILE)
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not replace:
+        raise RegisterError(f"{out_dir}: {', '.join(existing)} exist; choose another folder or add --force")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     city = _generate(residents, rng)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = (out_dir / RESIDENTS_FILE, out_dir / TAX_FILE, out_dir / ACCOUNTS_FILE)
     temps: list[Path] = []
     try:
         temps.append(_write_temp(out_dir, RESIDENT_COLUMNS, city.residents, progress))
