@@ -224,8 +224,8 @@ def test_utf8_with_bom_and_crlf_imports_and_counts_physical_lines(
 def test_utf16_is_refused_for_the_whole_file(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     path = residents_csv(tmp_path, [person("C1", "H1")], encoding="utf-16")
     exc = refusal(home, cipher, path)
-    assert exc.problems == [Problem("residents.csv", 0, "", "is UTF-16; save it as UTF-8 or CP932")]
-    assert str(exc).splitlines()[0] == "residents.csv: is UTF-16; save it as UTF-8 or CP932"
+    assert exc.problems == [Problem("residents.csv", 0, "", "is UTF-16 or binary; save it as CSV in UTF-8 or CP932")]
+    assert str(exc).splitlines()[0] == "residents.csv: is UTF-16 or binary; save it as CSV in UTF-8 or CP932"
     assert count(home, "residents") == 0
 
 

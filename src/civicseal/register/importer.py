@@ -105,6 +105,9 @@ class ImportSummary:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # .cseal packages and .xlsx workbooks are ZIP archives
+
+
 def _file_problem(path: Path, rule: str) -> ImportRefused:
     return ImportRefused([Problem(path.name, 0, "", rule)])
 
@@ -115,8 +118,14 @@ def decode_lines(path: Path) -> list[str]:
         data = path.read_bytes()
     except OSError as exc:
         raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
+    if data.startswith(ZIP_MAGIC):
+        raise _file_problem(
+            path,
+            "is a ZIP archive, not a CSV file: a sealed package (.cseal) opens with `civicseal open`;"
+            " save a spreadsheet (.xlsx) as CSV (UTF-8 or CP932)",
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
-        raise _file_problem(path, "is UTF-16; save it as UTF-8 or CP932")
+        raise _file_problem(path, "is UTF-16 or binary; save it as CSV in UTF-8 or CP932")
     data = data.removeprefix(UTF8_BOM)
     try:
         text = data.decode("utf-8")
