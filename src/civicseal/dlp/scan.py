@@ -172,15 +172,15 @@ def _count_patterns(column: _Column, report: FileReport) -> None:
 def _account_columns(
     arrays: list[pa.Array | None], encoded: list[_Column | None], matcher: Matcher
 ) -> list[np.ndarray]:
-    """Bank, branch and number stand in three columns: each ordered triple of columns holding mostly
-    short digit strings (a header row or a few typos aside) is tried as one account value."""
+    """Bank, branch and number stand in three columns: each ordered triple of columns holding at least
+    half short digit strings (a header row or a few typos aside) is tried as one account value."""
     digits = []
     for i, column in enumerate(encoded):
         if column is None:
             continue
         short = column.decimal & (column.lengths <= 7)
         filled = column.occurrences[column.lengths > 0].sum()
-        if filled and column.occurrences[short].sum() * 10 >= filled * 9:
+        if filled and column.occurrences[short].sum() * 2 >= filled:
             digits.append((i, int(column.lengths[short].max())))
     found = []
     for a, (ia, la) in enumerate(digits):
@@ -253,8 +253,9 @@ def _scan_table(
     numbers = [c.numbers for c in encoded if c is not None]
     places = [i for i, c in enumerate(encoded) if c is not None]
     accounts = _account_columns(arrays, encoded, matcher)
-    numbers += accounts
-    places += [-1] * len(accounts)
+    if accounts:  # one account per row, however many triples of columns spell it
+        numbers.append(np.max(accounts, axis=0))
+        places.append(-1)
     if not numbers:
         return
     hits = np.column_stack(numbers)
