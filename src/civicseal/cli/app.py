@@ -272,5 +272,4 @@ def demo(
 
 
 # Command modules register themselves on `app` when imported.
-from civicseal.cli import custody_cmds, incident_cmds, keys_cmds, seal_cmds  # noqa: E402, F401
-from civicseal.cli import dlp_cmds  # noqa: E402, F401
+from civicseal.cli import custody_cmds, dlp_cmds, incident_cmds, keys_cmds, seal_cmds  # noqa: E402, F401
