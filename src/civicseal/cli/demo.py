@@ -14,6 +14,7 @@ from rich.table import Table
 
 from civicseal.audit import log as audit
 from civicseal.cli.app import render_funnel
+from civicseal.cli.demo_dlp import scan_contractor_folder
 from civicseal.cli.output import console, progress_bars
 from civicseal.clock import utcnow
 from civicseal.custody.service import Event, record_event
@@ -90,6 +91,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     with BackgroundServer(create_app(opened)) as key_service:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
+        scan_contractor_folder(opened, finder.trust_home)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)

@@ -243,8 +243,11 @@ def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter)
     parts: list[tuple[np.ndarray, np.ndarray, int]] = []
 
     def add(values: list[str], ordinals: np.ndarray, slot: Slot) -> None:
+        """Fingerprint each distinct value once: households share addresses, thousands share a birthday."""
         if values:
-            parts.append((fingerprint(canonical(values)), ordinals.astype(np.uint32), slot))
+            encoded = pa.array(values, pa.string()).dictionary_encode()
+            prints = fingerprint(canonical(encoded.dictionary.to_pylist()))
+            parts.append((prints[encoded.indices.to_numpy()], ordinals.astype(np.uint32), slot))
 
     members: dict[str, list[int]] = {}
     heads: dict[str, int] = {}
