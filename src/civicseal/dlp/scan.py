@@ -55,11 +55,13 @@ MAX_WORDS = 4  # a candidate value in free text spans at most this many space-se
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
-# Cells that cannot hold an indexed value: empty, or ASCII letters and digits only (codes, counts),
-# except 12 digits (a My Number) and letters alone (a name in Latin script).
-_CODE_LIKE = r"^[A-Za-z0-9]*$"
-_INDEXABLE_CODE = r"^(?:[0-9]{12}|[A-Za-z]{4,})$"
-_SHORT_DIGITS = r"^[0-9]{1,7}$"
+# The only ASCII cells that can hold an indexed value: a date, a My Number, an account (bank|branch|number,
+# as the scanner joins three columns) or a name in Latin script (letters, no digits). Codes, counts,
+# postcodes and phone numbers are never looked up (they are counted by pattern).
+_ASCII_VALUE = (
+    r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[MTSHRmtshr][0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
+    r"|[0-9]{4}[- ]?[0-9]{4}[- ]?[0-9]{4}|[0-9]{4}\|[0-9]{3}\|[0-9]{7}|[^0-9]*[A-Za-z][^0-9]*)$"
+)
 _DELIMITERS = str.maketrans(dict.fromkeys(",\t、。:：;；|「」『』()（）[]【】<>＜＞\"'=＝", "\x01"))
 
 
@@ -133,20 +135,19 @@ class _Column:
 
 
 def _encode(array: pa.Array, matcher: Matcher) -> _Column:
-    """Dictionary-encode a column; fingerprint the distinct values that could be a register value.
-
-    Empty cells and codes (ASCII letters and digits) cannot, except 12 digits (a My Number) and
-    letters alone (a name in Latin script): they are never hashed.
-    """
+    """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
     encoded = pc.dictionary_encode(array)
     dictionary = encoded.dictionary
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
-    alnum = pc.ascii_is_alnum(dictionary).to_numpy(zero_copy_only=False)
     decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
-    alpha = pc.ascii_is_alpha(dictionary).to_numpy(zero_copy_only=False)
-    code = alnum & ~(decimal & (lengths == 12)) & ~(alpha & (lengths >= 4))
-    numbers = matcher.dictionary(dictionary, (lengths > 0) & ~code)
+    ascii_ = pc.string_is_ascii(dictionary).to_numpy(zero_copy_only=False)
+    lookup = (lengths > 0) & ~ascii_
+    if ascii_.any():
+        where = np.flatnonzero(ascii_ & (lengths > 0))
+        shaped = pc.match_substring_regex(dictionary.take(pa.array(where)), _ASCII_VALUE)
+        lookup[where] = shaped.to_numpy(zero_copy_only=False)
+    numbers = matcher.dictionary(dictionary, lookup)
     occurrences = np.bincount(indices, minlength=len(dictionary))
     return _Column(numbers[indices], dictionary, occurrences, lengths, decimal)
 
@@ -178,7 +179,7 @@ def _account_columns(
     for i, column in enumerate(encoded):
         if column is None:
             continue
-        short = column.decimal & (column.lengths <= 7)
+        short = column.decimal & (column.lengths >= 1) & (column.lengths <= 7)
         filled = column.occurrences[column.lengths > 0].sum()
         if filled and column.occurrences[short].sum() * 2 >= filled:
             digits.append((i, int(column.lengths[short].max())))
