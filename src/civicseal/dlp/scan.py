@@ -271,9 +271,15 @@ def _scan_table(
 def _tally(
     index: FingerprintIndex, hits: np.ndarray, corroborating: np.ndarray, report: FileReport, position: Position
 ) -> None:
-    """Count matched cells by element, corroborated apart from single ones, and keep the first positions."""
+    """Count matched cells by element, corroborated apart from single ones, and keep the first positions.
+
+    A date alone is not a single finding: nearly every date of the last century is some resident's
+    birthday, so a column of moving-in dates would otherwise read as thousands of findings.
+    """
     for flag, counts in ((True, report.elements), (False, report.uncorroborated)):
         mask = (hits >= 0) & (corroborating if flag else ~corroborating)
+        if not flag:
+            mask &= index.element[np.maximum(hits, 0)] != Element.BIRTH_DATE
         elements = np.bincount(index.element[hits[mask]], minlength=len(Element))
         for e in Element:
             counts[e.label] += int(elements[e])
@@ -729,8 +735,10 @@ class _Scanner:
                     _scan_plain(source, self.matcher, report)
         except OSError as exc:
             self.report(source.name, "unreadable").skipped = f"cannot be read ({exc.strerror or type(exc).__name__})"
-        except (zipfile.BadZipFile, pa.ArrowException, ElementTree.ParseError, KeyError, EOFError):
+        except (zipfile.BadZipFile, pa.ArrowException, ElementTree.ParseError, KeyError, EOFError, RecursionError):
             self.report(source.name, "damaged").skipped = "damaged file of its format"
+        except Exception as exc:  # one unreadable file must not end the sweep of a drive; its type is named
+            self.report(source.name, "unreadable").skipped = f"could not be read ({type(exc).__name__})"
 
     def zipped(self, source: _Source, lower: str) -> None:
         with source.open() as f, zipfile.ZipFile(f) as z:
