@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, select, text
 
@@ -220,22 +221,42 @@ def index_path(home: Home) -> Path:
 def _resident_batches(
     conn: Connection, cipher: FieldCipher
 ) -> Iterator[tuple[list[str], list[str], list[str], list[str], list[str | None], list[str], list[bool]]]:
+    """Residents in resident-code order, a batch at a time, as columns."""
     result = conn.execute(
         text(
-            "SELECT household_code, is_head, name, name_kana, birth_date, address, my_number_enc"
+            "SELECT name, name_kana, birth_date, address, my_number_enc, household_code, is_head"
             " FROM residents ORDER BY resident_code"
         ).execution_options(stream_results=True, yield_per=BATCH)
     )
     for rows in result.partitions(BATCH):
+        names, kanas, births, addresses, numbers, households, heads = map(list, zip(*rows, strict=True))
         yield (
-            [r.name for r in rows],
-            [r.name_kana for r in rows],
-            [str(r.birth_date)[:10] for r in rows],
-            [r.address for r in rows],
-            [None if r.my_number_enc is None else cipher.decrypt(r.my_number_enc, "residents.my_number") for r in rows],
-            [r.household_code for r in rows],
-            [bool(r.is_head) for r in rows],
+            names,
+            kanas,
+            [str(b)[:10] for b in births],
+            addresses,
+            [None if n is None else cipher.decrypt(n, "residents.my_number") for n in numbers],
+            households,
+            [bool(h) for h in heads],
         )
+
+
+def _owners(households: pa.Array, is_head: np.ndarray, accounts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Whose each account is: (account row, resident) pairs. The household's head's; a household whose
+    members all left has no current head, so each of its members'."""
+    encoded = households.dictionary_encode()
+    household = encoded.indices.to_numpy()
+    head = np.full(len(encoded.dictionary), -1, dtype=np.int64)
+    head[household[is_head]] = np.flatnonzero(is_head)
+    of_account = pc.index_in(pa.array(accounts, pa.string()), value_set=encoded.dictionary).fill_null(-1)
+    rows, owners = [], []
+    for row, h in enumerate(of_account.to_numpy().tolist()):
+        if h < 0:  # an account of a household with no resident: the import refuses it, so never here
+            continue
+        members = [head[h]] if head[h] >= 0 else np.flatnonzero(household == h).tolist()
+        rows += [row] * len(members)
+        owners += members
+    return np.array(rows, dtype=np.int64), np.array(owners, dtype=np.int64)
 
 
 def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter) -> tuple[pa.Table, int]:
@@ -249,10 +270,10 @@ def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter)
             prints = fingerprint(canonical(encoded.dictionary.to_pylist()))
             parts.append((prints[encoded.indices.to_numpy()], ordinals.astype(np.uint32), slot))
 
-    members: dict[str, list[int]] = {}
-    heads: dict[str, int] = {}
+    households: list[str] = []
+    heads: list[bool] = []
     ordinal = 0
-    for names, kanas, births, addresses, numbers, households, is_head in _resident_batches(conn, cipher):
+    for names, kanas, births, addresses, numbers, household, is_head in _resident_batches(conn, cipher):
         ordinals = np.arange(ordinal, ordinal + len(names))
         add(names, ordinals, Slot.NAME)
         add(kanas, ordinals, Slot.KANA)
@@ -260,26 +281,18 @@ def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter)
         add(addresses, ordinals, Slot.ADDRESS)
         present = [i for i, n in enumerate(numbers) if n]
         add([numbers[i] for i in present], ordinals[present], Slot.MY_NUMBER)  # type: ignore[misc]
-        for i, (household, head) in enumerate(zip(households, is_head, strict=True)):
-            members.setdefault(household, []).append(ordinal + i)
-            if head:
-                heads[household] = ordinal + i
+        households += household
+        heads += is_head
         ordinal += len(names)
-    accounts, holders, owners = [], [], []
     rows = conn.execute(
         text("SELECT household_code, bank_code, branch_code, account_number_enc, holder_kana FROM bank_accounts")
-    )
-    for row in rows:
-        number = cipher.decrypt(row.account_number_enc, "bank_accounts.account_number")
-        # The account belongs to the head; a household whose members all left has none, so to each of them.
-        for owner in (
-            [heads[row.household_code]] if row.household_code in heads else members.get(row.household_code, [])
-        ):
-            accounts.append(account_text(row.bank_code, row.branch_code, number))
-            holders.append(row.holder_kana)
-            owners.append(owner)
-    add(accounts, np.array(owners, dtype=np.int64), Slot.ACCOUNT)
-    add(holders, np.array(owners, dtype=np.int64), Slot.HOLDER_KANA)
+    ).all()
+    if rows:
+        which, owners = _owners(pa.array(households, pa.string()), np.array(heads, bool), [r[0] for r in rows])
+        numbers = [cipher.decrypt(r.account_number_enc, "bank_accounts.account_number") for r in rows]
+        accounts = [account_text(r.bank_code, r.branch_code, n) for r, n in zip(rows, numbers, strict=True)]
+        add([accounts[i] for i in which.tolist()], owners, Slot.ACCOUNT)
+        add([rows[i].holder_kana for i in which.tolist()], owners, Slot.HOLDER_KANA)
     prints = np.concatenate([p for p, _, _ in parts]) if parts else np.zeros(0, np.uint64)
     residents = np.concatenate([r for _, r, _ in parts]) if parts else np.zeros(0, np.uint32)
     slots = np.concatenate([np.full(len(p), s, np.uint8) for p, _, s in parts]) if parts else np.zeros(0, np.uint8)
