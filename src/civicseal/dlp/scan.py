@@ -204,9 +204,10 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
 
     For a pair of matched cells of a row in different elements, the index's pair table says whose two
     values they are; every cell of the row holding a value of that resident is then explained. Later
-    pairs are looked up only in rows where one of their cells is not explained yet, so a row of one
-    resident costs about one look-up however many columns it has, and a row of two residents still
-    finds both.
+    pairs are looked up only in rows where one of their cells is not explained yet, and not when that
+    one is a date beside an explained cell (a moving-in date is some other resident's birthday), so a
+    row of one resident costs about one look-up however many columns it has, and a row of two
+    residents, even of one household sharing an address cell, still finds both.
     """
     explained_all = np.zeros(hits.shape, dtype=bool)
     found = [np.zeros(0, np.int64)]
@@ -220,9 +221,9 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
     explained = np.zeros(hits_in.shape, dtype=bool)
     for a in range(len(present)):
         for b in range(a + 1, len(present)):
-            rows = np.flatnonzero(
-                valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(explained[:, a] & explained[:, b])
-            )
+            ea, eb = explained[:, a], explained[:, b]
+            date_beside = (ea & (kinds[:, b] == Element.BIRTH_DATE)) | (eb & (kinds[:, a] == Element.BIRTH_DATE))
+            rows = np.flatnonzero(valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(ea & eb) & ~date_beside)
             if not rows.size:
                 continue
             which, residents = index.residents_of_pairs(index.pair_key(hits_in[rows, a], hits_in[rows, b]))
