@@ -155,6 +155,16 @@ def test_full_width_half_width_and_era_spellings_are_found(index: FingerprintInd
     assert report.files[0].elements == {"name": 3, "birth_date": 3, "address": 3, "my_number": 0, "bank_account": 0}
 
 
+def test_a_household_row_finds_both_members(index: FingerprintIndex, tmp_path: Path) -> None:
+    """A household list: head, spouse and the address they share, in one row; both are found."""
+    r1, r2 = PEOPLE[0], PEOPLE[1]
+    path = tmp_path / "households.csv"
+    path.write_text(f"世帯主,配偶者,住所\n{r1['name']},{r2['name']},{r1['address']}\n", encoding="utf-8")
+    f = scan([path], index).files[0]
+    assert f.residents_matched == 2
+    assert f.elements == {"name": 2, "birth_date": 0, "address": 1, "my_number": 0, "bank_account": 0}
+
+
 def test_other_people_with_the_same_names_match_no_resident(index: FingerprintIndex, tmp_path: Path) -> None:
     rows = [[p["name"], "1999-12-31", "大阪府大阪市北区梅田1丁目1-1"] for p in PEOPLE]
     report = scan([write_table(tmp_path / "namesakes.csv", rows)], index)

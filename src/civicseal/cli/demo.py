@@ -14,7 +14,7 @@ from rich.table import Table
 
 from civicseal.audit import log as audit
 from civicseal.cli.app import render_funnel
-from civicseal.cli.demo_dlp import scan_contractor_folder
+from civicseal.cli.demo_dlp import index_in_background, scan_contractor_folder
 from civicseal.cli.output import console, progress_bars
 from civicseal.clock import utcnow
 from civicseal.custody.service import Event, record_event
@@ -80,6 +80,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     console.print(
         f"  {imported.residents.new:,} residents, {imported.tax.new:,} tax rows, {imported.accounts.new:,} accounts"
     )
+    indexing = index_in_background(home_path)
     _step(
         f"declared {PROGRAMME!r}: resident on 2022-06-01, fiscal year 2022, 100,000 yen",
         lambda: create_programme(
@@ -91,7 +92,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     with BackgroundServer(create_app(opened)) as key_service:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
-        scan_contractor_folder(opened, finder.trust_home)
+        scan_contractor_folder(opened, finder.trust_home, indexing)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)

@@ -326,8 +326,14 @@ def _write_table(table: pa.Table, path: Path) -> None:
         raise
 
 
-def build_index(home: Home, *, now: datetime | None = None, actor: str | None = None) -> IndexSummary:
-    """Fingerprint the whole register into ``<home>/dlp/index.parquet`` (replacing the last index)."""
+def build_index(
+    home: Home, *, now: datetime | None = None, actor: str | None = None, record: bool = True
+) -> IndexSummary:
+    """Fingerprint the whole register into ``<home>/dlp/index.parquet`` (replacing the last index).
+
+    Only reads the store; with ``record`` (the default) it then appends the audit entry, which a caller
+    building in another process does itself with :func:`record_build`, so that process never writes.
+    """
     now = (now or utcnow()).replace(microsecond=0)
     keys = load_city_keys(home.keys)
     key = fingerprint_key(keys.master)
@@ -348,10 +354,18 @@ def build_index(home: Home, *, now: datetime | None = None, actor: str | None = 
         path=str(path),
         created=created,
     )
-    with transaction(home.engine) as conn:
-        details = {k: v for k, v in summary.as_dict().items() if k not in ("elements", "path")}
-        audit.append(conn, "dlp.index", "dlp_index", key_id(key), details, actor=actor or audit.os_actor(), now=now)
+    if record:
+        record_build(home, summary, actor=actor)
     return summary
+
+
+def record_build(home: Home, summary: IndexSummary, *, actor: str | None = None) -> None:
+    """The audit entry of an index build: counts only."""
+    key = fingerprint_key(load_city_keys(home.keys).master)
+    details = {k: v for k, v in summary.as_dict().items() if k not in ("elements", "path")}
+    now = fmt.parse_rfc3339(summary.created)
+    with transaction(home.engine) as conn:
+        audit.append(conn, "dlp.index", "dlp_index", key_id(key), details, actor=actor or audit.os_actor(), now=now)
 
 
 def _read_index(path: Path) -> tuple[pa.Table, dict[str, object]]:
