@@ -51,7 +51,7 @@ def dlp_index(
     if exported:
         console.print(
             f"sealed for {exported.recipient} into {exported.out} (package {exported.package_id},"
-            f" expires {exported.expires}); it carries the fingerprint key: keep it like the register",
+            f" expires {_jst(exported.expires)}); it carries the fingerprint key: keep it like the register",
             markup=False,
         )
 
@@ -89,6 +89,13 @@ def scan_command(
         raise FindingsOverThreshold(report.residents_matched, fail_at)
 
 
+def _jst(rfc3339: str) -> str:
+    from civicseal.incident.appi import when_en
+    from civicseal.seal.format import parse_rfc3339
+
+    return when_en(parse_rfc3339(rfc3339))
+
+
 def _where(position: dict[str, object]) -> str:
     return " ".join(f"{k} {v}" for k, v in position.items() if k != "element")
 
@@ -117,7 +124,8 @@ def _render(report: dict) -> None:
         console.print(table)
     console.print(
         f"{report['files_scanned']:,} files read, {report['files_protected']:,} protected,"
-        f" {report['files_skipped']:,} skipped",
+        f" {report['files_skipped']:,} skipped; index of {report['register_residents']:,} residents"
+        f" built {_jst(report['index_created'])}",
         markup=False,
     )
     console.print(report["summary"], markup=False)
