@@ -28,11 +28,10 @@ def dlp_index(
     json_out: JsonOption = False,
 ) -> None:
     """Fingerprint every resident (moved out and deceased too): keyed HMAC-SHA-256, no plaintext."""
-    from civicseal.dlp.errors import DlpError
     from civicseal.dlp.index import build_index, export_index
 
     if export is not None and not to:
-        raise DlpError("--export needs --to STATION: the recipient the sealed index is for")
+        raise typer.BadParameter("--export needs --to STATION: the recipient the sealed index is for")
     opened = open_home(home)
     summary = build_index(opened)
     exported = export_index(opened, export, to, force=force) if export is not None and to else None
@@ -70,13 +69,13 @@ def scan_command(
     json_out: JsonOption = False,
 ) -> None:
     """Find residents' data in plaintext: register values by fingerprint, My Numbers, phones, postcodes, dates."""
-    from civicseal.dlp.errors import DlpError, FindingsOverThreshold
+    from civicseal.dlp.errors import FindingsOverThreshold
     from civicseal.dlp.index import load_home_index, open_exported_index
     from civicseal.dlp.scan import scan
 
     if index is not None:
         if identity is None:
-            raise DlpError("--index needs --identity: the station's age key that the index was sealed to")
+            raise typer.BadParameter("--index needs --identity: the station's age key that the index was sealed to")
         loaded = open_exported_index(index, trust_home=Home(home).path, identity_file=identity)
     else:
         loaded = load_home_index(open_home(home))
