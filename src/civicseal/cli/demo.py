@@ -80,7 +80,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     console.print(
         f"  {imported.residents.new:,} residents, {imported.tax.new:,} tax rows, {imported.accounts.new:,} accounts"
     )
-    indexing = index_in_background(home_path)
+    indexing = index_in_background(opened)
     _step(
         f"declared {PROGRAMME!r}: resident on 2022-06-01, fiscal year 2022, 100,000 yen",
         lambda: create_programme(

@@ -29,11 +29,12 @@ def _build(home_path: Path, results: multiprocessing.SimpleQueue) -> None:
         results.put(DlpError(f"building the DLP index failed ({type(exc).__name__})"))
 
 
-def index_in_background(home_path: Path) -> Callable[[], IndexSummary]:
+def index_in_background(city: Home) -> Callable[[], IndexSummary]:
     """Start building the home's index in a forked process; the returned call waits for it."""
     context = multiprocessing.get_context("fork")
     results = context.SimpleQueue()
-    worker = context.Process(target=_build, args=(home_path, results), daemon=True)
+    worker = context.Process(target=_build, args=(city.path, results), daemon=True)
+    city.engine.dispose()  # no pooled connection may cross the fork: the child opens its own
     worker.start()
 
     def finish() -> IndexSummary:
