@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.text import Text
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json, print_table
 from civicseal.store.home import Home
+
+if TYPE_CHECKING:
+    from civicseal.dlp.report import ScanReport
 
 dlp_app = typer.Typer(help="Exact-data-match fingerprints of the register, for scanning.", no_args_is_help=True)
 app.add_typer(dlp_app, name="dlp")
@@ -83,7 +86,7 @@ def scan_command(
     if json_out:
         print_json(report.as_dict())
     else:
-        _render(report.as_dict())
+        _render(report)
     if fail_at is not None and report.residents_matched >= fail_at:
         raise FindingsOverThreshold(report.residents_matched, fail_at)
 
@@ -99,15 +102,16 @@ def _where(position: dict[str, object]) -> str:
     return " ".join(f"{k} {v}" for k, v in position.items() if k != "element")
 
 
-def _render(report: dict) -> None:
+def _render(scanned: ScanReport) -> None:
+    report = scanned.as_dict()
     table = Table(title="files", title_justify="left")
     for column in ("file", "format", "residents", "elements (corroborated)", "single values", "patterns", "first at"):
         table.add_column(column, justify="right" if column == "residents" else "left")
-    for f in report["files"]:
+    for found, f in zip(scanned.files, report["files"], strict=True):
         if f["protected"] or f["skipped"]:
             table.add_row(Text(f["path"]), f["format"], "", Text(f["protected"] or f["skipped"]), "", "", "")
             continue
-        if not (f["residents_matched"] or any(f["uncorroborated"].values()) or any(f["patterns"].values())):
+        if not found.has_findings:
             continue
         first = f["positions"][:1] or f["uncorroborated_positions"][:1]
         table.add_row(
