@@ -238,6 +238,7 @@ def demo(
 from civicseal.cli import (  # noqa: E402, F401
     contractor_cmds,
     custody_cmds,
+    dlp_cmds,
     entitlement_cmds,
     incident_cmds,
     keys_cmds,

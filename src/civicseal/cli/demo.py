@@ -14,6 +14,7 @@ from rich.table import Table
 
 from civicseal.audit import log as audit
 from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
+from civicseal.cli.demo_dlp import index_in_background, scan_contractor_folder
 from civicseal.cli.demo_forms import returned_forms
 from civicseal.cli.demo_payments import pay_confirmed_households
 from civicseal.cli.output import console, progress_bars
@@ -84,6 +85,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     console.print(
         f"  {imported.residents.new:,} residents, {imported.tax.new:,} tax rows, {imported.accounts.new:,} accounts"
     )
+    indexing = index_in_background(opened)
     _step(
         f"declared {PROGRAMME!r}: resident on 2022-06-01, fiscal year 2022, 100,000 yen",
         lambda: create_programme(
@@ -95,6 +97,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int) -> None:
     with BackgroundServer(create_app(opened)) as key_service:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
+        scan_contractor_folder(opened, finder.trust_home, indexing)
         refuse_unapproved_subcontractor(opened, workdir, PROGRAMME, key_service.url)
         returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
         pay_confirmed_households(opened, workdir, PROGRAMME)

@@ -28,7 +28,8 @@ from civicseal.store.errors import StoreError
 COUNTER_LIMIT = 2**32 - 1
 
 
-def _derive(master: bytes, label: bytes) -> bytes:
+def derive_key(master: bytes, label: bytes) -> bytes:
+    """A 32-byte key for one use, from the master key: one HKDF label per use, so no two uses share a key."""
     return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"civicseal/" + label).derive(master)
 
 
@@ -42,9 +43,9 @@ class FieldCipher:
     def __init__(self, master: bytes, *, older: tuple[bytes, ...] = ()) -> None:
         self._keys = (master, older)
         self._key_id = master_key_id(master)
-        self._aead = {master_key_id(m): AESGCM(_derive(m, b"field")) for m in (*older, master)}
-        self._blind = _derive(master, b"blind-index")
-        self._row = _derive(master, b"row-mac")
+        self._aead = {master_key_id(m): AESGCM(derive_key(m, b"field")) for m in (*older, master)}
+        self._blind = derive_key(master, b"blind-index")
+        self._row = derive_key(master, b"row-mac")
         self._fresh_prefix()
 
     def __reduce__(self) -> tuple:
