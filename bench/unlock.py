@@ -29,10 +29,9 @@ import httpx
 
 from civicseal.clock import utcnow
 from civicseal.homes import init_home
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.recipients import add_recipient
 from civicseal.keys.service import BackgroundServer, create_app
-from civicseal.keys.unlock import IDENTITY_COLUMN
 from civicseal.seal.models import Package
 from civicseal.seal.payload import generate_identity
 from civicseal.store.engine import DATABASE_URL_ENV, transaction
@@ -78,7 +77,7 @@ def _add_package(home: Home, cipher: FieldCipher, recipient: str) -> None:
                 canaries=0,
                 scrypt_log_n=None,
                 passphrase_bits=None,
-                identity_enc=cipher.encrypt(secret, IDENTITY_COLUMN),
+                identity_age=wrap_identity(unlock_public_key(home.keys), PACKAGE_ID, secret),
                 pseudonym_key_enc=cipher.encrypt("bench", "packages.pseudonym_key"),
                 revoked_at=None,
                 revoked_reason=None,

@@ -53,7 +53,7 @@ def live_package(home: Home, cipher: FieldCipher, recipient: str, package_id: st
     """A package valid on the real clock (the live server judges expiry by it); returns its identity."""
     now = utcnow()
     return add_package(
-        home.engine,
+        home,
         cipher,
         recipient,
         package_id,
@@ -104,7 +104,7 @@ def test_health(client: AsgiClient) -> None:
 
 def test_grant_answer(home: Home, cipher: FieldCipher, client: AsgiClient) -> None:
     alice = make_contractor(home.engine, "alice")
-    secret = add_package(home.engine, cipher, "alice", "pkg_ok")
+    secret = add_package(home, cipher, "alice", "pkg_ok")
     answer = post(client, alice.token, {"package_id": "pkg_ok", "client": "ignored"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
@@ -130,8 +130,8 @@ def test_refusals_are_403_with_one_safe_line(
     home: Home, cipher: FieldCipher, client: AsgiClient, token: str | None, package_id: str, error: str
 ) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_ok")
-    add_package(home.engine, cipher, "alice", "pkg_revoked")
+    add_package(home, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "alice", "pkg_revoked")
     revoke_package(home.engine, "pkg_revoked", "lost", now=NOW, actor=ACTOR)
     head, tid, secret = alice.token.split("_")
     tokens = {
@@ -189,9 +189,9 @@ def test_unknown_routes_and_methods_answer_json(client: AsgiClient) -> None:
 
 def test_the_services_own_fault_is_500_without_detail(home: Home, cipher: FieldCipher, client: AsgiClient) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_bad")
+    add_package(home, cipher, "alice", "pkg_bad")
     with home.engine.begin() as conn:
-        conn.execute(Package.__table__.update().values(identity_enc=b"\0" * 64))
+        conn.execute(Package.__table__.update().values(identity_age=b"\0" * 64))
     answer = post(client, alice.token, {"package_id": "pkg_bad"})
     assert answer.status_code == 500 and answer.json() == {"error": "key service error"}
     assert outcomes(home.engine) == ["error"]
@@ -308,7 +308,7 @@ def seal_tethered(home: Home, cipher: FieldCipher, work: Path, recipient: str, p
     out = work / f"{package_id}.cseal"
     manifest_bytes = F.write_package(out, manifest, keys.signing, work / "payload.age")
     add_package(
-        home.engine,
+        home,
         cipher,
         recipient,
         package_id,

@@ -9,9 +9,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from civicseal import __version__
-from civicseal.audit import log as audit
 from civicseal.cli.output import console, print_json, print_table, progress_bars
-from civicseal.errors import CivicsealError
 from civicseal.keys.city import load_city_keys
 from civicseal.seal.trust import format_public_key
 from civicseal.store.home import Home
@@ -221,44 +219,6 @@ def programme_list(home: HomeOption = None, json_out: JsonOption = False) -> Non
         )
 
 
-@audit_app.command("verify")
-def audit_verify(home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """Walk the hash chain; name the first row that was edited, deleted, inserted or reordered."""
-    with open_home(home).engine.connect() as conn:
-        result = audit.verify(conn)
-    if json_out:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq})
-    elif result.ok:
-        console.print(f"audit log intact: {result.rows} rows")
-    if not result.ok:
-        raise AuditBroken(result.first_bad_seq, result.reason)
-
-
-class AuditBroken(CivicsealError):
-    def __init__(self, seq: int | None, reason: str | None) -> None:
-        super().__init__(f"audit log broken at sequence {seq}: {reason}")
-
-
-@audit_app.command("show")
-def audit_show(
-    home: HomeOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, newest last.")] = 50,
-    json_out: JsonOption = False,
-) -> None:
-    """List audit rows: who, what, which object, counts."""
-    with open_home(home).engine.connect() as conn:
-        rows = [dict(r) for r in audit.entries(conn, last=limit)]
-    if json_out:
-        print_json({"entries": rows})
-        return
-    for r in rows:
-        console.print(
-            f"{r['seq']:>6} {r['at']} {r['actor']} {r['action']} {r['object_type']}:{r['object_id']} {r['details']}",
-            soft_wrap=True,
-            markup=False,
-        )
-
-
 @app.command()
 def demo(
     home: HomeOption = None,
@@ -272,4 +232,4 @@ def demo(
 
 
 # Command modules register themselves on `app` when imported.
-from civicseal.cli import custody_cmds, incident_cmds, keys_cmds, seal_cmds  # noqa: E402, F401
+from civicseal.cli import audit_cmds, custody_cmds, incident_cmds, keys_cmds, seal_cmds  # noqa: E402, F401

@@ -13,7 +13,7 @@ import typer
 
 from civicseal.audit.log import os_actor
 from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: `package` is shared)
-from civicseal.cli.app import HomeOption, JsonOption, app, open_home
+from civicseal.cli.app import HomeOption, JsonOption, app, keys_app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import utcnow
 from civicseal.store.home import Home
@@ -98,15 +98,35 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8470,
     home: HomeOption = None,
 ) -> None:
-    """Run a key-service worker (plain HTTP: put TLS in front of it off loopback)."""
+    """Run a key-service worker (plain HTTP: put TLS in front of it off loopback); it loads only the unlock key."""
     from civicseal.keys.client import is_loopback_host
     from civicseal.keys.service import serve
+    from civicseal.keys.split import rewrap_identities
 
     opened = open_home(home)
+    if not opened.is_key_service:
+        rewrap_identities(opened)  # packages sealed before the unlock key existed
     if not is_loopback_host(host):
         err_console.print(f"warning: serving plain HTTP on {host}; terminate TLS in front of this worker")
     err_console.print(f"key service on http://{host}:{port} (Ctrl-C stops it)")
     serve(opened, host=host, port=port)
+
+
+@keys_app.command("split-service")
+def keys_split_service(
+    out: Annotated[Path, typer.Option("--out", help="A new or empty folder for the key-service home.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a home for a key-service host: the unlock key and the store's location, no other city key."""
+    from civicseal.keys.split import split_service
+
+    made = split_service(open_home(home), out, now=utcnow(), actor=os_actor())
+    if json_out:
+        print_json({"home": str(made.path), "store": made.database, "rewrapped": made.rewrapped})
+        return
+    console.print(f"key-service home written to {made.path} (store: {made.database})", markup=False)
+    console.print(f"copy it to the key-service host and run: civicseal serve --home {made.path}", markup=False)
 
 
 @package_app.command("revoke")
@@ -116,9 +136,9 @@ def package_revoke(
     home: HomeOption = None,
 ) -> None:
     """Revoke a package: final, and from now on every key-service worker refuses to unlock it."""
-    from civicseal.keys.revocation import revoke_package
+    from civicseal.keys.revocation import revoke_and_anchor
 
-    done = revoke_package(open_home(home).engine, package_id, reason, now=utcnow(), actor=os_actor())
+    done = revoke_and_anchor(open_home(home), package_id, reason, now=utcnow(), actor=os_actor())
     console.print(f"package {done.package_id} revoked at {done.revoked_at.isoformat()}")
     if not done.effective:
         err_console.print(

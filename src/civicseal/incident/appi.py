@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, func, select
 
-from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.incident.attack import format_duration, format_duration_ja, format_money
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
-from civicseal.keys.models import UnlockAttempt
-from civicseal.keys.unlock import GRANTED
+from civicseal.keys.evidence import granted_between
 from civicseal.seal.fields import FIELDS, Category
 from civicseal.seal.models import Package, PackageMember
 
@@ -86,16 +85,7 @@ def read_facts(conn: Connection, incident_id: int, *, now: datetime) -> Facts:
         select(func.count()).select_from(PackageMember).where(PackageMember.package_id == row.package_id)
     ).scalar_one()
     lost_at = as_utc(row.lost_at)
-    granted = conn.execute(
-        select(func.count())
-        .select_from(UnlockAttempt)
-        .where(
-            UnlockAttempt.package_id == row.package_id,
-            UnlockAttempt.outcome == GRANTED,
-            UnlockAttempt.at >= lost_at,
-            UnlockAttempt.at <= now,
-        )
-    ).scalar_one()
+    granted = granted_between(conn, row.package_id, lost_at, now)
     categories = tuple(dict.fromkeys(FIELDS[f].category for f in row.fields.split(",") if f in FIELDS))
     return Facts(row.package_id, row.mode, categories, int(persons), lost_at, int(granted))
 
@@ -310,7 +300,7 @@ class ReportItem:
 
 def when_en(dt: datetime) -> str:
     """A time on the city's clock, as the report prints it."""
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST")
+    return for_people(dt)
 
 
 def when_ja(dt: datetime) -> str:

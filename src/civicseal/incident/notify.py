@@ -17,14 +17,14 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select, text
 
 from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, utcnow
 from civicseal.incident.appi import Assessment, assess_incident
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
-from civicseal.keys.models import UnlockAttempt
+from civicseal.keys.evidence import granted_between, require_intact
 from civicseal.programme.reference import printed
 from civicseal.register.normalize import ERAS
 from civicseal.seal.fields import FIELDS, Category
@@ -143,11 +143,7 @@ def letter_context(conn: Connection, home: Home, incident_id: int, now: datetime
     lost_at, package_id, purpose, fields, mode = row
     categories = tuple(dict.fromkeys(CATEGORY_JA[FIELDS[f].category] for f in fields.split(",") if f != "pseudonym"))
     described = purposes()[purpose].description_ja if purpose in purposes() else purpose
-    opened_after_loss = conn.execute(
-        select(func.count()).where(
-            UnlockAttempt.package_id == package_id, UnlockAttempt.outcome == "granted", UnlockAttempt.at >= lost_at
-        )
-    ).scalar_one()
+    opened_after_loss = granted_between(conn, package_id, as_utc(lost_at), now)
     context = LetterContext(
         issuer=home.config.issuer,
         dated=wareki(now.astimezone(TOKYO).date()),
@@ -308,6 +304,7 @@ def notify(
 ) -> NotifySummary:
     """Letters and a mailing list when individuals must be told (or ``force``); otherwise nothing, and why."""
     now = now or utcnow()
+    require_intact(home)  # a letter saying "no one opened it" must rest on evidence that was not edited
     assessment: Assessment = assess_incident(home.engine, incident_id, now=now)
     summary = NotifySummary(incident_id, assessment.notify_individuals, force, assessment.reasons)
     if not (assessment.notify_individuals or force):

@@ -25,8 +25,8 @@ from civicseal.incident import appi, attack
 from civicseal.incident.appi import ReportItem
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import IncidentRecord, get_incident, verified_file
-from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.keys.unlock import GRANTED
+from civicseal.keys.evidence import GRANTED, chain_unlocks, require_intact
+from civicseal.keys.models import Recipient
 from civicseal.programme.models import Programme
 from civicseal.seal import format as fmt
 from civicseal.seal.fields import FIELDS, Category
@@ -182,6 +182,7 @@ class Report:
     counterfactual: Counterfactual
     assessment: appi.Assessment
     items: tuple[ReportItem, ...]
+    anchor: dict[str, Any] | None  # the latest signed chain head outside the database, when the report was made
 
     def as_dict(self) -> dict[str, Any]:
         """Stable snake_case keys; times as RFC 3339 UTC strings."""
@@ -216,6 +217,7 @@ def build_report(
     """
     now = as_utc(now or utcnow())
     incident = get_incident(home.engine, incident_id)
+    evidence = require_intact(home)  # unlock evidence is read from the chain, so the chain must hold
     header = _file_header(home, incident.package_id, package_file) if package_file is not None else None
     with home.engine.connect() as conn:
         package = _package(conn, incident.package_id)
@@ -254,6 +256,7 @@ def build_report(
         counterfactual=counterfactual,
         assessment=assessment,
         items=items,
+        anchor=evidence.latest_anchor.as_dict() if evidence.latest_anchor else None,
     )
 
 
@@ -316,13 +319,8 @@ def _file_header(home: Home, package_id: str, path: Path) -> fmt.AgeHeader:
 
 
 def _unlocks(conn: Connection, package_id: str, now: datetime) -> list[UnlockEntry]:
-    t = UnlockAttempt.__table__
-    rows = conn.execute(
-        select(t.c.at, t.c.outcome, t.c.source)
-        .where(t.c.package_id == package_id, t.c.at <= now)
-        .order_by(t.c.at, t.c.id)
-    )
-    return [UnlockEntry(as_utc(r.at), r.outcome, r.source) for r in rows]
+    """From the audit chain (verified before the report is built), never from the editable unlock log."""
+    return [UnlockEntry(e.at, e.outcome, e.source) for e in chain_unlocks(conn, package_id, until=now)]
 
 
 def _protection(

@@ -27,6 +27,7 @@ from civicseal.custody.models import CustodyEvent
 from civicseal.errors import CivicsealError
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
+from civicseal.keys.evidence import anchor
 from civicseal.keys.revocation import revoke_in
 from civicseal.seal import format as fmt
 from civicseal.seal.models import Package
@@ -173,6 +174,7 @@ def open_incident(
             conn.execute(update(Incident).where(Incident.id == incident_id).values(revoked_at=now))
         details = {"incident": incident_id, "mode": package.mode, "revoked": revoked_now}
         audit.append(conn, "incident.open", "package", package_id, details, actor=actor, now=now)
+    anchor(home, now=now)  # the loss and its revocation are on record outside the database at once
     return incident_id
 
 

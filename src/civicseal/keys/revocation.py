@@ -20,9 +20,11 @@ from sqlalchemy import Connection, Engine, select, update
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
 from civicseal.keys.errors import KeyServiceError
+from civicseal.keys.evidence import anchor
 from civicseal.keys.unlock import PACKAGE_ID_RE
 from civicseal.seal.models import Package
 from civicseal.store.engine import transaction
+from civicseal.store.home import Home
 
 MAX_REASON: Final = 500
 
@@ -54,6 +56,13 @@ def revoke_package(engine: Engine, package_id: str, reason: str, *, now: datetim
     """Mark ``package_id`` revoked now, for ``reason``, in a transaction of its own (see :func:`revoke_in`)."""
     with transaction(engine) as conn:
         return revoke_in(conn, package_id, reason, now=now, actor=actor)
+
+
+def revoke_and_anchor(home: Home, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:
+    """:func:`revoke_package`, then an anchor: the revocation is on record outside the database at once."""
+    done = revoke_package(home.engine, package_id, reason, now=now, actor=actor)
+    anchor(home, now=now)
+    return done
 
 
 def revoke_in(conn: Connection, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:

@@ -18,7 +18,8 @@ HTTP contract (version 1):
 
 Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data, and
 the access log is off (a URL or header could carry a token). Workers are stateless: the city's keys are
-read once at start-up, everything else is read from and written to the store on each request.
+read once at start-up, everything else is read from and written to the store on each request. The only
+key a worker loads is the unlock key: never the city's master field key or signing key.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from civicseal.clock import utcnow
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import PACKAGE_ID_RE, unlock
 from civicseal.store.home import Home
@@ -86,11 +87,11 @@ def _bearer(header: str | None) -> str:
 
 
 def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """A key-service worker for ``home``: the city's keys are loaded now, once; the store is shared.
+    """A key-service worker for ``home`` (the city's or a key-service home): the unlock key is loaded now, once.
 
     ``clock`` gives "now" for each attempt (tests pass a fixed one); expiry is judged on this clock.
     """
-    cipher = load_city_keys(home.keys).field_cipher()
+    unlock_key = load_unlock_key(home.keys)
     engine = home.engine
     app = FastAPI(title="civicseal key service", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -114,7 +115,7 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
         token = _bearer(request.headers.get("authorization"))
         try:
             grant = await run_in_threadpool(
-                unlock, engine, cipher, package_id=package_id, token=token, source=source, now=clock()
+                unlock, engine, unlock_key, package_id=package_id, token=token, source=source, now=clock()
             )
         except UnlockRefused as exc:
             return _answer(403, {"error": str(exc)})

@@ -29,7 +29,9 @@ class Package(Base):
     canaries: Mapped[int] = mapped_column(Integer)
     scrypt_log_n: Mapped[int | None] = mapped_column(Integer)
     passphrase_bits: Mapped[int | None] = mapped_column(Integer)  # entropy of a generated passphrase
-    identity_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # tethered: the package's age identity
+    # Tethered: the package's age identity, age-encrypted to the key service's unlock key and bound to the id.
+    identity_age: Mapped[bytes | None] = mapped_column(LargeBinary)
+    identity_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # before 0010: under the master key; re-wrapped
     pseudonym_key_enc: Mapped[bytes] = mapped_column(LargeBinary)  # lets the city re-identify
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(500))

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Row, select, text
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
 from civicseal.custody import service as custody
-from civicseal.keys.city import CityKeys, load_city_keys
+from civicseal.keys.city import CityKeys, load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.client import is_loopback_host
 from civicseal.keys.models import Recipient
 from civicseal.programme.service import get_programme, issue_references
@@ -304,6 +304,7 @@ def seal(
     if request.out.exists():
         raise SealError(f"{request.out}: exists; packages are never overwritten")
     keys = load_city_keys(home.keys)
+    unlock_to = unlock_public_key(home.keys) if mode is fmt.Mode.TETHERED else ""
     issuer = home.config.issuer
     package_id = new_package_id()
     pseudonym_key = secrets.token_bytes(32)
@@ -384,7 +385,7 @@ def seal(
                     canaries=n_canaries,
                     scrypt_log_n=log_n,
                     passphrase_bits=bits,
-                    identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
+                    identity_age=None if identity is None else wrap_identity(unlock_to, package_id, identity),
                     pseudonym_key_enc=cipher.encrypt(
                         base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key"
                     ),
