@@ -78,7 +78,7 @@ def _add_package(home: Home, cipher: FieldCipher, recipient: str) -> None:
                 scrypt_log_n=None,
                 passphrase_bits=None,
                 identity_age=wrap_identity(unlock_public_key(home.keys), PACKAGE_ID, secret),
-                pseudonym_key_enc=cipher.encrypt("bench", "packages.pseudonym_key"),
+                pseudonym_key_enc=cipher.encrypt("bench", "packages.pseudonym_key", PACKAGE_ID),
                 revoked_at=None,
                 revoked_reason=None,
             )

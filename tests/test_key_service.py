@@ -17,10 +17,12 @@ import httpx
 import pyrage
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from civicseal.clock import utcnow
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.client import TetheredIdentity, fetch_package_identity, unlock_url
+from civicseal.keys.models import Recipient
 from civicseal.keys.recipients import add_recipient, keygen, load_identity
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.service import BackgroundServer, create_app
@@ -293,12 +295,15 @@ def seal_tethered(home: Home, cipher: FieldCipher, work: Path, recipient: str, p
     (work / "plain.csv").write_bytes(PLAINTEXT)
     encrypt_to_recipient(work / "plain.csv", work / "payload.age", public)
     now = utcnow()
+    with home.engine.connect() as conn:
+        recipient_key = conn.execute(select(Recipient.age_recipient).where(Recipient.name == recipient)).scalar_one()
     manifest = F.build_manifest(
         package_id=package_id,
         issuer=home.config.issuer,
         issuer_key_id=keys.signing_key_id,
         purpose="contact-centre-status",
         recipient=recipient,
+        recipient_key=recipient_key,
         mode=F.Mode.TETHERED,
         key_service_url=url,
         created=now - timedelta(minutes=1),

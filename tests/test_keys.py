@@ -107,7 +107,7 @@ def add_package(
                 scrypt_log_n=None,
                 passphrase_bits=None,
                 identity_age=wrapped,
-                pseudonym_key_enc=cipher.encrypt("pseudonym-key", "packages.pseudonym_key"),
+                pseudonym_key_enc=cipher.encrypt("pseudonym-key", "packages.pseudonym_key", package_id),
                 revoked_at=None,
                 revoked_reason=None,
             )

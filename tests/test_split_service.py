@@ -40,6 +40,13 @@ def _live_package(home: Home, cipher: FieldCipher, package_id: str) -> str:
     )
 
 
+def _unbound(cipher: FieldCipher, secret: str) -> bytes:
+    """An identity as sealing stored it before 0010: AES-GCM under the master key, bound to the column only."""
+    key_id, prefix = cipher._key_id, os.urandom(8)
+    nonce = prefix + (0).to_bytes(4, "big")
+    return key_id + nonce + cipher._aead[key_id].encrypt(nonce, secret.encode(), LEGACY_IDENTITY_COLUMN.encode())
+
+
 def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
@@ -51,7 +58,7 @@ def test_the_split_home_holds_only_the_unlock_key_and_serves_from_it(
     secret = _live_package(home, cipher, "pkg_split")
     legacy_secret = _live_package(home, cipher, "pkg_legacy")
     with home.engine.begin() as conn:  # as sealed before 0010: under the master key, not for the unlock key
-        blob = cipher.encrypt(legacy_secret, LEGACY_IDENTITY_COLUMN)
+        blob = _unbound(cipher, legacy_secret)
         conn.execute(update(Package).where(Package.id == "pkg_legacy").values(identity_enc=blob, identity_age=None))
 
     service_dir = tmp_path / "key-service-host"

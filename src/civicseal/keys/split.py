@@ -44,7 +44,7 @@ def rewrap_identities(home: Home) -> int:
             return 0
         cipher = load_city_keys(home.keys).field_cipher()
         for package_id, enc in legacy:
-            wrapped = wrap_identity(recipient, package_id, cipher.decrypt(enc, LEGACY_IDENTITY_COLUMN))
+            wrapped = wrap_identity(recipient, package_id, cipher.decrypt_unbound(enc, LEGACY_IDENTITY_COLUMN))
             conn.execute(update(t).where(t.c.id == package_id).values(identity_age=wrapped, identity_enc=None))
         audit.append(conn, "keys.identities-rewrapped", "home", home.config.issuer, {"packages": len(legacy)})
     return len(legacy)

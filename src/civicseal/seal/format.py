@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 # Constants: the format, defined once.
 # --------------------------------------------------------------------------------------------------
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: the manifest names the recipient's public key (recipient_key)
 ENTRIES: Final = ("manifest.json", "manifest.sig", "payload.age")
 MAX_MANIFEST: Final = 64 * 1024
 MAX_AGE_HEADER: Final = 4096
@@ -88,6 +88,7 @@ _CENTRAL_SIZE: Final = sum(_CENTRAL.size + len(n) for n in ENTRIES)
 
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")  # bech32 of an X25519 public key
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,40}")
 
@@ -170,6 +171,7 @@ _MANIFEST_FIELDS: Final = (
     "issuer",
     "purpose",
     "recipient",
+    "recipient_key",
     "mode",
     "key_service",
     "created",
@@ -188,13 +190,14 @@ def build_manifest(
     issuer_key_id: str,
     purpose: str,
     recipient: str,
+    recipient_key: str,
     mode: Mode | str,
     key_service_url: str | None,
     created: datetime,
     expires: datetime,
     payload: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Build a version-1 manifest; :func:`write_package` adds the payload's sha256 and size.
+    """Build a manifest of :data:`FORMAT_VERSION`; :func:`write_package` adds the payload's sha256 and size.
 
     The manifest carries no personal data. Its fields:
 
@@ -203,7 +206,9 @@ def build_manifest(
     * ``issuer`` — ``{"name", "key_id"}``: who signed, and the :func:`key_id` of the signing key; a reader
       looks the key id up in its own trust store and never trusts a key carried in the package.
     * ``purpose`` — the declared purpose the payload was minimized to.
-    * ``recipient`` — who the package is for (a reader may insist it is itself).
+    * ``recipient`` — who the package is for, by the name the issuer knows it by.
+    * ``recipient_key`` — the recipient's public age key (``age1…``); a reader holding an identity refuses
+      a package addressed to another key (in every mode but passphrase, which opens without one).
     * ``mode`` — ``tethered``, ``recipient`` or ``passphrase`` (:class:`Mode`).
     * ``key_service`` — the URL to ask for the package identity (tethered), else ``null``.
     * ``created`` / ``expires`` — RFC 3339 UTC strings; a reader refuses a package created in the future
@@ -224,6 +229,7 @@ def build_manifest(
         "issuer": {"name": issuer, "key_id": issuer_key_id},
         "purpose": purpose,
         "recipient": recipient,
+        "recipient_key": recipient_key,
         "mode": str(Mode(mode)) if mode in set(Mode) else mode,
         "key_service": key_service_url,
         "created": rfc3339(created),
@@ -255,7 +261,7 @@ def _fields_problem(obj: dict[str, Any], expected: tuple[str, ...], where: str) 
 
 
 def manifest_problem(manifest: Mapping[str, Any], *, digest_required: bool = True) -> str | None:
-    """The first way ``manifest`` departs from the version-1 schema, or None; shared by writer and reader.
+    """The first way ``manifest`` departs from the schema, or None; shared by writer and reader.
 
     One function for both sides, so a writer can never produce a package a reader refuses on its fields.
     Messages name the field, never its value.
@@ -269,6 +275,8 @@ def manifest_problem(manifest: Mapping[str, Any], *, digest_required: bool = Tru
     for name in ("package_id", "purpose", "recipient"):
         if not _nonempty_str(manifest[name]):
             return f"manifest field {name} is not a non-empty printable string"
+    if not isinstance(manifest["recipient_key"], str) or not _AGE_RECIPIENT.fullmatch(manifest["recipient_key"]):
+        return "manifest field recipient_key is not an age X25519 recipient (age1…)"
     issuer = manifest["issuer"]
     if not isinstance(issuer, dict):
         return "manifest field issuer is not an object"
@@ -944,10 +952,14 @@ def check_not_expired(pkg: SealedPackage, now: datetime) -> None:
         raise PackageRefused(f"expired at {pkg.manifest['expires']}")
 
 
-def check_recipient(pkg: SealedPackage, recipient: str | None) -> None:
-    """When the reader says who it is, the package must be addressed to it."""
-    if recipient is not None and pkg.manifest["recipient"] != recipient:
-        raise PackageRefused(f"package is addressed to another recipient, not {_show(recipient)}")
+def check_recipient(pkg: SealedPackage, recipient_key: str | None) -> None:
+    """A reader holding an identity opens only packages addressed to its public key (passphrase: no key)."""
+    if recipient_key is None or pkg.mode is Mode.PASSPHRASE:
+        return
+    if pkg.manifest["recipient_key"] != recipient_key:
+        raise PackageRefused(
+            f"package is addressed to another recipient ({_show(pkg.manifest['recipient'])}), not to this identity"
+        )
 
 
 def check_payload_hash(pkg: SealedPackage) -> None:
@@ -973,7 +985,7 @@ def verify(
     trusted: Mapping[str, Ed25519PublicKey],
     *,
     now: datetime,
-    recipient: str | None = None,
+    recipient_key: str | None = None,
 ) -> None:
     """Run every offline check in DESIGN.md's order; raise :class:`PackageRefused` at the first failure.
 
@@ -987,7 +999,7 @@ def verify(
     check_manifest_fields(pkg)
     check_not_future(pkg, now)
     check_not_expired(pkg, now)
-    check_recipient(pkg, recipient)
+    check_recipient(pkg, recipient_key)
     check_payload_hash(pkg)
     precheck_age_header(pkg)
 
@@ -1084,7 +1096,7 @@ def open_package(
     out: Path,
     force: bool,
     identity: Callable[[SealedPackage], Identity],
-    recipient: str | None = None,
+    recipient_key: str | None = None,
 ) -> SealedPackage:
     """Verify a package and decrypt its payload to ``out``; return the verified package.
 
@@ -1097,7 +1109,7 @@ def open_package(
     if not force and (out.exists() or out.is_symlink()):
         raise SealError(f"{out} already exists; refusing to replace it without force")
     pkg = read_package(path)
-    verify(pkg, trusted, now=now, recipient=recipient)
+    verify(pkg, trusted, now=now, recipient_key=recipient_key)
     chosen = identity(pkg)
     try:
         _decrypt_to(pkg, chosen, out, force)

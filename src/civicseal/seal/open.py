@@ -26,15 +26,15 @@ def open_sealed(
 ) -> fmt.SealedPackage:
     """Every offline check first; only then (tethered) the key service; plaintext only through a rename."""
     trusted = load_trusted(trust_home)
+    own = load_identity(identity_file) if identity_file is not None else None
 
     def identity(pkg: fmt.SealedPackage) -> Identity:
         if pkg.mode is fmt.Mode.PASSPHRASE:
             if passphrase is None:
                 raise PackageRefused("a passphrase is needed (--passphrase-file, or type it at the prompt)")
             return PassphraseIdentity(passphrase)
-        if identity_file is None:
+        if own is None:
             raise PackageRefused("an identity is needed (--identity contractor.key)")
-        own = load_identity(identity_file)
         if pkg.mode is fmt.Mode.RECIPIENT:
             return own
         if not token:
@@ -43,4 +43,12 @@ def open_sealed(
 
         return TetheredIdentity(pkg.manifest["key_service"], pkg.package_id, token, own)
 
-    return fmt.open_package(path, trusted=trusted, now=now or utcnow(), out=out, force=force, identity=identity)
+    return fmt.open_package(
+        path,
+        trusted=trusted,
+        now=now or utcnow(),
+        out=out,
+        force=force,
+        identity=identity,
+        recipient_key=own.recipient if own is not None else None,
+    )

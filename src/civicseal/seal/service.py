@@ -221,7 +221,8 @@ def _stream_records(
             alias = pseudonym(pseudonym_key, record["household_code"])
             row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
             for f in decrypt:
-                row[f] = cipher.decrypt(record[f], FIELDS[f].encrypted_column)  # type: ignore[arg-type]
+                column = FIELDS[f].encrypted_column  # bank_accounts: keyed by household
+                row[f] = cipher.decrypt(record[f], column, record["household_code"])  # type: ignore[arg-type]
             if "head_birth_date" in row and row["head_birth_date"] is not None:
                 row["head_birth_date"] = str(row["head_birth_date"])[:10]
             rows.append(row)
@@ -354,6 +355,7 @@ def seal(
                 issuer_key_id=keys.signing_key_id,
                 purpose=purpose.name,
                 recipient=recipient.name,
+                recipient_key=recipient.age_recipient,
                 mode=mode,
                 key_service_url=url,
                 created=now,
@@ -387,7 +389,7 @@ def seal(
                     passphrase_bits=bits,
                     identity_age=None if identity is None else wrap_identity(unlock_to, package_id, identity),
                     pseudonym_key_enc=cipher.encrypt(
-                        base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key"
+                        base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key", package_id
                     ),
                 )
             )
