@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -60,6 +63,7 @@ CLOCK_SKEW: Final = timedelta(minutes=5)
 SIGNATURE_SIZE: Final = 64
 PAYLOAD_FORMATS: Final = ("parquet", "csv", "zengin")
 CHUNK: Final = 1024 * 1024
+Claim = Callable[[Path], AbstractContextManager[object]]  # holds a scratch file for the run (see civicseal.scratch)
 
 
 class Mode(StrEnum):
@@ -1065,9 +1069,14 @@ def _install(tmp: Path, out: Path, force: bool) -> None:
     tmp.unlink()
 
 
-def _decrypt_to(pkg: SealedPackage, identity: Identity, out: Path, force: bool) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")  # mode 0600
-    tmp = Path(tmp_name)
+def _decrypt_to(pkg: SealedPackage, identity: Identity, out: Path, force: bool, claim: Claim) -> None:
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(8)}.part"
+    with claim(tmp):
+        _decrypt_into(pkg, identity, tmp, out, force)
+
+
+def _decrypt_into(pkg: SealedPackage, identity: Identity, tmp: Path, out: Path, force: bool) -> None:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as dst, open(pkg.path, "rb") as src:
             region = PayloadRegion(src, pkg.payload_offset, pkg.payload_size)
@@ -1097,13 +1106,15 @@ def open_package(
     force: bool,
     identity: Callable[[SealedPackage], Identity],
     recipient_key: str | None = None,
+    claim: Claim = lambda _tmp: contextlib.nullcontext(),
 ) -> SealedPackage:
     """Verify a package and decrypt its payload to ``out``; return the verified package.
 
     Order: existing ``out`` refused unless ``force`` → framing (:func:`read_package`) → :func:`verify` →
     ``identity(pkg)`` (for tethered packages the caller asks the key service here — the first moment any
     network contact may happen) → streaming decryption into a 0600 temporary file beside ``out`` →
-    fsync → rename. On any failure the temporary file is deleted: no plaintext remains.
+    fsync → rename. On any failure the temporary file is deleted: no plaintext remains. ``claim(tmp)``
+    holds the temporary file for the run, so that a later sweep removes it if this process is killed.
     """
     out = Path(out)
     if not force and (out.exists() or out.is_symlink()):
@@ -1112,7 +1123,7 @@ def open_package(
     verify(pkg, trusted, now=now, recipient_key=recipient_key)
     chosen = identity(pkg)
     try:
-        _decrypt_to(pkg, chosen, out, force)
+        _decrypt_to(pkg, chosen, out, force, claim)
     except OSError as exc:
         raise SealError(f"cannot write {out}: {exc.strerror or type(exc).__name__}") from None
     return pkg

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from civicseal.clock import utcnow
 from civicseal.keys.recipients import load_identity
+from civicseal.scratch import claimed
 from civicseal.seal import format as fmt
 from civicseal.seal.errors import PackageRefused
 from civicseal.seal.payload import Identity, PassphraseIdentity
@@ -51,4 +52,5 @@ def open_sealed(
         force=force,
         identity=identity,
         recipient_key=own.recipient if own is not None else None,
+        claim=lambda tmp: claimed(trust_home, tmp),
     )

@@ -34,6 +34,7 @@ from civicseal.keys.client import is_loopback_host
 from civicseal.keys.models import Recipient
 from civicseal.programme.service import get_programme, issue_references
 from civicseal.register.synth import name_pairs
+from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal import format as fmt
 from civicseal.seal.errors import SealError
 from civicseal.seal.fields import FIELDS
@@ -310,10 +311,10 @@ def seal(
     package_id = new_package_id()
     pseudonym_key = secrets.token_bytes(32)
     cipher = keys.field_cipher()
-    work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    work = Path(tempfile.mkdtemp(prefix=SEAL_PREFIX, dir=home.path))  # inside the 0700 home
     placed = False
     try:
-        with transaction(home.engine) as conn:
+        with claimed(home.path, work), transaction(home.engine) as conn:  # a killed run's folder is swept
             programme = get_programme(conn, request.programme)
             recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
             if recipient is None:
