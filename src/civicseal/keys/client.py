@@ -28,6 +28,7 @@ from civicseal.seal.payload import X25519Identity
 
 UNLOCK_PATH: Final = "/v1/unlock"
 MAX_ANSWER: Final = 16 * 1024
+ANSWER_TIMEOUT: Final = 45.0  # the service may wait 30 s for a busy SQLite store before it answers
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -72,7 +73,7 @@ def _identity_age(response: httpx.Response, package_id: str) -> bytes:
 
 
 def fetch_package_identity(
-    url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = 10
+    url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
 ) -> str:
     """Ask the key service at ``url`` for ``package_id``'s identity; return it (``AGE-SECRET-KEY-1…``).
 
@@ -114,7 +115,7 @@ class TetheredIdentity:
     """
 
     def __init__(
-        self, url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = 10
+        self, url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
     ) -> None:
         self._url = url
         self._package_id = package_id
@@ -124,7 +125,7 @@ class TetheredIdentity:
 
     @classmethod
     def for_package(
-        cls, pkg: SealedPackage, token: str, own_identity: X25519Identity, *, timeout: float = 10
+        cls, pkg: SealedPackage, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
     ) -> TetheredIdentity:
         """For a verified tethered package: the key-service URL and package id come from its manifest."""
         url = pkg.manifest.get("key_service")

@@ -12,6 +12,8 @@ HTTP contract (version 1):
     ``expired``, ``custody <state>``;
   - 400 ``{"error": "malformed request: …"}`` — not JSON, not an object, or no string ``package_id`` of
     the id form (1-40 of ``A-Z a-z 0-9 . _ -``); such a request is not an unlock attempt and is not logged;
+  - 503 ``{"error": "key service busy: try again in a minute"}`` — the store's write lock stayed taken
+    (SQLite, a long job): the attempt could not be logged, so nothing was released;
   - 500 ``{"error": "key service error"}`` — the service's own fault (store down, identity unreadable).
 
 * ``GET /v1/health`` → 200 ``{"status": "ok"}``; touches nothing, so a load balancer may poll it freely.
@@ -43,6 +45,7 @@ from civicseal.clock import utcnow
 from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import PACKAGE_ID_RE, unlock
+from civicseal.store.errors import StoreBusy
 from civicseal.store.home import Home
 
 MAX_BODY: Final = 4096
@@ -119,6 +122,9 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
             )
         except UnlockRefused as exc:
             return _answer(403, {"error": str(exc)})
+        except StoreBusy:  # a long job held SQLite's write lock throughout: nothing released, nothing logged
+            log.warning("unlock attempt not recorded: the store stayed busy")
+            return _answer(503, {"error": "key service busy: try again in a minute"})
         except Exception as exc:  # the store is down, an identity does not decrypt, a bug: never a traceback
             log.error("unlock failed: %s", type(exc).__name__)
             return _answer(500, {"error": "key service error"})

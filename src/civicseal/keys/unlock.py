@@ -42,12 +42,13 @@ from civicseal.keys.evidence import GRANTED, log_attempt
 from civicseal.keys.models import Recipient, UnlockAttempt
 from civicseal.keys.recipients import UNLOCKED_BY_CITY, is_well_formed, token_digest, token_id_of
 from civicseal.seal.models import Package
-from civicseal.store.engine import transaction
+from civicseal.store.engine import write_patiently
 
 MAX_FAILURES: Final = 10
 FAILURE_WINDOW: Final = timedelta(hours=1)
 PACKAGE_ID_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,40}")
 SERVICE_ACTOR: Final = "key-service"
+PATIENCE: Final = 30.0  # seconds an attempt waits for SQLite's write lock: it is logged, or refused as busy
 
 # Outcomes as written to unlock_log (the custody refusal is "custody-<state>").
 BAD_TOKEN: Final = "bad-token"
@@ -99,13 +100,16 @@ def unlock(
     """Decide one unlock attempt, log it, and return the grant or raise :class:`UnlockRefused`.
 
     ``package_id`` is logged as asked (when it has the shape of an id), ``source`` is the client's
-    address. The log row, the failure count and any lock-out commit together before this returns.
+    address. The log row, the failure count and any lock-out commit together before this returns; while a
+    long job holds SQLite's write lock the attempt waits up to :data:`PATIENCE` for it, and if it still
+    cannot be logged nothing is released (:class:`~civicseal.store.errors.StoreBusy`).
     A package identity that does not open with the unlock key is the city's fault: it is logged as
     ``error`` and raised as :class:`KeyServiceError`, not as a refusal.
     """
     attempt = _Attempt(as_utc(now), _loggable_package_id(package_id), (str(source) or "unknown")[:64])
-    with transaction(engine) as conn:
-        result = _decide(conn, unlock_key, attempt, token)
+    result = write_patiently(
+        engine, lambda conn: _decide(conn, unlock_key, attempt, token), patience=PATIENCE, what="the unlock attempt"
+    )
     if isinstance(result, _Refusal):
         if result.outcome == ERROR:
             raise KeyServiceError("the key service cannot release this package's identity")
