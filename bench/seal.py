@@ -26,12 +26,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import text
 
 import unlock
+from civicseal import cseal as fmt
 from civicseal.clock import utcnow
+from civicseal.cseal.payload import encrypt_to_recipient
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.register.models import tax_row_key
-from civicseal.seal import format as fmt
-from civicseal.seal.payload import encrypt_to_recipient
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
 from common import PROGRAMME, build_city, city_arguments, timed

@@ -30,8 +30,7 @@ from civicseal.custody.service import (
     timeline,
     unlock_allowed,
 )
-from civicseal.keys.models import Recipient
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 

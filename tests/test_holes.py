@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.clock import utcnow
 from civicseal.keys.service import BackgroundServer, create_app
 from civicseal.scratch import UNCLAIMED_GRACE, claimed
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
 from tests.cities import PROGRAMME, contractor, entitled_city

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from zxcvbn import zxcvbn
 
 import civicseal.cli.incident_cmds  # noqa: F401  (registers `incident` until cli/app.py imports it)
+from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.custody.service import current_state, record_event
 from civicseal.incident import appi, attack, render
@@ -25,7 +26,6 @@ from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
-from civicseal.seal import format as fmt
 from civicseal.seal.fields import Category
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.fieldcrypt import FieldCipher

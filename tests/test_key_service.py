@@ -19,19 +19,18 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from civicseal import cseal as F
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import PackageRefused
+from civicseal.cseal.payload import X25519Identity, encrypt_to_recipient, generate_identity
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.client import TetheredIdentity, fetch_package_identity, unlock_url
-from civicseal.keys.models import Recipient
 from civicseal.keys.recipients import add_recipient, keygen, load_identity
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.service import BackgroundServer, create_app
+from civicseal.keys.trust import add_trusted, format_public_key, load_trusted
 from civicseal.keys.unlock import MAX_FAILURES
-from civicseal.seal import format as F
-from civicseal.seal.errors import PackageRefused
-from civicseal.seal.models import Package
-from civicseal.seal.payload import X25519Identity, encrypt_to_recipient, generate_identity
-from civicseal.seal.trust import add_trusted, format_public_key, load_trusted
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.test_keys import (

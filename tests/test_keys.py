@@ -17,10 +17,11 @@ from sqlalchemy import Engine, inspect, select, text
 
 from civicseal.audit.models import AuditEntry
 from civicseal.cli import run
+from civicseal.cseal.payload import X25519Identity, generate_identity
 from civicseal.custody.models import CustodyEvent
 from civicseal.keys.city import load_unlock_key, unlock_public_key, wrap_identity
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
-from civicseal.keys.models import Recipient, UnlockAttempt
+from civicseal.keys.models import UnlockAttempt
 from civicseal.keys.recipients import (
     TOKEN_RE,
     add_recipient,
@@ -30,10 +31,9 @@ from civicseal.keys.recipients import (
     unlock_recipient,
 )
 from civicseal.keys.revocation import revoke_package
+from civicseal.keys.trust import load_issuers
 from civicseal.keys.unlock import MAX_FAILURES, UnlockGrant, unlock
-from civicseal.seal.models import Package
-from civicseal.seal.payload import X25519Identity, generate_identity
-from civicseal.seal.trust import load_issuers
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 

@@ -13,11 +13,11 @@ import pypdf
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
 from civicseal.incident.notify import notify, wareki
 from civicseal.incident.service import open_incident
 from civicseal.programme.reference import printed
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city

@@ -26,16 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from civicseal.seal import format as F
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.payload import (
+from civicseal import cseal as F
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.payload import (
     PassphraseIdentity,
     X25519Identity,
     encrypt_to_recipient,
     encrypt_with_passphrase,
     generate_identity,
 )
-from civicseal.seal.trust import (
+from civicseal.keys.trust import (
     TRUST_FILE,
     add_trusted,
     format_public_key,
@@ -928,8 +928,8 @@ def test_open_sealed_refuses_a_package_for_another_identity_before_any_key_servi
     issuer: Issuer, tmp_path: Path
 ) -> None:
     """The reader's own identity decides: a tethered package for someone else never reaches the key service."""
+    from civicseal.keys.trust import add_trusted, format_public_key
     from civicseal.seal.open import open_sealed
-    from civicseal.seal.trust import add_trusted, format_public_key
 
     _, package_public = generate_identity()
     (tmp_path / "plain.csv").write_bytes(PLAINTEXT)

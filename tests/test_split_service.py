@@ -21,7 +21,7 @@ from civicseal.keys.errors import KeyMaterialError
 from civicseal.keys.evidence import verify_evidence
 from civicseal.keys.service import BackgroundServer, create_app
 from civicseal.keys.split import LEGACY_IDENTITY_COLUMN
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package
 from civicseal.store.engine import DATABASE_URL_ENV
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home

@@ -11,7 +11,7 @@ import typer
 from civicseal import __version__
 from civicseal.cli.output import console, print_json, print_table, progress_bars
 from civicseal.keys.city import load_city_keys
-from civicseal.seal.trust import format_public_key
+from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")

@@ -154,7 +154,7 @@ def trust_add(
     home: HomeOption = None,
 ) -> None:
     """Trust an issuer's signing key in this home (a contractor's home needs no database or config)."""
-    from civicseal.seal.trust import add_trusted
+    from civicseal.keys.trust import add_trusted
 
     kid = add_trusted(Home(home).path, name, public_key)
     console.print(f"trusted issuer {name} with key id {kid}")

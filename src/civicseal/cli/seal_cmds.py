@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
+from civicseal import cseal as fmt
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json, print_table
 from civicseal.clock import utcnow
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
+from civicseal.cseal.errors import SealError
 from civicseal.store.home import Home
 
 TOKEN_ENV = "CIVICSEAL_TOKEN"
@@ -147,7 +147,7 @@ def _reader_home(home: Path | None) -> Home:
 @app.command("verify")
 def verify_command(file: Path, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Check framing, signature, manifest, payload hash and expiry — no secret key, no network."""
-    from civicseal.seal.trust import load_trusted
+    from civicseal.keys.trust import load_trusted
 
     pkg = fmt.read_package(file)
     fmt.verify(pkg, load_trusted(_reader_home(home).path), now=utcnow())

@@ -30,8 +30,9 @@ from civicseal.incident.attack import format_duration, format_duration_ja, forma
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
 from civicseal.keys.evidence import granted_between
+from civicseal.ledger.models import Package
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
+from civicseal.seal.models import PackageMember
 
 if TYPE_CHECKING:
     from civicseal.incident.report import Content, Durations, Protection, TimelineEntry

@@ -25,10 +25,10 @@ from civicseal.incident.appi import Assessment, assess_incident
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
 from civicseal.keys.evidence import granted_between, require_intact
+from civicseal.ledger.models import Package
 from civicseal.programme.reference import printed
 from civicseal.register.normalize import ERAS
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package
 from civicseal.seal.purposes import purposes
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer

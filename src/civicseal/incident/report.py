@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, text
 from zxcvbn import zxcvbn
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.custody import service as custody
@@ -26,11 +27,10 @@ from civicseal.incident.appi import ReportItem
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import IncidentRecord, get_incident, verified_file
 from civicseal.keys.evidence import GRANTED, chain_unlocks, require_intact
-from civicseal.keys.models import Recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.models import Programme
-from civicseal.seal import format as fmt
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
+from civicseal.seal.models import PackageMember
 from civicseal.seal.purposes import purposes
 from civicseal.seal.secrets import TYPED_MIN_GUESSES
 from civicseal.store.engine import transaction

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.custody import service as custody
@@ -29,9 +30,8 @@ from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
 from civicseal.keys.evidence import anchor
 from civicseal.keys.revocation import revoke_in
-from civicseal.seal import format as fmt
-from civicseal.seal.models import Package
-from civicseal.seal.trust import load_trusted
+from civicseal.keys.trust import load_trusted
+from civicseal.ledger.models import Package
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 

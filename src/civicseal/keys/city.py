@@ -17,8 +17,8 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from civicseal.cseal import key_id
 from civicseal.keys.errors import KeyMaterialError
-from civicseal.seal.format import key_id
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 

@@ -1,6 +1,6 @@
 """The contractor's side of a tethered open: ask the key service, then decrypt the payload.
 
-:class:`TetheredIdentity` is a :class:`civicseal.seal.payload.Identity`: ``open_package`` calls its
+:class:`TetheredIdentity` is a :class:`civicseal.cseal.payload.Identity`: ``open_package`` calls its
 ``decrypt`` only after every offline check passed, so the key service is contacted only for a package the
 reader would otherwise open. The service answers with the package identity age-encrypted to the
 contractor's own key; this side decrypts it in memory, never writes it anywhere, and uses it once.
@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from civicseal import __version__
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.format import SealedPackage
-from civicseal.seal.payload import X25519Identity
+from civicseal.cseal import SealedPackage
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.payload import X25519Identity
 
 UNLOCK_PATH: Final = "/v1/unlock"
 MAX_ANSWER: Final = 16 * 1024
@@ -108,7 +108,7 @@ def fetch_package_identity(
 
 
 class TetheredIdentity:
-    """The :class:`~civicseal.seal.payload.Identity` of a tethered package: fetched when it is needed.
+    """The :class:`~civicseal.cseal.payload.Identity` of a tethered package: fetched when it is needed.
 
     Construct it inside ``open_package``'s ``identity`` callback (or with :meth:`for_package`), so the
     key service is asked only after the package passed every offline check.

@@ -28,7 +28,7 @@ from civicseal.audit.models import AuditEntry
 from civicseal.clock import as_utc, utcnow
 from civicseal.keys.city import load_signing_key
 from civicseal.keys.models import UnlockAttempt
-from civicseal.seal.trust import load_trusted
+from civicseal.keys.trust import load_trusted
 from civicseal.store.home import Home
 
 UNLOCK_ACTION: Final = "keys.unlock"

@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
+from civicseal.cseal.payload import X25519Identity
 from civicseal.keys.errors import KeyServiceError
 from civicseal.keys.evidence import log_attempt
-from civicseal.keys.models import Recipient
-from civicseal.seal.payload import X25519Identity
+from civicseal.ledger.models import Recipient
 from civicseal.store.engine import transaction
 
 TOKEN_PREFIX: Final = "cst_"

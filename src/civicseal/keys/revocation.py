@@ -22,7 +22,7 @@ from civicseal.clock import as_utc
 from civicseal.keys.errors import KeyServiceError
 from civicseal.keys.evidence import anchor
 from civicseal.keys.unlock import PACKAGE_ID_RE
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package
 from civicseal.store.engine import write_patiently
 from civicseal.store.home import Home
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from civicseal.audit import log as audit
 from civicseal.keys.city import load_city_keys, read_unlock_identity, unlock_public_key, wrap_identity, write_unlock_key
 from civicseal.keys.errors import KeyMaterialError
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer
 from civicseal.store.home import CONFIG_FILE, KEY_SERVICE_ROLE, Home

@@ -39,9 +39,9 @@ from civicseal.custody.service import UNLOCKABLE, current_state
 from civicseal.keys.city import UnlockKey
 from civicseal.keys.errors import KeyMaterialError, KeyServiceError, UnlockRefused
 from civicseal.keys.evidence import GRANTED, log_attempt
-from civicseal.keys.models import Recipient, UnlockAttempt
+from civicseal.keys.models import UnlockAttempt
 from civicseal.keys.recipients import UNLOCKED_BY_CITY, is_well_formed, token_digest, token_id_of
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.engine import write_patiently
 
 MAX_FAILURES: Final = 10

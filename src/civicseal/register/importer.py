@@ -30,10 +30,10 @@ from civicseal.register import normalize as n
 from civicseal.register.columns import COLUMNS, SIGNATURE, Column, Kind, header_names
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_key
+from civicseal.store.base import Base
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import atomic_writer
-from civicseal.store.schema import metadata
 
 MAX_PRINTED_PROBLEMS = 100
 WRITE_BATCH = 20_000
@@ -632,7 +632,7 @@ def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterato
 
     Inside the import's transaction, so a failure leaves them as they were.
     """
-    indexes = list(metadata.tables[table].indexes) if bulk else []
+    indexes = list(Base.metadata.tables[table].indexes) if bulk else []
     for index in indexes:
         index.drop(conn)
     yield

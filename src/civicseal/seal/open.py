@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from civicseal import cseal as fmt
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import PackageRefused
+from civicseal.cseal.payload import Identity, PassphraseIdentity
 from civicseal.keys.recipients import load_identity
+from civicseal.keys.trust import load_trusted
 from civicseal.scratch import claimed
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import PackageRefused
-from civicseal.seal.payload import Identity, PassphraseIdentity
-from civicseal.seal.trust import load_trusted
 
 
 def open_sealed(

@@ -26,20 +26,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Row, select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import SealError
+from civicseal.cseal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
 from civicseal.custody import service as custody
 from civicseal.keys.city import CityKeys, load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.client import is_loopback_host
-from civicseal.keys.models import Recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import get_programme, issue_references
 from civicseal.register.synth import name_pairs
 from civicseal.scratch import SEAL_PREFIX, claimed
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
 from civicseal.seal.fields import FIELDS
-from civicseal.seal.models import Canary, Package
-from civicseal.seal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
+from civicseal.seal.models import Canary
 from civicseal.seal.purposes import Purpose, get_purpose
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
 from civicseal.store.engine import placeholder, transaction

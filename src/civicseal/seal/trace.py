@@ -22,9 +22,10 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, select
 
 from civicseal.audit import log as audit
+from civicseal.cseal.errors import SealError
+from civicseal.ledger.models import Package
 from civicseal.register.importer import decode_lines
-from civicseal.seal.errors import SealError
-from civicseal.seal.models import Canary, Package, PackageMember
+from civicseal.seal.models import Canary, PackageMember
 from civicseal.seal.secrets import PSEUDONYM_CHARS
 from civicseal.store.engine import transaction
 
