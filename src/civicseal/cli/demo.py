@@ -13,8 +13,8 @@ from typing import TypeVar
 from rich.table import Table
 
 from civicseal.audit import log as audit
-from civicseal.cli.app import render_funnel
 from civicseal.cli.output import console, progress_bars
+from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
 from civicseal.cseal.errors import PackageRefused
 from civicseal.custody.service import Event, record_event

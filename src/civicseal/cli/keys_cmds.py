@@ -16,6 +16,8 @@ from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: 
 from civicseal.cli.app import HomeOption, JsonOption, app, keys_app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import utcnow
+from civicseal.keys.city import load_city_keys
+from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 
@@ -110,6 +112,14 @@ def serve_command(
         err_console.print(f"warning: serving plain HTTP on {host}; terminate TLS in front of this worker")
     err_console.print(f"key service on http://{host}:{port} (Ctrl-C stops it)")
     serve(opened, host=host, port=port)
+
+
+@keys_app.command("public")
+def keys_public(home: HomeOption = None) -> None:
+    """Print the line a contractor gives to `civicseal trust add`."""
+    opened = open_home(home)
+    keys = load_city_keys(opened.keys)
+    console.print(f"{opened.config.issuer} {format_public_key(keys.signing.public_key())}", soft_wrap=True)
 
 
 @keys_app.command("split-service")
