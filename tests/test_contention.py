@@ -89,4 +89,6 @@ def test_a_store_that_stays_busy_is_a_clear_refusal(home: Home, cipher: FieldCip
     engine = _impatient(home)
     with long_write(home), pytest.raises(StoreBusy, match="try again when that job ends"):
         write_patiently(engine, lambda conn: conn.execute(text("DELETE FROM audit_head WHERE 0 = 1")), patience=1.0)
+    with long_write(home), pytest.raises(StoreBusy, match="try again when it ends"), transaction(engine) as conn:
+        conn.execute(text("DELETE FROM audit_head WHERE 0 = 1"))  # any other writer: a refusal, not a crash
     engine.dispose()

@@ -349,7 +349,7 @@ def open_tethered(pkg_path: Path, out: Path, token: str, key: Path, contractor_h
         out=out,
         force=False,
         identity=lambda pkg: TetheredIdentity.for_package(pkg, token, own),
-        recipient="contact-centre",
+        recipient_key=own.recipient,
     )
 
 

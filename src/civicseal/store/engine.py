@@ -74,11 +74,20 @@ def placeholder(conn: Connection) -> str:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """One atomic unit of work that writes: everything in it is committed together or not at all."""
-    with engine.connect() as conn:
-        conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
-        with conn.begin():
-            yield conn
+    """One atomic unit of work that writes: everything in it is committed together or not at all.
+
+    On SQLite, a write lock not obtained within the busy timeout is :class:`StoreBusy` (retry), never an
+    internal error.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        if not (is_sqlite(engine) and _is_lock_timeout(exc)):
+            raise
+        raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:
@@ -100,9 +109,7 @@ def write_patiently(
         try:
             with transaction(engine) as conn:
                 return work(conn)
-        except OperationalError as exc:
-            if not (is_sqlite(engine) and _is_lock_timeout(exc)):
-                raise
+        except StoreBusy:
             if time.monotonic() >= deadline:
                 raise StoreBusy(
                     f"the store stayed busy for {patience:.0f} s (another job holds its write lock);"
