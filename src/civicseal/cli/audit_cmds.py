@@ -47,6 +47,7 @@ def audit_verify(home: HomeOption = None, json_out: JsonOption = False) -> None:
             console.print(
                 f"checked against {result.anchors} anchors; latest: row {latest.seq} at {_shown(latest.at)}",
                 markup=False,
+                soft_wrap=True,
             )
     if not result.ok:
         raise AuditError(f"{result.reason}; keep the store and the anchors file as they are and tell the DPO")

@@ -135,8 +135,10 @@ def keys_split_service(
     if json_out:
         print_json({"home": str(made.path), "store": made.database, "rewrapped": made.rewrapped})
         return
-    console.print(f"key-service home written to {made.path} (store: {made.database})", markup=False)
-    console.print(f"copy it to the key-service host and run: civicseal serve --home {made.path}", markup=False)
+    console.print(f"key-service home written to {made.path} (store: {made.database})", markup=False, soft_wrap=True)
+    console.print(
+        f"copy it to the key-service host and run: civicseal serve --home {made.path}", markup=False, soft_wrap=True
+    )
 
 
 @package_app.command("revoke")
