@@ -19,6 +19,7 @@ import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
 from civicseal.incident.notify import LetterContext, letter_context, notify
@@ -29,7 +30,6 @@ from civicseal.keys.unlock import unlock
 from civicseal.programme.service import create_programme, run_programme
 from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import EXAMPLE_CONTACT, Home
 

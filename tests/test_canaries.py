@@ -23,13 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
 from civicseal.incident.notify import addressees
 from civicseal.incident.report import build_report
 from civicseal.incident.service import record_lost_event
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.register.synth import residential_towns
-from civicseal.seal import format as fmt
 from civicseal.seal.canaries import default_addresses
 from civicseal.seal.open import open_sealed
 from civicseal.seal.service import SealRequest, seal
@@ -331,7 +331,7 @@ def test_canaries_are_in_no_count_and_no_letter(holdings) -> None:
     assert carried == 3 and len(held[0].first) == records + carried
     assert sum(statuses.values()) == records  # handing it over notified its households, and no canary
     assert len(letters) == records and not {a.reference_number for a in letters} & canaries
-    loss = record_lost_event(home.engine, package_id, holder="print shop", at=NOW, now=NOW)
+    loss = record_lost_event(home, package_id, holder="print shop", at=NOW, now=NOW)
     report = build_report(home, loss.incident_id, now=NOW)
     assert report.content.residents_affected == members
     assert report.content.households_affected == records

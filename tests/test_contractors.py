@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from civicseal.seal.payload import generate_identity
 from sqlalchemy import Engine, func, select, update
 
 from civicseal.audit.models import AuditEntry
@@ -26,8 +27,8 @@ from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.models import UnlockAttempt
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.keys.unlock import unlock
-from civicseal.seal.models import Package, PackageMember
-from civicseal.seal.payload import generate_identity
+from civicseal.ledger.models import Package
+from civicseal.seal.models import PackageMember
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home

@@ -32,8 +32,7 @@ from civicseal.custody.service import (
 )
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import record_lost_event
-from civicseal.keys.models import Recipient
-from civicseal.seal.models import Package
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
@@ -83,7 +82,7 @@ def step(home: Home, package_id: str, event: Event | str, at: datetime, **texts:
     """One event as staff record it; a loss goes through the loss decision, as `custody record` sends it."""
     texts.setdefault("holder", "someone")
     if event == Event.LOST:
-        return record_lost_event(home.engine, package_id, at=at, actor="test", now=at, **texts).event_id  # type: ignore[arg-type]
+        return record_lost_event(home, package_id, at=at, actor="test", now=at, **texts).event_id  # type: ignore[arg-type]
     return record_event(home.engine, package_id, event, at=at, actor="test", now=at, **texts)  # type: ignore[arg-type]
 
 

@@ -24,10 +24,10 @@ from civicseal.dlp.scan import scan
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.register.columns import Kind
 from civicseal.register.importer import import_register
 from civicseal.register.normalize import my_number_check_digit
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.home import Home
 from tests.registers import resident, tax, write_csv
 

@@ -11,10 +11,10 @@ import pytest
 
 from civicseal import __version__
 from civicseal.cli import run
+from civicseal.cseal import key_id
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
-from civicseal.seal.format import key_id
-from civicseal.seal.trust import load_trusted
+from civicseal.keys.trust import load_trusted
 from civicseal.store.errors import StoreError
 from civicseal.store.home import CONTACT_KEYS, Contact, Home, default_config
 

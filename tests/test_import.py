@@ -15,7 +15,9 @@ import pytest
 from civicseal.cli import run
 from civicseal.register.columns import Kind, english_header
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
+from civicseal.register.models import tax_row_key
 from civicseal.register.normalize import my_number_check_digit
+from civicseal.store.errors import StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.registers import resident, tax
@@ -183,15 +185,20 @@ def test_cp932_with_japanese_headers_era_dates_and_halfwidth_kana(
     taxes_stored = query(
         home, "SELECT resident_code, fiscal_year, taxed, income_enc, dependent_of FROM tax_assessments ORDER BY 1"
     )
-    assert [(r[0], r[1], bool(r[2]), cipher.decrypt(r[3], "tax_assessments.income"), r[4]) for r in taxes_stored] == [
+    assert [
+        (r[0], r[1], bool(r[2]), cipher.decrypt(r[3], "tax_assessments.income", tax_row_key(r[0], r[1])), r[4])
+        for r in taxes_stored
+    ] == [
         ("A1", 2022, True, "1234567", None),
         ("A2", 2022, False, "-50000", "A1"),
     ]
-    ((bank, branch, kind, number, holder),) = query(
-        home, "SELECT bank_code, branch_code, account_type, account_number_enc, holder_kana FROM bank_accounts"
+    ((bank, branch, kind, number, holder, household),) = query(
+        home,
+        "SELECT bank_code, branch_code, account_type, account_number_enc, holder_kana, household_code"
+        " FROM bank_accounts",
     )
     assert (bank, branch, kind, holder) == ("0001", "001", 1, "タカハシ イチロウ")
-    assert cipher.decrypt(number, "bank_accounts.account_number") == "0001234"
+    assert cipher.decrypt(number, "bank_accounts.account_number", household) == "0001234"
 
 
 def test_utf8_with_bom_and_crlf_imports_and_counts_physical_lines(
@@ -525,8 +532,14 @@ def test_accounts_must_name_a_household_once_and_a_known_branch(
 
     padded = accounts_csv(tmp_path, [account_row("H1", bank="1", branch="1", number="42")], name="padded.csv")
     assert do_import(home, cipher, residents, padded).accounts.new == 1
-    ((bank, branch, number),) = query(home, "SELECT bank_code, branch_code, account_number_enc FROM bank_accounts")
-    assert (bank, branch, cipher.decrypt(number, "bank_accounts.account_number")) == ("0001", "001", "0000042")
+    ((bank, branch, number, household),) = query(
+        home, "SELECT bank_code, branch_code, account_number_enc, household_code FROM bank_accounts"
+    )
+    assert (bank, branch, cipher.decrypt(number, "bank_accounts.account_number", household)) == (
+        "0001",
+        "001",
+        "0000042",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- heads
@@ -676,10 +689,11 @@ def test_a_newer_register_updates_and_never_deletes(home: Home, cipher: FieldCip
         ("X2", "2024-05-01"),
         ("X3", None),
     ]
-    ((bank, number, bidx, holder),) = query(
-        home, "SELECT bank_code, account_number_enc, account_number_bidx, holder_kana FROM bank_accounts"
+    ((bank, number, bidx, holder, household),) = query(
+        home,
+        "SELECT bank_code, account_number_enc, account_number_bidx, holder_kana, household_code FROM bank_accounts",
     )
-    assert (bank, cipher.decrypt(number, "bank_accounts.account_number"), holder) == (
+    assert (bank, cipher.decrypt(number, "bank_accounts.account_number", household), holder) == (
         "0005",
         "2222222",
         "アマガサキ ハナコ",
@@ -777,7 +791,7 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
         code: (bytes(enc), bytes(bidx))
         for code, enc, bidx in query(home, "SELECT resident_code, my_number_enc, my_number_bidx FROM residents")
     }
-    ((income_enc,),) = query(home, "SELECT income_enc FROM tax_assessments")
+    ((income_enc, fiscal_year),) = query(home, "SELECT income_enc, fiscal_year FROM tax_assessments")
     ((account_enc, account_bidx),) = query(home, "SELECT account_number_enc, account_number_bidx FROM bank_accounts")
     blobs = [*(b for pair in residents.values() for b in pair), bytes(income_enc), bytes(account_enc)]
     blobs.append(bytes(account_bidx))
@@ -790,10 +804,12 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
         for secret in (MY_NUMBER, OTHER_MY_NUMBER, income, account):
             assert secret.encode() not in raw
 
-    assert cipher.decrypt(residents["AA1"][0], "residents.my_number") == MY_NUMBER
-    assert cipher.decrypt(residents["AA3"][0], "residents.my_number") == OTHER_MY_NUMBER
-    assert cipher.decrypt(bytes(income_enc), "tax_assessments.income") == income
-    assert cipher.decrypt(bytes(account_enc), "bank_accounts.account_number") == account
+    assert cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA1") == MY_NUMBER
+    assert cipher.decrypt(residents["AA3"][0], "residents.my_number", "AA3") == OTHER_MY_NUMBER
+    assert cipher.decrypt(bytes(income_enc), "tax_assessments.income", tax_row_key("AA1", fiscal_year)) == income
+    assert cipher.decrypt(bytes(account_enc), "bank_accounts.account_number", "H1") == account
+    with pytest.raises(StoreError, match="moved from another row"):  # one resident's number copied to another
+        cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA3")
     assert residents["AA1"][0] != residents["AA2"][0]  # ciphertexts differ ...
     assert residents["AA1"][1] == residents["AA2"][1]  # ... the blind index is equal for equal numbers
     assert residents["AA1"][1] == cipher.blind_index(MY_NUMBER, "residents.my_number")

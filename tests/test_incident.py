@@ -16,17 +16,18 @@ from sqlalchemy import text
 from zxcvbn import zxcvbn
 
 import civicseal.cli.incident_cmds  # noqa: F401  (registers `incident` until cli/app.py imports it)
+from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.custody.service import current_state, record_event
 from civicseal.incident import appi, attack, render
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.report import build_report
 from civicseal.incident.service import close_incident, describe_opened, get_incident, list_incidents, open_incident
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
 from civicseal.payments.service import BatchRequest, make_batch
-from civicseal.seal import format as fmt
 from civicseal.seal.fields import Category
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.fieldcrypt import FieldCipher
@@ -80,7 +81,7 @@ def _members(home: Home, package_id: str) -> tuple[int, int]:
 
 def _try_unlock(home: Home, cipher: FieldCipher, token: str, package_id: str, at: timedelta, source: str) -> bool:
     try:
-        unlock(home.engine, cipher, package_id=package_id, token=token, source=source, now=NOW + at)
+        unlock(home.engine, load_unlock_key(home.keys), package_id=package_id, token=token, source=source, now=NOW + at)
     except UnlockRefused:
         return False
     return True
@@ -112,6 +113,7 @@ def test_tethered_incident_revokes_at_once_and_reports_every_attempt(city, ciphe
     assert not _try_unlock(home, cipher, token, summary.package_id, 6 * H, "198.51.100.7")  # whoever, after
 
     report = build_report(home, incident_id, now=NOW + 7 * H, package_file=Path(summary.out))
+    assert report.anchor is not None and report.anchor["seq"] == len(actions)  # opening anchored the chain
 
     residents, households = _members(home, summary.package_id)
     assert (report.content.residents_affected, report.content.households_affected) == (residents, households)

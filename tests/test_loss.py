@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.custody.errors import CustodyError
 from civicseal.custody.service import Event, current_state, record_event, unlock_allowed
@@ -19,7 +20,6 @@ from civicseal.incident.report import build_report
 from civicseal.incident.service import close_incident, list_incidents, open_incident, record_lost_event
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import unlock
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -86,7 +86,7 @@ def test_lost_recorded_in_custody_revokes_opens_an_incident_and_found_never_reop
 
     # found, lost again while the incident is open: the loss joins it
     record_event(home.engine, package_id, Event.FOUND, holder="警察署", at=NOW + 9 * H, now=NOW + 9 * H)
-    again = record_lost_event(home.engine, package_id, holder="警察署", at=NOW + 10 * H, now=NOW + 10 * H)
+    again = record_lost_event(home, package_id, holder="警察署", at=NOW + 10 * H, now=NOW + 10 * H)
     assert again.incident_id == incident_id and not again.opened and not again.revoked_now
     assert _actions(home)[-1] == "incident.lost-again" and len(list_incidents(home.engine)) == 1
 
@@ -100,7 +100,7 @@ def test_lost_recorded_in_custody_revokes_opens_an_incident_and_found_never_reop
     assert not _opens(home, cipher, token, package_id, 15 * H)
 
     # lost once more after the incident closed: a new incident
-    third = record_lost_event(home.engine, package_id, holder="city", at=NOW + 16 * H, now=NOW + 16 * H)
+    third = record_lost_event(home, package_id, holder="city", at=NOW + 16 * H, now=NOW + 16 * H)
     assert third.opened and third.incident_id != incident_id
 
 
@@ -125,9 +125,9 @@ def test_custody_alone_cannot_record_a_loss(out, tmp_path: Path, capsys: pytest.
 def test_a_recipient_mode_loss_opens_an_incident_without_a_revocation_to_make(out, tmp_path: Path) -> None:
     home, _ = out
     package_id = _package(home, tmp_path, fmt.Mode.RECIPIENT)
-    loss = record_lost_event(home.engine, package_id, holder="印刷会社", at=NOW + 2 * H, now=NOW + 3 * H)
+    loss = record_lost_event(home, package_id, holder="印刷会社", at=NOW + 2 * H, now=NOW + 3 * H)
     assert loss.opened and not loss.revoked_now
     with home.engine.connect() as conn:
         assert current_state(conn, package_id) is Event.LOST
     with pytest.raises(IncidentError, match="lost at is in the future"):
-        record_lost_event(home.engine, package_id, holder="x", at=NOW + 9 * H, now=NOW + 3 * H)
+        record_lost_event(home, package_id, holder="x", at=NOW + 9 * H, now=NOW + 3 * H)

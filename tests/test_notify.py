@@ -17,6 +17,7 @@ import pypdf
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.letter import phrases, wareki
@@ -25,7 +26,6 @@ from civicseal.incident.service import open_incident
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.unlock import unlock
 from civicseal.programme.reference import printed
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import CONTACT_KEYS, EXAMPLE_CONTACT, Contact, Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city

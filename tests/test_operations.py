@@ -22,8 +22,8 @@ from civicseal.keys.city import load_city_keys
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
 from civicseal.keys.recipients import list_recipients, rotate_token
 from civicseal.keys.service import create_app
+from civicseal.keys.trust import format_public_key
 from civicseal.keys.unlock import MAX_FAILURES, unlock
-from civicseal.seal.trust import format_public_key
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.test_keys import ACTOR, NOW, add_package, make_contractor

@@ -12,10 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.cli import run
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.payments import zengin
 from civicseal.payments.calendar import check_pay_date, is_bank_business_day, next_business_day
 from civicseal.payments.errors import PaymentsError
@@ -29,9 +31,7 @@ from civicseal.programme.service import run_programme
 from civicseal.register.columns import Kind
 from civicseal.register.importer import import_register
 from civicseal.register.normalize import ZENGIN_HALFWIDTH
-from civicseal.seal import format as fmt
 from civicseal.seal.open import open_sealed
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.cli import run
+from civicseal.cseal.errors import PackageRefused, SealError
 from civicseal.custody.service import current_state
-from civicseal.seal import format as fmt
 from civicseal.seal.canaries import canary_count
-from civicseal.seal.errors import PackageRefused, SealError
 from civicseal.seal.open import open_sealed
 from civicseal.seal.purposes import get_purpose
 from civicseal.seal.service import SealRequest, check_key_service_url, parse_duration, seal

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from civicseal.audit import log as audit
 from civicseal.keys.city import create_city_keys, load_city_keys
+from civicseal.keys.trust import add_trusted, format_public_key
+from civicseal.schema import metadata
 from civicseal.seal.canaries import default_addresses
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.engine import SQLITE_FILE, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.home import Home, default_config
@@ -37,7 +38,7 @@ def init_home(
     home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)
     home.write_config(config)
-    upgrade(home.engine)
+    upgrade(home.engine, metadata)
     if (db := home.path / SQLITE_FILE).exists():
         db.chmod(0o600)  # SQLite gives its -wal and -shm files the same mode
     keys = load_city_keys(home.keys)

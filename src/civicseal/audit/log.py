@@ -42,7 +42,7 @@ def current_actor() -> str:
     return os.environ.get(ACTOR_ENV, "").strip()[:100] or f"os:{os_user()}"
 
 
-def _timestamp(now: datetime) -> str:
+def timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -80,7 +80,7 @@ def append(
     """Append one row inside the caller's transaction; the head row lock orders concurrent appends."""
     head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).one()
     seq = head.seq + 1
-    at = _timestamp(now or datetime.now(UTC))
+    at = timestamp(now or datetime.now(UTC))
     who, account = actor or current_actor(), os_user()
     detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = chain_hash(head.hash, _canonical(seq, at, who, action, object_type, str(object_id), detail_text, account))

@@ -17,7 +17,7 @@ class AuditEntry(Base):
     os_user: Mapped[str | None] = mapped_column(String(100))  # the OS account, beside the person
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
-    object_id: Mapped[str] = mapped_column(String(100))
+    object_id: Mapped[str] = mapped_column(String(100), index=True)  # a package's unlock evidence is read by it
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 try:  # recent Typer releases carry their own copy of Click
     from typer._click import exceptions as click_errors
@@ -20,6 +23,8 @@ import typer
 
 from civicseal.cli.output import err_console, print_json
 from civicseal.errors import CivicsealError
+from civicseal.scratch import sweep
+from civicseal.store.home import resolve_home
 
 DEBUG_ENV = "CIVICSEAL_DEBUG"
 HOME_ENV = "CIVICSEAL_HOME"
@@ -92,6 +97,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     args, lifted = lift_global_options(list(argv) if argv is not None else sys.argv[1:])
     as_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+    # Every command starts by removing scratch files a killed run left in the home (they may hold
+    # plaintext), and a SIGTERM ends the run through its cleanup, like Ctrl-C.
+    home = lifted.get(HOME_ENV)
+    sweep(resolve_home(Path(home) if home else None))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         with _environment(lifted):
             code = app(args=args, prog_name="civicseal", standalone_mode=False)
@@ -118,6 +129,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         message = f"internal error ({type(exc).__name__}); set {DEBUG_ENV}=1 to see the traceback"
         return _refuse(message, "internal_error", 1, as_json)
     return code if isinstance(code, int) else 0
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)
 
 
 def main() -> None:

@@ -9,12 +9,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from civicseal import __version__
-from civicseal.audit import log as audit
-from civicseal.cli.output import console, print_json, print_table, progress_bars
-from civicseal.errors import CivicsealError
+from civicseal.cli.output import console, print_json
 from civicseal.keys.city import load_city_keys
-from civicseal.register.importer import RejectsEncoding
-from civicseal.seal.trust import format_public_key
+from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")
@@ -54,6 +51,16 @@ def _root(
     ] = False,
 ) -> None:
     """civicseal: run a relief programme on the resident register; every transfer of personal data sealed."""
+
+
+def _parse_cli(parser: Callable[[str], T], raw: str, option: str) -> T:
+    """An option parsed by the register's own normalizer, its rule shown as a usage error (exit 2)."""
+    from civicseal.register.errors import InvalidValue
+
+    try:
+        return parser(raw)
+    except InvalidValue as exc:
+        raise typer.BadParameter(exc.rule, param_hint=option) from None
 
 
 def open_home(home: Path | None) -> Home:
@@ -101,127 +108,6 @@ def init(
     )
 
 
-@keys_app.command("public")
-def keys_public(home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """Print the line a contractor gives to `civicseal trust add`."""
-    opened = open_home(home)
-    keys = load_city_keys(opened.keys)
-    public = format_public_key(keys.signing.public_key())
-    if json_out:
-        print_json({"issuer": opened.config.issuer, "public_key": public, "key_id": keys.signing_key_id})
-        return
-    console.print(f"{opened.config.issuer} {public}", soft_wrap=True, markup=False)
-
-
-@app.command()
-def synth(
-    out: Annotated[Path, typer.Option(help="Folder for residents.csv, tax.csv and accounts.csv.")],
-    residents: Annotated[int, typer.Option(min=1, max=20_000_000, help="How many residents.")] = 460_517,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 7,
-    force: Annotated[bool, typer.Option("--force", help="Replace the three files if the folder has them.")] = False,
-    json_out: JsonOption = False,
-) -> None:
-    """Write a synthetic city (Amagasaki's towns, real postcodes and bank codes) as three CSV files."""
-    from civicseal.register.synth import synthesize
-
-    with progress_bars(not json_out) as progress:
-        summary = synthesize(
-            residents, seed, out, progress=lambda done: progress("synthesizing", done, residents), replace=force
-        )
-    figures = {
-        "residents": summary.residents,
-        "households": summary.households,
-        "tax_rows": summary.tax_rows,
-        "accounts": summary.accounts,
-    }
-    if json_out:
-        print_json(figures)
-    else:
-        print_table(f"synthetic city written to {out}", figures)
-
-
-@register_app.command("import")
-def register_import(
-    files: Annotated[list[Path], typer.Argument(help="residents, tax and/or accounts CSV files (UTF-8 or CP932).")],
-    rejects: Annotated[
-        Path | None, typer.Option(help="Import the valid rows and write the invalid ones to this file.")
-    ] = None,
-    rejects_encoding: Annotated[
-        RejectsEncoding, typer.Option(help="utf-8 (with a BOM, for Excel) or cp932.")
-    ] = RejectsEncoding.UTF8,
-    home: HomeOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Import the register atomically: every error is printed as file:line: column: rule, never the value."""
-    from civicseal.register.importer import import_register
-
-    opened = open_home(home)
-    cipher = load_city_keys(opened.keys).field_cipher()
-    with progress_bars(not json_out) as progress:
-        summary = import_register(
-            opened.engine, cipher, files, rejects=rejects, rejects_encoding=rejects_encoding, progress=progress
-        )
-    figures = summary.as_dict()
-    if json_out:
-        print_json(figures)
-        return
-    if summary.rows_read == 0:
-        console.print("no rows in the files: nothing imported")
-        return
-    print_table("register import", figures)
-    if summary.rejected:
-        console.print(f"{summary.rejected} rows rejected and written to {rejects}")
-
-
-def _parse_cli(parser: Callable[[str], T], raw: str, option: str) -> T:
-    """An option parsed by the register's own normalizer, its rule shown as a usage error (exit 2)."""
-    from civicseal.register.errors import InvalidValue
-
-    try:
-        return parser(raw)
-    except InvalidValue as exc:
-        raise typer.BadParameter(exc.rule, param_hint=option) from None
-
-
-@audit_app.command("verify")
-def audit_verify(home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """Walk the hash chain; name the first row that was edited, deleted, inserted or reordered."""
-    with open_home(home).engine.connect() as conn:
-        result = audit.verify(conn)
-    if json_out:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq})
-    elif result.ok:
-        console.print(f"audit log intact: {result.rows} rows")
-    if not result.ok:
-        raise AuditBroken(result.first_bad_seq, result.reason)
-
-
-class AuditBroken(CivicsealError):
-    def __init__(self, seq: int | None, reason: str | None) -> None:
-        super().__init__(f"audit log broken at sequence {seq}: {reason}")
-
-
-@audit_app.command("show")
-def audit_show(
-    home: HomeOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, newest last.")] = 50,
-    json_out: JsonOption = False,
-) -> None:
-    """List audit rows: who, what, which object, counts."""
-    with open_home(home).engine.connect() as conn:
-        rows = [dict(r) for r in audit.entries(conn, last=limit)]
-    if json_out:
-        print_json({"entries": rows})
-        return
-    for r in rows:
-        console.print(
-            f"{r['seq']:>6} {r['at']} {r['actor']} (OS user {r['os_user'] or '-'}) {r['action']}"
-            f" {r['object_type']}:{r['object_id']} {r['details']}",
-            soft_wrap=True,
-            markup=False,
-        )
-
-
 @app.command()
 def demo(
     home: HomeOption = None,
@@ -236,6 +122,7 @@ def demo(
 
 # Command modules register themselves on `app` when imported.
 from civicseal.cli import (  # noqa: E402, F401
+    audit_cmds,
     contractor_cmds,
     custody_cmds,
     dlp_cmds,
@@ -244,5 +131,6 @@ from civicseal.cli import (  # noqa: E402, F401
     keys_cmds,
     payments_cmds,
     programme_cmds,
+    register_cmds,
     seal_cmds,
 )

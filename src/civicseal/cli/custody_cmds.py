@@ -50,9 +50,10 @@ def custody_record(
     """
     chosen = _manual_event(event)
     when = custody.parse_at(at) if at is not None else None
-    engine = open_home(home).engine
+    opened = open_home(home)
+    engine = opened.engine
     if chosen is custody.Event.LOST:
-        loss = record_lost_event(engine, package_id, holder=holder, at=when, location=location, note=note)
+        loss = record_lost_event(opened, package_id, holder=holder, at=when, location=location, note=note)
         if json_out:
             print_json({"id": loss.event_id, "package_id": package_id, "event": str(chosen)} | loss.as_dict())
             return

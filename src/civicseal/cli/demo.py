@@ -20,6 +20,7 @@ from civicseal.cli.demo_payments import pay_confirmed_households
 from civicseal.cli.output import console, progress_bars
 from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import PackageRefused
 from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
 from civicseal.incident.render import write_report
@@ -28,15 +29,14 @@ from civicseal.incident.service import open_incident
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.keys.service import BackgroundServer, create_app
+from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.programme.service import create_programme, run_programme
 from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
-from civicseal.seal.errors import PackageRefused
 from civicseal.seal.open import open_sealed
 from civicseal.seal.records import show_package
 from civicseal.seal.service import SealRequest, seal
 from civicseal.seal.trace import trace
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")

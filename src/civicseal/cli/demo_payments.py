@@ -12,13 +12,13 @@ from civicseal.cli.output import console
 from civicseal.clock import utcnow
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.payments import zengin
 from civicseal.payments.service import BatchRequest, make_batch, mark_sent, reconcile
 from civicseal.programme import entitlements
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.seal.open import open_sealed
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 

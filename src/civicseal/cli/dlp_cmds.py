@@ -92,8 +92,8 @@ def scan_command(
 
 
 def _jst(rfc3339: str) -> str:
+    from civicseal.cseal import parse_rfc3339
     from civicseal.incident.appi import when_en
-    from civicseal.seal.format import parse_rfc3339
 
     return when_en(parse_rfc3339(rfc3339))
 

@@ -8,12 +8,12 @@ import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
+from civicseal.cseal import rfc3339
 from civicseal.incident.appi import when_en
 from civicseal.keys.city import load_city_keys
 from civicseal.programme import confirmation
 from civicseal.programme.entitlements import Change
 from civicseal.programme.reference import printed
-from civicseal.seal.format import rfc3339
 
 entitlement_app = typer.Typer(help="One entitlement: show it, decline, withdraw or confirm it.", no_args_is_help=True)
 app.add_typer(entitlement_app, name="entitlement")

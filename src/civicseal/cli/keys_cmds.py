@@ -13,9 +13,11 @@ import typer
 
 from civicseal.audit.log import current_actor
 from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: `package` is shared)
-from civicseal.cli.app import HomeOption, JsonOption, app, open_home
+from civicseal.cli.app import HomeOption, JsonOption, app, keys_app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import for_people, rfc3339, utcnow
+from civicseal.keys.city import load_city_keys
+from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 
@@ -149,15 +151,49 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8470,
     home: HomeOption = None,
 ) -> None:
-    """Run a key-service worker (plain HTTP: put TLS in front of it off loopback)."""
+    """Run a key-service worker (plain HTTP: put TLS in front of it off loopback); it loads only the unlock key."""
     from civicseal.keys.client import is_loopback_host
     from civicseal.keys.service import serve
+    from civicseal.keys.split import rewrap_identities
 
     opened = open_home(home)
+    if not opened.is_key_service:
+        rewrap_identities(opened)  # packages sealed before the unlock key existed
     if not is_loopback_host(host):
         err_console.print(f"warning: serving plain HTTP on {host}; terminate TLS in front of this worker")
     err_console.print(f"key service on http://{host}:{port} (Ctrl-C stops it)")
     serve(opened, host=host, port=port)
+
+
+@keys_app.command("public")
+def keys_public(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Print the line a contractor gives to `civicseal trust add`."""
+    opened = open_home(home)
+    keys = load_city_keys(opened.keys)
+    public = format_public_key(keys.signing.public_key())
+    if json_out:
+        print_json({"issuer": opened.config.issuer, "public_key": public, "key_id": keys.signing_key_id})
+        return
+    console.print(f"{opened.config.issuer} {public}", soft_wrap=True, markup=False)
+
+
+@keys_app.command("split-service")
+def keys_split_service(
+    out: Annotated[Path, typer.Option("--out", help="A new or empty folder for the key-service home.")],
+    home: HomeOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Make a home for a key-service host: the unlock key and the store's location, no other city key."""
+    from civicseal.keys.split import split_service
+
+    made = split_service(open_home(home), out, now=utcnow(), actor=current_actor())
+    if json_out:
+        print_json({"home": str(made.path), "store": made.database, "rewrapped": made.rewrapped})
+        return
+    console.print(f"key-service home written to {made.path} (store: {made.database})", markup=False, soft_wrap=True)
+    console.print(
+        f"copy it to the key-service host and run: civicseal serve --home {made.path}", markup=False, soft_wrap=True
+    )
 
 
 @package_app.command("revoke")
@@ -168,9 +204,9 @@ def package_revoke(
     json_out: JsonOption = False,
 ) -> None:
     """Revoke a package: final, and from now on every key-service worker refuses to unlock it."""
-    from civicseal.keys.revocation import revoke_package
+    from civicseal.keys.revocation import revoke_and_anchor
 
-    done = revoke_package(open_home(home).engine, package_id, reason, now=utcnow(), actor=current_actor())
+    done = revoke_and_anchor(open_home(home), package_id, reason, now=utcnow(), actor=current_actor())
     if json_out:
         print_json(
             {"package_id": done.package_id, "revoked_at": rfc3339(done.revoked_at), "stops_unlocks": done.effective}
@@ -192,7 +228,7 @@ def trust_add(
     json_out: JsonOption = False,
 ) -> None:
     """Trust an issuer's signing key in this home (a contractor's home needs no database or config)."""
-    from civicseal.seal.trust import add_trusted
+    from civicseal.keys.trust import add_trusted
 
     kid = add_trusted(Home(home).path, name, public_key)
     if json_out:
@@ -204,7 +240,7 @@ def trust_add(
 @trust_app.command("list")
 def trust_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """The issuers this home accepts packages from: name, key id and key."""
-    from civicseal.seal.trust import load_issuers
+    from civicseal.keys.trust import load_issuers
 
     issuers = [{"name": i.name, "key_id": i.key_id, "public_key": i.public_line} for i in load_issuers(Home(home).path)]
     if json_out:
@@ -223,7 +259,7 @@ def trust_remove(
     json_out: JsonOption = False,
 ) -> None:
     """Stop accepting packages signed by an issuer's key (its packages no longer open here)."""
-    from civicseal.seal.trust import remove_trusted
+    from civicseal.keys.trust import remove_trusted
 
     removed = remove_trusted(Home(home).path, name)
     if json_out:

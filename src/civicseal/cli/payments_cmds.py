@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
+from civicseal import cseal as fmt
 from civicseal.cli.app import HomeOption, JsonOption, _parse_cli, app, open_home
 from civicseal.cli.output import console, print_json, print_table
 from civicseal.clock import TOKYO
 from civicseal.programme.reference import printed
-from civicseal.seal import format as fmt
 
 payments_app = typer.Typer(help="Zengin transfer files, sealed for the bank, and returns.", no_args_is_help=True)
 app.add_typer(payments_app, name="payments")

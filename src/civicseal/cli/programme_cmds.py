@@ -9,11 +9,11 @@ import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, _parse_cli, open_home, programme_app
 from civicseal.cli.output import console, print_json, print_table
+from civicseal.cseal import rfc3339
 from civicseal.incident.appi import when_en
 from civicseal.keys.city import load_city_keys
 from civicseal.programme.reference import printed
 from civicseal.programme.service import DEFAULT_MAX_MISSING_TAX
-from civicseal.seal.format import rfc3339
 
 SHOWN_REFERENCES = 20  # no-longer-qualifying references printed for people; --json carries all
 

@@ -19,17 +19,17 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Select, func, insert, or_, select, update
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, tokyo_today
 from civicseal.contractors.errors import AuthorityRefused, ContractorError
 from civicseal.contractors.models import Contractor
 from civicseal.custody import service as custody
-from civicseal.keys.models import Recipient
 from civicseal.keys.recipients import NAME_RE
+from civicseal.ledger.models import Package, Recipient
 from civicseal.register.errors import InvalidValue
 from civicseal.register.normalize import normalize_text
-from civicseal.seal import format as fmt
-from civicseal.seal.models import Package, PackageMember
+from civicseal.seal.models import PackageMember
 from civicseal.seal.purposes import purposes as package_purposes
 from civicseal.store.engine import transaction
 

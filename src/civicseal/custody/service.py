@@ -24,12 +24,11 @@ from sqlalchemy import ColumnElement, Connection, Engine, Row, Subquery, func, i
 
 from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, for_people, utcnow
+from civicseal.cseal import CLOCK_SKEW
 from civicseal.custody.errors import CustodyError
 from civicseal.custody.models import CustodyEvent
-from civicseal.keys.models import Recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import mark_notified
-from civicseal.seal.format import CLOCK_SKEW
-from civicseal.seal.models import Package
 from civicseal.store.engine import transaction
 
 

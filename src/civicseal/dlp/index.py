@@ -30,14 +30,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import SealError
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.normalize import Fingerprinter, canonical, key_id
 from civicseal.keys.city import load_city_keys
-from civicseal.keys.models import Recipient
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
+from civicseal.ledger.models import Recipient
 from civicseal.seal.payload import encrypt_to_recipient
 from civicseal.seal.secrets import new_package_id
 from civicseal.store.engine import transaction
@@ -224,18 +224,21 @@ def _resident_batches(
     """Residents in resident-code order, a batch at a time, as columns."""
     result = conn.execute(
         text(
-            "SELECT name, name_kana, birth_date, address, my_number_enc, household_code, is_head"
+            "SELECT name, name_kana, birth_date, address, my_number_enc, household_code, is_head, resident_code"
             " FROM residents ORDER BY resident_code"
         ).execution_options(stream_results=True, yield_per=BATCH)
     )
     for rows in result.partitions(BATCH):
-        names, kanas, births, addresses, numbers, households, heads = map(list, zip(*rows, strict=True))
+        names, kanas, births, addresses, numbers, households, heads, codes = map(list, zip(*rows, strict=True))
         yield (
             names,
             kanas,
             [str(b)[:10] for b in births],
             addresses,
-            [None if n is None else cipher.decrypt(n, "residents.my_number") for n in numbers],
+            [
+                None if n is None else cipher.decrypt(n, "residents.my_number", code)
+                for n, code in zip(numbers, codes, strict=True)
+            ],
             households,
             [bool(h) for h in heads],
         )
@@ -289,7 +292,7 @@ def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter)
     ).all()
     if rows:
         which, owners = _owners(pa.array(households, pa.string()), np.array(heads, bool), [r[0] for r in rows])
-        numbers = [cipher.decrypt(r.account_number_enc, "bank_accounts.account_number") for r in rows]
+        numbers = [cipher.decrypt(r.account_number_enc, "bank_accounts.account_number", r.household_code) for r in rows]
         accounts = [account_text(r.bank_code, r.branch_code, n) for r, n in zip(rows, numbers, strict=True)]
         add([accounts[i] for i in which.tolist()], owners, Slot.ACCOUNT)
         add([rows[i].holder_kana for i in which.tolist()], owners, Slot.HOLDER_KANA)

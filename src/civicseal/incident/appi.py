@@ -29,10 +29,10 @@ from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.incident.attack import format_duration, format_duration_ja, format_money
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
-from civicseal.keys.models import UnlockAttempt
-from civicseal.keys.unlock import GRANTED
+from civicseal.keys.evidence import granted_between
+from civicseal.ledger.models import Package
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
+from civicseal.seal.models import PackageMember
 
 if TYPE_CHECKING:
     from civicseal.incident.report import Content, Durations, Protection, TimelineEntry
@@ -86,16 +86,7 @@ def read_facts(conn: Connection, incident_id: int, *, now: datetime) -> Facts:
         select(func.count()).select_from(PackageMember).where(PackageMember.package_id == row.package_id)
     ).scalar_one()
     lost_at = as_utc(row.lost_at)
-    granted = conn.execute(
-        select(func.count())
-        .select_from(UnlockAttempt)
-        .where(
-            UnlockAttempt.package_id == row.package_id,
-            UnlockAttempt.outcome == GRANTED,
-            UnlockAttempt.at >= lost_at,
-            UnlockAttempt.at <= now,
-        )
-    ).scalar_one()
+    granted = granted_between(conn, row.package_id, lost_at, now)
     categories = tuple(dict.fromkeys(FIELDS[f].category for f in row.fields.split(",") if f in FIELDS))
     return Facts(row.package_id, row.mode, categories, int(persons), lost_at, int(granted))
 

@@ -26,11 +26,11 @@ from civicseal.incident.appi import Assessment, assess, assess_incident, read_fa
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.letter import Block, LetterFacts, compose, wareki, wrap
 from civicseal.incident.models import Incident
-from civicseal.keys.models import Recipient
+from civicseal.keys.evidence import require_intact
 from civicseal.keys.recipients import display_name_of_recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.reference import printed
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package
 from civicseal.seal.purposes import purposes
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer
@@ -375,6 +375,7 @@ def notify(
     """Letters and a mailing list when individuals must be told (or ``force``); otherwise nothing, and why."""
     now = now or utcnow()
     check_contact(home)
+    require_intact(home)  # a letter saying "no one opened it" must rest on evidence that was not edited
     assessment: Assessment = assess_incident(home.engine, incident_id, now=now)
     summary = NotifySummary(incident_id, assessment.notify_individuals, force, assessment.reasons)
     if not (assessment.notify_individuals or force):

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Final
+from typing import Any, Final
 
 from civicseal.contractors.service import Link, purpose_label
 from civicseal.incident import attack
@@ -214,9 +214,21 @@ def _protection(report: Report) -> Section:
     blocks += _attempts("Unlock attempts before the loss / 紛失前の開封要求", p.unlocks_before)
     blocks += _attempts("Unlock attempts at or after the loss / 紛失時以降の開封要求", p.unlocks_after)
     blocks.append(f"Granted at or after the loss / 紛失時以降の許可: {p.granted_after:,}")
+    blocks.append(_anchor(report.anchor))
     if p.passphrase is not None:
         blocks += _passphrase(p.passphrase)
     return Section("保護 Protection", tuple(blocks))
+
+
+def _anchor(anchor: dict[str, Any] | None) -> str:
+    """The evidence's footing: the latest chain head signed outside the database, which the above agrees with."""
+    if anchor is None:
+        return "Audit anchor / 監査アンカー: none yet (run `civicseal audit anchor`) / 未作成"
+    return (
+        f"Unlock evidence read from the verified audit chain / 開封記録は検証済みの監査チェーンから読み取り。"
+        f" Latest anchor / 最新アンカー: row {anchor['seq']}, hash {anchor['hash']}, signed {anchor['at']}"
+        f" by key {anchor['key_id']}."
+    )
 
 
 def _passphrase(pa: PassphraseAttack) -> list[str | Table]:

@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, text
 from zxcvbn import zxcvbn
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.contractors.errors import AuthorityRefused
@@ -27,13 +28,12 @@ from civicseal.incident import appi, attack
 from civicseal.incident.appi import ReportItem
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import IncidentRecord, get_incident, verified_file
-from civicseal.keys.models import Recipient, UnlockAttempt
+from civicseal.keys.evidence import GRANTED, chain_unlocks, require_intact
 from civicseal.keys.recipients import display_name_of_recipient
-from civicseal.keys.unlock import GRANTED
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.models import Programme
-from civicseal.seal import format as fmt
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
+from civicseal.seal.models import PackageMember
 from civicseal.seal.purposes import purposes
 from civicseal.seal.secrets import TYPED_MIN_GUESSES
 from civicseal.store.engine import transaction
@@ -199,6 +199,7 @@ class Report:
     assessment: appi.Assessment
     items: tuple[ReportItem, ...]
     contract_chain: ContractChain | None  # None: the recipient belongs to no registered contractor
+    anchor: dict[str, Any] | None  # the latest signed chain head outside the database, when the report was made
 
     def as_dict(self) -> dict[str, Any]:
         """Stable snake_case keys; times as RFC 3339 UTC strings."""
@@ -235,6 +236,7 @@ def build_report(
     """
     now = as_utc(now or utcnow())
     incident = get_incident(home.engine, incident_id)
+    evidence = require_intact(home)  # unlock evidence is read from the chain, so the chain must hold
     header = _file_header(home, incident.package_id, package_file) if package_file is not None else None
     with home.engine.connect() as conn:
         package = _package(conn, incident.package_id)
@@ -278,6 +280,7 @@ def build_report(
         assessment=assessment,
         items=items,
         contract_chain=contract_chain,
+        anchor=evidence.latest_anchor.as_dict() if evidence.latest_anchor else None,
     )
 
 
@@ -354,13 +357,8 @@ def _file_header(home: Home, package_id: str, path: Path) -> fmt.AgeHeader:
 
 
 def _unlocks(conn: Connection, package_id: str, now: datetime) -> list[UnlockEntry]:
-    t = UnlockAttempt.__table__
-    rows = conn.execute(
-        select(t.c.at, t.c.outcome, t.c.source)
-        .where(t.c.package_id == package_id, t.c.at <= now)
-        .order_by(t.c.at, t.c.id)
-    )
-    return [UnlockEntry(as_utc(r.at), r.outcome, r.source) for r in rows]
+    """From the audit chain (verified before the report is built), never from the editable unlock log."""
+    return [UnlockEntry(e.at, e.outcome, e.source) for e in chain_unlocks(conn, package_id, until=now)]
 
 
 def _protection(

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.custody import service as custody
@@ -31,10 +32,10 @@ from civicseal.custody.models import CustodyEvent
 from civicseal.errors import CivicsealError
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
+from civicseal.keys.evidence import anchor
 from civicseal.keys.revocation import revoke_in
-from civicseal.seal import format as fmt
-from civicseal.seal.models import Package
-from civicseal.seal.trust import load_trusted
+from civicseal.keys.trust import load_trusted
+from civicseal.ledger.models import Package
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
@@ -180,6 +181,7 @@ def open_incident(
             conn, package_id, lost_at=lost_at, reported_at=reported_at, reported_by=reported_by,
             circumstances=circumstances, now=now, actor=actor,
         )  # fmt: skip
+    anchor(home, now=now)  # the loss and its revocation are on record outside the database at once
     return loss.incident_id
 
 
@@ -233,7 +235,7 @@ LOSS_IN_CUSTODY = "recorded lost in the chain of custody"
 
 
 def record_lost_event(
-    engine: Engine,
+    home: Home,
     package_id: str,
     *,
     holder: str,
@@ -253,11 +255,13 @@ def record_lost_event(
     if at > now + CLOCK_SKEW:
         raise IncidentError("lost at is in the future")
     circumstances = clean_text("note", note or LOSS_IN_CUSTODY, MAX_TEXT, multiline=True)
-    with transaction(engine) as conn:
-        return record_loss(
+    with transaction(home.engine) as conn:
+        loss = record_loss(
             conn, package_id, lost_at=at, reported_at=now, reported_by=actor[:MAX_REPORTED_BY],
             circumstances=circumstances, holder=holder, location=location, note=note, now=now, actor=actor,
         )  # fmt: skip
+    anchor(home, now=now)  # the loss and its revocation are on record outside the database at once
+    return loss
 
 
 def describe_opened(engine: Engine, incident_id: int) -> Opened:

@@ -29,9 +29,10 @@ from sqlalchemy.exc import IntegrityError
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
 from civicseal.contractors.models import Contractor
+from civicseal.cseal.payload import X25519Identity
 from civicseal.keys.errors import KeyServiceError
-from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.seal.payload import X25519Identity
+from civicseal.keys.evidence import log_attempt
+from civicseal.ledger.models import Recipient
 from civicseal.store.engine import transaction
 
 TOKEN_PREFIX: Final = "cst_"
@@ -227,15 +228,15 @@ def unlock_recipient(engine: Engine, name: str, *, now: datetime, actor: str) ->
         if row["locked_at"] is None:
             raise KeyServiceError(f"recipient {name} is not locked")
         conn.execute(update(Recipient).where(Recipient.id == row["id"]).values(locked_at=None))
-        conn.execute(
-            insert(UnlockAttempt).values(
-                at=now,
-                package_id=None,
-                token_id=row["token_id"],
-                recipient_id=row["id"],
-                source=actor[:64],
-                outcome=UNLOCKED_BY_CITY,
-            )
+        log_attempt(
+            conn,
+            at=now,
+            package_id=None,
+            token_id=row["token_id"],
+            recipient_id=row["id"],
+            source=actor[:64],
+            outcome=UNLOCKED_BY_CITY,
+            actor=actor,
         )
         details = {"token_id": row["token_id"], "locked_at": as_utc(row["locked_at"]).isoformat()}
         audit.append(conn, "keys.unlocked-by-city", "recipient", name, details, actor=actor, now=now)

@@ -13,17 +13,19 @@ HTTP contract (version 1):
     chain no longer covers the package's purpose today: a contract ended, an approval withdrawn, …);
   - 400 ``{"error": "malformed request: …"}`` — not JSON, not an object, or no string ``package_id`` of
     the id form (1-40 of ``A-Z a-z 0-9 . _ -``); such a request is not an unlock attempt and is not logged;
+  - 503 ``{"error": "key service busy: try again in a minute"}`` — the store's write lock stayed taken
+    (SQLite, a long job): the attempt could not be logged, so nothing was released;
   - 500 ``{"error": "key service error"}`` — the service's own fault (store down, identity unreadable).
 
 * ``GET /v1/health`` → 200 ``{"status": "ok"}``; touches nothing, so a load balancer may poll it freely.
 
-Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data.
-uvicorn's own access log is off (it prints the query string, which could carry a token); ``serve`` writes
-its own, one line per request: time (JST), method, route, status and duration — never a token, a
-header, a query or a body, and a path that is not one of the routes above is shown as ``-``.
-
-Workers are stateless: the city's keys are read once at start-up, everything else is read from and
-written to the store on each request.
+Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data, and
+uvicorn's access log is off (it prints the query string, which could carry a token). Workers are
+stateless: the unlock key is read once at start-up, everything else is read from and written to the store
+on each request. The only key a worker loads is the unlock key: never the city's master field key or
+signing key.
+``serve`` writes its own access log, one line per request: time (JST), method, route, status and
+duration — never a token, a header, a query or a body; a path that is not a route is shown as ``-``.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from civicseal.clock import TOKYO, utcnow
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import PACKAGE_ID_RE, unlock
+from civicseal.store.errors import StoreBusy
 from civicseal.store.home import Home
 
 MAX_BODY: Final = 4096
@@ -127,12 +130,12 @@ def access_line(at: datetime, method: str, route: str, status: int, duration_ms:
 def create_app(
     home: Home, *, clock: Callable[[], datetime] = utcnow, access_log: Callable[[str], None] | None = None
 ) -> FastAPI:
-    """A key-service worker for ``home``: the city's keys are loaded now, once; the store is shared.
+    """A key-service worker for ``home`` (the city's or a key-service home): the unlock key is loaded now, once.
 
     ``clock`` gives "now" for each attempt (tests pass a fixed one); expiry is judged on this clock.
     ``access_log``, when given, receives one line per request (:func:`access_line`).
     """
-    cipher = load_city_keys(home.keys).field_cipher()
+    unlock_key = load_unlock_key(home.keys)
     engine = home.engine
     app = FastAPI(title="civicseal key service", docs_url=None, redoc_url=None, openapi_url=None)
     if access_log is not None:
@@ -158,10 +161,13 @@ def create_app(
         token = _bearer(request.headers.get("authorization"))
         try:
             grant = await run_in_threadpool(
-                unlock, engine, cipher, package_id=package_id, token=token, source=source, now=clock()
+                unlock, engine, unlock_key, package_id=package_id, token=token, source=source, now=clock()
             )
         except UnlockRefused as exc:
             return _answer(403, {"error": str(exc)})
+        except StoreBusy:  # a long job held SQLite's write lock throughout: nothing released, nothing logged
+            log.warning("unlock attempt not recorded: the store stayed busy")
+            return _answer(503, {"error": "key service busy: try again in a minute"})
         except Exception as exc:  # the store is down, an identity does not decrypt, a bug: never a traceback
             log.error("unlock failed: %s", type(exc).__name__)
             return _answer(500, {"error": "key service error"})

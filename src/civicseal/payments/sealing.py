@@ -18,13 +18,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
+from civicseal.cseal.payload import encrypt_bytes_to_recipient, generate_identity
 from civicseal.custody import service as custody
-from civicseal.keys.city import load_city_keys
-from civicseal.keys.models import Recipient
+from civicseal.keys.city import load_city_keys, unlock_public_key
+from civicseal.ledger.models import Recipient
 from civicseal.payments.errors import PaymentsError
-from civicseal.seal import format as fmt
-from civicseal.seal.payload import encrypt_bytes_to_recipient, generate_identity
+from civicseal.scratch import SEAL_PREFIX
 from civicseal.seal.purposes import get_purpose
 from civicseal.seal.secrets import new_package_id
 from civicseal.seal.service import key_service_url, sign_and_record
@@ -91,7 +92,8 @@ def sealed_transfer_file(
     url = key_service_url(key_service) if mode is fmt.Mode.TETHERED else None
     keys = load_city_keys(home.keys)
     package_id = new_package_id()
-    work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    unlock_to = unlock_public_key(home.keys) if mode is fmt.Mode.TETHERED else ""
+    work = Path(tempfile.mkdtemp(prefix=SEAL_PREFIX, dir=home.path))  # inside the 0700 home
     try:
         sealed = work / "payload.age"
         if mode is fmt.Mode.TETHERED:
@@ -106,6 +108,7 @@ def sealed_transfer_file(
             issuer_key_id=keys.signing_key_id,
             purpose=PURPOSE,
             recipient=row.name,
+            recipient_key=row.age_recipient,
             mode=mode,
             key_service_url=url,
             created=now,
@@ -125,6 +128,7 @@ def sealed_transfer_file(
             records=transfers,
             canaries=0,
             identity=identity,
+            unlock_public=unlock_to,
             # No keyed pseudonyms here: the customer codes re-identify through payment_items.
             pseudonym_secret=f"payment-batch:{batch_id}",
             passphrase_bits=None,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, insert, select, text, update
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
 from civicseal.keys.city import load_city_keys
@@ -40,7 +41,6 @@ from civicseal.programme.service import get_programme
 from civicseal.register.errors import InvalidValue
 from civicseal.register.importer import paused_gc
 from civicseal.register.normalize import parse_digits
-from civicseal.seal import format as fmt
 from civicseal.seal.service import _place
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -61,7 +61,8 @@ class Rule:
 # ------------------------------------------------------------------------------------------ selection
 
 _CANDIDATES = f"""
-SELECT e.id, e.reference_number, e.household_code, e.amount, a.encrypted_under, a.bank_code, a.branch_code,
+SELECT e.id, e.reference_number, e.household_code, e.amount, a.encrypted_under, a.encrypted_row_key,
+  a.bank_code, a.branch_code,
   a.account_type, a.account_number_enc AS number_enc, a.holder_kana
 FROM entitlements e
 JOIN ({PAYABLE_ACCOUNTS_SQL}) a ON a.entitlement_id = e.id
@@ -130,7 +131,7 @@ def _payees(conn: Connection, programme_id: int, cipher: FieldCipher) -> list[_P
     rows = conn.execute(text(_CANDIDATES), {"programme": programme_id}).all()
     out = []
     for r in rows:
-        number = cipher.decrypt(r.number_enc, r.encrypted_under)
+        number = cipher.decrypt(r.number_enc, r.encrypted_under, r.encrypted_row_key)
         out.append(
             _Payee(
                 entitlement_id=r.id,

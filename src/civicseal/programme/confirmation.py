@@ -95,6 +95,8 @@ PAYABLE_ACCOUNTS_SQL = (
     " COALESCE(ea.holder_kana, ba.holder_kana) AS holder_kana,"
     f" CASE WHEN ea.entitlement_id IS NULL THEN '{REGISTER_ACCOUNT_NUMBER_COLUMN}'"
     f" ELSE '{ACCOUNT_NUMBER_COLUMN}' END AS encrypted_under,"
+    " CASE WHEN ea.entitlement_id IS NULL THEN ba.household_code ELSE CAST(pe.id AS VARCHAR(20)) END"
+    " AS encrypted_row_key,"
     " CASE WHEN ea.entitlement_id IS NULL THEN 'register' ELSE 'confirmation' END AS source"
     " FROM entitlements pe LEFT JOIN entitlement_accounts ea ON ea.entitlement_id = pe.id"
     " LEFT JOIN bank_accounts ba ON ba.household_code = pe.household_code"
@@ -118,7 +120,7 @@ def payable_account(conn: Connection, cipher: FieldCipher, entitlement_id: int) 
         bank_code=row["bank_code"],
         branch_code=row["branch_code"],
         account_type=int(row["account_type"]),
-        account_number=cipher.decrypt(row["account_number_enc"], row["encrypted_under"]),
+        account_number=cipher.decrypt(row["account_number_enc"], row["encrypted_under"], row["encrypted_row_key"]),
         holder_kana=row["holder_kana"],
         source=row["source"],
     )
@@ -133,7 +135,7 @@ def _store_accounts(conn: Connection, cipher: FieldCipher, accounts: dict[int, A
         delete(EntitlementAccount).where(EntitlementAccount.entitlement_id.in_(bindparam("ids", expanding=True))),
         {"ids": ids},
     )
-    numbers = cipher.encrypt_many([a.account_number for a in accounts.values()], ACCOUNT_NUMBER_COLUMN)
+    numbers = cipher.encrypt_many([a.account_number for a in accounts.values()], ACCOUNT_NUMBER_COLUMN, ids)
     conn.execute(
         insert(EntitlementAccount),
         [

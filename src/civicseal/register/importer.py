@@ -31,10 +31,11 @@ from civicseal.payments.banks import zengin_problem
 from civicseal.register import normalize as n
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
+from civicseal.register.models import tax_row_key
+from civicseal.store.base import Base
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
-from civicseal.store.schema import metadata
 
 MAX_PRINTED_PROBLEMS = 100
 WRITE_BATCH = 20_000
@@ -622,8 +623,10 @@ TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
 }  # fmt: skip
 
 
-def _encrypted(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
-    return cipher.encrypt_many([None if v is None else str(v) for v in values], column)
+def _encrypted(
+    values: Sequence[object], cipher: FieldCipher, column: str, row_keys: Sequence[object]
+) -> list[bytes | None]:
+    return cipher.encrypt_many([None if v is None else str(v) for v in values], column, row_keys)
 
 
 def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
@@ -637,13 +640,16 @@ def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher)
     pick["row_mac"] = columns[-1]
     if kind is Kind.RESIDENTS:
         pick["is_head"] = n.head_flags(pick["relationship"])  # type: ignore[arg-type]
-        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number")
+        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number", pick["resident_code"])
         pick["my_number_bidx"] = _blind(pick["my_number"], cipher, "residents.my_number")
     elif kind is Kind.TAX:
         pick["taxed"] = pick["per_capita_levy"]
-        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income")
+        row_keys = list(map(tax_row_key, pick["resident_code"], pick["fiscal_year"]))
+        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income", row_keys)
     else:
-        pick["account_number_enc"] = _encrypted(pick["account_number"], cipher, "bank_accounts.account_number")
+        pick["account_number_enc"] = _encrypted(
+            pick["account_number"], cipher, "bank_accounts.account_number", pick["household_code"]
+        )
         pick["account_number_bidx"] = _blind(pick["account_number"], cipher, "bank_accounts.account_number")
     return [pick[name] for name in names]
 
@@ -688,7 +694,7 @@ def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterato
 
     Inside the import's transaction, so a failure leaves them as they were.
     """
-    indexes = list(metadata.tables[table].indexes) if bulk else []
+    indexes = list(Base.metadata.tables[table].indexes) if bulk else []
     for index in indexes:
         index.drop(conn)
     yield

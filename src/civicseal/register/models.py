@@ -64,3 +64,8 @@ class BankAccount(Base):
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__: ClassVar = {"sqlite_with_rowid": False}
+
+
+def tax_row_key(resident_code: object, fiscal_year: object) -> str:
+    """The row key a tax row's encrypted income is bound to (the table's key: resident and fiscal year)."""
+    return f"{resident_code}/{fiscal_year}"

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, insert, select, text, update
 
+from civicseal.cseal.errors import SealError
 from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.programme.service import issue_references
 from civicseal.register.synth import MAX_BANCHI, MAX_GO, given_names, name_pairs, residential_towns, town_address
-from civicseal.seal.errors import SealError
 from civicseal.seal.models import CanaryHousehold, PackageCanary
 from civicseal.seal.secrets import pseudonym
 from civicseal.store.home import CanaryAddress

@@ -30,8 +30,10 @@ class Field:
     name: str
     sql: str | None  # None: computed at sealing (the pseudonym)
     category: Category
-    encrypted_column: str | None = None  # decrypted with the field cipher under this column name
-    encrypted_under_sql: str | None = None  # SQL naming that column where it varies by row (overrides it)
+    # An encrypted field: SQL naming the column its ciphertext is bound to and its row's key (both vary by
+    # row: an account given at confirmation, else the register's).
+    encrypted_under_sql: str | None = None
+    encrypted_row_key_sql: str | None = None
 
 
 FIELDS: dict[str, Field] = {
@@ -50,7 +52,7 @@ FIELDS: dict[str, Field] = {
         Field("bank_code", "a.bank_code", Category.FINANCIAL),
         Field("branch_code", "a.branch_code", Category.FINANCIAL),
         Field("account_type", "a.account_type", Category.FINANCIAL),
-        Field("account_number", "a.account_number_enc", Category.FINANCIAL, None, "a.encrypted_under"),
+        Field("account_number", "a.account_number_enc", Category.FINANCIAL, "a.encrypted_under", "a.encrypted_row_key"),
         Field("holder_kana", "a.holder_kana", Category.FINANCIAL),
     )
 }

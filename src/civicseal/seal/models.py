@@ -4,35 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
-
-
-class Package(Base):
-    __tablename__ = "packages"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # pkg_<26 base32>, also in the manifest
-    purpose: Mapped[str] = mapped_column(String(64))
-    programme_id: Mapped[int | None] = mapped_column(ForeignKey("programmes.id"))
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
-    mode: Mapped[str] = mapped_column(String(16))
-    key_service_url: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    manifest: Mapped[bytes] = mapped_column(LargeBinary)  # the exact signed bytes
-    payload_sha256: Mapped[str] = mapped_column(String(64))
-    payload_format: Mapped[str] = mapped_column(String(16))
-    fields: Mapped[str] = mapped_column(Text)  # comma-separated purpose fields
-    records: Mapped[int] = mapped_column(Integer)  # households, canaries excluded
-    canaries: Mapped[int] = mapped_column(Integer)
-    scrypt_log_n: Mapped[int | None] = mapped_column(Integer)
-    passphrase_bits: Mapped[int | None] = mapped_column(Integer)  # entropy of a generated passphrase
-    identity_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # tethered: the package's age identity
-    pseudonym_key_enc: Mapped[bytes] = mapped_column(LargeBinary)  # lets the city re-identify
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class PackageMember(Base):

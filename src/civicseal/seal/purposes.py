@@ -8,9 +8,9 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
-from civicseal.seal.errors import SealError
+from civicseal.cseal import Mode
+from civicseal.cseal.errors import SealError
 from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.format import Mode
 
 PURPOSES_FILE = Path(__file__).with_name("purposes.toml")
 SELECTIONS = ("entitled-households", "confirmed-with-account")

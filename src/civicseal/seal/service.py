@@ -26,21 +26,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Row, select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
 from civicseal.contractors.service import recipient_authority
+from civicseal.cseal.errors import SealError
+from civicseal.cseal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
 from civicseal.custody import service as custody
-from civicseal.keys.city import CityKeys, load_city_keys
+from civicseal.keys.city import CityKeys, load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.client import is_loopback_host
-from civicseal.keys.models import Recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
 from civicseal.programme.service import get_programme
-from civicseal.seal import format as fmt
+from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
-from civicseal.seal.errors import SealError
 from civicseal.seal.fields import FIELDS
-from civicseal.seal.models import Package
-from civicseal.seal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
 from civicseal.seal.purposes import Purpose, get_purpose
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
 from civicseal.store.engine import placeholder, transaction
@@ -140,7 +140,9 @@ def _selection_sql(purpose: Purpose, columns: str) -> str:
 def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
     columns = "".join(f", {FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
     columns += "".join(
-        f", {FIELDS[f].encrypted_under_sql} AS {f}_under" for f in fields if FIELDS[f].encrypted_under_sql
+        f", {FIELDS[f].encrypted_under_sql} AS {f}_under, {FIELDS[f].encrypted_row_key_sql} AS {f}_row_key"
+        for f in fields
+        if FIELDS[f].encrypted_under_sql
     )
     return _selection_sql(
         purpose, f"e.id AS entitlement_id, e.household_code AS household_code, e.reference_number AS sort_key{columns}"
@@ -198,7 +200,7 @@ def _stream_records(
     canaries (sorted by reference number) each in its place among the real rows."""
     pending = list(canaries)
     cipher = keys.field_cipher()
-    decrypt = [f for f in fields if FIELDS[f].encrypted_column or FIELDS[f].encrypted_under_sql]
+    decrypt = [f for f in fields if FIELDS[f].encrypted_under_sql]
     # Options on the statement, not the connection: the connection keeps writing while this streams.
     result = conn.execute(
         text(sql).execution_options(stream_results=True, yield_per=BATCH), {"programme": programme_id}
@@ -209,8 +211,8 @@ def _stream_records(
             alias = pseudonym(pseudonym_key, record["household_code"])
             row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
             for f in decrypt:
-                under = record[f"{f}_under"] if FIELDS[f].encrypted_under_sql else FIELDS[f].encrypted_column
-                row[f] = cipher.decrypt(record[f], under)  # type: ignore[arg-type]
+                under, row_key = record[f"{f}_under"], record[f"{f}_row_key"]
+                row[f] = cipher.decrypt(record[f], under, row_key)  # type: ignore[arg-type]
             if "head_birth_date" in row and row["head_birth_date"] is not None:
                 row["head_birth_date"] = str(row["head_birth_date"])[:10]
             while pending and pending[0].reference_number < record["sort_key"]:
@@ -302,13 +304,14 @@ def seal(
     if request.out.exists():
         raise SealError(f"{request.out}: exists; packages are never overwritten")
     keys = load_city_keys(home.keys)
+    unlock_to = unlock_public_key(home.keys) if mode is fmt.Mode.TETHERED else ""
     issuer = home.config.issuer
     package_id = new_package_id()
     pseudonym_key = secrets.token_bytes(32)
-    work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    work = Path(tempfile.mkdtemp(prefix=SEAL_PREFIX, dir=home.path))  # inside the 0700 home
     placed = False
     try:
-        with transaction(home.engine) as conn:
+        with claimed(home.path, work), transaction(home.engine) as conn:  # a killed run's folder is swept
             programme = get_programme(conn, request.programme)
             recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
             if recipient is None:
@@ -352,6 +355,7 @@ def seal(
                 issuer_key_id=keys.signing_key_id,
                 purpose=purpose.name,
                 recipient=recipient.name,
+                recipient_key=recipient.age_recipient,
                 mode=mode,
                 key_service_url=url,
                 created=now,
@@ -376,6 +380,7 @@ def seal(
                 records=total,
                 canaries=n_canaries,
                 identity=identity,
+                unlock_public=unlock_to,
                 pseudonym_secret=base64.b64encode(pseudonym_key).decode(),
                 passphrase_bits=bits,
             )
@@ -437,17 +442,21 @@ def sign_and_record(
     records: int,
     canaries: int,
     identity: str | None,
+    unlock_public: str,
     pseudonym_secret: str,
     passphrase_bits: int | None,
 ) -> None:
     """Sign the package into ``staged`` and record its row from the signed manifest: one writer for every
-    package, tables and bank transfer files alike. Secrets are stored encrypted under the master key."""
+    package, tables and bank transfer files alike. A tethered package's identity is stored encrypted to the
+    key service's unlock key (``unlock_public``), bound to the package id; the pseudonym secret under the
+    master key, bound to the package's row."""
     cipher = keys.field_cipher()
+    package_id = manifest["package_id"]
     manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
     payload = manifest["payload"]
     conn.execute(
         Package.__table__.insert().values(
-            id=manifest["package_id"],
+            id=package_id,
             purpose=manifest["purpose"],
             programme_id=programme_id,
             recipient_id=recipient_id,
@@ -463,8 +472,8 @@ def sign_and_record(
             canaries=canaries,
             scrypt_log_n=payload["scrypt_log_n"],
             passphrase_bits=passphrase_bits,
-            identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
-            pseudonym_key_enc=cipher.encrypt(pseudonym_secret, "packages.pseudonym_key"),
+            identity_age=None if identity is None else wrap_identity(unlock_public, package_id, identity),
+            pseudonym_key_enc=cipher.encrypt(pseudonym_secret, "packages.pseudonym_key", package_id),
         )
     )
 

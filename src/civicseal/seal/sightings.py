@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from civicseal.keys.models import Recipient
-from civicseal.seal.models import CanaryHousehold, Package, PackageCanary
+from civicseal.ledger.models import Package, Recipient
+from civicseal.seal.models import CanaryHousehold, PackageCanary
 
 
 def canary_holder(conn: Connection, reference_number: str) -> dict[str, str]:

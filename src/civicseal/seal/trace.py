@@ -30,12 +30,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from civicseal.audit import log as audit
-from civicseal.keys.models import Recipient
+from civicseal.cseal.errors import SealError
+from civicseal.ledger.models import Package, Recipient
 from civicseal.register.errors import RegisterError
 from civicseal.register.importer import decode_lines
 from civicseal.register.normalize import parse_date
-from civicseal.seal.errors import SealError
-from civicseal.seal.models import CanaryHousehold, Package, PackageCanary, PackageMember
+from civicseal.seal.models import CanaryHousehold, PackageCanary, PackageMember
 from civicseal.seal.secrets import PSEUDONYM_CHARS
 from civicseal.store.engine import transaction
 

@@ -17,14 +17,16 @@ from typing import Final
 
 from sqlalchemy import Engine
 
-from civicseal.store.engine import database_url, make_engine
+from civicseal.store.engine import DATABASE_URL_ENV, database_url, make_engine
 from civicseal.store.errors import StoreError
 from civicseal.store.files import atomic_writer
 
 HOME_ENV = "CIVICSEAL_HOME"
 DEFAULT_HOME = Path("civicseal-home")
 CONFIG_FILE = "config.toml"
+ANCHORS_FILE = "anchors.jsonl"  # default place of the audit anchors; config.toml's anchors_file moves it
 ISSUER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+KEY_SERVICE_ROLE = "key-service"  # config.toml's ``role`` of a home made by ``keys split-service``
 
 
 def resolve_home(home: Path | None) -> Path:
@@ -97,6 +99,8 @@ class Config:
             "# controls (mail to them reaches the city), written as residents' addresses are: a letter that arrives\n"
             "# there, or a call quoting one, means a package was misused.\n"
             f"canary_addresses = [\n{addresses}]\n"
+            "# Signed audit anchors; put them where this machine's administrator cannot rewrite them:\n"
+            f'# anchors_file = "/mnt/worm/civicseal-anchors.jsonl"  (default: {ANCHORS_FILE} in the home)\n'
             "\n"
             "# Printed on every letter to residents: whom to call. `incident notify` refuses while any is empty.\n"
             "# For example:\n"
@@ -182,15 +186,43 @@ class Home:
             raise StoreError(f"{self.path}: not a civicseal home (run `civicseal init` first)")
 
     @cached_property
+    def settings(self) -> dict[str, object]:
+        """config.toml as read, for settings that not every home has."""
+        self.require()
+        try:
+            return tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return dict(vars(self.config))  # refused with the reason by _load_config
+
+    @cached_property
     def config(self) -> Config:
         self.require()
         return _load_config(self.config_path)
+
+    @property
+    def anchors_path(self) -> Path:
+        """Where ``audit anchor`` appends: config.toml's ``anchors_file`` (relative to the home), else the default."""
+        path = Path(str(self.settings.get("anchors_file") or ANCHORS_FILE))
+        return path if path.is_absolute() else self.path / path
 
     def write_config(self, config: Config) -> None:
         with atomic_writer(self.config_path, text=True) as f:
             f.write(config.to_toml())
 
+    @property
+    def is_key_service(self) -> bool:
+        """A key-service home: the unlock key and the store's location, none of the city's other keys."""
+        return self.settings.get("role") == KEY_SERVICE_ROLE
+
+    @property
+    def database_url(self) -> str:
+        """``CIVICSEAL_DATABASE_URL``, else the store a key-service home names, else the SQLite file here."""
+        named = self.settings.get("database_url")
+        if named and not os.environ.get(DATABASE_URL_ENV):
+            return str(named)
+        return database_url(self.path)
+
     @cached_property
     def engine(self) -> Engine:
         self.require()
-        return make_engine(database_url(self.path))
+        return make_engine(self.database_url)

@@ -27,8 +27,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from civicseal.seal.errors import SealError
-from civicseal.seal.format import key_id
+from civicseal.cseal import key_id
+from civicseal.cseal.errors import SealError
 
 TRUST_FILE: Final = "trust.toml"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -106,7 +106,7 @@ def load_issuers(home: Path) -> list[TrustedIssuer]:
 
 
 def load_trusted(home: Path) -> dict[str, Ed25519PublicKey]:
-    """Trusted issuer keys by key id — the mapping :func:`civicseal.seal.format.verify` takes."""
+    """Trusted issuer keys by key id — the mapping :func:`civicseal.cseal.verify` takes."""
     return {issuer.key_id: issuer.public_key for issuer in load_issuers(home)}
 
 

@@ -1,6 +1,6 @@
 """age payloads: encryption helpers and the identities that decrypt them (via pyrage).
 
-An :class:`Identity` is the one thing :func:`civicseal.seal.format.open_package` needs from a caller:
+An :class:`Identity` is the one thing :func:`civicseal.cseal.open_package` needs from a caller:
 something that turns the ``payload.age`` stream into plaintext. Keeping it this small (as age's own
 Identity is) lets tethered mode fetch its per-package identity from the key service, recipient mode use
 the contractor's key and passphrase mode use a passphrase, without the format layer knowing which.
@@ -20,8 +20,9 @@ import pyrage
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.format import MAX_AGE_HEADER, MAX_LOG_N, parse_age_header
+from civicseal.cseal.age_header import parse_age_header
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.manifest import MAX_AGE_HEADER, MAX_LOG_N
 
 MAX_PASSPHRASE_PLAINTEXT: Final = 1024 * 1024 * 1024
 # Ciphertext overhead: 16 bytes per 64 KiB chunk, a 16-byte nonce and the header.
