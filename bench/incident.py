@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.clock import utcnow
 from civicseal.custody.service import record_event
 from civicseal.incident import render
@@ -31,7 +32,6 @@ from civicseal.incident.notify import Mailing, addressees, letter_context, write
 from civicseal.incident.report import build_report
 from civicseal.incident.service import open_incident
 from civicseal.keys.recipients import add_recipient, keygen
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
 from common import PROGRAMME, build_city, city_arguments, timed

@@ -26,11 +26,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import text
 
 import unlock
+from civicseal import cseal as fmt
 from civicseal.clock import utcnow
+from civicseal.cseal.payload import encrypt_to_recipient
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
-from civicseal.seal import format as fmt
-from civicseal.seal.payload import encrypt_to_recipient
+from civicseal.register.models import tax_row_key
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.home import Home
 from common import PROGRAMME, build_city, city_arguments, timed
@@ -43,10 +44,10 @@ WHOLE_REGISTER = (
     " FROM residents r LEFT JOIN tax_assessments t ON t.resident_code = r.resident_code AND t.fiscal_year = 2022"
     " LEFT JOIN bank_accounts a ON a.household_code = r.household_code AND r.is_head"
 )
-SECRETS = {
-    "my_number_enc": "residents.my_number",
-    "income_enc": "tax_assessments.income",
-    "account_number_enc": "bank_accounts.account_number",
+SECRETS = {  # encrypted column: (its name, the column holding its row key)
+    "my_number_enc": ("residents.my_number", "resident_code"),
+    "income_enc": ("tax_assessments.income", "tax_row_key"),
+    "account_number_enc": ("bank_accounts.account_number", "household_code"),
 }
 
 
@@ -61,9 +62,10 @@ def whole_register_plaintext(home: Home, out: Path) -> int:
             records = []
             for row in batch:
                 record = {k: (str(v) if v is not None else None) for k, v in row.items() if k not in SECRETS}
-                for column, name in SECRETS.items():
+                row_keys = dict(row) | {"tax_row_key": tax_row_key(row["resident_code"], 2022)}
+                for column, (name, key) in SECRETS.items():
                     record[column.removesuffix("_enc")] = (
-                        None if row[column] is None else cipher.decrypt(row[column], name)
+                        None if row[column] is None else cipher.decrypt(row[column], name, row_keys[key])
                     )
                 records.append(record)
             table = pa.Table.from_pylist(records)
@@ -86,6 +88,7 @@ def seal_whole_register(home: Home, plain: Path, out: Path, recipient: str, rows
         issuer_key_id=keys.signing_key_id,
         purpose="whole-register-comparison",
         recipient="contact-centre",
+        recipient_key=recipient,
         mode=fmt.Mode.RECIPIENT,
         key_service_url=None,
         created=now,

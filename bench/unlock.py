@@ -28,13 +28,12 @@ from typing import Final
 import httpx
 
 from civicseal.clock import utcnow
+from civicseal.cseal.payload import generate_identity
 from civicseal.homes import init_home
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.recipients import add_recipient
 from civicseal.keys.service import BackgroundServer, create_app
-from civicseal.keys.unlock import IDENTITY_COLUMN
-from civicseal.seal.models import Package
-from civicseal.seal.payload import generate_identity
+from civicseal.ledger.models import Package
 from civicseal.store.engine import DATABASE_URL_ENV, transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -54,7 +53,7 @@ def percentile(samples: list[float], p: float) -> float:
 def _add_package(home: Home, cipher: FieldCipher, recipient: str) -> None:
     """One tethered package row with a 'created' custody event, as sealing would leave it."""
     from civicseal.custody.models import CustodyEvent
-    from civicseal.keys.models import Recipient
+    from civicseal.ledger.models import Recipient
 
     now = utcnow()
     secret, _ = generate_identity()
@@ -78,8 +77,8 @@ def _add_package(home: Home, cipher: FieldCipher, recipient: str) -> None:
                 canaries=0,
                 scrypt_log_n=None,
                 passphrase_bits=None,
-                identity_enc=cipher.encrypt(secret, IDENTITY_COLUMN),
-                pseudonym_key_enc=cipher.encrypt("bench", "packages.pseudonym_key"),
+                identity_age=wrap_identity(unlock_public_key(home.keys), PACKAGE_ID, secret),
+                pseudonym_key_enc=cipher.encrypt("bench", "packages.pseudonym_key", PACKAGE_ID),
                 revoked_at=None,
                 revoked_reason=None,
             )

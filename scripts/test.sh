@@ -19,4 +19,5 @@ bash scripts/postgres.sh
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check src tests bench
+.venv/bin/lint-imports
 .venv/bin/pytest -q "$@"

@@ -30,8 +30,9 @@ from civicseal.custody.service import (
     timeline,
     unlock_allowed,
 )
-from civicseal.keys.models import Recipient
-from civicseal.seal.models import Package
+from civicseal.incident.errors import IncidentError
+from civicseal.incident.service import record_lost_event
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
@@ -78,7 +79,10 @@ def add_package(
 
 
 def step(home: Home, package_id: str, event: Event | str, at: datetime, **texts: str) -> int:
+    """One event as staff record it; a loss goes through the loss decision, as `custody record` sends it."""
     texts.setdefault("holder", "someone")
+    if event == Event.LOST:
+        return record_lost_event(home, package_id, at=at, actor="test", now=at, **texts).event_id  # type: ignore[arg-type]
     return record_event(home.engine, package_id, event, at=at, actor="test", now=at, **texts)  # type: ignore[arg-type]
 
 
@@ -178,6 +182,13 @@ def test_passed_on_lost_found_and_returned(home: Home) -> None:
         step(home, pkg, Event.HANDED_OVER, NOW + 7 * HOUR)
     step(home, pkg, Event.RETURNED, NOW + 8 * HOUR)
     assert state(home, pkg) is Event.RETURNED
+    # found → returned does not make it openable again, nor may it go out again
+    with pytest.raises(CustodyError, match="is revoked: it may be returned or destroyed"):
+        step(home, pkg, Event.HANDED_OVER, NOW + 9 * HOUR)
+    with home.engine.connect() as conn:
+        assert not unlock_allowed(conn, pkg)
+        revoked = conn.execute(select(Package.revoked_at).where(Package.id == pkg)).scalar_one()
+    assert revoked is not None
 
 
 def test_found_before_lost_is_refused(home: Home) -> None:
@@ -192,7 +203,7 @@ def test_nothing_follows_destroyed(home: Home) -> None:
     pkg = add_package(home, "pkg_destroyed")
     step(home, pkg, Event.DESTROYED, NOW + HOUR)
     for event in Event:
-        with pytest.raises(CustodyError, match="destroyed"):
+        with pytest.raises((CustodyError, IncidentError), match="destroyed"):
             step(home, pkg, event, NOW + 2 * HOUR)
     assert len(timeline(home.engine, pkg)) == 2
 
@@ -223,10 +234,12 @@ def test_naive_times_and_bad_texts_are_refused(home: Home) -> None:
     pkg = add_package(home, "pkg_texts")
     with pytest.raises(CustodyError, match="timezone"):
         record_event(home.engine, pkg, Event.LOST, holder="x", at=datetime(2024, 6, 1, 13), actor="t", now=NOW)
-    with pytest.raises(CustodyError, match="holder: who holds"):
+    with pytest.raises(IncidentError, match="holder: who holds"):
         step(home, pkg, Event.LOST, NOW, holder="  ")
+    with pytest.raises(IncidentError, match="note: at most"):
+        step(home, pkg, Event.LOST, NOW, note="x" * 2001)
     with pytest.raises(CustodyError, match="note: at most 1000"):
-        step(home, pkg, Event.LOST, NOW, note="x" * 1001)
+        step(home, pkg, Event.RETURNED, NOW, note="x" * 1001)
     with pytest.raises(CustodyError, match="unknown custody event"):
         step(home, pkg, "misplaced", NOW)
     assert state(home, pkg) is Event.CREATED
@@ -363,7 +376,7 @@ def test_cli_refusals(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     assert out == "" and err.count("\n") == 1 and "'found' follows only 'lost'" in err and "Traceback" not in err
     assert cli(home, "custody", "show", "pkg_unknown", "--json") == 1
     out, err = capsys.readouterr()
-    assert out == "" and "no such package" in err
+    assert err == "" and json.loads(out) == {"error": "package pkg_unknown: no such package", "rule": "custody_error"}
     assert cli(home, "custody", "overdue") == 0
     assert "no package overdue" in capsys.readouterr().out
     with home.engine.connect() as conn:

@@ -15,7 +15,9 @@ import pytest
 from civicseal.cli import run
 from civicseal.register.columns import Kind, english_header
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
+from civicseal.register.models import tax_row_key
 from civicseal.register.normalize import my_number_check_digit
+from civicseal.store.errors import StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.registers import resident, tax
@@ -176,22 +178,27 @@ def test_cp932_with_japanese_headers_era_dates_and_halfwidth_kana(
     )
     address = "兵庫県尼崎市東七松町1丁目23-1"
     assert [(r[0], r[1], bool(r[2]), r[3], r[4], r[5], day(r[6]), r[7], r[8], day(r[9])) for r in stored] == [
-        ("A1", "head", True, "髙橋 一郎", "タカハシ イチロウ", 1, "1970-03-01", "660-0881", address, "2022-06-01"),
-        ("A2", "spouse", False, "高橋 花子", "ヤマダ タロウ", 2, "2019-04-30", "660-0881", address, "2019-05-01"),
-        ("A3", "child", False, "高橋 次郎", "タカハシ ジロウ", 1, "2022-06-01", "660-0881", address, None),
+        ("A1", "世帯主", True, "髙橋 一郎", "タカハシ イチロウ", 1, "1970-03-01", "660-0881", address, "2022-06-01"),
+        ("A2", "妻", False, "高橋 花子", "ヤマダ タロウ", 2, "2019-04-30", "660-0881", address, "2019-05-01"),
+        ("A3", "長男", False, "高橋 次郎", "タカハシ ジロウ", 1, "2022-06-01", "660-0881", address, None),
     ]
     taxes_stored = query(
         home, "SELECT resident_code, fiscal_year, taxed, income_enc, dependent_of FROM tax_assessments ORDER BY 1"
     )
-    assert [(r[0], r[1], bool(r[2]), cipher.decrypt(r[3], "tax_assessments.income"), r[4]) for r in taxes_stored] == [
+    assert [
+        (r[0], r[1], bool(r[2]), cipher.decrypt(r[3], "tax_assessments.income", tax_row_key(r[0], r[1])), r[4])
+        for r in taxes_stored
+    ] == [
         ("A1", 2022, True, "1234567", None),
         ("A2", 2022, False, "-50000", "A1"),
     ]
-    ((bank, branch, kind, number, holder),) = query(
-        home, "SELECT bank_code, branch_code, account_type, account_number_enc, holder_kana FROM bank_accounts"
+    ((bank, branch, kind, number, holder, household),) = query(
+        home,
+        "SELECT bank_code, branch_code, account_type, account_number_enc, holder_kana, household_code"
+        " FROM bank_accounts",
     )
     assert (bank, branch, kind, holder) == ("0001", "001", 1, "タカハシ イチロウ")
-    assert cipher.decrypt(number, "bank_accounts.account_number") == "0001234"
+    assert cipher.decrypt(number, "bank_accounts.account_number", household) == "0001234"
 
 
 def test_utf8_with_bom_and_crlf_imports_and_counts_physical_lines(
@@ -224,8 +231,8 @@ def test_utf8_with_bom_and_crlf_imports_and_counts_physical_lines(
 def test_utf16_is_refused_for_the_whole_file(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     path = residents_csv(tmp_path, [person("C1", "H1")], encoding="utf-16")
     exc = refusal(home, cipher, path)
-    assert exc.problems == [Problem("residents.csv", 0, "", "is UTF-16; save it as UTF-8 or CP932")]
-    assert str(exc).splitlines()[0] == "residents.csv: is UTF-16; save it as UTF-8 or CP932"
+    assert exc.problems == [Problem("residents.csv", 0, "", "is UTF-16 or binary; save it as CSV in UTF-8 or CP932")]
+    assert str(exc).splitlines()[0] == "residents.csv: is UTF-16 or binary; save it as CSV in UTF-8 or CP932"
     assert count(home, "residents") == 0
 
 
@@ -297,9 +304,11 @@ def test_errors_name_file_line_column_and_rule_never_the_value(
     capsys.readouterr()
     assert cli(home, str(path), "--json") == 1
     out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("residents.csv:") == 1
-    assert "residents.csv:3: birth_date: not a valid date" in err
+    refused = json.loads(out)  # under --json, the refusal is one object on stdout
+    assert set(refused) == {"error", "rule"}
+    assert refused["error"].count("residents.csv:") == 1
+    assert refused["error"].startswith("residents.csv:3: birth_date: not a valid date")
+    assert err == ""
     assert "Traceback" not in err
     for value in (name, "蛭子谷", birth):
         assert value not in err
@@ -399,6 +408,12 @@ def test_header_errors_are_reported_on_line_1(home: Home, cipher: FieldCipher, t
 
     missing = write(tmp_path / "missing.csv", csv_text([c for c in RESIDENT_HEADER if c != "sex"], []))
     assert problems(refusal(home, cipher, missing)) == [("missing.csv", 1, "sex", "required column is missing")]
+    # recognized by the columns only a residents file has, so each missing one is named, the name column too
+    no_name = [c for c in RESIDENT_HEADER if c not in ("name", "resident_code")]
+    assert problems(refusal(home, cipher, write(tmp_path / "no_name.csv", csv_text(no_name, [])))) == [
+        ("no_name.csv", 1, "name", "required column is missing"),
+        ("no_name.csv", 1, "resident_code", "required column is missing"),
+    ]
 
     twice = ["住民となった日" if c == "moved_in" else c for c in RESIDENT_HEADER] + ["住定日"]
     assert problems(refusal(home, cipher, write(tmp_path / "twice.csv", csv_text(twice, [])))) == [
@@ -407,7 +422,7 @@ def test_header_errors_are_reported_on_line_1(home: Home, cipher: FieldCipher, t
 
     nothing = write(tmp_path / "nothing.csv", "a,b,c\n1,2,3\n")
     assert problems(refusal(home, cipher, nothing)) == [
-        ("nothing.csv", 0, "", "header names no residents, tax or accounts columns")
+        ("nothing.csv", 0, "", "header does not tell a residents, tax or accounts file; check the first line")
     ]
 
     # optional columns may be left out; 住民となった日 is moved_in
@@ -503,22 +518,28 @@ def test_accounts_must_name_a_household_once_and_a_known_branch(
             account_row("H2", bank="9998"),
             account_row("H3", branch="999"),
             account_row("H4", bank="12345"),
-            account_row("H2", holder_kana="ヲカダ"),  # ヲ is not in the Zengin payee-name set
+            account_row("H2", holder_kana="ヰカダ"),  # ヰ is not in the Zengin payee-name set
         ],
     )
     assert problems(refusal(home, cipher, residents, accounts)) == [
         ("accounts.csv", 3, "household_code", "names no household in the register"),
         ("accounts.csv", 4, "household_code", "second account for this household (first on line 2)"),
-        ("accounts.csv", 5, "branch_code", "bank and branch code pair is not in the Zengin data"),
-        ("accounts.csv", 6, "branch_code", "bank and branch code pair is not in the Zengin data"),
+        ("accounts.csv", 5, "bank_code", "not a bank in the Zengin data"),  # the bank named, not the branch
+        ("accounts.csv", 6, "branch_code", "not a branch of this bank in the Zengin data"),
         ("accounts.csv", 7, "bank_code", "not 1 to 4 digits"),
         ("accounts.csv", 8, "holder_kana", "not characters a Zengin file can carry"),
     ]
 
     padded = accounts_csv(tmp_path, [account_row("H1", bank="1", branch="1", number="42")], name="padded.csv")
     assert do_import(home, cipher, residents, padded).accounts.new == 1
-    ((bank, branch, number),) = query(home, "SELECT bank_code, branch_code, account_number_enc FROM bank_accounts")
-    assert (bank, branch, cipher.decrypt(number, "bank_accounts.account_number")) == ("0001", "001", "0000042")
+    ((bank, branch, number, household),) = query(
+        home, "SELECT bank_code, branch_code, account_number_enc, household_code FROM bank_accounts"
+    )
+    assert (bank, branch, cipher.decrypt(number, "bank_accounts.account_number", household)) == (
+        "0001",
+        "001",
+        "0000042",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- heads
@@ -668,10 +689,11 @@ def test_a_newer_register_updates_and_never_deletes(home: Home, cipher: FieldCip
         ("X2", "2024-05-01"),
         ("X3", None),
     ]
-    ((bank, number, bidx, holder),) = query(
-        home, "SELECT bank_code, account_number_enc, account_number_bidx, holder_kana FROM bank_accounts"
+    ((bank, number, bidx, holder, household),) = query(
+        home,
+        "SELECT bank_code, account_number_enc, account_number_bidx, holder_kana, household_code FROM bank_accounts",
     )
-    assert (bank, cipher.decrypt(number, "bank_accounts.account_number"), holder) == (
+    assert (bank, cipher.decrypt(number, "bank_accounts.account_number", household), holder) == (
         "0005",
         "2222222",
         "アマガサキ ハナコ",
@@ -709,7 +731,8 @@ def test_rejects_imports_the_valid_rows_and_writes_the_rest_aside(
     assert sorted(r[0] for r in query(home, "SELECT resident_code FROM residents")) == ["Y1", "Y7"]
     assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
     lines = residents.read_bytes().decode().split("\n")  # read_text and splitlines would split at the lone CR
-    with rejects.open(encoding="utf-8", newline="") as f:
+    assert rejects.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM: Japanese Excel reads it as UTF-8
+    with rejects.open(encoding="utf-8-sig", newline="") as f:
         written = list(csv.reader(f))
     assert written == [
         ["file", "line", "rules", "raw_line"],
@@ -768,7 +791,7 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
         code: (bytes(enc), bytes(bidx))
         for code, enc, bidx in query(home, "SELECT resident_code, my_number_enc, my_number_bidx FROM residents")
     }
-    ((income_enc,),) = query(home, "SELECT income_enc FROM tax_assessments")
+    ((income_enc, fiscal_year),) = query(home, "SELECT income_enc, fiscal_year FROM tax_assessments")
     ((account_enc, account_bidx),) = query(home, "SELECT account_number_enc, account_number_bidx FROM bank_accounts")
     blobs = [*(b for pair in residents.values() for b in pair), bytes(income_enc), bytes(account_enc)]
     blobs.append(bytes(account_bidx))
@@ -781,10 +804,12 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
         for secret in (MY_NUMBER, OTHER_MY_NUMBER, income, account):
             assert secret.encode() not in raw
 
-    assert cipher.decrypt(residents["AA1"][0], "residents.my_number") == MY_NUMBER
-    assert cipher.decrypt(residents["AA3"][0], "residents.my_number") == OTHER_MY_NUMBER
-    assert cipher.decrypt(bytes(income_enc), "tax_assessments.income") == income
-    assert cipher.decrypt(bytes(account_enc), "bank_accounts.account_number") == account
+    assert cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA1") == MY_NUMBER
+    assert cipher.decrypt(residents["AA3"][0], "residents.my_number", "AA3") == OTHER_MY_NUMBER
+    assert cipher.decrypt(bytes(income_enc), "tax_assessments.income", tax_row_key("AA1", fiscal_year)) == income
+    assert cipher.decrypt(bytes(account_enc), "bank_accounts.account_number", "H1") == account
+    with pytest.raises(StoreError, match="moved from another row"):  # one resident's number copied to another
+        cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA3")
     assert residents["AA1"][0] != residents["AA2"][0]  # ciphertexts differ ...
     assert residents["AA1"][1] == residents["AA2"][1]  # ... the blind index is equal for equal numbers
     assert residents["AA1"][1] == cipher.blind_index(MY_NUMBER, "residents.my_number")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pypdf
@@ -15,17 +16,19 @@ from sqlalchemy import text
 from zxcvbn import zxcvbn
 
 import civicseal.cli.incident_cmds  # noqa: F401  (registers `incident` until cli/app.py imports it)
+from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.custody.service import current_state, record_event
 from civicseal.incident import appi, attack, render
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.report import build_report
 from civicseal.incident.service import close_incident, describe_opened, get_incident, list_incidents, open_incident
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
-from civicseal.seal import format as fmt
-from civicseal.seal.fields import Category
+from civicseal.ledger.fields import Category
+from civicseal.payments.service import BatchRequest, make_batch
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -78,7 +81,7 @@ def _members(home: Home, package_id: str) -> tuple[int, int]:
 
 def _try_unlock(home: Home, cipher: FieldCipher, token: str, package_id: str, at: timedelta, source: str) -> bool:
     try:
-        unlock(home.engine, cipher, package_id=package_id, token=token, source=source, now=NOW + at)
+        unlock(home.engine, load_unlock_key(home.keys), package_id=package_id, token=token, source=source, now=NOW + at)
     except UnlockRefused:
         return False
     return True
@@ -104,12 +107,13 @@ def test_tethered_incident_revokes_at_once_and_reports_every_attempt(city, ciphe
         revoked_at = conn.execute(text("SELECT revoked_at FROM packages")).scalar_one()
         actions = list(conn.execute(text("SELECT action, details FROM audit_log ORDER BY seq")).all())
     assert revoked_at is not None
-    assert [a for a, _ in actions[-3:]] == ["custody.lost", "keys.package-revoked", "incident.open"]
+    assert [a for a, _ in actions[-3:]] == ["keys.package-revoked", "custody.lost", "incident.open"]  # lost: revoked
     assert "山田" not in actions[-1][1] and "bag" not in actions[-1][1]  # no free text in the audit log
     assert describe_opened(home.engine, incident_id).revoked_now
     assert not _try_unlock(home, cipher, token, summary.package_id, 6 * H, "198.51.100.7")  # whoever, after
 
     report = build_report(home, incident_id, now=NOW + 7 * H, package_file=Path(summary.out))
+    assert report.anchor is not None and report.anchor["seq"] == len(actions)  # opening anchored the chain
 
     residents, households = _members(home, summary.package_id)
     assert (report.content.residents_affected, report.content.households_affected) == (residents, households)
@@ -224,7 +228,10 @@ def test_recipient_bank_transfer_is_financial_but_exempt_on_the_identity_assumpt
         ).scalars()
         for entitlement_id in list(ids):
             conn.execute(text("UPDATE entitlements SET status = 'confirmed' WHERE id = :i"), {"i": entitlement_id})
-    summary = _seal(home, tmp_path, "bank-transfer")
+    request = BatchRequest(
+        PROGRAMME, date(2022, 8, 1), "1", "アマガサキシ", "0001", "001", "1", tmp_path / "bank.cseal"
+    )
+    summary = make_batch(home, replace(request, seal_to="printshop"), now=NOW)
     assert summary.mode == "recipient" and summary.records == 5
     _hand_over(home, summary.package_id)
     incident_id = _open(home, summary.package_id)
@@ -449,7 +456,7 @@ def test_cli_open_report_list_close(city, tmp_path: Path, capsys: pytest.Capture
     incident_id = shown["incident_id"]
     assert get_incident(home.engine, incident_id).lost_at == NOW + 3 * H
     assert _cli(home, *opened) == 1  # lost twice
-    assert "already lost" in capsys.readouterr().err
+    assert "already lost" in json.loads(capsys.readouterr().out)["error"]
     for format_ in render.FORMATS:
         out = tmp_path / f"report.{format_}"
         assert _cli(home, "incident", "report", str(incident_id), "--format", format_, "--out", str(out), "--json") == 0

@@ -17,19 +17,20 @@ import httpx
 import pyrage
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from civicseal import cseal as F
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import PackageRefused
+from civicseal.cseal.payload import X25519Identity, encrypt_to_recipient, generate_identity
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.client import TetheredIdentity, fetch_package_identity, unlock_url
 from civicseal.keys.recipients import add_recipient, keygen, load_identity
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.service import BackgroundServer, create_app
+from civicseal.keys.trust import add_trusted, format_public_key, load_trusted
 from civicseal.keys.unlock import MAX_FAILURES
-from civicseal.seal import format as F
-from civicseal.seal.errors import PackageRefused
-from civicseal.seal.models import Package
-from civicseal.seal.payload import X25519Identity, encrypt_to_recipient, generate_identity
-from civicseal.seal.trust import add_trusted, format_public_key, load_trusted
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.test_keys import (
@@ -53,7 +54,7 @@ def live_package(home: Home, cipher: FieldCipher, recipient: str, package_id: st
     """A package valid on the real clock (the live server judges expiry by it); returns its identity."""
     now = utcnow()
     return add_package(
-        home.engine,
+        home,
         cipher,
         recipient,
         package_id,
@@ -104,7 +105,7 @@ def test_health(client: AsgiClient) -> None:
 
 def test_grant_answer(home: Home, cipher: FieldCipher, client: AsgiClient) -> None:
     alice = make_contractor(home.engine, "alice")
-    secret = add_package(home.engine, cipher, "alice", "pkg_ok")
+    secret = add_package(home, cipher, "alice", "pkg_ok")
     answer = post(client, alice.token, {"package_id": "pkg_ok", "client": "ignored"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"
@@ -130,8 +131,8 @@ def test_refusals_are_403_with_one_safe_line(
     home: Home, cipher: FieldCipher, client: AsgiClient, token: str | None, package_id: str, error: str
 ) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_ok")
-    add_package(home.engine, cipher, "alice", "pkg_revoked")
+    add_package(home, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "alice", "pkg_revoked")
     revoke_package(home.engine, "pkg_revoked", "lost", now=NOW, actor=ACTOR)
     head, tid, secret = alice.token.split("_")
     tokens = {
@@ -189,9 +190,9 @@ def test_unknown_routes_and_methods_answer_json(client: AsgiClient) -> None:
 
 def test_the_services_own_fault_is_500_without_detail(home: Home, cipher: FieldCipher, client: AsgiClient) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_bad")
+    add_package(home, cipher, "alice", "pkg_bad")
     with home.engine.begin() as conn:
-        conn.execute(Package.__table__.update().values(identity_enc=b"\0" * 64))
+        conn.execute(Package.__table__.update().values(identity_age=b"\0" * 64))
     answer = post(client, alice.token, {"package_id": "pkg_bad"})
     assert answer.status_code == 500 and answer.json() == {"error": "key service error"}
     assert outcomes(home.engine) == ["error"]
@@ -293,12 +294,15 @@ def seal_tethered(home: Home, cipher: FieldCipher, work: Path, recipient: str, p
     (work / "plain.csv").write_bytes(PLAINTEXT)
     encrypt_to_recipient(work / "plain.csv", work / "payload.age", public)
     now = utcnow()
+    with home.engine.connect() as conn:
+        recipient_key = conn.execute(select(Recipient.age_recipient).where(Recipient.name == recipient)).scalar_one()
     manifest = F.build_manifest(
         package_id=package_id,
         issuer=home.config.issuer,
         issuer_key_id=keys.signing_key_id,
         purpose="contact-centre-status",
         recipient=recipient,
+        recipient_key=recipient_key,
         mode=F.Mode.TETHERED,
         key_service_url=url,
         created=now - timedelta(minutes=1),
@@ -308,7 +312,7 @@ def seal_tethered(home: Home, cipher: FieldCipher, work: Path, recipient: str, p
     out = work / f"{package_id}.cseal"
     manifest_bytes = F.write_package(out, manifest, keys.signing, work / "payload.age")
     add_package(
-        home.engine,
+        home,
         cipher,
         recipient,
         package_id,
@@ -345,7 +349,7 @@ def open_tethered(pkg_path: Path, out: Path, token: str, key: Path, contractor_h
         out=out,
         force=False,
         identity=lambda pkg: TetheredIdentity.for_package(pkg, token, own),
-        recipient="contact-centre",
+        recipient_key=own.recipient,
     )
 
 

@@ -17,9 +17,11 @@ from sqlalchemy import Engine, inspect, select, text
 
 from civicseal.audit.models import AuditEntry
 from civicseal.cli import run
+from civicseal.cseal.payload import X25519Identity, generate_identity
 from civicseal.custody.models import CustodyEvent
+from civicseal.keys.city import load_unlock_key, unlock_public_key, wrap_identity
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
-from civicseal.keys.models import Recipient, UnlockAttempt
+from civicseal.keys.models import UnlockAttempt
 from civicseal.keys.recipients import (
     TOKEN_RE,
     add_recipient,
@@ -29,10 +31,9 @@ from civicseal.keys.recipients import (
     unlock_recipient,
 )
 from civicseal.keys.revocation import revoke_package
-from civicseal.keys.unlock import IDENTITY_COLUMN, MAX_FAILURES, UnlockGrant, unlock
-from civicseal.seal.models import Package
-from civicseal.seal.payload import X25519Identity, generate_identity
-from civicseal.seal.trust import load_issuers
+from civicseal.keys.trust import load_issuers
+from civicseal.keys.unlock import MAX_FAILURES, UnlockGrant, unlock
+from civicseal.ledger.models import Package, Recipient
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 
@@ -68,7 +69,7 @@ def make_contractor(engine: Engine, name: str, *, now: datetime = NOW) -> Contra
 
 
 def add_package(
-    engine: Engine,
+    home: Home,
     cipher: FieldCipher,
     recipient: str,
     package_id: str,
@@ -84,7 +85,8 @@ def add_package(
     """Insert a package row (and its custody events); return the package identity (tethered) or ""."""
     if mode == "tethered" and secret is None:
         secret, _ = generate_identity()
-    with engine.begin() as conn:
+    wrapped = wrap_identity(unlock_public_key(home.keys), package_id, secret) if mode == "tethered" else None
+    with home.engine.begin() as conn:
         recipient_id = conn.execute(select(Recipient.id).where(Recipient.name == recipient)).scalar_one()
         conn.execute(
             Package.__table__.insert().values(
@@ -104,8 +106,8 @@ def add_package(
                 canaries=0,
                 scrypt_log_n=None,
                 passphrase_bits=None,
-                identity_enc=cipher.encrypt(secret, IDENTITY_COLUMN) if mode == "tethered" else None,
-                pseudonym_key_enc=cipher.encrypt("pseudonym-key", "packages.pseudonym_key"),
+                identity_age=wrapped,
+                pseudonym_key_enc=cipher.encrypt("pseudonym-key", "packages.pseudonym_key", package_id),
                 revoked_at=None,
                 revoked_reason=None,
             )
@@ -152,7 +154,7 @@ def open_grant(grant: UnlockGrant, contractor: Contractor) -> str:
 def try_unlock(home: Home, cipher: FieldCipher, package_id: str, token: str, now: datetime = NOW) -> str:
     """Unlock and return "granted" or the refusal message."""
     try:
-        unlock(home.engine, cipher, package_id=package_id, token=token, source=SOURCE, now=now)
+        unlock(home.engine, load_unlock_key(home.keys), package_id=package_id, token=token, source=SOURCE, now=now)
     except UnlockRefused as exc:
         return str(exc)
     return "granted"
@@ -256,7 +258,9 @@ def test_list_recipients(home: Home) -> None:
     listed = list_recipients(home.engine)
     assert [r.name for r in listed] == ["bank", "print-shop"]
     assert listed[0].created_at == NOW and listed[0].locked_at is None
-    assert set(listed[0].as_dict()) == {"name", "age_recipient", "token_id", "created_at", "locked_at", "locked"}
+    keys = {"name", "age_recipient", "token_id", "created_at", "locked_at", "locked", "display_name", "contractor"}
+    assert set(listed[0].as_dict()) == keys
+    assert (listed[0].display_name, listed[0].contractor) == ("bank", None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -266,8 +270,10 @@ def test_list_recipients(home: Home) -> None:
 
 def test_grant_releases_the_identity_encrypted_to_the_recipient(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "contact-centre")
-    secret = add_package(home.engine, cipher, "contact-centre", "pkg_ok")
-    grant = unlock(home.engine, cipher, package_id="pkg_ok", token=alice.token, source=SOURCE, now=NOW)
+    secret = add_package(home, cipher, "contact-centre", "pkg_ok")
+    grant = unlock(
+        home.engine, load_unlock_key(home.keys), package_id="pkg_ok", token=alice.token, source=SOURCE, now=NOW
+    )
     assert grant.package_id == "pkg_ok" and grant.recipient == "contact-centre"
     assert grant.identity_age.startswith(b"age-encryption.org/v1\n")
     assert secret.encode() not in grant.identity_age
@@ -314,15 +320,15 @@ def world(home: Home, cipher: FieldCipher) -> Contractor:
     alice = make_contractor(home.engine, "alice")
     make_contractor(home.engine, "bob")
     e, day = home.engine, timedelta(days=1)
-    add_package(e, cipher, "alice", "pkg_ok")
-    add_package(e, cipher, "bob", "pkg_bobs")
-    add_package(e, cipher, "alice", "pkg_recipient_mode", mode="recipient")
-    add_package(e, cipher, "alice", "pkg_revoked")
+    add_package(home, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "bob", "pkg_bobs")
+    add_package(home, cipher, "alice", "pkg_recipient_mode", mode="recipient")
+    add_package(home, cipher, "alice", "pkg_revoked")
     revoke_package(e, "pkg_revoked", "reported lost", now=NOW - day, actor=ACTOR)
-    add_package(e, cipher, "alice", "pkg_expired", expires_at=NOW - timedelta(seconds=1))
+    add_package(home, cipher, "alice", "pkg_expired", expires_at=NOW - timedelta(seconds=1))
     for state in ("lost", "returned", "destroyed", "found", "handed-over", "received"):
         events = (("created", NOW - 3 * day), ("handed-over", NOW - 2 * day), (state, NOW - day))
-        add_package(e, cipher, "alice", f"pkg_{state.replace('-', '_')}", custody=events)
+        add_package(home, cipher, "alice", f"pkg_{state.replace('-', '_')}", custody=events)
     return alice
 
 
@@ -353,7 +359,7 @@ def test_each_outcome_is_refused_with_a_safe_reason_and_logged(home: Home, ciphe
 def test_expiry_has_no_skew(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
     expires = NOW + timedelta(hours=1)
-    add_package(home.engine, cipher, "alice", "pkg_x", expires_at=expires)
+    add_package(home, cipher, "alice", "pkg_x", expires_at=expires)
     assert try_unlock(home, cipher, "pkg_x", alice.token, now=expires - timedelta(seconds=1)) == "granted"
     assert try_unlock(home, cipher, "pkg_x", alice.token, now=expires) == "refused: expired"
 
@@ -361,9 +367,7 @@ def test_expiry_has_no_skew(home: Home, cipher: FieldCipher) -> None:
 def test_custody_is_the_latest_event_by_time_then_id(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
     t = NOW - timedelta(days=3)
-    add_package(
-        home.engine, cipher, "alice", "pkg_c", custody=(("created", t), ("handed-over", t + timedelta(hours=1)))
-    )
+    add_package(home, cipher, "alice", "pkg_c", custody=(("created", t), ("handed-over", t + timedelta(hours=1))))
     with home.engine.begin() as conn:
         add_custody(conn, "pkg_c", "lost", t + timedelta(hours=5))
         add_custody(conn, "pkg_c", "received", t + timedelta(hours=2))  # recorded later, happened earlier
@@ -375,18 +379,18 @@ def test_custody_is_the_latest_event_by_time_then_id(home: Home, cipher: FieldCi
 
 def test_a_package_with_no_custody_is_refused(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_none", custody=())
+    add_package(home, cipher, "alice", "pkg_none", custody=())
     assert try_unlock(home, cipher, "pkg_none", alice.token) == "refused: custody unknown"
     assert outcomes(home.engine) == ["custody-unknown"]
 
 
 def test_an_identity_that_does_not_decrypt_is_the_citys_fault(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_bad")
+    add_package(home, cipher, "alice", "pkg_bad")
     with home.engine.begin() as conn:
-        conn.execute(Package.__table__.update().values(identity_enc=b"\0" * 60))
+        conn.execute(Package.__table__.update().values(identity_age=b"\0" * 60))
     with pytest.raises(KeyServiceError) as info:
-        unlock(home.engine, cipher, package_id="pkg_bad", token=alice.token, source=SOURCE, now=NOW)
+        unlock(home.engine, load_unlock_key(home.keys), package_id="pkg_bad", token=alice.token, source=SOURCE, now=NOW)
     assert not isinstance(info.value, UnlockRefused)
     assert outcomes(home.engine) == ["error"]
 
@@ -502,7 +506,7 @@ def test_concurrent_failures_lock_exactly_once(home: Home, cipher: FieldCipher) 
 
 def test_revocation_takes_effect_at_once_and_is_final(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_r")
+    add_package(home, cipher, "alice", "pkg_r")
     assert try_unlock(home, cipher, "pkg_r", alice.token) == "granted"
     done = revoke_package(home.engine, "pkg_r", "USB stick reported lost", now=NOW, actor=ACTOR)
     assert done.effective and done.revoked_at == NOW
@@ -520,7 +524,7 @@ def test_revocation_takes_effect_at_once_and_is_final(home: Home, cipher: FieldC
 
 def test_revoke_refuses_what_it_cannot_do(home: Home, cipher: FieldCipher) -> None:
     make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_rm", mode="recipient")
+    add_package(home, cipher, "alice", "pkg_rm", mode="recipient")
     with pytest.raises(KeyServiceError, match="no package"):
         revoke_package(home.engine, "pkg_missing", "lost", now=NOW, actor=ACTOR)
     with pytest.raises(KeyServiceError, match="needs a reason"):
@@ -562,7 +566,7 @@ def test_cli_recipient_commands(home: Home, cipher: FieldCipher, tmp_path: Path,
     err = capsys.readouterr().err
     assert "not locked" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
-    add_package(home.engine, cipher, "contact-centre", "pkg_cli")
+    add_package(home, cipher, "contact-centre", "pkg_cli")
     assert cli(home, "package", "revoke", "pkg_cli", "--reason", "lost in transit") == 0
     assert "revoked" in capsys.readouterr().out
     assert cli(home, "package", "revoke", "pkg_cli", "--reason", "lost in transit") == 1

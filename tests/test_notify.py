@@ -3,33 +3,61 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import itertools
 import json
 import random
+import re
 import stat
 from datetime import timedelta
 from pathlib import Path
 
+import budoux
 import pypdf
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
-from civicseal.incident.notify import notify, wareki
+from civicseal.incident.errors import IncidentError
+from civicseal.incident.letter import phrases, wareki
+from civicseal.incident.notify import letter_context, notify
 from civicseal.incident.service import open_incident
+from civicseal.keys.city import load_city_keys
+from civicseal.keys.unlock import unlock
 from civicseal.programme.reference import printed
-from civicseal.seal import format as fmt
 from civicseal.seal.service import SealRequest, seal
-from civicseal.store.home import Home
+from civicseal.store.home import CONTACT_KEYS, EXAMPLE_CONTACT, Contact, Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city
+
+LONG_ADDRESS = "兵庫県尼崎市東七松町1丁目23番1号 尼崎シティハイツ東七松グランドレジデンス弐番館1203号室"
+
+
+def _with_contact(home: Home, contact: Contact = EXAMPLE_CONTACT) -> Home:
+    """The city's config with its contact block filled in, as an officer would after `init`."""
+    home.write_config(dataclasses.replace(home.config, issuer_name="尼崎市", contact=contact))
+    return Home(home.path)
 
 
 def _lost_package(home: Home, tmp_path: Path, mode: fmt.Mode) -> tuple[int, str]:
-    entitled_city(home, tmp_path)
-    contractor(home, tmp_path)
-    request = SealRequest(PROGRAMME, "confirmation-mailing", "printshop", tmp_path / "p.cseal", mode=mode)
+    entitled_city(home, tmp_path, residents=1500)
+    _, token = contractor(home, tmp_path)
+    return _lose(home, tmp_path, mode, token)
+
+
+def _lose(
+    home: Home, tmp_path: Path, mode: fmt.Mode, token: str, *, opened_after_loss: bool = False
+) -> tuple[int, str]:
+    """Seal the mailing package in ``mode``, hand it over and lose it; returns the incident and package."""
+    out = tmp_path / f"{mode}-{opened_after_loss}.cseal"
+    request = SealRequest(PROGRAMME, "confirmation-mailing", "printshop", out, mode=mode)
     sealed = seal(home, request, now=NOW, rng=random.Random(3))
     record_event(home.engine, sealed.package_id, Event.HANDED_OVER, holder="printshop", at=NOW, now=NOW)
     lost = NOW + timedelta(hours=2)
+    if opened_after_loss:  # whoever found it had the token too, before the city learnt of the loss
+        cipher = load_city_keys(home.keys).field_cipher()
+        at = lost + timedelta(minutes=30)
+        unlock(home.engine, cipher, package_id=sealed.package_id, token=token, source="198.51.100.7", now=at)
     incident = open_incident(
         home, package_id=sealed.package_id, lost_at=lost, reported_at=lost + timedelta(hours=1),
         reported_by="printshop", circumstances="bag left on a train", now=lost + timedelta(hours=2),
@@ -38,6 +66,7 @@ def _lost_package(home: Home, tmp_path: Path, mode: fmt.Mode) -> tuple[int, str]
 
 
 def test_no_letters_when_no_notification_is_due(home: Home, tmp_path: Path) -> None:
+    home = _with_contact(home)
     incident, _ = _lost_package(home, tmp_path, fmt.Mode.TETHERED)
     out = tmp_path / "letters"
     summary = notify(home, incident, out, now=NOW + timedelta(hours=5))
@@ -46,7 +75,17 @@ def test_no_letters_when_no_notification_is_due(home: Home, tmp_path: Path) -> N
 
 
 def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path: Path) -> None:
+    home = _with_contact(home)
     incident, package_id = _lost_package(home, tmp_path, fmt.Mode.TETHERED)
+    with home.engine.begin() as conn:  # the first letter's addressee lives in a building with a long name
+        conn.execute(
+            text(
+                "UPDATE residents SET address = :a WHERE resident_code = (SELECT e.head_resident_code"
+                " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
+                " ORDER BY r.postcode, e.household_code LIMIT 1)"
+            ),
+            {"a": LONG_ADDRESS},
+        )
     out = tmp_path / "letters"
     summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
     with home.engine.connect() as conn:
@@ -59,7 +98,7 @@ def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path
                 " ON r.resident_code = e.head_resident_code ORDER BY r.postcode, e.household_code"
             )
         ).first()
-        canaries = set(conn.execute(text("SELECT reference_number FROM canaries")).scalars())
+        canaries = set(conn.execute(text("SELECT reference_number FROM canary_households")).scalars())
     assert summary.letters == households > 0
     pages = sum(len(pypdf.PdfReader(out / name).pages) for name in summary.files)
     assert pages == households
@@ -71,7 +110,8 @@ def test_letters_for_every_affected_household_and_no_canary(home: Home, tmp_path
     assert first.name in page_one
     assert printed(first.reference_number) in page_one
     assert "個人情報の漏えいのおそれに関するお詫びとお知らせ" in page_one
-    assert "鍵は一度も発行されていません" in page_one  # tethered, and no unlock since the loss
+    assert "鍵は一度も渡されていません" in page_one  # tethered, and no unlock since the loss
+    assert _squashed(LONG_ADDRESS) in _squashed(page_one)  # broken between phrases, not cut off
     for name in [*summary.files, summary.mailing_list]:
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
 
@@ -94,6 +134,7 @@ def test_letters_are_dated_in_the_japanese_era(day: str, expected: str) -> None:
 def test_cli_says_why_nothing_was_written(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from civicseal.cli import run
 
+    home = _with_contact(home)
     incident, _ = _lost_package(home, tmp_path, fmt.Mode.TETHERED)
     out = tmp_path / "letters"
     assert run(["incident", "notify", str(incident), "--out", str(out), "--home", str(home.path)]) == 0
@@ -104,3 +145,115 @@ def test_cli_says_why_nothing_was_written(home: Home, tmp_path: Path, capsys: py
     assert run(args) == 0
     written = json.loads(capsys.readouterr().out)
     assert written["letters"] == written["pages"] > 0 and not written["due"] and written["forced"]
+
+
+def _squashed(text: str) -> str:
+    """Without spaces or line breaks: a phrase reads the same wherever the page broke its line."""
+    return "".join(text.split())
+
+
+def _page_text(out: Path, summary_files: list[str]) -> str:
+    return _squashed(pypdf.PdfReader(out / summary_files[0]).pages[0].extract_text())
+
+
+# What each mode must tell the resident about whether the data can be read, and what the city did.
+SAYS = {
+    "tethered": (
+        "鍵は一度も渡されていません",
+        "読まれたおそれはないと考えています",
+        "鍵を止めました（令和8年11月22日 16時00分）",
+    ),
+    "opened": (
+        "紛失の後にこのデータを開く鍵が渡されていました",
+        "読まれたおそれがあります",
+        "個人情報保護委員会に報告しました",
+    ),
+    "recipient": ("printshopだけが持つ鍵でしか開けない", "媒体とは別に保管されており", "極めて低い"),
+    "passphrase": ("パスフレーズ", "完全に防ぐことはできません", "個人情報保護委員会に報告しました"),
+}
+
+
+def test_a_letter_tells_the_resident_what_happened_and_whom_to_call(home: Home, tmp_path: Path) -> None:
+    home = _with_contact(home)
+    entitled_city(home, tmp_path, residents=1500)
+    _, token = contractor(home, tmp_path)
+    for case, says in SAYS.items():
+        mode = fmt.Mode.TETHERED if case == "opened" else fmt.Mode(case)
+        incident, _ = _lose(home, tmp_path, mode, token, opened_after_loss=case == "opened")
+        out = tmp_path / f"letters-{case}"
+        summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
+        _check_letter(out, summary.files[0], summary.mailing_list, summary.letters, says)
+
+
+def _check_letter(out: Path, pdf: str, mailing_list: str, letters: int, says: tuple[str, ...]) -> None:
+    reader = pypdf.PdfReader(out / pdf)
+    assert len(reader.pages) == letters  # one page each: the letter fits
+    page = _page_text(out, [pdf])
+    for said in says:
+        assert _squashed(said) in page, said
+    # What happened and when: the lost and reported days (NOW + 2 h and + 3 h are 22 November in Tokyo).
+    assert "令和8年11月22日に媒体が紛失し" in page and "尼崎市へ報告がありました" in page
+    # By category, and named as people know them: the purpose's Japanese description, the city's name.
+    for category in ("世帯主の氏名", "住所・郵便番号", "給付金の参照番号", "世帯全員が住民税非課税"):
+        assert category in page
+    assert "給付金の確認書の郵送" in page and "confirmation-mailing" not in page
+    assert "口座情報が含まれていた" not in page  # no account in a mailing package
+    assert "暗証番号をお尋ねしたり" in page
+    for value in dataclasses.astuple(EXAMPLE_CONTACT):
+        assert _squashed(value) in page
+    with (out / mailing_list).open(encoding="utf-8", newline="") as f:
+        first = next(csv.DictReader(f))
+    assert _squashed(f"参照番号 {first['reference_number']}") in page
+
+
+def test_notify_refuses_while_the_contact_block_is_empty(home: Home, tmp_path: Path) -> None:
+    incident, _ = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
+    home = _with_contact(home, dataclasses.replace(EXAMPLE_CONTACT, telephone="", hours=" "))
+    out = tmp_path / "letters"
+    with pytest.raises(IncidentError) as refused:
+        notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
+    message = str(refused.value)
+    assert "[contact] telephone, hours empty" in message and "fill them in" in message
+    assert "\n" not in message and not out.exists()
+    fresh = _with_contact(home, Contact())  # as `init` writes it
+    with pytest.raises(IncidentError, match=", ".join(CONTACT_KEYS)):
+        notify(fresh, incident, out, force=True, now=NOW + timedelta(hours=5))
+
+
+def test_no_line_of_a_letter_ends_inside_a_phrase(home: Home, tmp_path: Path) -> None:
+    home = _with_contact(home)
+    incident, _ = _lost_package(home, tmp_path, fmt.Mode.TETHERED)
+    summary = notify(home, incident, tmp_path / "letters", force=True, now=NOW + timedelta(hours=5))
+    with home.engine.connect() as conn:
+        context, _ = letter_context(conn, home, incident, NOW + timedelta(hours=5))
+    page = pypdf.PdfReader(tmp_path / "letters" / summary.files[0]).pages[0].extract_text()
+    assert all(line.text.strip() in page for line in context.body)  # what was laid out is what is printed
+    paragraphs: dict[int, list[str]] = {}
+    for line in context.body:
+        paragraphs.setdefault(line.block, []).append(line.text)
+    wrapped = [lines for lines in paragraphs.values() if len(lines) > 1]
+    assert len(wrapped) >= 3  # the letter has paragraphs that needed breaking
+    parser = budoux.load_default_japanese_parser()
+    for lines in wrapped:
+        paragraph = "".join(lines)
+        ends = set(itertools.accumulate(len(p) for p in parser.parse(paragraph)))
+        breaks = set(itertools.accumulate(len(line) for line in lines[:-1]))
+        assert breaks <= ends, f"a line ends inside a phrase of {paragraph!r}"
+        for date in re.finditer(r"令和\d+年\d+月\d+日(?: \d+時\d+分)?", paragraph):  # era dates whole
+            assert not any(date.start() < b < date.end() for b in breaks), date.group()
+    assert phrases("令和8年11月22日 14時00分に鍵を止めました")[0] == "令和8年11月22日 14時00分に"
+
+
+def test_the_japanese_report_names_the_city_and_purpose_as_people_do(home: Home, tmp_path: Path) -> None:
+    from civicseal.incident import render
+    from civicseal.incident.report import build_report
+
+    home = _with_contact(home)
+    incident, _ = _lost_package(home, tmp_path, fmt.Mode.RECIPIENT)
+    report = build_report(home, incident, now=NOW + timedelta(hours=5))
+    summary_ja = report.items[0].text_ja
+    assert "尼崎市がprintshopに交付した" in summary_ja and "目的「給付金の確認書の郵送」" in summary_ja
+    assert not [item.key for item in report.items if "confirmation-mailing" in item.text_ja]
+    markdown = render.to_markdown(report)
+    assert markdown.startswith("# 尼崎市 個人データ漏えい等事案報告") and "| issuer / 機関 | 尼崎市 |" in markdown
+    assert json.loads(render.to_json(report))["content"]["purpose_description_ja"] == "給付金の確認書の郵送"

@@ -14,18 +14,19 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
+from civicseal import cseal as fmt
 from civicseal.cli import run
+from civicseal.cseal.errors import PackageRefused, SealError
 from civicseal.custody.service import current_state
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import PackageRefused, SealError
+from civicseal.ledger.purposes import get_purpose
+from civicseal.seal.canaries import canary_count
 from civicseal.seal.open import open_sealed
-from civicseal.seal.purposes import get_purpose
-from civicseal.seal.service import SealRequest, canary_count, check_key_service_url, parse_duration, seal
+from civicseal.seal.service import SealRequest, check_key_service_url, parse_duration, seal
 from civicseal.seal.trace import trace
 from civicseal.store.home import Home
 from tests.cities import NOW, PROGRAMME, contractor, entitled_city
 
-SEEDS = itertools.count(11)  # each package its own canaries, yet every run the same
+SEEDS = itertools.count(11)  # each package its own randomness, yet every run the same
 
 
 def _seal(home: Home, tmp_path: Path, purpose: str = "confirmation-mailing", **options: object) -> object:
@@ -68,13 +69,13 @@ def test_a_package_carries_only_its_purpose_and_opens_for_its_recipient(city, tm
     assert not codes & cells
     # the references are the programme's, same in every package; canaries carry reserved ones
     with home.engine.connect() as conn:
-        canary_refs = set(conn.execute(text("SELECT reference_number FROM canaries")).scalars())
+        canary_refs = set(conn.execute(text("SELECT reference_number FROM canary_households")).scalars())
         kinds = dict(conn.execute(text("SELECT number, kind FROM reference_numbers")).all())
     assert {kinds[r] for r in canary_refs} == {"canary"}
     assert canary_refs <= set(table.column("reference_number").to_pylist())
 
 
-def test_pseudonyms_differ_between_packages_but_references_do_not(city, tmp_path: Path) -> None:
+def test_pseudonyms_differ_between_packages_but_references_and_canaries_do_not(city, tmp_path: Path) -> None:
     home, identity, _ = city
     first = _seal(home, tmp_path, mode=fmt.Mode.RECIPIENT)
     second = _seal(home, tmp_path, mode=fmt.Mode.RECIPIENT)
@@ -86,7 +87,8 @@ def test_pseudonyms_differ_between_packages_but_references_do_not(city, tmp_path
     pseudonyms = [{r["pseudonym"] for r in t} for t in tables]
     references = [{r["reference_number"] for r in t} for t in tables]
     assert not pseudonyms[0] & pseudonyms[1]
-    assert len(references[0] & references[1]) == first.records
+    assert references[0] == references[1]  # the recipient's canaries are in both, as its households are
+    assert len(references[0]) == first.records + first.canaries and first.canaries == second.canaries
 
 
 def test_members_custody_and_audit_are_recorded(city, tmp_path: Path) -> None:
@@ -179,26 +181,32 @@ def test_csv_payload_has_a_bom_for_spreadsheets(city, tmp_path: Path) -> None:
     assert len(rows) == 1 + summary.records + summary.canaries
 
 
-def test_trace_names_the_package_also_without_the_identifier_column(city, tmp_path: Path) -> None:
+def test_trace_names_the_recipient_then_the_package_also_without_the_identifier_column(city, tmp_path: Path) -> None:
     home, identity, _ = city
     mailing = _seal(home, tmp_path, "confirmation-mailing", mode=fmt.Mode.RECIPIENT)
     contact = _seal(home, tmp_path, "contact-centre-offline", mode=fmt.Mode.RECIPIENT)
     out = tmp_path / "contact.parquet"
     open_sealed(Path(contact.out), trust_home=home.path, out=out, identity_file=identity, now=NOW)
     found = trace(home.engine, [out])
+    [printshop] = found.recipients
+    assert printshop.recipient == "printshop" and printshop.verdict == "came from this recipient"
+    assert printshop.canaries == contact.canaries == mailing.canaries
     assert found.packages[0].package_id == contact.package_id
     assert found.packages[0].canaries == contact.canaries
     assert found.packages[0].pseudonyms == contact.records
+    assert found.packages[0].verdict == "came from this package"
     mailing_evidence = next(e for e in found.packages if e.package_id == mailing.package_id)
-    assert mailing_evidence.canaries == mailing_evidence.pseudonyms == 0  # shares households, not the copy
-    # stripped of pseudonyms, as text: the canaries' reference numbers still name the package
+    assert mailing_evidence.pseudonyms == 0  # the same households and canaries, but not this copy
+    assert mailing_evidence.verdict == "carried the canaries found"
+    # stripped of pseudonyms, as text: the canaries' reference numbers and kana still name the recipient
     rows = pq.read_table(out).to_pylist()
     stripped = tmp_path / "leak.txt"
     stripped.write_text("\n".join(f"{r['head_name_kana']} {r['reference_number']}" for r in rows), encoding="utf-8")
     found = trace(home.engine, [stripped])
-    assert found.packages[0].package_id == contact.package_id
-    assert found.packages[0].canaries == contact.canaries
-    assert found.packages[0].pseudonyms == 0
+    assert [r.recipient for r in found.recipients] == ["printshop"]
+    assert found.recipients[0].fields == ("name_kana", "reference_number")
+    assert {e.package_id for e in found.packages} == {contact.package_id, mailing.package_id}
+    assert all(e.canaries == contact.canaries and e.pseudonyms == 0 for e in found.packages)
 
 
 def test_cli_seal_verify_list_and_show(city, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -287,7 +295,7 @@ def test_trace_reads_a_spreadsheet_someone_made_of_the_copy(city, tmp_path: Path
     sheet = book.active
     pasted = pq.read_table(out).to_pylist()[:50]  # someone pasted part of it into Excel
     with home.engine.connect() as conn:
-        canary_refs = set(conn.execute(text("SELECT reference_number FROM canaries")).scalars())
+        canary_refs = set(conn.execute(text("SELECT reference_number FROM canary_households")).scalars())
     real = [row for row in pasted if row["reference_number"] not in canary_refs]
     for row in pasted:
         sheet.append([row["head_name_kana"], row["head_birth_date"], row["reference_number"], row["pseudonym"]])

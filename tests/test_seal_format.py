@@ -26,16 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from civicseal.seal import format as F
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.payload import (
+from civicseal import cseal as F
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.payload import (
     PassphraseIdentity,
     X25519Identity,
     encrypt_to_recipient,
     encrypt_with_passphrase,
     generate_identity,
 )
-from civicseal.seal.trust import (
+from civicseal.keys.trust import (
     TRUST_FILE,
     add_trusted,
     format_public_key,
@@ -50,6 +50,7 @@ AGE = "/usr/bin/age"
 # A plaintext larger than one age chunk (64 KiB), with a name in it that must never surface in an error.
 PLAINTEXT = ("reference,name\n" + "1234-5678-9012,山田太郎\n" * 8000).encode("utf-8")
 PERSONAL = "山田太郎"
+CONTRACTOR_SECRET, CONTRACTOR_KEY = generate_identity()  # the recipient every test package is addressed to
 
 
 # --------------------------------------------------------------------------------------------------
@@ -73,13 +74,16 @@ def issuer() -> Issuer:
     return Issuer(key, F.key_id(key.public_key()))
 
 
-def manifest_for(issuer: Issuer, mode: F.Mode = F.Mode.RECIPIENT, **payload: Any) -> dict[str, Any]:
+def manifest_for(
+    issuer: Issuer, mode: F.Mode = F.Mode.RECIPIENT, *, recipient_key: str = CONTRACTOR_KEY, **payload: Any
+) -> dict[str, Any]:
     return F.build_manifest(
         package_id="pkg-0001",
         issuer="city",
         issuer_key_id=issuer.kid,
         purpose="contact-centre-status",
         recipient="contact-centre",
+        recipient_key=recipient_key,
         mode=mode,
         key_service_url="https://keys.city.example/" if mode == F.Mode.TETHERED else None,
         created=NOW,
@@ -99,7 +103,7 @@ class Sealed:
 def sealed(issuer: Issuer, tmp_path_factory: pytest.TempPathFactory) -> Sealed:
     """One recipient-mode package, shared read-only by the tests that tamper with copies of it."""
     d = tmp_path_factory.mktemp("sealed")
-    secret, public = generate_identity()
+    secret, public = CONTRACTOR_SECRET, CONTRACTOR_KEY
     (d / "plain.csv").write_bytes(PLAINTEXT)
     encrypt_to_recipient(d / "plain.csv", d / "payload.age", public)
     F.write_package(d / "p.cseal", manifest_for(issuer), issuer.key, d / "payload.age")
@@ -267,7 +271,7 @@ def age_header(*stanzas: tuple[str, bytes]) -> bytes:
 
 def test_roundtrip_recipient(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
-    pkg = open_with(sealed.path, issuer, out, X25519Identity(sealed.secret), recipient="contact-centre")
+    pkg = open_with(sealed.path, issuer, out, X25519Identity(sealed.secret), recipient_key=CONTRACTOR_KEY)
     assert out.read_bytes() == PLAINTEXT
     assert out.stat().st_mode & 0o777 == 0o600
     assert pkg.mode is F.Mode.RECIPIENT
@@ -522,13 +526,13 @@ def test_signature_is_checked_before_anything_else_in_the_manifest(
     sealed: Sealed, issuer: Issuer, tmp_path: Path
 ) -> None:
     manifest = json.loads(entries_of(sealed.path)[0])
-    manifest["format"] = 2
+    manifest["format"] = 1  # the version before recipient_key: refused as a version, not as a field
     data = F.canonical_manifest(manifest)
     target = tmp_path / "t.cseal"
     target.write_bytes(zip_raw(standard(data, bytes(64), sealed.payload)))
     assert "signature does not verify" in refused(target, issuer, sealed.secret, tmp_path / "o")
     forge(target, issuer, manifest, sealed.payload)
-    assert "format version 2 is not 1" in refused(target, issuer, sealed.secret, tmp_path / "o")
+    assert "format version 1 is not 2" in refused(target, issuer, sealed.secret, tmp_path / "o")
 
 
 @pytest.mark.parametrize(
@@ -559,7 +563,11 @@ def test_time_checks_honour_the_skew_exactly(
 
 
 def test_recipient_and_fields_checked(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
-    assert "another recipient" in refused(sealed.path, issuer, sealed.secret, tmp_path / "o", recipient="bank")
+    _, bank_key = generate_identity()
+    message = refused(sealed.path, issuer, sealed.secret, tmp_path / "o", recipient_key=bank_key)
+    assert (
+        message == "package refused: package is addressed to another recipient ('contact-centre'), not to this identity"
+    )
     manifest = json.loads(entries_of(sealed.path)[0])
     manifest["purpose_extra"] = "x"
     target = forge(tmp_path / "t.cseal", issuer, manifest, sealed.payload)
@@ -760,6 +768,7 @@ def test_write_package_refuses_what_readers_would_refuse(sealed: Sealed, issuer:
             issuer_key_id=issuer.kid,
             purpose="x",
             recipient="r",
+            recipient_key=CONTRACTOR_KEY,
             mode=F.Mode.TETHERED,
             key_service_url=None,
             created=NOW,
@@ -903,3 +912,37 @@ def test_reference_age_decrypts_a_passphrase_payload(passphrase_sealed: Passphra
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "plain").read_bytes() == PLAINTEXT
+
+
+def test_the_signed_manifest_names_the_recipients_key(sealed: Sealed, issuer: Issuer, tmp_path: Path) -> None:
+    manifest = json.loads(entries_of(sealed.path)[0])
+    assert manifest["format"] == F.FORMAT_VERSION == 2 and manifest["recipient_key"] == CONTRACTOR_KEY
+    for bad in ("age1short", CONTRACTOR_SECRET, None):
+        manifest["recipient_key"] = bad
+        target = forge(tmp_path / "t.cseal", issuer, manifest, sealed.payload)
+        assert "recipient_key is not an age X25519 recipient" in refused(target, issuer, sealed.secret, tmp_path / "o")
+        target.unlink()
+
+
+def test_open_sealed_refuses_a_package_for_another_identity_before_any_key_service(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    """The reader's own identity decides: a tethered package for someone else never reaches the key service."""
+    from civicseal.keys.trust import add_trusted, format_public_key
+    from civicseal.seal.open import open_sealed
+
+    _, package_public = generate_identity()
+    (tmp_path / "plain.csv").write_bytes(PLAINTEXT)
+    encrypt_to_recipient(tmp_path / "plain.csv", tmp_path / "payload.age", package_public)
+    manifest = manifest_for(issuer, F.Mode.TETHERED)  # addressed to CONTRACTOR_KEY
+    F.write_package(tmp_path / "t.cseal", manifest, issuer.key, tmp_path / "payload.age")
+    reader = tmp_path / "reader"
+    add_trusted(reader, "city", format_public_key(issuer.key.public_key()))
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(generate_identity()[0] + "\n")
+    with pytest.raises(PackageRefused, match="addressed to another recipient"):
+        open_sealed(
+            tmp_path / "t.cseal", trust_home=reader, out=tmp_path / "out.csv", identity_file=stranger,
+            token="cst_unused", now=NOW,
+        )  # fmt: skip
+    assert not (tmp_path / "out.csv").exists()

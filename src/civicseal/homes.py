@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from civicseal.audit import log as audit
 from civicseal.keys.city import create_city_keys, load_city_keys
-from civicseal.seal.trust import add_trusted, format_public_key
+from civicseal.keys.trust import add_trusted, format_public_key
+from civicseal.schema import metadata
+from civicseal.seal.canaries import default_addresses
 from civicseal.store.engine import SQLITE_FILE, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.home import Home, default_config
 from civicseal.store.migrate import upgrade
 
 
-def init_home(path: Path | None, *, issuer: str = "city", actor: str | None = None) -> Home:
-    """Refuses an existing home: its keys are the only way to read what it encrypted."""
+def init_home(
+    path: Path | None,
+    *,
+    issuer: str = "city",
+    issuer_name: str | None = None,
+    actor: str | None = None,
+    rng: random.Random | None = None,
+) -> Home:
+    """Refuses an existing home: its keys are the only way to read what it encrypted.
+
+    ``issuer`` is the ASCII machine name packages carry; ``issuer_name`` the name people read (尼崎市),
+    the slug when not given. The ``[contact]`` table is written empty, for the city to fill in, and the
+    canary addresses are drawn in the city's towns (``rng``), for the city to replace.
+    """
     home = Home(path)
     if home.exists() or (home.keys.exists() and any(home.keys.iterdir())):
         raise StoreError(f"{home.path}: a civicseal home exists there already; it is never overwritten")
-    config = default_config(issuer)
+    config = default_config(issuer, issuer_name, default_addresses(rng or random.SystemRandom()))
     home.path.mkdir(mode=0o700, parents=True, exist_ok=True)
     home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)
     home.write_config(config)
-    upgrade(home.engine)
+    upgrade(home.engine, metadata)
     if (db := home.path / SQLITE_FILE).exists():
         db.chmod(0o600)  # SQLite gives its -wal and -shm files the same mode
     keys = load_city_keys(home.keys)

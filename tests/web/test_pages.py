@@ -16,7 +16,7 @@ from tests.contact_world import BIRTH, build, code
 
 def test_sign_in_look_up_confirm_lock_out_in_both_languages(home: Home, tmp_path: Path, browser: Any) -> None:
     world = build(home, tmp_path)
-    home.write_config(replace(home.config, display_name="尼崎市"))
+    home.write_config(replace(home.config, issuer_name="尼崎市"))
     del home.config  # read again: the pages show the display name
     with BackgroundServer(create_app(home)) as server:
         page = browser.new_page(viewport={"width": 1366, "height": 768})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,20 +23,33 @@ GENESIS = "0" * 64
 Detail = str | int | bool | None
 
 
-def os_actor() -> str:
-    """The person at the keyboard, as the operating system knows them."""
+ACTOR_ENV = "CIVICSEAL_ACTOR"
+
+
+def os_user() -> str:
+    """The operating-system account the process runs as: recorded beside the person, never instead."""
     try:
-        return f"os:{getpass.getuser()}"
+        return getpass.getuser()
     except (KeyError, OSError):
-        return "os:unknown"
+        return "unknown"
 
 
-def _timestamp(now: datetime) -> str:
+def current_actor() -> str:
+    """The person responsible: `--actor` / CIVICSEAL_ACTOR (a name staff recognise), else the OS account.
+
+    Several officers often share one service account on a city's server, so the OS user alone cannot say who.
+    """
+    return os.environ.get(ACTOR_ENV, "").strip()[:100] or f"os:{os_user()}"
+
+
+def timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _canonical(seq: int, at: str, actor: str, action: str, object_type: str, object_id: str, details: str) -> bytes:
-    body = {
+def _canonical(
+    seq: int, at: str, actor: str, action: str, object_type: str, object_id: str, details: str, os_user: str | None
+) -> bytes:
+    body: dict[str, object] = {
         "seq": seq,
         "at": at,
         "actor": actor,
@@ -44,6 +58,8 @@ def _canonical(seq: int, at: str, actor: str, action: str, object_type: str, obj
         "object_id": object_id,
         "details": details,
     }
+    if os_user is not None:  # rows written before the OS user was recorded hash as they did then
+        body["os_user"] = os_user
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -64,15 +80,16 @@ def append(
     """Append one row inside the caller's transaction; the head row lock orders concurrent appends."""
     head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).one()
     seq = head.seq + 1
-    at = _timestamp(now or datetime.now(UTC))
-    who = actor or os_actor()
+    at = timestamp(now or datetime.now(UTC))
+    who, account = actor or current_actor(), os_user()
     detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = chain_hash(head.hash, _canonical(seq, at, who, action, object_type, str(object_id), detail_text))
+    digest = chain_hash(head.hash, _canonical(seq, at, who, action, object_type, str(object_id), detail_text, account))
     conn.execute(
         AuditEntry.__table__.insert().values(
             seq=seq,
             at=at,
             actor=who,
+            os_user=account,
             action=action,
             object_type=object_type,
             object_id=str(object_id),
@@ -106,7 +123,14 @@ def verify(conn: Connection) -> Verification:
         if row["prev_hash"] != prev:
             return Verification(rows, row["seq"], "does not follow the previous row (deleted, inserted or reordered)")
         content = _canonical(
-            row["seq"], row["at"], row["actor"], row["action"], row["object_type"], row["object_id"], row["details"]
+            row["seq"],
+            row["at"],
+            row["actor"],
+            row["action"],
+            row["object_type"],
+            row["object_id"],
+            row["details"],
+            row["os_user"],
         )
         if chain_hash(prev, content) != row["hash"] or row["hash"] != row["hash"].lower():
             return Verification(rows, row["seq"], "content does not match its hash (edited)")

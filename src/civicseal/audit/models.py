@@ -14,9 +14,10 @@ class AuditEntry(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[str] = mapped_column(String(32))  # RFC 3339 UTC text, hashed exactly as stored
     actor: Mapped[str] = mapped_column(String(100))
+    os_user: Mapped[str | None] = mapped_column(String(100))  # the OS account, beside the person
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
-    object_id: Mapped[str] = mapped_column(String(100))
+    object_id: Mapped[str] = mapped_column(String(100), index=True)  # a package's unlock evidence is read by it
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

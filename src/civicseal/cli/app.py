@@ -9,11 +9,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from civicseal import __version__
-from civicseal.audit import log as audit
-from civicseal.cli.output import console, print_json, print_table, progress_bars
-from civicseal.errors import CivicsealError
+from civicseal.cli.output import console, print_json
 from civicseal.keys.city import load_city_keys
-from civicseal.seal.trust import format_public_key
+from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")
@@ -55,115 +53,6 @@ def _root(
     """civicseal: run a relief programme on the resident register; every transfer of personal data sealed."""
 
 
-def open_home(home: Path | None) -> Home:
-    opened = Home(home)
-    opened.require()
-    return opened
-
-
-@app.command()
-def init(
-    home: HomeOption = None,
-    issuer: Annotated[str, typer.Option(help="The city's name as issuer of packages.")] = "city",
-) -> None:
-    """Create a home: keys (0700/0600), configuration and the migrated store."""
-    from civicseal.homes import init_home
-
-    created = init_home(home, issuer=issuer)
-    console.print(f"created civicseal home {created.path} for issuer {issuer!r}")
-
-
-@keys_app.command("public")
-def keys_public(home: HomeOption = None) -> None:
-    """Print the line a contractor gives to `civicseal trust add`."""
-    opened = open_home(home)
-    keys = load_city_keys(opened.keys)
-    console.print(f"{opened.config.issuer} {format_public_key(keys.signing.public_key())}", soft_wrap=True)
-
-
-@app.command()
-def synth(
-    out: Annotated[Path, typer.Option(help="Folder for residents.csv, tax.csv and accounts.csv.")],
-    residents: Annotated[int, typer.Option(min=1, max=20_000_000, help="How many residents.")] = 460_517,
-    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 7,
-    json_out: JsonOption = False,
-) -> None:
-    """Write a synthetic city (Amagasaki's towns, real postcodes and bank codes) as three CSV files."""
-    from civicseal.register.synth import synthesize
-
-    out.mkdir(parents=True, exist_ok=True)
-    with progress_bars(not json_out) as progress:
-        summary = synthesize(residents, seed, out, progress=lambda done: progress("synthesizing", done, residents))
-    figures = {
-        "residents": summary.residents,
-        "households": summary.households,
-        "tax_rows": summary.tax_rows,
-        "accounts": summary.accounts,
-    }
-    if json_out:
-        print_json(figures)
-    else:
-        print_table(f"synthetic city written to {out}", figures)
-
-
-@register_app.command("import")
-def register_import(
-    files: Annotated[list[Path], typer.Argument(help="residents, tax and/or accounts CSV files (UTF-8 or CP932).")],
-    rejects: Annotated[
-        Path | None, typer.Option(help="Import the valid rows and write the invalid ones to this file.")
-    ] = None,
-    home: HomeOption = None,
-    json_out: JsonOption = False,
-) -> None:
-    """Import the register atomically: every error is printed as file:line: column: rule, never the value."""
-    from civicseal.register.importer import import_register
-
-    opened = open_home(home)
-    cipher = load_city_keys(opened.keys).field_cipher()
-    with progress_bars(not json_out) as progress:
-        summary = import_register(opened.engine, cipher, files, rejects=rejects, progress=progress)
-    figures = summary.as_dict()
-    if json_out:
-        print_json(figures)
-        return
-    if summary.rows_read == 0:
-        console.print("no rows in the files: nothing imported")
-        return
-    print_table("register import", figures)
-    if summary.rejected:
-        console.print(f"{summary.rejected} rows rejected and written to {rejects}")
-
-
-@programme_app.command("create")
-def programme_create(
-    name: str,
-    reference_date: Annotated[str, typer.Option(help="The day households must be resident (ISO or era).")],
-    fiscal_year: Annotated[str, typer.Option(help="Fiscal year of the residence tax (2022, R4, 令和4年度).")],
-    amount: Annotated[int, typer.Option(help="Yen per household.")],
-    exclude_programme: Annotated[
-        list[str] | None, typer.Option(help="An earlier programme whose households are not paid again.")
-    ] = None,
-    home: HomeOption = None,
-) -> None:
-    """Declare a relief programme."""
-    from civicseal.programme.service import create_programme
-    from civicseal.register.normalize import parse_date, parse_fiscal_year
-
-    d, year = (
-        _parse_cli(parse_date, reference_date, "--reference-date"),
-        _parse_cli(parse_fiscal_year, fiscal_year, "--fiscal-year"),
-    )
-    create_programme(
-        open_home(home).engine,
-        name,
-        reference_date=d,
-        fiscal_year=year,
-        amount=amount,
-        exclude=tuple(exclude_programme or ()),
-    )
-    console.print(f"programme {name!r} created: reference date {d}, fiscal year {year}, {amount:,} yen")
-
-
 def _parse_cli(parser: Callable[[str], T], raw: str, option: str) -> T:
     """An option parsed by the register's own normalizer, its rule shown as a usage error (exit 2)."""
     from civicseal.register.errors import InvalidValue
@@ -174,89 +63,49 @@ def _parse_cli(parser: Callable[[str], T], raw: str, option: str) -> T:
         raise typer.BadParameter(exc.rule, param_hint=option) from None
 
 
-FUNNEL_LABELS = {
-    "households": "households in the register",
-    "resident_on_date": "resident on the reference date",
-    "all_exempt": "every member exempt",
-    "not_dependants_only": "not dependants only",
-    "not_paid_before": "not paid before",
-    "entitled": "entitled",
-}
+def open_home(home: Path | None) -> Home:
+    opened = Home(home)
+    opened.require()
+    return opened
 
 
-def render_funnel(result: dict[str, int], amount_label: str = "total amount (yen)") -> None:
-    rows: dict[str, object] = {FUNNEL_LABELS[k]: result[k] for k in FUNNEL_LABELS}
-    rows[amount_label] = result["total_amount"]
-    rows["members counted exempt for want of a tax row"] = result["members_without_tax_row"]
-    rows["new entitlements this run"] = result["new_entitlements"]
-    rows["entitled, no longer qualifying"] = result["no_longer_qualifying"]
-    print_table("eligibility funnel", rows)
-
-
-@programme_app.command("run")
-def programme_run(name: str, home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """Apply the eligibility rules and add entitlements (idempotent)."""
-    from civicseal.programme.service import run_programme
-
-    result = run_programme(open_home(home).engine, name).as_dict()
-    if json_out:
-        print_json(result)
-    else:
-        render_funnel(result)
-
-
-@programme_app.command("list")
-def programme_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """The programmes and how many entitlements each has."""
-    from civicseal.programme.service import list_programmes
-
-    programmes = list_programmes(open_home(home).engine)
-    if json_out:
-        print_json({"programmes": programmes})
-        return
-    for p in programmes:
-        console.print(
-            f"{p['name']}: reference date {p['reference_date']}, fiscal year {p['fiscal_year']},"
-            f" {p['amount']:,} yen, {p['entitlements']:,} entitlements"
-        )
-
-
-@audit_app.command("verify")
-def audit_verify(home: HomeOption = None, json_out: JsonOption = False) -> None:
-    """Walk the hash chain; name the first row that was edited, deleted, inserted or reordered."""
-    with open_home(home).engine.connect() as conn:
-        result = audit.verify(conn)
-    if json_out:
-        print_json({"ok": result.ok, "rows": result.rows, "first_bad_seq": result.first_bad_seq})
-    elif result.ok:
-        console.print(f"audit log intact: {result.rows} rows")
-    if not result.ok:
-        raise AuditBroken(result.first_bad_seq, result.reason)
-
-
-class AuditBroken(CivicsealError):
-    def __init__(self, seq: int | None, reason: str | None) -> None:
-        super().__init__(f"audit log broken at sequence {seq}: {reason}")
-
-
-@audit_app.command("show")
-def audit_show(
+@app.command()
+def init(
     home: HomeOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many rows, newest last.")] = 50,
+    issuer: Annotated[str, typer.Option(help="The city's machine name (ASCII slug), e.g. amagasaki.")] = "city",
+    issuer_name: Annotated[
+        str | None, typer.Option(help="The city's name as people read it, in any script, e.g. 尼崎市.")
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List audit rows: who, what, which object, counts."""
-    with open_home(home).engine.connect() as conn:
-        rows = [dict(r) for r in audit.entries(conn, last=limit)]
+    """Create a home: keys (0700/0600), configuration and the migrated store."""
+    from civicseal.homes import init_home
+
+    created = init_home(home, issuer=issuer, issuer_name=issuer_name)
     if json_out:
-        print_json({"entries": rows})
-        return
-    for r in rows:
-        console.print(
-            f"{r['seq']:>6} {r['at']} {r['actor']} {r['action']} {r['object_type']}:{r['object_id']} {r['details']}",
-            soft_wrap=True,
-            markup=False,
+        keys = load_city_keys(created.keys)
+        print_json(
+            {
+                "home": str(created.path),
+                "issuer": issuer,
+                "issuer_name": created.config.issuer_display,
+                "public_key": format_public_key(keys.signing.public_key()),
+                "key_id": keys.signing_key_id,
+                "config": str(created.config_path),
+            }
         )
+        return
+    console.print(
+        f"created civicseal home {created.path} for {created.config.issuer_display} (issuer {issuer});"
+        f" fill in [contact] in {created.config_path} before writing letters to residents",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{created.config_path}: replace its {len(created.config.canary_addresses)} canary_addresses with"
+        " addresses the city controls (canary households live there; mail to them must reach the city)",
+        markup=False,
+    )
 
 
 @app.command()
@@ -273,4 +122,17 @@ def demo(
 
 
 # Command modules register themselves on `app` when imported.
-from civicseal.cli import contact_cmds, custody_cmds, incident_cmds, keys_cmds, seal_cmds  # noqa: E402, F401
+from civicseal.cli import (  # noqa: E402, F401
+    audit_cmds,
+    contact_cmds,
+    contractor_cmds,
+    custody_cmds,
+    dlp_cmds,
+    entitlement_cmds,
+    incident_cmds,
+    keys_cmds,
+    payments_cmds,
+    programme_cmds,
+    register_cmds,
+    seal_cmds,
+)

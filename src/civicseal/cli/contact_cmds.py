@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from civicseal.audit.log import os_actor
+from civicseal.audit.log import current_actor
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import utcnow
@@ -33,7 +33,7 @@ def user_add(
     """Create a user; its generated password (and TOTP secret) are printed this once and never stored in clear."""
     opened = open_home(home)
     cipher = load_city_keys(opened.keys).field_cipher()
-    issuer = opened.config.display_name or opened.config.issuer
+    issuer = opened.config.issuer_display
     new = users.add_user(
         opened.engine,
         cipher,
@@ -43,7 +43,7 @@ def user_add(
         totp=totp,
         issuer=issuer,
         now=utcnow(),
-        actor=os_actor(),
+        actor=current_actor(),
     )
     shown = {
         "username": new.username,
@@ -86,21 +86,21 @@ def user_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
 @user_app.command("unlock")
 def user_unlock(name: str, home: HomeOption = None) -> None:
     """Clear a lock (failed sign-ins or an extraction limit); audited."""
-    users.unlock_user(open_home(home).engine, name, now=utcnow(), actor=os_actor())
+    users.unlock_user(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     console.print(f"user {name} unlocked", markup=False)
 
 
 @user_app.command("revoke-sessions")
 def user_revoke(name: str, home: HomeOption = None) -> None:
     """Sign a user out everywhere at once; audited."""
-    ended = users.revoke_sessions(open_home(home).engine, name, now=utcnow(), actor=os_actor())
+    ended = users.revoke_sessions(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     console.print(f"user {name}: {ended} sessions ended", markup=False)
 
 
 @user_app.command("token")
 def user_token(name: str, home: HomeOption = None) -> None:
     """Issue the user's API token (replacing any earlier one); printed this once, stored as SHA-256."""
-    token = users.issue_api_token(open_home(home).engine, name, now=utcnow(), actor=os_actor())
+    token = users.issue_api_token(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     err_console.print("API token, shown ONCE:", markup=False)
     console.print(token, markup=False, soft_wrap=True)
 
@@ -113,5 +113,7 @@ def user_limits(
     home: HomeOption = None,
 ) -> None:
     """Set a user's extraction limits (default 120 look-ups an hour, 30 % misses in any 20); audited."""
-    users.set_limits(open_home(home).engine, name, hourly=hourly, miss_percent=misses, now=utcnow(), actor=os_actor())
+    users.set_limits(
+        open_home(home).engine, name, hourly=hourly, miss_percent=misses, now=utcnow(), actor=current_actor()
+    )
     console.print(f"user {name}: {hourly} look-ups an hour, {misses} % misses in 20", markup=False)

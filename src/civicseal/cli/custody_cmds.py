@@ -5,7 +5,6 @@ Times are shown on the city's clock (Asia/Tokyo) in tables and as RFC 3339 UTC i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -14,9 +13,10 @@ from rich.text import Text
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
-from civicseal.clock import TOKYO, utcnow
+from civicseal.clock import for_people, rfc3339, utcnow
 from civicseal.custody import service as custody
 from civicseal.custody.errors import CustodyError, OverdueFound
+from civicseal.incident.service import record_lost_event
 
 custody_app = typer.Typer(help="The chain of custody of every package that leaves the city.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
@@ -44,10 +44,27 @@ def custody_record(
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Record one custody event of a package; impossible sequences and times are refused."""
+    """Record one custody event of a package; impossible sequences and times are refused.
+
+    ``lost`` revokes a tethered package at once and opens an incident (or joins the package's open one).
+    """
     chosen = _manual_event(event)
     when = custody.parse_at(at) if at is not None else None
-    engine = open_home(home).engine
+    opened = open_home(home)
+    engine = opened.engine
+    if chosen is custody.Event.LOST:
+        loss = record_lost_event(opened, package_id, holder=holder, at=when, location=location, note=note)
+        if json_out:
+            print_json({"id": loss.event_id, "package_id": package_id, "event": str(chosen)} | loss.as_dict())
+            return
+        revoked = "revoked now, " if loss.revoked_now else ""
+        incident = "opened" if loss.opened else "joined (it was still open)"
+        console.print(
+            f"recorded lost of package {package_id} (event {loss.event_id}): {revoked}incident {loss.incident_id}"
+            f" {incident}; its report: `civicseal incident report {loss.incident_id}`",
+            markup=False,
+        )
+        return
     event_id = custody.record_event(engine, package_id, chosen, holder=holder, at=when, location=location, note=note)
     if json_out:
         print_json({"id": event_id, "package_id": package_id, "event": str(chosen)})
@@ -73,11 +90,11 @@ def custody_show(package_id: PackageArgument, home: HomeOption = None, json_out:
         )
         return
     table = Table(title=f"custody of package {package_id}", title_justify="left")
-    for column in ("at (Tokyo)", "event", "holder", "location", "note"):
+    for column in ("at", "event", "holder", "location", "note"):
         table.add_column(column)
     for e in events:
         table.add_row(
-            _tokyo(e["at"]), str(e["event"]), Text(e["holder"]), Text(e["location"] or ""), Text(e["note"] or "")
+            for_people(e["at"]), str(e["event"]), Text(e["holder"]), Text(e["location"] or ""), Text(e["note"] or "")
         )
     console.print(table)
     console.print(f"current state: {state or 'no custody recorded'}", markup=False)
@@ -92,7 +109,7 @@ def custody_overdue(home: HomeOption = None, json_out: JsonOption = False) -> No
     if json_out:
         print_json(
             {
-                "now": _rfc3339(now),
+                "now": rfc3339(now),
                 "overdue": len(packages),
                 "lost": lost,
                 "packages": [_json_overdue(p) for p in packages],
@@ -117,7 +134,7 @@ def _render_overdue(packages: list[dict[str, Any]], lost: int) -> None:
             p["package_id"],
             Text(p["recipient"]),
             p["purpose"],
-            _tokyo(p["expires_at"]),
+            for_people(p["expires_at"]),
             str(p["days_overdue"]),
             state,
             Text(p["holder"] or ""),
@@ -134,21 +151,13 @@ def _manual_event(raw: str) -> custody.Event:
 
 
 def _json_event(e: dict[str, Any]) -> dict[str, Any]:
-    return {**e, "event": str(e["event"]), "at": _rfc3339(e["at"]), "recorded_at": _rfc3339(e["recorded_at"])}
+    return {**e, "event": str(e["event"]), "at": rfc3339(e["at"]), "recorded_at": rfc3339(e["recorded_at"])}
 
 
 def _json_overdue(p: dict[str, Any]) -> dict[str, Any]:
     return {
         **p,
         "state": str(p["state"]) if p["state"] else None,
-        "expires_at": _rfc3339(p["expires_at"]),
-        "since": _rfc3339(p["since"]) if p["since"] else None,
+        "expires_at": rfc3339(p["expires_at"]),
+        "since": rfc3339(p["since"]) if p["since"] else None,
     }
-
-
-def _rfc3339(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _tokyo(dt: datetime) -> str:
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M:%S")

@@ -13,10 +13,15 @@ from typing import TypeVar
 from rich.table import Table
 
 from civicseal.audit import log as audit
-from civicseal.cli.app import render_funnel
 from civicseal.cli.demo_contact import run_contact_centre
+from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
+from civicseal.cli.demo_dlp import index_in_background, scan_contractor_folder
+from civicseal.cli.demo_forms import returned_forms
+from civicseal.cli.demo_payments import pay_confirmed_households
 from civicseal.cli.output import console, progress_bars
+from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
+from civicseal.cseal.errors import PackageRefused
 from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
 from civicseal.incident.render import write_report
@@ -25,15 +30,14 @@ from civicseal.incident.service import open_incident
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.keys.service import BackgroundServer, create_app
+from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.programme.service import create_programme, run_programme
 from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
-from civicseal.seal.errors import PackageRefused
 from civicseal.seal.open import open_sealed
 from civicseal.seal.records import show_package
 from civicseal.seal.service import SealRequest, seal
 from civicseal.seal.trace import trace
-from civicseal.seal.trust import add_trusted, format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")
@@ -58,7 +62,9 @@ def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = Fals
         " centre for the 100,000-yen relief payment. civicseal runs the same programme so that nothing like"
         " it can expose anyone."
     )
-    opened = _step(f"created a home at {home_path}", lambda: init_home(home_path, issuer="amagasaki"))
+    opened = _step(
+        f"created a home at {home_path}", lambda: init_home(home_path, issuer="amagasaki", issuer_name="尼崎市")
+    )
     with progress_bars() as progress:
         summary = _step(
             f"synthesized {residents:,} residents (seed {seed}) into {register_dir}",
@@ -80,6 +86,7 @@ def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = Fals
     console.print(
         f"  {imported.residents.new:,} residents, {imported.tax.new:,} tax rows, {imported.accounts.new:,} accounts"
     )
+    indexing = index_in_background(opened)
     _step(
         f"declared {PROGRAMME!r}: resident on 2022-06-01, fiscal year 2022, 100,000 yen",
         lambda: create_programme(
@@ -91,6 +98,10 @@ def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = Fals
     with BackgroundServer(create_app(opened)) as key_service:
         console.print(f"key service listening on {key_service.url} (loopback)")
         package, finder = _seal_and_hand_over(opened, workdir, key_service.url)
+        scan_contractor_folder(opened, finder.trust_home, indexing)
+        refuse_unapproved_subcontractor(opened, workdir, PROGRAMME, key_service.url)
+        returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
+        pay_confirmed_households(opened, workdir, PROGRAMME)
         _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)
@@ -156,13 +167,14 @@ def _seal_and_hand_over(city: Home, workdir: Path, key_service: str) -> tuple[Pa
     leaked = contractor / "found-online.csv"
     _strip_identifiers(opened_file, leaked)
     found = _step(
-        "traced a copy found online (pseudonym column stripped) back to its package",
+        "traced a copy found online (pseudonym column stripped) back to its recipient and package",
         lambda: trace(city.engine, [leaked]),
     )
-    best = found.packages[0]
+    who, best = found.recipients[0], found.packages[0]
     console.print(
-        f"  {best.package_id} ({best.purpose}): {best.verdict} — {best.canaries} canaries,"
-        f" {best.reference_numbers:,} reference numbers"
+        f"  {who.recipient}: {who.verdict} ({who.canaries} canaries, by {', '.join(who.fields)});"
+        f" {best.package_id} ({best.purpose}): {best.verdict}, {best.reference_numbers:,} reference numbers",
+        markup=False,
     )
     return package, _Finder(identity, token, contractor)
 

@@ -43,14 +43,14 @@ def _households(city: Home, count: int) -> list[tuple[str, str]]:
 
 def run_contact_centre(city: Home, *, serve_after: bool) -> None:
     console.rule("the contact centre looks households up; it holds no copy")
-    if not city.config.display_name:  # what the centre's pages show on every page
-        city.write_config(replace(city.config, display_name=CITY_NAME))
+    if not city.config.issuer_name:  # what the centre's pages show on every page
+        city.write_config(replace(city.config, issuer_name=CITY_NAME))
         del city.config
     cipher = load_city_keys(city.keys).field_cipher()
     now = utcnow()
     centre_key = str(pyrage.x25519.Identity.generate().to_public())  # the centre keeps its identity, not the city
     add_recipient(city.engine, CENTRE, centre_key, now=now, actor="os:demo")
-    common = {"issuer": city.config.display_name or city.config.issuer, "now": now, "actor": "os:demo"}
+    common = {"issuer": city.config.issuer_display, "now": now, "actor": "os:demo"}
     operator = users.add_user(
         city.engine, cipher, "operator1", users.Role.OPERATOR, organization=CENTRE, totp=False, **common
     )

@@ -109,8 +109,9 @@ def incident_close(
 @incident_app.command("report")
 def incident_report(
     incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")],
-    out: Annotated[Path, typer.Option(help="The report file to write (replaced atomically).")],
+    out: Annotated[Path, typer.Option(help="The report file to write (never replaced without --force).")],
     format_: Annotated[str, typer.Option("--format", help="md, html, pdf or json.")] = "md",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier report at --out.")] = False,
     passphrase_file: Annotated[
         Path | None, typer.Option(help="A passphrase package's passphrase, for zxcvbn's estimate.")
     ] = None,
@@ -126,7 +127,7 @@ def incident_report(
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
     passphrase = _read_text(passphrase_file, "passphrase") if passphrase_file is not None else None
     report = build_report(open_home(home), incident_id, passphrase=passphrase, package_file=file)
-    size = write_report(report, format_, out)
+    size = write_report(report, format_, out, replace=force)
     a, c = report.assessment, report.content
     figures = {
         "incident_id": incident_id,

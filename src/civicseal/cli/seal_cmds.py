@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
+from civicseal import cseal as fmt
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json, print_table
 from civicseal.clock import utcnow
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
+from civicseal.cseal.errors import SealError
 from civicseal.store.home import Home
 
 TOKEN_ENV = "CIVICSEAL_TOKEN"
@@ -27,7 +27,7 @@ app.add_typer(package_app, name="package")
 @purpose_app.command("list")
 def purpose_list(json_out: JsonOption = False) -> None:
     """Each purpose with the only fields it may carry."""
-    from civicseal.seal.purposes import purposes
+    from civicseal.ledger.purposes import purposes
 
     listed = [
         {
@@ -95,6 +95,7 @@ def seal_command(
             {
                 "purpose": summary.purpose,
                 "recipient": summary.recipient,
+                "contractor chain": " > ".join(summary.contractor_chain) or "none registered",
                 "register (households)": summary.register_households,
                 "register (residents)": summary.register_residents,
                 "records in package (households)": summary.records,
@@ -105,6 +106,13 @@ def seal_command(
                 "expires": summary.expires,
                 "file": summary.out,
             },
+        )
+    if summary.contractor is None:
+        err_console.print(
+            f"note: recipient {summary.recipient} belongs to no registered contractor, so no contract chain was"
+            " checked (the city's own staff, or register the contractor with `civicseal contractor add`)",
+            markup=False,
+            soft_wrap=True,
         )
     if summary.passphrase:
         err_console.print(
@@ -122,6 +130,23 @@ def _read_passphrase_file(path: Path) -> str:
         raise SealError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
+def _token(given: str | None, token_file: Path | None) -> str | None:
+    """``--token-file``, else ``--token`` (with a warning), else ``CIVICSEAL_TOKEN``."""
+    if token_file is not None:
+        try:
+            return token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise SealError(f"{token_file}: cannot be read as a token file") from None
+    if given is not None:
+        err_console.print(
+            f"warning: --token is visible to every user of this machine in the process list;"
+            f" use {TOKEN_ENV} or --token-file instead",
+            markup=False,
+        )
+        return given
+    return os.environ.get(TOKEN_ENV) or None
+
+
 def _reader_home(home: Path | None) -> Home:
     """A reader's home may be a contractor's: only its identity and trust.toml, no store."""
     return Home(home)
@@ -130,7 +155,7 @@ def _reader_home(home: Path | None) -> Home:
 @app.command("verify")
 def verify_command(file: Path, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Check framing, signature, manifest, payload hash and expiry — no secret key, no network."""
-    from civicseal.seal.trust import load_trusted
+    from civicseal.keys.trust import load_trusted
 
     pkg = fmt.read_package(file)
     fmt.verify(pkg, load_trusted(_reader_home(home).path), now=utcnow())
@@ -159,7 +184,13 @@ def open_command(
     file: Path,
     out: Annotated[Path, typer.Option(help="Where to write the plaintext table.")],
     identity: Annotated[Path | None, typer.Option(help="Your age identity file (recipient keygen).")] = None,
-    token: Annotated[str | None, typer.Option(envvar=TOKEN_ENV, help="Your recipient token (tethered).")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help=f"Tethered: read your recipient token from this file (or set {TOKEN_ENV}).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help=f"Your recipient token; visible to others in the process list: prefer {TOKEN_ENV}."),
+    ] = None,
     passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase mode: read it from this file.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     home: HomeOption = None,
@@ -178,7 +209,7 @@ def open_command(
         out=out,
         force=force,
         identity_file=identity,
-        token=token,
+        token=_token(token, token_file),
         passphrase=passphrase,
     )
     console.print(f"opened {pkg.package_id}: {pkg.manifest['payload']['rows']:,} rows written to {out}")
@@ -224,21 +255,25 @@ def trace_command(
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Name the package(s) a found copy came from, by canaries, pseudonyms and reference numbers."""
+    """Name the recipient, then the package, a found copy came from: canaries, pseudonyms, reference numbers."""
     from civicseal.seal.trace import trace
 
     result = trace(open_home(home).engine, files)
     if json_out:
         print_json(result.as_dict())
         return
-    if not result.packages:
+    if not result.recipients:
         console.print(
-            f"no package matches ({result.pseudonym_like:,} pseudonym-like,"
+            f"no recipient or package matches ({result.pseudonym_like:,} pseudonym-like,"
             f" {result.reference_like:,} reference-like tokens)"
         )
         return
-    for e in result.packages:
-        console.print(
-            f"{e.package_id} ({e.purpose}): {e.verdict} — canaries {e.canaries}, pseudonyms {e.pseudonyms:,},"
-            f" reference numbers {e.reference_numbers:,} of {e.records:,} records"
-        )
+    for r in result.recipients:
+        matched = f", by {', '.join(r.fields)}" if r.fields else ""
+        console.print(f"{r.recipient}: {r.verdict} — canaries {r.canaries}{matched}", markup=False)
+        for e in r.packages:
+            console.print(
+                f"  {e.package_id} ({e.purpose}): {e.verdict} — canaries {e.canaries}, pseudonyms {e.pseudonyms:,},"
+                f" reference numbers {e.reference_numbers:,} of {e.records:,} records",
+                markup=False,
+            )

@@ -18,11 +18,11 @@ from civicseal.contact.errors import ContactError
 from civicseal.contact.lookup import check_call_reference, looked_up, parse_field
 from civicseal.contact.models import CallNote, ChangeRequest, ContactUser
 from civicseal.contact.users import Principal, Role
-from civicseal.payments.banks import branch_exists
 from civicseal.programme.entitlements import change_status
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.models import Entitlement, EntitlementAccount
 from civicseal.register import columns, normalize
+from civicseal.register.banks import branch_exists
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 
@@ -76,7 +76,7 @@ def _set_account(conn: Connection, cipher: FieldCipher, entitlement_id: int, acc
             bank_code=account.bank_code,
             branch_code=account.branch_code,
             account_type=account.account_type,
-            account_number_enc=cipher.encrypt(account.account_number, ACCOUNT_COLUMN),
+            account_number_enc=cipher.encrypt(account.account_number, ACCOUNT_COLUMN, entitlement_id),
             holder_kana=account.holder_kana,
             given_at=now,
         )
@@ -107,7 +107,7 @@ def record_note(
                 user_id=principal.user_id,
                 at=now,
                 call_reference=call,
-                note_enc=cipher.encrypt(text, NOTE_COLUMN),
+                note_enc=cipher.encrypt(text, NOTE_COLUMN, ent.id),
             )
         )
         audit.append(
@@ -186,7 +186,7 @@ def request_change(
                 kind=kind,
                 requested_by=principal.user_id,
                 requested_at=now,
-                details_enc=cipher.encrypt(json.dumps(details, ensure_ascii=False), REQUEST_COLUMN),
+                details_enc=cipher.encrypt(json.dumps(details, ensure_ascii=False), REQUEST_COLUMN, ent.id),
             )
             .returning(ChangeRequest.id)
         ).scalar_one()
@@ -224,6 +224,7 @@ def pending_changes(conn: Connection, cipher: FieldCipher, principal: Principal)
             ChangeRequest.id,
             ChangeRequest.kind,
             ChangeRequest.details_enc,
+            ChangeRequest.entitlement_id,
             ChangeRequest.requested_at,
             Entitlement.reference_number,
             ContactUser.username,
@@ -240,7 +241,7 @@ def pending_changes(conn: Connection, cipher: FieldCipher, principal: Principal)
             r.id,
             r.reference_number,
             r.kind,
-            json.loads(cipher.decrypt(r.details_enc, REQUEST_COLUMN)),
+            json.loads(cipher.decrypt(r.details_enc, REQUEST_COLUMN, r.entitlement_id)),
             r.username,
             r.requested_at,
         )

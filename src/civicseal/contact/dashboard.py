@@ -147,6 +147,6 @@ def _trail(
     return HouseholdTrail(
         number,
         [TrailEntry(*row) for row in audit_rows],
-        [(as_utc(at), call, cipher.decrypt(enc, NOTE_COLUMN)) for at, call, enc in notes],
+        [(as_utc(at), call, cipher.decrypt(enc, NOTE_COLUMN, ent["id"])) for at, call, enc in notes],
         [(as_utc(e["at"]), e["from_status"], e["to_status"], e["actor"]) for e in history(conn, ent["id"])],
     )

@@ -106,6 +106,7 @@ def _household_rows():  # type: ignore[no-untyped-def]
         select(
             Entitlement.id,
             Entitlement.reference_number,
+            Entitlement.household_code,
             Entitlement.status,
             Entitlement.amount,
             Entitlement.created_at,
@@ -134,10 +135,10 @@ def _household(cipher: FieldCipher, row: Row) -> Household:
     """What the operator sees; the account given on the form wins over the register's, masked to 3 digits."""
     if row.given_number is not None:
         bank, branch = row.given_bank, row.given_branch
-        masked = _masked(cipher.decrypt(row.given_number, "entitlement_accounts.account_number"))
+        masked = _masked(cipher.decrypt(row.given_number, "entitlement_accounts.account_number", row.id))
     elif row.reg_number is not None:
         bank, branch = row.reg_bank, row.reg_branch
-        masked = _masked(cipher.decrypt(row.reg_number, "bank_accounts.account_number"))
+        masked = _masked(cipher.decrypt(row.reg_number, "bank_accounts.account_number", row.household_code))
     else:
         bank = branch = masked = None
     return Household(

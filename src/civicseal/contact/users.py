@@ -148,7 +148,7 @@ def add_user(
                 role=role.value,
                 organization=organization or None,
                 password_hash=_hasher.hash(password),
-                totp_secret_enc=cipher.encrypt(secret, TOTP_COLUMN) if secret else None,
+                totp_secret_enc=cipher.encrypt(secret, TOTP_COLUMN, username) if secret else None,
                 totp_last_step=0,
                 failed_signins=0,
                 hourly_limit=DEFAULT_HOURLY_LIMIT,
@@ -174,7 +174,7 @@ def _totp_step(cipher: FieldCipher, user: Row, code: str, now: datetime) -> int 
     """The time step a valid, unused code belongs to (±1 step of clock drift), else None."""
     if user.totp_secret_enc is None:
         return 0
-    totp = pyotp.TOTP(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN))
+    totp = pyotp.TOTP(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN, user.username))
     code = (code or "").strip().replace(" ", "")
     step = int(now.timestamp()) // totp.interval
     for candidate in (step - 1, step, step + 1):

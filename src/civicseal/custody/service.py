@@ -1,9 +1,13 @@
 """The chain of custody: where every package that left the city is, who holds it, and since when.
 
 The timeline of a package is append-only. Its latest event is the package's custody state; the key
-service lets a tethered package be unlocked only in the states of :data:`UNLOCKABLE`, and a package is
-overdue while it is not back with the city (or destroyed) after its expiry. Which event may follow
-which is the single table :data:`TRANSITIONS`.
+service lets a tethered package be unlocked only in the states of :data:`UNLOCKABLE` and never once it
+was lost, and a package is overdue while it is not back with the city (or destroyed) after its expiry.
+Which event may follow which is the single table :data:`TRANSITIONS`.
+
+Lost means revoked: ``lost`` is recorded only by the loss decision (``civicseal.incident.service.record_loss``,
+which revokes the package and opens or joins its incident in the same transaction); this module, below
+``incident``, checks that it was, so no path can record a loss that leaves a package openable.
 
 Times are stored in UTC. A person types times on the city's clock (Asia/Tokyo); :func:`parse_at` reads
 them so. Holders, locations and notes are kept in the timeline only, never in the audit log.
@@ -16,16 +20,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Subquery, func, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Subquery, func, insert, or_, select
 
 from civicseal.audit import log as audit
-from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.clock import TOKYO, as_utc, for_people, utcnow
+from civicseal.cseal import CLOCK_SKEW
 from civicseal.custody.errors import CustodyError
 from civicseal.custody.models import CustodyEvent
-from civicseal.keys.models import Recipient
+from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import mark_notified
-from civicseal.seal.format import CLOCK_SKEW
-from civicseal.seal.models import Package
 from civicseal.store.engine import transaction
 
 
@@ -126,11 +129,13 @@ def record(
     note: str | None = None,
     actor: str,
     now: datetime,
+    incident: int | None = None,
 ) -> int:
     """Append one event to a package's timeline inside the caller's transaction; returns the event's id.
 
     The package row is locked first, so two recorders of the same package take turns and each sees the
     other's event before checking its own. One audit row names the event and nothing the recorder typed.
+    ``lost`` needs the ``incident`` it belongs to and, for a tethered package, the revocation already made.
     """
     event = parse_event(event)
     at_utc, now_utc = _aware("at", at), _aware("now", now)
@@ -138,7 +143,8 @@ def record(
     package = _lock_package(conn, package_id)
     latest = _latest(conn, package_id)
     check_next(package_id, Event(latest.event) if latest is not None else None, event)
-    _check_not_revoked(package, event)
+    _check_loss(package, event, incident)
+    _check_may_go_out(conn, package, event)
     _check_time(at_utc, now_utc, latest)
     event_id = conn.execute(
         insert(CustodyEvent).values(
@@ -150,7 +156,8 @@ def record(
             **texts,
         )
     ).inserted_primary_key[0]
-    audit.append(conn, f"custody.{event}", "package", package_id, {"event": str(event)}, actor=actor, now=now_utc)
+    details: dict[str, object] = {"event": str(event)} | ({"incident": incident} if event is Event.LOST else {})
+    audit.append(conn, f"custody.{event}", "package", package_id, details, actor=actor, now=now_utc)
     if event is Event.HANDED_OVER and package.purpose == NOTIFYING_PURPOSE:
         notified = mark_notified(conn, package_id, now=now_utc)
         audit.append(
@@ -182,7 +189,7 @@ def record_event(
             at=at or now,
             location=location,
             note=note,
-            actor=actor or audit.os_actor(),
+            actor=actor or audit.current_actor(),
             now=now,
         )
 
@@ -194,8 +201,15 @@ def current_state(conn: Connection, package_id: str) -> Event | None:
 
 
 def unlock_allowed(conn: Connection, package_id: str) -> bool:
-    """Whether custody lets the key service release the package's identity (revocation is checked apart)."""
-    return current_state(conn, package_id) in UNLOCKABLE
+    """Whether custody lets the key service release the package's identity (revocation is checked apart):
+    in an unlockable state, and never lost, whatever was recorded after (found, returned, …)."""
+    return current_state(conn, package_id) in UNLOCKABLE and not ever_lost(conn, package_id)
+
+
+def ever_lost(conn: Connection, package_id: str) -> bool:
+    """A package once lost may have been copied: it never goes out or opens again (re-issue by sealing anew)."""
+    query = select(CustodyEvent.id).where(CustodyEvent.package_id == package_id, CustodyEvent.event == Event.LOST)
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def timeline(engine: Engine, package_id: str) -> list[dict[str, Any]]:
@@ -229,7 +243,7 @@ def overdue(engine: Engine, *, now: datetime) -> list[dict[str, Any]]:
     package with no custody record at all (``state`` None). One set-based query, however many packages.
     """
     now_utc = _aware("now", now)
-    latest = _latest_per_expired_package(now_utc)
+    latest = latest_events(Package.expires_at < now_utc)
     query = (
         select(
             Package.id,
@@ -251,8 +265,11 @@ def overdue(engine: Engine, *, now: datetime) -> list[dict[str, Any]]:
         return [_overdue_entry(row, now_utc) for row in conn.execute(query)]
 
 
-def _latest_per_expired_package(now_utc: datetime) -> Subquery:
-    """The latest event of each package expired by ``now``, ranked in SQL (window function)."""
+def latest_events(*package_conditions: ColumnElement[bool]) -> Subquery:
+    """The latest event of each package meeting the conditions, ranked in SQL (window function).
+
+    Columns ``package_id``, ``event``, ``holder``, ``at``: one row per package that has any event.
+    """
     recency = (
         func.row_number()
         .over(partition_by=CustodyEvent.package_id, order_by=[c.desc() for c in _ORDER])
@@ -261,7 +278,7 @@ def _latest_per_expired_package(now_utc: datetime) -> Subquery:
     ranked = (
         select(CustodyEvent.package_id, CustodyEvent.event, CustodyEvent.holder, CustodyEvent.at, recency)
         .join(Package, Package.id == CustodyEvent.package_id)
-        .where(Package.expires_at < now_utc)
+        .where(*package_conditions)
         .subquery()
     )
     return select(ranked).where(ranked.c.recency == 1).subquery()
@@ -286,9 +303,8 @@ def _overdue_entry(row: Row, now_utc: datetime) -> dict[str, Any]:
 
 def _lock_package(conn: Connection, package_id: str) -> Row:
     """Lock the package row (FOR UPDATE; SQLite's IMMEDIATE transaction already serializes writers)."""
-    package = conn.execute(
-        select(Package.id, Package.revoked_at, Package.purpose).where(Package.id == package_id).with_for_update()
-    ).first()
+    columns = (Package.id, Package.revoked_at, Package.purpose, Package.mode)
+    package = conn.execute(select(*columns).where(Package.id == package_id).with_for_update()).first()
     if package is None:
         raise CustodyError(f"package {package_id}: no such package")
     return package
@@ -308,19 +324,39 @@ def _latest(conn: Connection, package_id: str) -> Row | None:
     ).first()
 
 
-def _check_not_revoked(package: Row, event: Event) -> None:
-    """A revoked package can no longer be opened, so handing it over again would only put it at risk."""
-    if event is Event.HANDED_OVER and package.revoked_at is not None:
+def _check_loss(package: Row, event: Event, incident: int | None) -> None:
+    """Lost means revoked: a loss is recorded only with its incident, after a tethered package was revoked."""
+    if event is not Event.LOST:
+        return
+    if incident is None:
+        raise CustodyError(
+            f"package {package.id}: a loss is recorded with `civicseal custody record --event lost` or"
+            " `civicseal incident open` (civicseal.incident.service.record_loss), which revoke it and open an incident"
+        )
+    if package.mode == "tethered" and package.revoked_at is None:
+        raise CustodyError(f"package {package.id} must be revoked before it is recorded lost (incident {incident})")
+
+
+def _check_may_go_out(conn: Connection, package: Row, event: Event) -> None:
+    """A revoked or once-lost package stays with the city: handing it over again would only put it at risk."""
+    if event is not Event.HANDED_OVER:
+        return
+    if package.revoked_at is not None:
         raise CustodyError(f"package {package.id} is revoked: it may be returned or destroyed, not handed over")
+    if ever_lost(conn, package.id):
+        raise CustodyError(
+            f"package {package.id} was lost once: it may be returned or destroyed, not handed over;"
+            " seal a new package instead"
+        )
 
 
 def _check_time(at: datetime, now: datetime, latest: Row | None) -> None:
     """Events are recorded in the order they happened, and none happens in the future."""
     if at > now + CLOCK_SKEW:
-        raise CustodyError(f"event dated {_tokyo(at)} is in the future (beyond {_minutes(CLOCK_SKEW)} minutes)")
+        raise CustodyError(f"event dated {for_people(at)} is in the future (beyond {_minutes(CLOCK_SKEW)} minutes)")
     if latest is not None and at < (previous := as_utc(latest.at)):
         raise CustodyError(
-            f"event dated {_tokyo(at)} is before the latest event ({latest.event} at {_tokyo(previous)});"
+            f"event dated {for_people(at)} is before the latest event ({latest.event} at {for_people(previous)});"
             " events are recorded in the order they happened"
         )
 
@@ -340,10 +376,6 @@ def _aware(name: str, dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise CustodyError(f"{name}: a time with a timezone is needed (see parse_at for times people type)")
     return dt.astimezone(UTC)
-
-
-def _tokyo(dt: datetime) -> str:
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M:%S Tokyo time")
 
 
 def _minutes(delta: timedelta) -> int:

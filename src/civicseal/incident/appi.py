@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine, func, select
 
-from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.incident.attack import format_duration, format_duration_ja, format_money
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
-from civicseal.keys.models import UnlockAttempt
-from civicseal.keys.unlock import GRANTED
-from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
+from civicseal.keys.evidence import granted_between
+from civicseal.ledger.fields import FIELDS, Category
+from civicseal.ledger.models import Package, PackageMember
 
 if TYPE_CHECKING:
     from civicseal.incident.report import Content, Durations, Protection, TimelineEntry
@@ -86,16 +85,7 @@ def read_facts(conn: Connection, incident_id: int, *, now: datetime) -> Facts:
         select(func.count()).select_from(PackageMember).where(PackageMember.package_id == row.package_id)
     ).scalar_one()
     lost_at = as_utc(row.lost_at)
-    granted = conn.execute(
-        select(func.count())
-        .select_from(UnlockAttempt)
-        .where(
-            UnlockAttempt.package_id == row.package_id,
-            UnlockAttempt.outcome == GRANTED,
-            UnlockAttempt.at >= lost_at,
-            UnlockAttempt.at <= now,
-        )
-    ).scalar_one()
+    granted = granted_between(conn, row.package_id, lost_at, now)
     categories = tuple(dict.fromkeys(FIELDS[f].category for f in row.fields.split(",") if f in FIELDS))
     return Facts(row.package_id, row.mode, categories, int(persons), lost_at, int(granted))
 
@@ -310,7 +300,7 @@ class ReportItem:
 
 def when_en(dt: datetime) -> str:
     """A time on the city's clock, as the report prints it."""
-    return dt.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST")
+    return for_people(dt)
 
 
 def when_ja(dt: datetime) -> str:
@@ -320,6 +310,7 @@ def when_ja(dt: datetime) -> str:
 
 def report_items(
     *,
+    issuer_name: str,
     incident: IncidentRecord,
     content: Content,
     protection: Protection,
@@ -330,7 +321,7 @@ def report_items(
 ) -> tuple[ReportItem, ...]:
     """The nine items pre-filled from the record; what a person must still write is marked 【要記入】."""
     texts = {
-        "summary": _summary(incident, content, protection),
+        "summary": _summary(issuer_name, incident, content, protection),
         "data_items": _data_items(content),
         "persons": _persons(content),
         "cause": _cause(incident),
@@ -348,17 +339,17 @@ def report_items(
     return tuple(items)
 
 
-def _summary(incident: IncidentRecord, content: Content, protection: Protection) -> tuple[str, str]:
+def _summary(issuer_name: str, incident: IncidentRecord, content: Content, protection: Protection) -> tuple[str, str]:
     mode = protection.mode
     ja = (
-        f"{when_ja(incident.lost_at)}頃、{content.recipient}に交付した暗号化パッケージ（{incident.package_id}、"
-        f"目的「{content.purpose}」、{MODE_JA.get(mode, mode)}）が紛失した。"
+        f"{when_ja(incident.lost_at)}頃、{issuer_name}が{content.recipient_name}に交付した暗号化パッケージ"
+        f"（{incident.package_id}、目的「{content.purpose_description_ja}」、{MODE_JA.get(mode, mode)}）が紛失した。"
         f"{when_ja(incident.reported_at)}に報告を受けた。"
     )
     en = (
         f"At about {when_en(incident.lost_at)} the encrypted package {incident.package_id} (purpose"
-        f" {content.purpose}, {mode} mode), handed to {content.recipient}, was lost; the city learnt of it at"
-        f" {when_en(incident.reported_at)}."
+        f" {content.purpose}, {mode} mode), handed by {issuer_name} to {content.recipient_name}, was lost;"
+        f" the city learnt of it at {when_en(incident.reported_at)}."
     )
     if mode == "tethered" and protection.revoked_at is not None:
         ja += f"{when_ja(protection.revoked_at)}に同パッケージを失効させ、以後の開封を停止した。"

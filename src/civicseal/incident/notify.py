@@ -13,23 +13,25 @@ import csv
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Final
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select, text
 
 from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, utcnow
-from civicseal.incident.appi import Assessment, assess_incident
+from civicseal.incident.appi import Assessment, assess, assess_incident, read_facts
 from civicseal.incident.errors import IncidentError
+from civicseal.incident.letter import Block, LetterFacts, compose, wareki, wrap
 from civicseal.incident.models import Incident
-from civicseal.keys.models import UnlockAttempt
+from civicseal.keys.evidence import require_intact
+from civicseal.keys.recipients import display_name_of_recipient
+from civicseal.ledger.fields import FIELDS, Category
+from civicseal.ledger.models import Package, Recipient
+from civicseal.ledger.purposes import purposes
 from civicseal.programme.reference import printed
-from civicseal.register.normalize import ERAS
-from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package
-from civicseal.seal.purposes import purposes
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer
 from civicseal.store.home import Home
@@ -37,25 +39,14 @@ from civicseal.store.home import Home
 LETTERS_PER_FILE = 1_000
 FONT_NAME = "IPAexMincho"
 FONT_HINTS = ("IPAexMincho", "IPAex明朝")
-CATEGORY_JA = {
-    Category.IDENTIFIER: "給付金の参照番号",
-    Category.NAME: "世帯主の氏名",
-    Category.ADDRESS: "住所・郵便番号",
-    Category.BIRTH_DATE: "世帯主の生年月日",
-    Category.BENEFIT: "給付金の対象であること（世帯全員が住民税非課税であること）",
-    Category.FINANCIAL: "振込先の口座情報",
-    Category.TAX: "税に関する情報",
-    Category.MY_NUMBER: "個人番号（マイナンバー）",
-    Category.SEX: "性別",
-}
-PROTECTION_JA = {
-    "tethered": (
-        "このデータは暗号化されており、市の鍵管理サービスの許可なしには開くことができません。"
-        "紛失の報告を受けて直ちに開封を停止しました。"
-    ),
-    "recipient": "このデータは委託先の鍵でのみ開くことができるよう暗号化されています。",
-    "passphrase": "このデータはパスフレーズで暗号化されています。",
-}
+MM: Final = 72 / 25.4
+MARGIN: Final = 22 * MM
+BODY_SIZE: Final = 10.0
+BODY_LEADING: Final = 5.2 * MM
+HEADING_SIZE: Final = 11.0
+ADDRESS_SIZE: Final = 11.0
+ADDRESS_WIDTH: Final = 95 * MM  # what the window of a 長形3号 envelope shows
+TITLE: Final = "個人情報の漏えいのおそれに関するお詫びとお知らせ"
 ProgressFn = Callable[[int, int], None]
 
 
@@ -91,13 +82,6 @@ class NotifySummary:
         }
 
 
-def wareki(day: date) -> str:
-    """令和8年11月23日: how a letter from a Japanese city is dated."""
-    era = next(e for e in reversed(ERAS) if e.first <= day)
-    year = day.year - era.first.year + 1
-    return f"{era.name}{'元' if year == 1 else year}年{day.month}月{day.day}日"
-
-
 @cache
 def font_path() -> Path:
     """The Debian IPAex Mincho font (fonts-ipaexfont-mincho), found through fontconfig."""
@@ -120,44 +104,103 @@ def font_path() -> Path:
 
 
 @dataclass(frozen=True)
+class Line:
+    """One line of the letter's shared body, placed on the page."""
+
+    text: str
+    x: float
+    y: float
+    size: float
+    block: int  # which paragraph of :func:`~civicseal.incident.letter.compose` it belongs to
+
+
+@dataclass(frozen=True)
 class LetterContext:
-    """What every letter of one incident says."""
+    """What every letter of one incident says, laid out once: only the addressee and reference differ."""
 
     issuer: str
+    department: str
     dated: str
-    lost_on: str
-    purpose: str
-    categories: tuple[str, ...]
-    protection: str
-    unopened: bool  # the key service has released no key since the loss: the only proof there can be
+    body: tuple[Line, ...]
+    reference_y: float  # where each letter's own reference number goes, below the body
+
+
+def check_contact(home: Home) -> None:
+    """Refuse, naming every empty key of the city's contact block: a letter must say whom to call."""
+    if empty := home.config.contact.empty_keys():
+        raise IncidentError(
+            f"{home.config_path}: [contact] {', '.join(empty)} empty; fill them in (every letter tells the"
+            " resident whom to call) and run again"
+        )
 
 
 def letter_context(conn: Connection, home: Home, incident_id: int, now: datetime) -> tuple[LetterContext, str]:
+    """The letter of incident ``incident_id`` composed and laid out, and the package it is about."""
     row = conn.execute(
-        select(Incident.lost_at, Package.id, Package.purpose, Package.fields, Package.mode)
+        select(
+            Incident.reported_at, Package.purpose, Package.fields, Package.revoked_at, Recipient.name.label("recipient")
+        )
         .join(Package, Package.id == Incident.package_id)
+        .join(Recipient, Recipient.id == Package.recipient_id)
         .where(Incident.id == incident_id)
     ).first()
     if row is None:
         raise IncidentError(f"no incident {incident_id}")
-    lost_at, package_id, purpose, fields, mode = row
-    categories = tuple(dict.fromkeys(CATEGORY_JA[FIELDS[f].category] for f in fields.split(",") if f != "pseudonym"))
-    described = purposes()[purpose].description_ja if purpose in purposes() else purpose
-    opened_after_loss = conn.execute(
-        select(func.count()).where(
-            UnlockAttempt.package_id == package_id, UnlockAttempt.outcome == "granted", UnlockAttempt.at >= lost_at
-        )
-    ).scalar_one()
-    context = LetterContext(
-        issuer=home.config.issuer,
-        dated=wareki(now.astimezone(TOKYO).date()),
-        lost_on=wareki(as_utc(lost_at).astimezone(TOKYO).date()),
-        purpose=described,
-        categories=categories,
-        protection=PROTECTION_JA.get(mode, ""),
-        unopened=mode == "tethered" and opened_after_loss == 0,
+    facts = read_facts(conn, incident_id, now=now)
+    config = home.config
+    categories = [FIELDS[f].category for f in row.fields.split(",") if f != "pseudonym"]
+    purpose = purposes().get(row.purpose)
+    if purpose is not None:  # a list of entitled households says, by being one, that all are tax-exempt
+        categories.append(Category.BENEFIT)
+    letter = LetterFacts(
+        issuer=config.issuer_display,
+        recipient=display_name_of_recipient(conn, row.recipient),
+        purpose=purpose.description_ja if purpose is not None else row.purpose,
+        lost_at=facts.lost_at,
+        reported_at=as_utc(row.reported_at),
+        mode=facts.mode,
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at is not None else None,
+        granted_after_loss=facts.granted_after_loss,
+        categories=tuple(dict.fromkeys(categories)),
+        reportable=assess(facts).reportable,
+        contact=config.contact,
     )
-    return context, package_id
+    body, reference_y = _layout(compose(letter))
+    context = LetterContext(
+        issuer=letter.issuer,
+        department=config.contact.department,
+        dated=wareki(now.astimezone(TOKYO).date()),
+        body=body,
+        reference_y=reference_y,
+    )
+    return context, facts.package_id
+
+
+def _layout(blocks: tuple[Block, ...]) -> tuple[tuple[Line, ...], float]:
+    """Place the blocks below the title, or refuse when they do not fit one A4 page."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    _register_font()
+    width, height = A4
+    right = width - MARGIN
+    lines: list[Line] = []
+    y = height - MARGIN - 66 * MM
+    for number, block in enumerate(blocks):
+        size = HEADING_SIZE if block.kind == "heading" else BODY_SIZE
+        if block.kind == "heading":
+            y -= 2.4 * MM
+        x = MARGIN if block.kind == "heading" else MARGIN + 4 * MM
+        text = f"・{block.text}" if block.kind == "item" else block.text
+        indent = stringWidth("・", FONT_NAME, size) if block.kind == "item" else 0
+        wrapped = wrap(text, right - x - indent, lambda t, s=size: stringWidth(t, FONT_NAME, s))
+        for n, chunk in enumerate(wrapped):
+            lines.append(Line(chunk, x + (indent if n else 0), y, size, number))
+            y -= BODY_LEADING if block.kind != "heading" else BODY_LEADING + 0.6 * MM
+    reference_y = y - 2 * MM
+    if reference_y < 18 * MM:
+        raise IncidentError("the letter does not fit on one A4 page: shorten the [contact] entries in config.toml")
+    return tuple(lines), reference_y
 
 
 def addressees(conn: Connection, package_id: str) -> Iterator[Addressee]:
@@ -177,55 +220,77 @@ def addressees(conn: Connection, package_id: str) -> Iterator[Addressee]:
         yield Addressee(*row)
 
 
+def _register_font() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if FONT_NAME not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_path())))
+
+
+def _address_lines(address: str) -> list[str]:
+    """The address as the envelope's window shows it: one line, or (rarely) broken between phrases."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    def width_of(text: str) -> float:
+        return stringWidth(text, FONT_NAME, ADDRESS_SIZE)
+
+    return [address] if width_of(address) <= ADDRESS_WIDTH else wrap(address, ADDRESS_WIDTH, width_of)
+
+
 class _LetterFile:
-    """One PDF of up to LETTERS_PER_FILE A4 pages, drawn with reportlab and the embedded IPAex font."""
+    """One PDF of up to LETTERS_PER_FILE A4 pages, drawn with reportlab and the embedded IPAex font.
+
+    The body every letter shares is drawn once per file as a form XObject that each page places: a
+    page costs its address, name and reference number only.
+    """
 
     def __init__(self, path: Path) -> None:
         from reportlab.lib.pagesizes import A4
-        from reportlab.pdfbase import pdfmetrics
-        from reportlab.pdfbase.ttfonts import TTFont
         from reportlab.pdfgen.canvas import Canvas
 
-        if FONT_NAME not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_path())))
+        _register_font()
         self.path = path
         self._writer = atomic_writer(path)
         self._file = self._writer.__enter__()
         self.canvas = Canvas(self._file, pagesize=A4, pageCompression=1, invariant=1)
-        self.canvas.setTitle("個人情報の漏えいのおそれに関するお詫びとお知らせ")
+        self.canvas.setTitle(TITLE)
         self.width, self.height = A4
         self.pages = 0
+        self._form: LetterContext | None = None
+
+    def _body_form(self, context: LetterContext) -> None:
+        c = self.canvas
+        c.beginForm("body")
+        c.setFont(FONT_NAME, 10.5)
+        top = self.height - MARGIN
+        c.drawRightString(self.width - MARGIN, top - 32 * MM, context.dated)
+        c.drawRightString(self.width - MARGIN, top - 38 * MM, context.issuer)
+        c.drawRightString(self.width - MARGIN, top - 44 * MM, context.department)
+        c.setFont(FONT_NAME, 14)
+        c.drawCentredString(self.width / 2, top - 55 * MM, TITLE)
+        for line in context.body:
+            c.setFont(FONT_NAME, line.size)
+            c.drawString(line.x, line.y, line.text)
+        c.endForm()
+        self._form = context
 
     def letter(self, to: Addressee, context: LetterContext) -> None:
-        c, mm = self.canvas, 72 / 25.4
-        left, top = 25 * mm, self.height - 25 * mm
-        c.setFont(FONT_NAME, 11)
+        if self._form is not context:
+            self._body_form(context)
+        c = self.canvas
+        left, top = MARGIN, self.height - MARGIN
+        c.setFont(FONT_NAME, ADDRESS_SIZE)
         c.drawString(left, top, f"〒{to.postcode}")
-        c.drawString(left, top - 6 * mm, to.address)
+        y = top - 6 * MM
+        for line in _address_lines(to.address):
+            c.drawString(left, y, line)
+            y -= 5 * MM
         c.setFont(FONT_NAME, 13)
-        c.drawString(left, top - 14 * mm, f"{to.name} 様")
-        c.setFont(FONT_NAME, 10.5)
-        c.drawRightString(self.width - 25 * mm, top - 26 * mm, context.dated)
-        c.drawRightString(self.width - 25 * mm, top - 32 * mm, f"{context.issuer} 個人情報保護担当")
-        c.setFont(FONT_NAME, 14)
-        c.drawCentredString(self.width / 2, top - 48 * mm, "個人情報の漏えいのおそれに関するお詫びとお知らせ")
-        c.setFont(FONT_NAME, 10.5)
-        body = [
-            f"{context.lost_on}、{context.purpose}のために委託先へ交付した電子データを",
-            "記録した媒体を紛失したとの報告を受けました。このデータには、あなたの世帯の次の情報が含まれていました。",
-            *(f"　・{category}" for category in context.categories),
-            context.protection,
-            *(["紛失以降、このデータを開くための鍵は一度も発行されていません。"] if context.unopened else []),
-            "皆様に多大なご心配とご迷惑をおかけしますことを、深くお詫び申し上げます。",
-            "不審な電話や訪問、郵便物などがありましたら、下記までご連絡ください。",
-            f"お問い合わせの際は、参照番号 {printed(to.reference_number)} をお伝えください。",
-        ]
-        y = top - 62 * mm
-        for line in body:
-            for chunk in _wrap(line, 44):
-                c.drawString(left, y, chunk)
-                y -= 6.5 * mm
-        c.drawString(left, 30 * mm, f"お問い合わせ先：{context.issuer} 個人情報保護担当")
+        c.drawString(left, y - 3 * MM, f"{to.name} 様")
+        c.doForm("body")
+        c.setFont(FONT_NAME, 12)
+        c.drawString(left + 4 * MM, context.reference_y, f"参照番号　{printed(to.reference_number)}")
         c.showPage()
         self.pages += 1
 
@@ -235,11 +300,6 @@ class _LetterFile:
 
     def abort(self, exc: BaseException) -> None:
         self._writer.__exit__(type(exc), exc, exc.__traceback__)
-
-
-def _wrap(line: str, width: int) -> list[str]:
-    """Japanese text breaks anywhere; 44 full-width characters fill the line at 10.5 pt."""
-    return [line[i : i + width] for i in range(0, len(line), width)] or [""]
 
 
 @dataclass
@@ -260,7 +320,13 @@ def write_letters(
     total: int,
     progress: ProgressFn | None = None,
 ) -> Mailing:
-    """One page per addressee, 1,000 to a PDF, and the mailing list beside them — all of it, or nothing."""
+    """One page per addressee, 1,000 to a PDF, and the mailing list beside them — all of it, or nothing.
+
+    An earlier mailing of the same incident in ``out_dir`` is never replaced: it may already be at the printer.
+    """
+    earlier = sorted(out_dir.glob(f"{prefix}-*")) if out_dir.is_dir() else []
+    if earlier:
+        raise IncidentError(f"{out_dir}: holds an earlier mailing ({earlier[0].name}, …); choose another --out folder")
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     mailing = Mailing(mailing_list=f"{prefix}-mailing-list.csv")
     with atomic_writer(out_dir / mailing.mailing_list, text=True) as listing:
@@ -308,6 +374,8 @@ def notify(
 ) -> NotifySummary:
     """Letters and a mailing list when individuals must be told (or ``force``); otherwise nothing, and why."""
     now = now or utcnow()
+    check_contact(home)
+    require_intact(home)  # a letter saying "no one opened it" must rest on evidence that was not edited
     assessment: Assessment = assess_incident(home.engine, incident_id, now=now)
     summary = NotifySummary(incident_id, assessment.notify_individuals, force, assessment.reasons)
     if not (assessment.notify_individuals or force):

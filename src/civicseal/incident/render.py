@@ -13,10 +13,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Final
+from typing import Any, Final
 
+from civicseal.contractors.service import Link, purpose_label
 from civicseal.incident import attack
 from civicseal.incident.appi import CATEGORY_JA, EVENT_EN, EVENT_JA, FIELD_JA, MODE_JA, TO_WRITE_JA, when_en
+from civicseal.incident.errors import IncidentError
 from civicseal.incident.report import PassphraseAttack, Report, UnlockEntry
 from civicseal.store.files import atomic_writer
 
@@ -43,11 +45,17 @@ def outline(report: Report) -> tuple[Section, ...]:
         _summary(report),
         _timeline(report),
         _content(report),
+        _contract_chain(report),
         _protection(report),
         _counterfactual(report),
         _assessment(report),
         _items(report),
     )
+
+
+def _named(display_name: str, slug: str) -> str:
+    """An organization as people read it, its machine name beside it when the two differ."""
+    return display_name if display_name == slug else f"{display_name} ({slug})"
 
 
 def _yes(value: bool) -> str:
@@ -74,6 +82,7 @@ def _summary(report: Report) -> Section:
             Table(
                 ("", ""),
                 (
+                    ("issuer / 機関", report.issuer_name),
                     ("incident / 事案番号", str(i.id)),
                     ("package / パッケージ", report.package_id),
                     ("reported by / 報告者", i.reported_by),
@@ -108,8 +117,9 @@ def _content(report: Report) -> Section:
     return Section(
         "内容 Content",
         (
-            f"Purpose / 目的: {c.purpose} — {c.purpose_description}. Programme / 事業: {c.programme or '—'}"
-            f" (fiscal year {c.fiscal_year or '—'}). Recipient / 提供先: {c.recipient}. Payload: {c.payload_format}.",
+            f"Purpose / 目的: {c.purpose_description_ja} — {c.purpose_description} ({c.purpose})."
+            f" Programme / 事業: {c.programme or '—'} (fiscal year {c.fiscal_year or '—'})."
+            f" Recipient / 提供先: {_named(c.recipient_name, c.recipient)}. Payload: {c.payload_format}.",
             Table(("field", "項目"), fields),
             Table(
                 ("", ""),
@@ -129,6 +139,51 @@ def _content(report: Report) -> Section:
             ),
         ),
     )
+
+
+CHAIN_HEADERS: Final = ("organization / 事業者", "basis / 根拠", "purposes / 目的", "valid / 期間", "withdrawn / 取消")
+
+
+def _contract_chain(report: Report) -> Section:
+    """Who held the package, and on whose approval: the chain the city lacked in June 2022."""
+    cc = report.contract_chain
+    if cc is None:
+        return Section(
+            "委託関係 Contract chain",
+            (
+                f"Recipient {report.content.recipient} belongs to no registered contractor (the city's own"
+                " staff, or a contractor not registered). / 提供先は登録された委託先に属していない。",
+            ),
+        )
+    rows = tuple(
+        (
+            f"{'　' * depth}{link.display_name} ({link.name})",
+            _basis(link),
+            "、".join(purpose_label(p) for p in link.purposes) if link.purposes else "—",
+            f"{link.valid_from} – {link.valid_until}" if link.valid_from else "—",
+            when_en(link.withdrawn_at) if link.withdrawn_at else "—",
+        )
+        for depth, link in enumerate(cc.links)
+    )
+    verdict = "yes / はい" if cc.authorized_at_loss else f"NO / いいえ — {cc.refusal_rule}: {cc.refusal}"
+    return Section(
+        "委託関係 Contract chain",
+        (
+            f"The package was held by {cc.links[-1].display_name} (recipient {report.content.recipient})."
+            " Its chain, from the city's contractor down / 委託の連鎖（市の委託先から順に）:",
+            Table(CHAIN_HEADERS, rows),
+            f"The chain approved the purpose {purpose_label(report.content.purpose)} on the day of the loss"
+            f" / 紛失時に当該目的の承認があったか: {verdict}",
+        ),
+    )
+
+
+def _basis(link: Link) -> str:
+    if link.parent is None:
+        return f"contract 契約 {link.contract_ref or '—'}"
+    if link.purposes is None or link.approved_at is None:
+        return "never approved by the city / 市の承認なし"
+    return f"approved 承認 {link.approved_by or '—'}, {when_en(link.approved_at)}"
 
 
 def _attempts(title: str, attempts: tuple[UnlockEntry, ...]) -> list[str | Table]:
@@ -159,9 +214,21 @@ def _protection(report: Report) -> Section:
     blocks += _attempts("Unlock attempts before the loss / 紛失前の開封要求", p.unlocks_before)
     blocks += _attempts("Unlock attempts at or after the loss / 紛失時以降の開封要求", p.unlocks_after)
     blocks.append(f"Granted at or after the loss / 紛失時以降の許可: {p.granted_after:,}")
+    blocks.append(_anchor(report.anchor))
     if p.passphrase is not None:
         blocks += _passphrase(p.passphrase)
     return Section("保護 Protection", tuple(blocks))
+
+
+def _anchor(anchor: dict[str, Any] | None) -> str:
+    """The evidence's footing: the latest chain head signed outside the database, which the above agrees with."""
+    if anchor is None:
+        return "Audit anchor / 監査アンカー: none yet (run `civicseal audit anchor`) / 未作成"
+    return (
+        f"Unlock evidence read from the verified audit chain / 開封記録は検証済みの監査チェーンから読み取り。"
+        f" Latest anchor / 最新アンカー: row {anchor['seq']}, hash {anchor['hash']}, signed {anchor['at']}"
+        f" by key {anchor['key_id']}."
+    )
 
 
 def _passphrase(pa: PassphraseAttack) -> list[str | Table]:
@@ -243,6 +310,10 @@ def _items(report: Report) -> Section:
 # --------------------------------------------------------------------------------------------------
 
 
+def _title(report: Report) -> str:
+    return f"{report.issuer_name} 個人データ漏えい等事案報告 Incident report {report.incident.id}"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
@@ -256,7 +327,7 @@ def _md_table(table: Table) -> list[str]:
 
 def to_markdown(report: Report) -> str:
     """The report as Markdown (GitHub tables)."""
-    lines = [f"# 個人データ漏えい等事案報告 Incident report {report.incident.id}", ""]
+    lines = [f"# {_title(report)}", ""]
     for section in outline(report):
         lines += [f"## {section.title}", ""]
         for block in section.blocks:
@@ -289,7 +360,7 @@ def to_html(report: Report) -> str:
         parts.append("</section>")
     page = Template((TEMPLATES / "report.html").read_text(encoding="utf-8"))
     return page.substitute(
-        title=_esc(f"個人データ漏えい等事案報告 Incident report {report.incident.id}"),
+        title=_esc(_title(report)),
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         body="\n".join(parts),
     )
@@ -319,14 +390,19 @@ def render(report: Report, format_: str) -> bytes:
     raise ValueError(f"format: one of {', '.join(FORMATS)}")
 
 
-def write_report(report: Report, format_: str, out: Path) -> int:
-    """Render and write atomically (0600: the report names the incident and its circumstances); returns bytes."""
+def write_report(report: Report, format_: str, out: Path, *, replace: bool = False) -> int:
+    """Render and write atomically (0600: the report names the incident and its circumstances); returns bytes.
+
+    An earlier report is kept unless ``replace``: it may be the version already sent to the regulator.
+    """
+    if Path(out).exists() and not replace:
+        raise IncidentError(f"{out}: exists; choose another file or add --force")
     data = render(report, format_)
     with atomic_writer(Path(out)) as f:
         f.write(data)
     return len(data)
 
 
-def to_pdf(report: Report, out: Path) -> int:
+def to_pdf(report: Report, out: Path, *, replace: bool = False) -> int:
     """Typeset the report to ``out`` as PDF, atomically; returns its size in bytes."""
-    return write_report(report, "pdf", out)
+    return write_report(report, "pdf", out, replace=replace)

@@ -9,7 +9,7 @@ households: they are never counted (``package_members`` holds real residents onl
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final
@@ -17,21 +17,23 @@ from typing import Any, Final
 from sqlalchemy import Connection, func, select, text
 from zxcvbn import zxcvbn
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
+from civicseal.contractors.errors import AuthorityRefused
+from civicseal.contractors.service import Link, chain, check_authority, recipient_contractor
 from civicseal.custody import service as custody
 from civicseal.custody.models import CustodyEvent
 from civicseal.incident import appi, attack
 from civicseal.incident.appi import ReportItem
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.service import IncidentRecord, get_incident, verified_file
-from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.keys.unlock import GRANTED
+from civicseal.keys.evidence import GRANTED, chain_unlocks, require_intact
+from civicseal.keys.recipients import display_name_of_recipient
+from civicseal.ledger.fields import FIELDS, Category
+from civicseal.ledger.models import Package, PackageMember, Recipient
+from civicseal.ledger.purposes import purposes
 from civicseal.programme.models import Programme
-from civicseal.seal import format as fmt
-from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.models import Package, PackageMember
-from civicseal.seal.purposes import purposes
 from civicseal.seal.secrets import TYPED_MIN_GUESSES
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
@@ -93,9 +95,11 @@ class Content:
 
     purpose: str
     purpose_description: str
+    purpose_description_ja: str  # what Japanese text names the purpose by, never its slug
     programme: str | None
     fiscal_year: int | None
     recipient: str
+    recipient_name: str  # the recipient's display name, what people read
     fields: tuple[str, ...]
     categories: tuple[str, ...]
     records: int  # households in the payload, canaries excluded
@@ -170,8 +174,19 @@ class Counterfactual:
 
 
 @dataclass(frozen=True)
+class ContractChain:
+    """The chain of the organization whose recipient held the package, and whether it covered the loss."""
+
+    links: tuple[Link, ...]  # the city's contractor first, the organization that held the package last
+    authorized_at_loss: bool  # every link approved the package's purpose on the day of the loss
+    refusal_rule: str | None  # otherwise the rule the chain broke (contractors.service), and the link named
+    refusal: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     generated_at: datetime
+    issuer_name: str  # the city, as people read it (尼崎市)
     incident: IncidentRecord
     package_id: str
     mode: str
@@ -182,6 +197,8 @@ class Report:
     counterfactual: Counterfactual
     assessment: appi.Assessment
     items: tuple[ReportItem, ...]
+    contract_chain: ContractChain | None  # None: the recipient belongs to no registered contractor
+    anchor: dict[str, Any] | None  # the latest signed chain head outside the database, when the report was made
 
     def as_dict(self) -> dict[str, Any]:
         """Stable snake_case keys; times as RFC 3339 UTC strings."""
@@ -193,6 +210,8 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):
         return fmt.rfc3339(as_utc(value))
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, tuple | list):
@@ -216,6 +235,7 @@ def build_report(
     """
     now = as_utc(now or utcnow())
     incident = get_incident(home.engine, incident_id)
+    evidence = require_intact(home)  # unlock evidence is read from the chain, so the chain must hold
     header = _file_header(home, incident.package_id, package_file) if package_file is not None else None
     with home.engine.connect() as conn:
         package = _package(conn, incident.package_id)
@@ -225,9 +245,12 @@ def build_report(
         protection = _protection(conn, package, incident, now, header, passphrase)
         counterfactual = _counterfactual(conn, content.fiscal_year)
         events = _custody_events(conn, incident.package_id)
+        contract_chain = _contract_chain(conn, package, incident.lost_at)
     timeline = _timeline(incident, events, protection.revoked_at)
     durations = _durations(incident, protection.revoked_at)
+    issuer_name = home.config.issuer_display
     items = appi.report_items(
+        issuer_name=issuer_name,
         incident=incident,
         content=content,
         protection=protection,
@@ -244,6 +267,7 @@ def build_report(
         )  # fmt: skip
     return Report(
         generated_at=now,
+        issuer_name=issuer_name,
         incident=incident,
         package_id=incident.package_id,
         mode=package.mode,
@@ -254,7 +278,21 @@ def build_report(
         counterfactual=counterfactual,
         assessment=assessment,
         items=items,
+        contract_chain=contract_chain,
+        anchor=evidence.latest_anchor.as_dict() if evidence.latest_anchor else None,
     )
+
+
+def _contract_chain(conn: Connection, package: Any, lost_at: datetime) -> ContractChain | None:
+    """The holder's chain, judged by the one authority rule as it stood when the package was lost."""
+    organization = recipient_contractor(conn, package.recipient_id)
+    if organization is None:
+        return None
+    try:
+        links = check_authority(conn, organization, package.purpose, on=lost_at)
+    except AuthorityRefused as refused:
+        return ContractChain(chain(conn, organization), False, refused.rule, str(refused))
+    return ContractChain(links, True, None, None)
 
 
 def _package(conn: Connection, package_id: str) -> Any:
@@ -288,9 +326,11 @@ def _content(conn: Connection, package: Any) -> Content:
     return Content(
         purpose=package.purpose,
         purpose_description=purpose.description if purpose is not None else "",
+        purpose_description_ja=purpose.description_ja if purpose is not None else package.purpose,
         programme=package.programme,
         fiscal_year=package.fiscal_year,
         recipient=package.recipient,
+        recipient_name=display_name_of_recipient(conn, package.recipient),
         fields=names,
         categories=tuple(str(c) for c in categories),
         records=int(package.records),
@@ -316,13 +356,8 @@ def _file_header(home: Home, package_id: str, path: Path) -> fmt.AgeHeader:
 
 
 def _unlocks(conn: Connection, package_id: str, now: datetime) -> list[UnlockEntry]:
-    t = UnlockAttempt.__table__
-    rows = conn.execute(
-        select(t.c.at, t.c.outcome, t.c.source)
-        .where(t.c.package_id == package_id, t.c.at <= now)
-        .order_by(t.c.at, t.c.id)
-    )
-    return [UnlockEntry(as_utc(r.at), r.outcome, r.source) for r in rows]
+    """From the audit chain (verified before the report is built), never from the editable unlock log."""
+    return [UnlockEntry(e.at, e.outcome, e.source) for e in chain_unlocks(conn, package_id, until=now)]
 
 
 def _protection(

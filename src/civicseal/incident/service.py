@@ -1,9 +1,13 @@
 """Opening and closing incidents: "the USB stick is gone" becomes a record, a custody event and a revocation.
 
-Opening is one transaction: the incident row, custody ``lost`` at the time of the loss, and — for a
-tethered package — the revocation, so there is no moment at which the loss is on record but the package
-still opens. A package already revoked stays revoked; the incident then records that it revoked nothing
-(``revoked_at`` None) and the report uses the package's own revocation time.
+:func:`record_loss` is the one decision of a loss, whichever way it is reported (``incident open``,
+``custody record --event lost``, a Python caller): in one transaction, a tethered package is revoked,
+custody records ``lost``, and an incident is opened — or, when the package already has an open one (lost
+again after being found), the loss joins it. There is no moment at which the loss is on record but the
+package still opens. The decision lives here, above ``custody`` and ``keys``, because it needs all three;
+custody refuses a ``lost`` that does not come with its incident and revocation. A package already revoked
+stays revoked; the incident then records that it revoked nothing (``revoked_at`` None) and the report uses
+the package's own revocation time.
 
 Free text (who reported, the circumstances, the outcome) is kept in the incident row only, never in the
 audit log and never quoted back in an error.
@@ -19,6 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.custody import service as custody
@@ -27,10 +32,10 @@ from civicseal.custody.models import CustodyEvent
 from civicseal.errors import CivicsealError
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
+from civicseal.keys.evidence import anchor
 from civicseal.keys.revocation import revoke_in
-from civicseal.seal import format as fmt
-from civicseal.seal.models import Package
-from civicseal.seal.trust import load_trusted
+from civicseal.keys.trust import load_trusted
+from civicseal.ledger.models import Package
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
@@ -69,6 +74,19 @@ class IncidentRecord:
                 data[key] = fmt.rfc3339(value)
         data["open"] = self.is_open
         return data
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What recording a loss did."""
+
+    incident_id: int
+    opened: bool  # a new incident; False: the loss joined the package's open incident
+    revoked_now: bool
+    event_id: int  # the custody event ``lost``
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -141,7 +159,7 @@ def open_incident(
     if (package_id is None) == (found_file is None):
         raise IncidentError("name the package by its id or by a found .cseal file, not both and not neither")
     now = as_utc(now or utcnow())
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     lost_at, reported_at = _aware("lost at", lost_at), _aware("reported at", reported_at)
     if lost_at > reported_at:
         raise IncidentError("the loss must be reported after it happened (lost at is after reported at)")
@@ -155,25 +173,95 @@ def open_incident(
         package_id, found_manifest = found.package_id, found.manifest_bytes
     assert package_id is not None
     with transaction(home.engine) as conn:
-        package = _lock_package(conn, package_id)
-        if found_manifest is not None and bytes(package.manifest) != found_manifest:
-            raise IncidentError(f"{found_file}: its manifest differs from the one this city recorded")
-        _check_can_be_lost(conn, package_id)
+        if found_manifest is not None:
+            manifest = conn.execute(select(Package.manifest).where(Package.id == package_id)).scalar_one_or_none()
+            if manifest is not None and bytes(manifest) != found_manifest:
+                raise IncidentError(f"{found_file}: its manifest differs from the one this city recorded")
+        loss = record_loss(
+            conn, package_id, lost_at=lost_at, reported_at=reported_at, reported_by=reported_by,
+            circumstances=circumstances, now=now, actor=actor,
+        )  # fmt: skip
+    anchor(home, now=now)  # the loss and its revocation are on record outside the database at once
+    return loss.incident_id
+
+
+def record_loss(
+    conn: Connection,
+    package_id: str,
+    *,
+    lost_at: datetime,
+    reported_at: datetime,
+    reported_by: str,
+    circumstances: str,
+    holder: str | None = None,
+    location: str | None = None,
+    note: str | None = None,
+    now: datetime,
+    actor: str,
+) -> Loss:
+    """Decide a loss inside the caller's transaction: revoke (tethered), custody ``lost``, incident opened or joined.
+
+    ``holder`` is who last had the package (default: the holder of its latest custody event). A package
+    already lost or destroyed is refused, naming its incident.
+    """
+    package = _lock_package(conn, package_id)
+    _check_can_be_lost(conn, package_id)
+    still_open = _open_incident(conn, package_id)
+    opened = still_open is None
+    if still_open is None:
         incident_id = _insert(conn, package_id, lost_at, reported_at, reported_by, circumstances, now, actor)
-        try:
-            custody.record(
-                conn, package_id, custody.Event.LOST, holder=_last_holder(conn, package_id), at=lost_at,
-                note=f"incident {incident_id}", actor=actor, now=now,
-            )  # fmt: skip
-        except CustodyError as exc:
-            raise IncidentError(str(exc)) from None
-        revoked_now = package.mode == fmt.Mode.TETHERED and package.revoked_at is None
-        if revoked_now:
-            revoke_in(conn, package_id, f"incident {incident_id}: reported lost", now=now, actor=actor)
-            conn.execute(update(Incident).where(Incident.id == incident_id).values(revoked_at=now))
-        details = {"incident": incident_id, "mode": package.mode, "revoked": revoked_now}
-        audit.append(conn, "incident.open", "package", package_id, details, actor=actor, now=now)
-    return incident_id
+    else:
+        incident_id = still_open
+    revoked_now = package.mode == fmt.Mode.TETHERED and package.revoked_at is None
+    if revoked_now:
+        revoke_in(conn, package_id, f"incident {incident_id}: reported lost", now=now, actor=actor)
+        conn.execute(
+            update(Incident).where(Incident.id == incident_id, Incident.revoked_at.is_(None)).values(revoked_at=now)
+        )
+    try:
+        event_id = custody.record(
+            conn, package_id, custody.Event.LOST, holder=holder or _last_holder(conn, package_id), at=lost_at,
+            location=location, note=note or f"incident {incident_id}", actor=actor, now=now, incident=incident_id,
+        )  # fmt: skip
+    except CustodyError as exc:
+        raise IncidentError(str(exc)) from None
+    details = {"incident": incident_id, "mode": package.mode, "revoked": revoked_now}
+    action = "incident.open" if opened else "incident.lost-again"
+    audit.append(conn, action, "package", package_id, details, actor=actor, now=now)
+    return Loss(incident_id, opened, revoked_now, event_id)
+
+
+LOSS_IN_CUSTODY = "recorded lost in the chain of custody"
+
+
+def record_lost_event(
+    home: Home,
+    package_id: str,
+    *,
+    holder: str,
+    at: datetime | None = None,
+    location: str | None = None,
+    note: str | None = None,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> Loss:
+    """A loss as custody staff record it (``custody record --event lost``): reported now, by whoever records it.
+
+    The circumstances are the note (or that it was recorded in custody); the DPO completes the incident.
+    """
+    now = as_utc(now or utcnow())
+    actor = actor or audit.current_actor()
+    at = _aware("lost at", at) if at is not None else now
+    if at > now + CLOCK_SKEW:
+        raise IncidentError("lost at is in the future")
+    circumstances = clean_text("note", note or LOSS_IN_CUSTODY, MAX_TEXT, multiline=True)
+    with transaction(home.engine) as conn:
+        loss = record_loss(
+            conn, package_id, lost_at=at, reported_at=now, reported_by=actor[:MAX_REPORTED_BY],
+            circumstances=circumstances, holder=holder, location=location, note=note, now=now, actor=actor,
+        )  # fmt: skip
+    anchor(home, now=now)  # the loss and its revocation are on record outside the database at once
+    return loss
 
 
 def describe_opened(engine: Engine, incident_id: int) -> Opened:
@@ -203,7 +291,7 @@ def close_incident(
     sealing a new package. ``holder`` is who has it once found (default: the city, the issuer).
     """
     now = as_utc(now or utcnow())
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     outcome = clean_text("outcome", outcome, MAX_TEXT, multiline=True)
     found = _aware("found at", found_at) if found_at is not None else None
     holder = clean_text("holder", holder or home.config.issuer, custody.FIELD_LIMITS["holder"], multiline=False)
@@ -260,15 +348,20 @@ def _lock_package(conn: Connection, package_id: str) -> Any:
 
 
 def _check_can_be_lost(conn: Connection, package_id: str) -> None:
-    """A package already lost (or destroyed) cannot be lost again; one open incident per package."""
+    """A package already lost (or destroyed) cannot be lost again: its incident is where to look."""
     state = custody.current_state(conn, package_id)
     if state in CLOSED_STATES:
-        raise IncidentError(f"package {package_id} is already {state}")
-    still_open = conn.execute(
+        known = conn.execute(
+            select(Incident.id).where(Incident.package_id == package_id).order_by(Incident.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        then = f" (incident {known}: `civicseal incident report {known}`)" if known is not None else ""
+        raise IncidentError(f"package {package_id} is already {state}{then}")
+
+
+def _open_incident(conn: Connection, package_id: str) -> int | None:
+    return conn.execute(
         select(Incident.id).where(Incident.package_id == package_id, Incident.closed_at.is_(None)).limit(1)
     ).scalar_one_or_none()
-    if still_open is not None:
-        raise IncidentError(f"package {package_id} already has an open incident ({still_open})")
 
 
 def _last_holder(conn: Connection, package_id: str) -> str:

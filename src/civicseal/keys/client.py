@@ -1,6 +1,6 @@
 """The contractor's side of a tethered open: ask the key service, then decrypt the payload.
 
-:class:`TetheredIdentity` is a :class:`civicseal.seal.payload.Identity`: ``open_package`` calls its
+:class:`TetheredIdentity` is a :class:`civicseal.cseal.payload.Identity`: ``open_package`` calls its
 ``decrypt`` only after every offline check passed, so the key service is contacted only for a package the
 reader would otherwise open. The service answers with the package identity age-encrypted to the
 contractor's own key; this side decrypts it in memory, never writes it anywhere, and uses it once.
@@ -22,12 +22,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from civicseal import __version__
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.format import SealedPackage
-from civicseal.seal.payload import X25519Identity
+from civicseal.cseal import SealedPackage
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.payload import X25519Identity
 
 UNLOCK_PATH: Final = "/v1/unlock"
 MAX_ANSWER: Final = 16 * 1024
+ANSWER_TIMEOUT: Final = 45.0  # the service may wait 30 s for a busy SQLite store before it answers
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -72,7 +73,7 @@ def _identity_age(response: httpx.Response, package_id: str) -> bytes:
 
 
 def fetch_package_identity(
-    url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = 10
+    url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
 ) -> str:
     """Ask the key service at ``url`` for ``package_id``'s identity; return it (``AGE-SECRET-KEY-1…``).
 
@@ -107,14 +108,14 @@ def fetch_package_identity(
 
 
 class TetheredIdentity:
-    """The :class:`~civicseal.seal.payload.Identity` of a tethered package: fetched when it is needed.
+    """The :class:`~civicseal.cseal.payload.Identity` of a tethered package: fetched when it is needed.
 
     Construct it inside ``open_package``'s ``identity`` callback (or with :meth:`for_package`), so the
     key service is asked only after the package passed every offline check.
     """
 
     def __init__(
-        self, url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = 10
+        self, url: str, package_id: str, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
     ) -> None:
         self._url = url
         self._package_id = package_id
@@ -124,7 +125,7 @@ class TetheredIdentity:
 
     @classmethod
     def for_package(
-        cls, pkg: SealedPackage, token: str, own_identity: X25519Identity, *, timeout: float = 10
+        cls, pkg: SealedPackage, token: str, own_identity: X25519Identity, *, timeout: float = ANSWER_TIMEOUT
     ) -> TetheredIdentity:
         """For a verified tethered package: the key-service URL and package id come from its manifest."""
         url = pkg.manifest.get("key_service")

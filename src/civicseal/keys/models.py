@@ -1,4 +1,4 @@
-"""Recipients (contractors) and the key service's record of every unlock attempt."""
+"""The key service's record of every unlock attempt (recipients are in :mod:`civicseal.ledger.models`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
-
-
-class Recipient(Base):
-    __tablename__ = "recipients"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    age_recipient: Mapped[str] = mapped_column(String(100))
-    token_id: Mapped[str] = mapped_column(String(32), unique=True)
-    token_sha256: Mapped[str] = mapped_column(String(64))  # SHA-256 of the whole token; the token is shown once
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # 10 failures in an hour
 
 
 class UnlockAttempt(Base):

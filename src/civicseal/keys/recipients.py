@@ -28,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
+from civicseal.contractors.models import Contractor
+from civicseal.cseal.payload import X25519Identity
 from civicseal.keys.errors import KeyServiceError
-from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.seal.payload import X25519Identity
+from civicseal.keys.evidence import log_attempt
+from civicseal.ledger.models import NAME_RE, Recipient
 from civicseal.store.engine import transaction
 
 TOKEN_PREFIX: Final = "cst_"
@@ -40,7 +42,6 @@ SECRET_BYTES: Final = 32
 TOKEN_RE: Final = re.compile(r"cst_([0-9a-f]{16})_([a-z2-7]{52})")
 TOKEN_ID_RE: Final = re.compile(r"cst_([0-9a-f]{16})_")
 MAX_TOKEN_CHARS: Final = 200
-NAME_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 UNLOCKED_BY_CITY: Final = "unlocked-by-city"
 
 
@@ -53,6 +54,8 @@ class RecipientInfo:
     token_id: str
     created_at: datetime
     locked_at: datetime | None
+    display_name: str  # the name itself when none was given
+    contractor: str | None  # the registered organization it works for
 
     def as_dict(self) -> dict[str, object]:
         """Stable snake_case keys for ``--json``; times as ISO 8601 UTC."""
@@ -63,6 +66,8 @@ class RecipientInfo:
             "created_at": as_utc(self.created_at).isoformat(),
             "locked_at": as_utc(self.locked_at).isoformat() if self.locked_at else None,
             "locked": self.locked_at is not None,
+            "display_name": self.display_name,
+            "contractor": self.contractor,
         }
 
 
@@ -152,14 +157,29 @@ def is_well_formed(token: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
-def add_recipient(engine: Engine, name: str, age_recipient: str, *, now: datetime, actor: str) -> str:
+def add_recipient(
+    engine: Engine,
+    name: str,
+    age_recipient: str,
+    *,
+    now: datetime,
+    actor: str,
+    display_name: str | None = None,
+    contractor: str | None = None,
+) -> str:
     """Register a contractor and return its key-service token — the only time the token exists in clear.
 
+    ``contractor`` names the registered organization the recipient works for; without one, the recipient
+    is the city's own staff or a contractor not yet registered, and no chain is checked for it.
     Refuses an invalid name or age recipient and a name already registered. Audited (name, token id,
-    age recipient; never the token).
+    age recipient, contractor; never the token).
     """
+    # Imported here: the contractor register reads this module's name rule, so it cannot be imported first.
+    from civicseal.contractors.service import clean_text, contractor_id
+
     check_name(name)
     parsed = parse_age_recipient(age_recipient)
+    shown = clean_text("display name", display_name)
     token_id, token = new_token()
     now = as_utc(now)
     try:
@@ -174,9 +194,11 @@ def add_recipient(engine: Engine, name: str, age_recipient: str, *, now: datetim
                     token_sha256=token_digest(token),
                     created_at=now,
                     locked_at=None,
+                    display_name=shown,
+                    contractor_id=contractor_id(conn, contractor) if contractor is not None else None,
                 )
             )
-            details = {"token_id": token_id, "age_recipient": parsed}
+            details = {"token_id": token_id, "age_recipient": parsed, "contractor": contractor}
             audit.append(conn, "keys.recipient-added", "recipient", name, details, actor=actor, now=now)
     except IntegrityError:  # a concurrent add of the same name (or, at 2^-64, the same token id)
         raise KeyServiceError(f"recipient {name} already exists") from None
@@ -187,7 +209,7 @@ def _recipient_by_name(conn: Connection, name: str, *, lock: bool = False) -> Ro
     query = select(Recipient.__table__).where(Recipient.name == name)
     row = conn.execute(query.with_for_update() if lock else query).mappings().first()
     if row is None:
-        raise KeyServiceError(f"no recipient named {name}")
+        raise KeyServiceError(f"no recipient named {name}; `civicseal recipient list` shows those registered")
     return row
 
 
@@ -205,29 +227,78 @@ def unlock_recipient(engine: Engine, name: str, *, now: datetime, actor: str) ->
         if row["locked_at"] is None:
             raise KeyServiceError(f"recipient {name} is not locked")
         conn.execute(update(Recipient).where(Recipient.id == row["id"]).values(locked_at=None))
-        conn.execute(
-            insert(UnlockAttempt).values(
-                at=now,
-                package_id=None,
-                token_id=row["token_id"],
-                recipient_id=row["id"],
-                source=actor[:64],
-                outcome=UNLOCKED_BY_CITY,
-            )
+        log_attempt(
+            conn,
+            at=now,
+            package_id=None,
+            token_id=row["token_id"],
+            recipient_id=row["id"],
+            source=actor[:64],
+            outcome=UNLOCKED_BY_CITY,
+            actor=actor,
         )
         details = {"token_id": row["token_id"], "locked_at": as_utc(row["locked_at"]).isoformat()}
         audit.append(conn, "keys.unlocked-by-city", "recipient", name, details, actor=actor, now=now)
 
 
+def rotate_token(engine: Engine, name: str, *, now: datetime, actor: str) -> str:
+    """Give the recipient a new key-service token and return it — the only time it exists in clear.
+
+    The old token stops at once: the store keeps one token per recipient, and its hash is replaced in
+    the same transaction as the audit row (old and new token ids; never a token). A lock-out belonged
+    to the old token, so it is cleared with it; the new token id starts with no failures counted.
+    """
+    check_name(name)
+    token_id, token = new_token()
+    now = as_utc(now)
+    with transaction(engine) as conn:
+        row = _recipient_by_name(conn, name, lock=True)
+        conn.execute(
+            update(Recipient)
+            .where(Recipient.id == row["id"])
+            .values(token_id=token_id, token_sha256=token_digest(token), locked_at=None)
+        )
+        details = {"old_token_id": row["token_id"], "token_id": token_id, "was_locked": row["locked_at"] is not None}
+        audit.append(conn, "keys.token-rotated", "recipient", name, details, actor=actor, now=now)
+    return token
+
+
 def list_recipients(engine: Engine) -> list[RecipientInfo]:
     """Every registered recipient, by name."""
     table = Recipient.__table__
-    query = select(table.c.name, table.c.age_recipient, table.c.token_id, table.c.created_at, table.c.locked_at)
+    query = (
+        select(
+            table.c.name,
+            table.c.age_recipient,
+            table.c.token_id,
+            table.c.created_at,
+            table.c.locked_at,
+            table.c.display_name,
+            Contractor.name.label("contractor"),
+        )
+        .outerjoin(Contractor, Contractor.id == table.c.contractor_id)
+        .order_by(table.c.name)
+    )
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(table.c.name)).all()
+        rows = conn.execute(query).all()
     return [
         RecipientInfo(
-            r.name, r.age_recipient, r.token_id, as_utc(r.created_at), as_utc(r.locked_at) if r.locked_at else None
+            r.name,
+            r.age_recipient,
+            r.token_id,
+            as_utc(r.created_at),
+            as_utc(r.locked_at) if r.locked_at else None,
+            r.display_name or r.name,
+            r.contractor,
         )
         for r in rows
     ]
+
+
+def display_name_of_recipient(conn: Connection, name: str) -> str:
+    """The name people read for the recipient ``name`` in reports and letters (株式会社〇〇印刷).
+
+    The one place that answers it; a recipient registered without a display name is shown by its slug.
+    """
+    shown = conn.execute(select(Recipient.display_name).where(Recipient.name == name)).scalar_one_or_none()
+    return shown or name

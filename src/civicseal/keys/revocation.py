@@ -20,9 +20,11 @@ from sqlalchemy import Connection, Engine, select, update
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
 from civicseal.keys.errors import KeyServiceError
+from civicseal.keys.evidence import anchor
 from civicseal.keys.unlock import PACKAGE_ID_RE
-from civicseal.seal.models import Package
-from civicseal.store.engine import transaction
+from civicseal.ledger.models import Package
+from civicseal.store.engine import write_patiently
+from civicseal.store.home import Home
 
 MAX_REASON: Final = 500
 
@@ -51,9 +53,21 @@ def _check_reason(reason: str) -> str:
 
 
 def revoke_package(engine: Engine, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:
-    """Mark ``package_id`` revoked now, for ``reason``, in a transaction of its own (see :func:`revoke_in`)."""
-    with transaction(engine) as conn:
-        return revoke_in(conn, package_id, reason, now=now, actor=actor)
+    """Mark ``package_id`` revoked now, for ``reason``, in a transaction of its own (see :func:`revoke_in`).
+
+    While a long job holds SQLite's write lock it keeps trying; if the store stays busy it refuses with
+    :class:`~civicseal.store.errors.StoreBusy` (retry), never an internal error.
+    """
+    return write_patiently(
+        engine, lambda conn: revoke_in(conn, package_id, reason, now=now, actor=actor), what="the revocation"
+    )
+
+
+def revoke_and_anchor(home: Home, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:
+    """:func:`revoke_package`, then an anchor: the revocation is on record outside the database at once."""
+    done = revoke_package(home.engine, package_id, reason, now=now, actor=actor)
+    anchor(home, now=now)
+    return done
 
 
 def revoke_in(conn: Connection, package_id: str, reason: str, *, now: datetime, actor: str) -> Revocation:

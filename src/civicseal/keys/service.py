@@ -9,16 +9,23 @@ HTTP contract (version 1):
     age-encrypted to the recipient's own age key;
   - 403 ``{"error": "refused: <reason>"}`` — reasons: ``bad token`` (unknown token id, wrong secret or no
     token: never told apart), ``token locked``, ``unknown package``, ``not tethered``, ``revoked``,
-    ``expired``, ``custody <state>``;
+    ``expired``, ``custody <state>``, ``contractor not authorized (<rule>)`` (the recipient's contractor
+    chain no longer covers the package's purpose today: a contract ended, an approval withdrawn, …);
   - 400 ``{"error": "malformed request: …"}`` — not JSON, not an object, or no string ``package_id`` of
     the id form (1-40 of ``A-Z a-z 0-9 . _ -``); such a request is not an unlock attempt and is not logged;
+  - 503 ``{"error": "key service busy: try again in a minute"}`` — the store's write lock stayed taken
+    (SQLite, a long job): the attempt could not be logged, so nothing was released;
   - 500 ``{"error": "key service error"}`` — the service's own fault (store down, identity unreadable).
 
 * ``GET /v1/health`` → 200 ``{"status": "ok"}``; touches nothing, so a load balancer may poll it freely.
 
 Every answer carries ``Cache-Control: no-store``. No answer ever holds a traceback or personal data, and
-the access log is off (a URL or header could carry a token). Workers are stateless: the city's keys are
-read once at start-up, everything else is read from and written to the store on each request.
+uvicorn's access log is off (it prints the query string, which could carry a token). Workers are
+stateless: the unlock key is read once at start-up, everything else is read from and written to the store
+on each request. The only key a worker loads is the unlock key: never the city's master field key or
+signing key.
+``serve`` writes its own access log, one line per request: time (JST), method, route, status and
+duration — never a token, a header, a query or a body; a path that is not a route is shown as ``-``.
 """
 
 from __future__ import annotations
@@ -37,16 +44,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from civicseal.clock import utcnow
-from civicseal.keys.city import load_city_keys
+from civicseal.clock import TOKYO, utcnow
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import PACKAGE_ID_RE, unlock
+from civicseal.store.errors import StoreBusy
 from civicseal.store.home import Home
 
 MAX_BODY: Final = 4096
 DEFAULT_PORT: Final = 8470
 NO_STORE: Final = {"Cache-Control": "no-store"}
+UNLOCK_ROUTE: Final = "/v1/unlock"
+HEALTH_ROUTE: Final = "/v1/health"
+ROUTES: Final = frozenset({UNLOCK_ROUTE, HEALTH_ROUTE})
 UVICORN_OPTIONS: Final = {"log_level": "warning", "access_log": False, "server_header": False, "date_header": False}
 
 log = logging.getLogger("civicseal.keys.service")
@@ -86,24 +98,66 @@ def _bearer(header: str | None) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """A key-service worker for ``home``: the city's keys are loaded now, once; the store is shared.
+class AccessLog:
+    """ASGI middleware writing one access-log line per HTTP request, once its answer has been sent."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        write: Callable[[str], None],
+        clock: Callable[[], datetime],
+        routes: frozenset[str] = ROUTES,
+    ) -> None:
+        self.app, self.write, self.clock, self.routes = app, write, clock, routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        at, started, status = self.clock(), time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope["path"] if scope["path"] in self.routes else "-"
+            self.write(access_line(at, scope["method"], route, status, (time.perf_counter() - started) * 1000))
+
+
+def access_line(at: datetime, method: str, route: str, status: int, duration_ms: float) -> str:
+    """``2026-11-27 17:11:05 JST POST /v1/unlock 403 3.2 ms``: what an operator reads, nothing secret."""
+    return f"{at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} JST {method[:16]} {route} {status} {duration_ms:.1f} ms"
+
+
+def create_app(
+    home: Home, *, clock: Callable[[], datetime] = utcnow, access_log: Callable[[str], None] | None = None
+) -> FastAPI:
+    """A key-service worker for ``home`` (the city's or a key-service home): the unlock key is loaded now, once.
 
     ``clock`` gives "now" for each attempt (tests pass a fixed one); expiry is judged on this clock.
+    ``access_log``, when given, receives one line per request (:func:`access_line`).
     """
-    cipher = load_city_keys(home.keys).field_cipher()
+    unlock_key = load_unlock_key(home.keys)
     engine = home.engine
     app = FastAPI(title="civicseal key service", docs_url=None, redoc_url=None, openapi_url=None)
+    if access_log is not None:
+        app.add_middleware(AccessLog, write=access_log, clock=clock)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _answer(exc.status_code, {"error": str(exc.detail).lower()})
 
-    @app.get("/v1/health")
+    @app.get(HEALTH_ROUTE)
     async def health() -> JSONResponse:
         return _answer(200, {"status": "ok"})
 
-    @app.post("/v1/unlock")
+    @app.post(UNLOCK_ROUTE)
     async def unlock_route(request: Request) -> JSONResponse:
         body = await _read_body(request)
         if body is None:
@@ -115,10 +169,13 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
         token = _bearer(request.headers.get("authorization"))
         try:
             grant = await run_in_threadpool(
-                unlock, engine, cipher, package_id=package_id, token=token, source=source, now=clock()
+                unlock, engine, unlock_key, package_id=package_id, token=token, source=source, now=clock()
             )
         except UnlockRefused as exc:
             return _answer(403, {"error": str(exc)})
+        except StoreBusy:  # a long job held SQLite's write lock throughout: nothing released, nothing logged
+            log.warning("unlock attempt not recorded: the store stayed busy")
+            return _answer(503, {"error": "key service busy: try again in a minute"})
         except Exception as exc:  # the store is down, an identity does not decrypt, a bug: never a traceback
             log.error("unlock failed: %s", type(exc).__name__)
             return _answer(500, {"error": "key service error"})

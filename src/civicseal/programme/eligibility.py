@@ -13,6 +13,10 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from civicseal.programme.lifecycle import TRANSITIONS, Status
+from civicseal.store.bulk import analyze
+from civicseal.store.engine import is_sqlite
+
 MEMBERS = "cs_run_members"
 HOUSEHOLDS = "cs_run_households"
 NEW = "cs_run_new"
@@ -80,11 +84,15 @@ class Funnel:
     not_dependants_only: int
     not_paid_before: int
     members_without_tax_row: int
+    members_on_date: int  # residents resident on D, the base of the missing-tax share
+    tax_rows_for_year: bool  # any tax row at all for fiscal year Y
 
 
 def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_year: int) -> Funnel:
     """Fill the run's temporary tables and count the funnel; the tables live until the transaction ends."""
     params = {"d": reference_date.isoformat(), "y": fiscal_year, "programme": programme_id}
+    if not is_sqlite(conn):  # hash joins and the head ranking's sort stay in memory instead of spilling
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
     for table in (MEMBERS, HOUSEHOLDS, QUALIFYING, NEW):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     conn.execute(
@@ -108,6 +116,7 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
         params,
     )
     conn.execute(text(f"CREATE INDEX ix_{MEMBERS}_household ON {MEMBERS} (household_code)"))
+    analyze(conn, MEMBERS)
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT household_code, COUNT(*) AS members,"
@@ -118,7 +127,9 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     conn.execute(
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
     )
+    analyze(conn, HOUSEHOLDS)
     conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
+    analyze(conn, QUALIFYING)
     row = conn.execute(
         text(
             "SELECT"
@@ -127,10 +138,14 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
             f" COALESCE(SUM(CASE WHEN {household_all_exempt()} AND {household_not_dependants_only()}"
             " THEN 1 ELSE 0 END), 0),"
             f" (SELECT COUNT(*) FROM {QUALIFYING}),"
-            f" COALESCE(SUM(without_row), 0) FROM {HOUSEHOLDS} h"
-        )
+            f" COALESCE(SUM(without_row), 0), COALESCE(SUM(members), 0),"
+            " (SELECT COUNT(*) FROM (SELECT 1 FROM tax_assessments WHERE fiscal_year = :y LIMIT 1) any_row)"
+            f" FROM {HOUSEHOLDS} h"
+        ),
+        params,
     ).one()
-    return Funnel(*(int(v) for v in row))
+    *counts, any_tax_row = (int(v) for v in row)
+    return Funnel(*counts, tax_rows_for_year=any_tax_row > 0)
 
 
 def qualifying_households_sql() -> str:
@@ -144,11 +159,8 @@ def qualifying_households_sql() -> str:
     )
 
 
-def stage_new(conn: Connection, params: dict[str, object]) -> tuple[int, int]:
-    """After :func:`stage`: the qualifying households not yet entitled, numbered in household-code order.
-
-    Returns (new households, entitled households that no longer qualify on today's register).
-    """
+def stage_new(conn: Connection, params: dict[str, object]) -> int:
+    """After :func:`stage`: the qualifying households not yet entitled, numbered in household-code order."""
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {NEW} AS SELECT household_code, head,"
@@ -158,12 +170,18 @@ def stage_new(conn: Connection, params: dict[str, object]) -> tuple[int, int]:
         ),
         params,
     )
-    new = conn.execute(text(f"SELECT COUNT(*) FROM {NEW}")).scalar_one()
-    no_longer = conn.execute(
-        text(
-            "SELECT COUNT(*) FROM entitlements e WHERE e.programme_id = :programme"
-            f" AND NOT EXISTS (SELECT 1 FROM {QUALIFYING} q WHERE q.household_code = e.household_code)"
-        ),
-        params,
-    ).scalar_one()
-    return int(new), int(no_longer)
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM {NEW}")).scalar_one())
+
+
+def no_longer_qualifying_sql() -> str:
+    """After :func:`stage`: the programme's entitlements (reference number, id, status), still withdrawable,
+    whose household no longer qualifies on the current register."""
+    withdrawable = ", ".join(f"'{s}'" for s in WITHDRAWABLE)
+    return (
+        "SELECT e.reference_number, e.id, e.status FROM entitlements e WHERE e.programme_id = :programme"
+        f" AND e.status IN ({withdrawable})"
+        f" AND NOT EXISTS (SELECT 1 FROM {QUALIFYING} q WHERE q.household_code = e.household_code)"
+    )
+
+
+WITHDRAWABLE = tuple(sorted(s for s, nxt in TRANSITIONS.items() if Status.WITHDRAWN in nxt))

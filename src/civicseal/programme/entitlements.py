@@ -75,7 +75,7 @@ def change_status(
     old = Status(row["status"])
     check_transition(old, new)
     reason = _checked_reason(reason)
-    who = actor or audit.os_actor()
+    who = actor or audit.current_actor()
     conn.execute(update(Entitlement).where(Entitlement.id == row["id"]).values(status=new.value, updated_at=now))
     conn.execute(
         insert(EntitlementEvent).values(
@@ -113,7 +113,7 @@ def change_many(
     """
     check_transition(old, new)
     reason = _checked_reason(reason)
-    who = actor or audit.os_actor()
+    who = actor or audit.current_actor()
     ids = list(entitlement_ids)
     changed = 0
     for start in range(0, len(ids), 5000):

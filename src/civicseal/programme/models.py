@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
@@ -90,3 +90,15 @@ class EntitlementAccount(Base):
     account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
     holder_kana: Mapped[str] = mapped_column(String(100))
     given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProgrammeRun(Base):
+    """One run's funnel (JSON of the figures `programme run --json` prints), for `programme show`."""
+
+    __tablename__ = "programme_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(100))
+    funnel: Mapped[str] = mapped_column(Text)

@@ -36,7 +36,9 @@ def damm_digit(digits: str) -> int:
 
 
 def is_valid(number: str) -> bool:
-    return len(number) == LENGTH and number.isdigit() and number[0] != "0" and damm_digit(number) == 0
+    return (
+        len(number) == LENGTH and number.isascii() and number.isdigit() and number[0] != "0" and damm_digit(number) == 0
+    )
 
 
 FIRST = 10**10

@@ -6,7 +6,7 @@ One place per fact: the importer, the synthetic city's tests and the README all 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -110,6 +110,27 @@ class Column:
     # A whole column at once when every value is plain (the value, or None where optional and empty), else None.
     bulk: Callable[[Sequence[str], bool], list[object] | None] | None = None
 
+    def read(self, raw: str) -> object:
+        """One raw cell to its value (None where optional and empty), or InvalidValue naming the rule.
+
+        The length is measured on the value as stored, after every normalization (ｶﾞ is one character); a
+        cell the parser refuses that is also over the limit is reported as too long, the likelier cause.
+        """
+        text = n.normalize_text(raw)
+        if not text:
+            if self.required:
+                raise InvalidValue("required")
+            return None
+        try:
+            value = self.parse(text)
+        except InvalidValue:
+            if len(text) > self.limit:
+                raise InvalidValue(f"longer than {self.limit} characters") from None
+            raise
+        if isinstance(value, str):
+            n.check_length(value, self.limit)
+        return value
+
 
 class Kind(StrEnum):
     RESIDENTS = "residents"
@@ -121,7 +142,7 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
     Kind.RESIDENTS: (
         Column("resident_code", ("住民コード",), parse_code, fast=plain_code, bulk=all_plain_codes),
         Column("household_code", ("世帯番号",), parse_code, fast=plain_code, bulk=all_plain_codes),
-        Column("relationship", ("続柄",), n.parse_relationship),
+        Column("relationship", ("続柄",), n.parse_relationship, limit=n.RELATIONSHIP_LIMIT),
         Column("name", ("氏名",), parse_name, limit=NAME_LIMIT),
         Column("name_kana", ("氏名カナ",), n.normalize_kana, limit=NAME_LIMIT),
         Column("sex", ("性別",), n.parse_sex),
@@ -154,8 +175,25 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
     ),
 }
 
-# The columns that tell one file from another when the header is read.
-SIGNATURE: dict[Kind, str] = {Kind.RESIDENTS: "name", Kind.TAX: "fiscal_year", Kind.ACCOUNTS: "bank_code"}
+
+def _own_columns() -> dict[Kind, frozenset[str]]:
+    names = {kind: {c.name for c in columns} for kind, columns in COLUMNS.items()}
+    return {
+        kind: frozenset(mine - set().union(*(names[k] for k in Kind if k is not kind))) for kind, mine in names.items()
+    }
+
+
+# The columns only one kind of file has: a header is recognized by them, so a file missing a column is still
+# recognized and told which column it misses.
+OWN_COLUMNS = _own_columns()
+
+
+def recognize(names: Iterable[str | None]) -> Kind | None:
+    """The kind whose own columns the header (English column names) holds most of; None when none or a tie."""
+    present = set(names)
+    scores = sorted(((len(OWN_COLUMNS[kind] & present), kind) for kind in Kind), reverse=True)
+    (best, kind), (second, _) = scores[0], scores[1]
+    return kind if best > second else None
 
 
 def english_header(kind: Kind) -> list[str]:
@@ -165,9 +203,9 @@ def english_header(kind: Kind) -> list[str]:
 
 def header_names(kind: Kind) -> dict[str, str]:
     """Every accepted spelling of a header (lower-cased) → the column's English name."""
-    names: dict[str, str] = {}
-    for column in COLUMNS[kind]:
-        names[column.name] = column.name
-        for japanese in column.japanese:
-            names[japanese] = column.name
-    return names
+    return spellings(COLUMNS[kind])
+
+
+def spellings(columns: Sequence[Column]) -> dict[str, str]:
+    """Every accepted spelling of these columns' headers → the column's English name."""
+    return {spelling: column.name for column in columns for spelling in (column.name, *column.japanese)}

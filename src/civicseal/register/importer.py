@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 import multiprocessing
 import operator
 from collections import Counter, defaultdict
@@ -18,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from itertools import compress
 from pathlib import Path
 
@@ -25,19 +27,23 @@ from sqlalchemy import Connection, Engine
 
 from civicseal.audit import log as audit
 from civicseal.clock import tokyo_today, utcnow
-from civicseal.payments.banks import branch_exists
 from civicseal.register import normalize as n
-from civicseal.register.columns import COLUMNS, SIGNATURE, Column, Kind, header_names
+from civicseal.register.banks import zengin_problem
+from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
+from civicseal.register.models import tax_row_key
+from civicseal.store.base import Base
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.fieldcrypt import FieldCipher
-from civicseal.store.files import atomic_writer
-from civicseal.store.schema import metadata
+from civicseal.store.files import write_private
 
 MAX_PRINTED_PROBLEMS = 100
 WRITE_BATCH = 20_000
 BULK_LOAD = 10_000  # rows into an empty table from which indexes are built afterwards
 UTF8_BOM = b"\xef\xbb\xbf"
+# csv's default (128 KiB) would turn a long cell into a "broken quote"; read it, and let its column's limit
+# name the rule. The whole file is in memory anyway.
+FIELD_SIZE_LIMIT = 1 << 30
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -68,6 +74,10 @@ class ImportRefused(RegisterError):
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{shown}{tail}\nimport refused: {count} {noun}; nothing was written")
 
+    def __reduce__(self) -> tuple[type, tuple[list[Problem]]]:
+        """Rebuilt from its problems when it crosses from the parsing worker (pickling passes the message)."""
+        return (ImportRefused, (self.problems,))
+
 
 @dataclass
 class Counts:
@@ -96,6 +106,9 @@ class ImportSummary:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # .cseal packages and .xlsx workbooks are ZIP archives
+
+
 def _file_problem(path: Path, rule: str) -> ImportRefused:
     return ImportRefused([Problem(path.name, 0, "", rule)])
 
@@ -106,8 +119,14 @@ def decode_lines(path: Path) -> list[str]:
         data = path.read_bytes()
     except OSError as exc:
         raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
+    if data.startswith(ZIP_MAGIC):
+        raise _file_problem(
+            path,
+            "is a ZIP archive, not a CSV file: a sealed package (.cseal) opens with `civicseal open`;"
+            " save a spreadsheet (.xlsx) as CSV (UTF-8 or CP932)",
+        )
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
-        raise _file_problem(path, "is UTF-16; save it as UTF-8 or CP932")
+        raise _file_problem(path, "is UTF-16 or binary; save it as CSV in UTF-8 or CP932")
     data = data.removeprefix(UTF8_BOM)
     try:
         text = data.decode("utf-8")
@@ -157,12 +176,7 @@ class _ColumnCache(dict):
             self[raw] = value
             return value
         try:
-            text = n.normalize_text(raw)
-            if not text:
-                value = InvalidValue("is required") if self.column.required else None
-            else:
-                n.check_length(text, self.column.limit)
-                value = self.column.parse(text)
+            value = self.column.read(raw)
         except InvalidValue as exc:
             value = exc
             self.bad.add(raw)
@@ -214,28 +228,43 @@ INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, co
 
 def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
     """Which of the three files this is, and where each of its columns stands in the header."""
-    cells = [n.normalize_text(cell).lower() for cell in header]
-    for kind in Kind:
-        names = header_names(kind)
-        if SIGNATURE[kind] not in {names.get(cell) for cell in cells}:
-            continue
-        problems = []
-        positions: dict[str, int] = {}
-        for index, cell in enumerate(cells):
-            name = names.get(cell)
-            if name is None:
-                problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for a {kind} file"))
-            elif name in positions:
-                problems.append(Problem(path.name, 1, name, "column appears twice"))
-            else:
-                positions[name] = index
-        for column in COLUMNS[kind]:
-            if column.required and column.name not in positions:
-                problems.append(Problem(path.name, 1, column.name, "required column is missing"))
-        if problems:
-            raise ImportRefused(problems)
-        return kind, [positions.get(column.name) for column in COLUMNS[kind]]
-    raise _file_problem(path, "header names no residents, tax or accounts columns")
+    cells = header_cells(path, header)
+    kind = recognize(ANY_HEADER.get(cell) for cell in cells)
+    if kind is None:
+        raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
+    return kind, locate_columns(path, cells, COLUMNS[kind], f"a {kind} file")
+
+
+def header_cells(path: Path, header: list[str]) -> list[str]:
+    """Header cells folded as every field is, lower-cased: headers are matched without regard to case."""
+    try:
+        return [n.normalize_text(cell).lower() for cell in header]
+    except InvalidValue as exc:
+        raise ImportRefused([Problem(path.name, 1, "-", exc.rule)]) from None
+
+
+def locate_columns(path: Path, cells: list[str], columns: Sequence[Column], what: str) -> list[int | None]:
+    """Where each column stands in the header; unknown, doubled and missing required columns are refused."""
+    names = spellings(columns)
+    problems = []
+    positions: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        name = names.get(cell)
+        if name is None:
+            problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for {what}"))
+        elif name in positions:
+            problems.append(Problem(path.name, 1, name, "column appears twice"))
+        else:
+            positions[name] = index
+    for column in columns:
+        if column.required and column.name not in positions:
+            problems.append(Problem(path.name, 1, column.name, "required column is missing"))
+    if problems:
+        raise ImportRefused(problems)
+    return [positions.get(column.name) for column in columns]
+
+
+ANY_HEADER = {cell: name for kind in Kind for cell, name in header_names(kind).items()}
 
 
 def _split_rows(
@@ -276,30 +305,64 @@ def _split_rows(
     return raw_rows, line_numbers, rejected
 
 
-def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
-    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
+def open_csv(path: Path) -> tuple[list[str], Iterator[list[str]], list[str]]:
+    """A file's decoded lines, a CSV reader past its header, and the header; an empty file is refused."""
     lines = decode_lines(path)
     if not lines:
-        raise _file_problem(path, "is empty (no header)")
+        raise _file_problem(path, "empty file")
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     reader = csv.reader(lines, strict=True)
-    header = next(reader)
-    kind, positions = detect_kind(path, header)
+    try:
+        header = next(reader)
+    except csv.Error:
+        raise ImportRefused([Problem(path.name, 1, "-", "contains a control character or a broken quote")]) from None
+    return lines, reader, header
+
+
+@dataclass
+class Rows:
+    """A file's rows read against its columns: ``columns[i]`` holds the i-th column's values."""
+
+    line_numbers: list[int]
+    columns: list[list[object]]
+    valid: list[bool]
+    unreadable: list[int]
+
+
+def parse_rows(
+    path: Path,
+    lines: list[str],
+    reader: Iterator[list[str]],
+    width: int,
+    columns: Sequence[Column],
+    positions: Sequence[int | None],
+    problems: list[Problem],
+) -> Rows:
+    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
     name = path.name
-    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, len(header), problems)
-    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * len(header)
+    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, width, problems)
+    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
     valid = [True] * len(raw_rows)
-    columns: list[list[object]] = []
-    for index, column in zip(positions, COLUMNS[kind], strict=True):
+    values_by_column: list[list[object]] = []
+    for index, column in zip(positions, columns, strict=True):
         if index is None:
-            columns.append([None] * len(raw_rows))
+            values_by_column.append([None] * len(raw_rows))
             continue
         values, cache = _parse_column(column, raw_columns[index])
-        columns.append(values)
+        values_by_column.append(values)
         if cache.bad:
             for i, raw in enumerate(raw_columns[index]):
                 if raw in cache.bad:
                     problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
                     valid[i] = False
+    return Rows(line_numbers, values_by_column, valid, unreadable)
+
+
+def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
+    lines, reader, header = open_csv(path)
+    kind, positions = detect_kind(path, header)
+    rows = parse_rows(path, lines, reader, len(header), COLUMNS[kind], positions, problems)
+    line_numbers, columns, valid, unreadable = rows.line_numbers, rows.columns, rows.valid, rows.unreadable
     # The row digests, last: over each row's line (a row that spans lines holds a line break and is refused).
     columns.append(list(map(cipher.row_mac, [lines[number - 1] for number in line_numbers])))
     # Secrets are encrypted here, for every row read: in the worker process too, and at C speed per column.
@@ -463,7 +526,7 @@ class _Check:
             (gone is None or gone > today) and (died is None or died > today)  # type: ignore[operator]
             for gone, died in zip(pick(moved_out), pick(deceased), strict=True)
         ]
-        is_head = [r == "head" for r in pick(relationship)]
+        is_head = n.head_flags(pick(relationship))  # type: ignore[arg-type]
         occupied.update(compress(households_column, current))
         heads.update(compress(households_column, map(operator.and_, current, is_head)))
         broken = {h: _head_rule(heads[h]) for h in occupied if heads[h] != 1}
@@ -526,8 +589,8 @@ class _Check:
                 self.reject(
                     parsed, i, "household_code", f"second account for this household (first on line {seen[codes[i]]})"
                 )
-            elif not branch_exists(banks[i], branches[i]):  # type: ignore[arg-type]
-                self.reject(parsed, i, "branch_code", "bank and branch code pair is not in the Zengin data")
+            elif zengin := zengin_problem(banks[i], branches[i]):  # type: ignore[arg-type]
+                self.reject(parsed, i, *zengin)
             else:
                 seen[codes[i]] = parsed.lines[i]
 
@@ -560,8 +623,10 @@ TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
 }  # fmt: skip
 
 
-def _encrypted(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
-    return cipher.encrypt_many([None if v is None else str(v) for v in values], column)
+def _encrypted(
+    values: Sequence[object], cipher: FieldCipher, column: str, row_keys: Sequence[object]
+) -> list[bytes | None]:
+    return cipher.encrypt_many([None if v is None else str(v) for v in values], column, row_keys)
 
 
 def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
@@ -574,14 +639,17 @@ def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher)
     pick = {name: columns[i] for name, i in INDEX[kind].items()}
     pick["row_mac"] = columns[-1]
     if kind is Kind.RESIDENTS:
-        pick["is_head"] = [r == "head" for r in pick["relationship"]]
-        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number")
+        pick["is_head"] = n.head_flags(pick["relationship"])  # type: ignore[arg-type]
+        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number", pick["resident_code"])
         pick["my_number_bidx"] = _blind(pick["my_number"], cipher, "residents.my_number")
     elif kind is Kind.TAX:
         pick["taxed"] = pick["per_capita_levy"]
-        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income")
+        row_keys = list(map(tax_row_key, pick["resident_code"], pick["fiscal_year"]))
+        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income", row_keys)
     else:
-        pick["account_number_enc"] = _encrypted(pick["account_number"], cipher, "bank_accounts.account_number")
+        pick["account_number_enc"] = _encrypted(
+            pick["account_number"], cipher, "bank_accounts.account_number", pick["household_code"]
+        )
         pick["account_number_bidx"] = _blind(pick["account_number"], cipher, "bank_accounts.account_number")
     return [pick[name] for name in names]
 
@@ -626,7 +694,7 @@ def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterato
 
     Inside the import's transaction, so a failure leaves them as they were.
     """
-    indexes = list(metadata.tables[table].indexes) if bulk else []
+    indexes = list(Base.metadata.tables[table].indexes) if bulk else []
     for index in indexes:
         index.drop(conn)
     yield
@@ -655,21 +723,41 @@ def _partition(
     return new, changed
 
 
-def _write_rejects(path: Path, parsed_files: list[ParsedFile], problems: list[Problem], cascaded: dict) -> None:
+# The encodings a rejects file is written in: UTF-8 with a BOM (without one, Japanese Excel shows it
+# garbled) or CP932 for older spreadsheets.
+class RejectsEncoding(StrEnum):
+    UTF8 = "utf-8"
+    CP932 = "cp932"
+
+
+CODECS = {RejectsEncoding.UTF8: "utf-8-sig", RejectsEncoding.CP932: "cp932"}
+
+
+def _write_rejects(
+    path: Path, parsed_files: list[ParsedFile], problems: list[Problem], cascaded: dict, encoding: RejectsEncoding
+) -> None:
     """Rejected rows go aside with the rules they broke, in a private file, to be fixed and re-imported."""
     rules: dict[tuple[str, int], list[str]] = defaultdict(list)
     for problem in problems:
         if problem.line > 0:
             rules[(problem.file, problem.line)].append(f"{problem.column}: {problem.rule}")
-    with atomic_writer(path, text=True) as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["file", "line", "rules", "raw_line"])
-        for parsed in parsed_files:
-            lines = decode_lines(parsed.path)
-            name = parsed.path.name
-            for line in parsed.rejected_lines:
-                found = rules.get((name, line)) or [cascaded.get((name, line), "rejected")]
-                writer.writerow([name, line, "; ".join(found), lines[line - 1]])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(["file", "line", "rules", "raw_line"])
+    for parsed in parsed_files:
+        lines = decode_lines(parsed.path)
+        name = parsed.path.name
+        for line in parsed.rejected_lines:
+            found = rules.get((name, line)) or [cascaded.get((name, line), "rejected")]
+            writer.writerow([name, line, "; ".join(found), lines[line - 1]])
+    try:
+        data = text.getvalue().encode(CODECS[encoding])
+    except UnicodeEncodeError:
+        raise RegisterError(
+            f"rejects: a rejected line holds a character {encoding} cannot carry; nothing was imported;"
+            " write the rejects as UTF-8 (--rejects-encoding utf-8)"
+        ) from None
+    write_private(path, data)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -685,13 +773,23 @@ def import_register(
     files: Sequence[Path],
     *,
     rejects: Path | None = None,
+    rejects_encoding: RejectsEncoding = RejectsEncoding.UTF8,
     now: datetime | None = None,
     actor: str | None = None,
     progress: ProgressFn = _no_progress,
 ) -> ImportSummary:
     """Import any subset of the three files in one transaction; see the module docstring for the rules."""
     with paused_gc():
-        return _import(engine, cipher, files, rejects=rejects, now=now or utcnow(), actor=actor, progress=progress)
+        return _import(
+            engine,
+            cipher,
+            files,
+            rejects=rejects,
+            rejects_encoding=rejects_encoding,
+            now=now or utcnow(),
+            actor=actor,
+            progress=progress,
+        )
 
 
 @contextmanager
@@ -712,6 +810,7 @@ def _import(
     files: Sequence[Path],
     *,
     rejects: Path | None,
+    rejects_encoding: RejectsEncoding,
     now: datetime,
     actor: str | None,
     progress: ProgressFn,
@@ -734,10 +833,12 @@ def _import(
                 _write(conn, first, stored.digests(first.kind), counts[first.kind], progress)  # undone on refusal
                 written.add(first.kind)
         parsed_files.extend(arriving)
-        kinds = [p.kind for p in parsed_files]
-        for kind in set(kinds):
-            if kinds.count(kind) > 1:
-                raise RegisterError(f"two {kind} files given; import them one at a time")
+        seen: dict[Kind, str] = {}
+        for parsed in parsed_files:
+            if parsed.kind in seen:
+                rule = f"a second {parsed.kind} file (the first is {seen[parsed.kind]}); import them one at a time"
+                raise ImportRefused([Problem(parsed.path.name, 0, "", rule)])
+            seen[parsed.kind] = parsed.path.name
         parsed_files.sort(key=lambda p: ORDER[p.kind])
         for parsed in parsed_files:
             if parsed.kind is Kind.RESIDENTS and parsed is not first:
@@ -762,5 +863,5 @@ def _import(
         details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
         audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
         if rejects is not None and problems:
-            _write_rejects(rejects, parsed_files, problems, check.cascaded)
+            _write_rejects(rejects, parsed_files, problems, check.cascaded, rejects_encoding)
     return summary

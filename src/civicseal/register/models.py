@@ -20,7 +20,7 @@ class Resident(Base):
 
     resident_code: Mapped[str] = mapped_column(String(50), primary_key=True)
     household_code: Mapped[str] = mapped_column(String(50), index=True)
-    relationship: Mapped[str] = mapped_column(String(16))
+    relationship: Mapped[str] = mapped_column(String(50))  # the 続柄 word as written
     is_head: Mapped[bool] = mapped_column(Boolean)
     name: Mapped[str] = mapped_column(String(100))
     name_kana: Mapped[str] = mapped_column(String(100))
@@ -64,3 +64,8 @@ class BankAccount(Base):
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__: ClassVar = {"sqlite_with_rowid": False}
+
+
+def tax_row_key(resident_code: object, fiscal_year: object) -> str:
+    """The row key a tax row's encrypted income is bound to (the table's key: resident and fiscal year)."""
+    return f"{resident_code}/{fiscal_year}"

@@ -25,9 +25,13 @@ from civicseal.register.errors import InvalidValue
 __all__ = [
     "ERAS",
     "RELATIONSHIPS",
+    "ZENGIN_HALFWIDTH",
     "Era",
     "check_length",
+    "fold_for_matching",
+    "head_flags",
     "my_number_check_digit",
+    "my_number_valid",
     "normalize_hyphens",
     "normalize_kana",
     "normalize_text",
@@ -42,6 +46,7 @@ __all__ = [
     "parse_relationship",
     "parse_sex",
     "parse_zengin_kana",
+    "relationship_category",
     "to_zengin_halfwidth",
 ]
 
@@ -107,6 +112,16 @@ def normalize_hyphens(text: str) -> str:
     return text
 
 
+def fold_for_matching(text: str) -> str:
+    """Every fold of the import that makes two spellings of one value equal, on text of any length.
+
+    Full-width ASCII and spaces to ASCII, half-width kana and hiragana to full-width katakana, hyphen
+    look-alikes to '-'. Unlike the import's parsers it refuses nothing and keeps line breaks, so the DLP
+    scanner can fold a whole column of values joined into one string in a few C calls.
+    """
+    return normalize_hyphens(to_fullwidth_katakana(text.translate(_TEXT_TABLE)))
+
+
 def check_length(text: str, limit: int) -> str:
     """Refuse a field longer than its limit (counted after normalization); return it unchanged."""
     if len(text) > limit:
@@ -169,34 +184,35 @@ def normalize_kana(raw: str) -> str:
 # Zengin holder kana
 # --------------------------------------------------------------------------------------------------
 #
-# What a Zengin transfer file can carry in a payee name (JIS X 0201, as the Zengin rules and the banks'
-# guides restrict it): half-width katakana ｱ..ﾝ without ｦ and without small kana, ﾞ and ﾟ after the
-# letters that take them, A-Z, 0-9, space and ( ) - . /
+# What a Zengin transfer file can carry in a payee name (JIS X 0201, as the payments issue fixes the
+# standard's set): half-width katakana ｱ..ﾝ and ｦ, without small kana, ﾞ and ﾟ after the letters that take
+# them, A-Z, 0-9, space and ( ) - .   This is the one definition: import checks holder kana with it and
+# payments writes and checks Zengin files with it.
 #
 # The canonical stored form is the full-width spelling of that set: full-width large katakana (with
-# ガ..ボ, パ..ポ, ヴ), A-Z, 0-9, space and ( ) - . /   On the way in, as banks do:
+# ガ..ボ, パ..ポ, ヴ, ヲ), A-Z, 0-9, space and ( ) - .   On the way in, as banks do:
 #   * hiragana and half-width kana become full-width katakana;
 #   * small kana are written large (キュウ → キユウ, ッ → ツ, ヵ/ヶ → カ/ケ, ヮ → ワ);
 #   * the long-vowel mark ー/ｰ and every hyphen look-alike become '-';
 #   * a-z become A-Z.
 # Refused: the comma (several banks and payroll systems reject or pass it through into the file),
 # the middle dot ・ (banks want a space or a period; which one is the holder's choice, not ours),
-# ヲ (not in the payee-name set), ヰ ヱ ヷ ヸ ヹ ヺ, kanji and everything else.
+# the slash, ヰ ヱ ヷ ヸ ヹ ヺ, kanji and everything else.
 
 _ZENGIN_FOLD: dict[int, str] = {
     ord(s): b for s, b in zip("ァィゥェォッャュョヮヵヶー", "アイウエオツヤユヨワカケ-", strict=True)
 }
 _ZENGIN_FOLD.update({cp: chr(cp - 0x20) for cp in range(ord("a"), ord("z") + 1)})
 
-_ZENGIN_PLAIN = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン"
+_ZENGIN_PLAIN = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"
 _ZENGIN_VOICED = "ガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポヴ"
-_ZENGIN_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()-./"
+_ZENGIN_ASCII = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()-."
 _ZENGIN_STORED = re.compile("[" + re.escape(_ZENGIN_PLAIN + _ZENGIN_VOICED + _ZENGIN_ASCII) + "]*")
 
 
 def _build_halfwidth_table() -> dict[int, str]:
     full_to_half: dict[str, str] = {}
-    for cp in range(0xFF71, 0xFF9E):  # ｱ..ﾝ
+    for cp in range(0xFF66, 0xFF9E):  # ｦ, small kana, ｰ, ｱ..ﾝ (only the letters of _ZENGIN_PLAIN are used)
         full_to_half[unicodedata.normalize("NFKC", chr(cp))] = chr(cp)
     table: dict[int, str] = {ord(k): full_to_half[k] for k in _ZENGIN_PLAIN}
     for kana in _ZENGIN_VOICED:
@@ -206,6 +222,8 @@ def _build_halfwidth_table() -> dict[int, str]:
 
 
 _HALFWIDTH_TABLE = _build_halfwidth_table()
+ZENGIN_HALFWIDTH: frozenset[str] = frozenset("".join(_HALFWIDTH_TABLE.values()) + _ZENGIN_ASCII)
+"""Every character a Zengin file may carry in a name field, in its half-width (one-byte) form."""
 
 
 def parse_zengin_kana(raw: str) -> str:
@@ -384,30 +402,60 @@ def parse_levy(raw: str) -> bool:
     return levy
 
 
-# The relationship to the head of household (続柄): canonical code → the Japanese words that mean it.
+# The relationship to the head of household (続柄). A real register writes dozens of words (子の妻, 妻の父,
+# 妻（未届）, 縁故者…): every non-empty word is accepted and kept as written; only 世帯主 (or ``head``) means
+# something to the import, and the known words fall into the few categories eligibility and letters need.
+RELATIONSHIP_LIMIT = 50
+HEAD = "head"
 RELATIONSHIPS: Mapping[str, tuple[str, ...]] = {
-    "head": ("世帯主",),
-    "spouse": ("妻", "夫", "配偶者"),
-    "child": ("子", "長男", "長女", "次男", "次女"),
-    "parent": ("父", "母", "親"),
-    "grandchild": ("孫",),
-    "sibling": ("兄", "弟", "姉", "妹"),
-    "relative": ("親族", "その他親族"),
-    "other": ("同居人", "縁故者", "その他"),
-}
-_RELATIONSHIP_LOOKUP: dict[str, str] = {}
-for _code, _words in RELATIONSHIPS.items():
-    _RELATIONSHIP_LOOKUP[_code] = _code
+    HEAD: ("世帯主",),
+    "spouse": ("妻", "夫", "配偶者", "妻（未届）", "夫（未届）"),
+    "child": ("子", "長男", "長女", "次男", "次女", "三男", "三女", "四男", "四女", "五男", "五女",
+              "養子", "養女", "養父の子", "妻の子", "夫の子"),
+    "parent": ("父", "母", "親", "養父", "養母"),
+    "grandchild": ("孫", "曾孫", "子の子", "玄孫"),
+    "sibling": ("兄", "弟", "姉", "妹", "兄弟姉妹", "兄弟", "姉妹"),
+    "relative": ("親族", "その他親族", "子の妻", "子の夫", "孫の妻", "孫の夫", "妻の父", "妻の母", "夫の父",
+                 "夫の母", "祖父", "祖母", "曾祖父", "曾祖母", "叔父", "叔母", "伯父", "伯母", "甥", "姪",
+                 "兄の妻", "弟の妻", "姉の夫", "妹の夫", "いとこ", "従兄弟", "従姉妹"),
+    "other": ("同居人", "縁故者", "その他", "使用人"),
+}  # fmt: skip
+_RELATIONSHIP_CATEGORY: dict[str, str] = {}
+for _category, _words in RELATIONSHIPS.items():
+    _RELATIONSHIP_CATEGORY[_category] = _category
     for _word in _words:
-        _RELATIONSHIP_LOOKUP[_word] = _code
+        _RELATIONSHIP_CATEGORY[normalize_text(_word)] = _category  # as import stores it: （未届） → (未届)
+_UNREGISTERED = "(未届)"  # 妻（未届）: a partner not (yet) married; the word before it says which category
 
 
 def parse_relationship(raw: str) -> str:
-    """Reduce the many 続柄 words to the few codes eligibility and letters need."""
-    code = _RELATIONSHIP_LOOKUP.get(normalize_text(raw).casefold())
-    if code is None:
-        raise InvalidValue("not a known relationship code")
-    return code
+    """Any non-empty word of at most RELATIONSHIP_LIMIT characters, kept as written (after the common folding)."""
+    word = normalize_text(raw)
+    if not word:
+        raise InvalidValue("required")
+    return check_length(word, RELATIONSHIP_LIMIT)
+
+
+def relationship_category(word: str) -> str:
+    """The category of a 続柄 word: head, spouse, child, parent, grandchild, sibling, relative or other.
+
+    A word not in the list is "relative" when it names a relation of a relation (子の妻の父), else "other":
+    nothing but the head depends on the category, so an unlisted word never refuses a register.
+    """
+    key = normalize_text(word).casefold()
+    category = _RELATIONSHIP_CATEGORY.get(key) or _RELATIONSHIP_CATEGORY.get(key.removesuffix(_UNREGISTERED))
+    if category is not None:
+        return category
+    return "relative" if "の" in key else "other"
+
+
+def head_flags(words: Sequence[object]) -> list[bool]:
+    """Which rows mark the head (世帯主 or head in any case), for a whole column: each distinct word looked at once.
+
+    A row whose word broke a rule holds its InvalidValue here, and marks no head.
+    """
+    flags = {word: isinstance(word, str) and relationship_category(word) == HEAD for word in set(words)}
+    return list(map(flags.__getitem__, words))
 
 
 _ACCOUNT_TYPES: dict[str, int] = {
@@ -507,14 +555,18 @@ _MY_NUMBERS = re.compile(r"(?:[0-9]{12})?(?:\n(?:[0-9]{12})?)*")
 _WEIGHTS = np.array(_MY_NUMBER_WEIGHTS, dtype=np.int64)
 
 
+def my_number_valid(numbers: Sequence[str]) -> np.ndarray:
+    """For 12-digit ASCII strings, whether each carries a valid check digit: one matrix product for all."""
+    if not numbers:
+        return np.zeros(0, dtype=bool)
+    digits = np.frombuffer("".join(numbers).encode("ascii"), dtype=np.uint8).reshape(-1, 12).astype(np.int64) - 48
+    remainder = (digits[:, :11] @ _WEIGHTS) % 11
+    check = np.where(remainder <= 1, 0, 11 - remainder)
+    return check == digits[:, 11]
+
+
 def all_valid_my_numbers(values: Sequence[str]) -> bool:
     """Every value empty or a 12-digit My Number with its check digit, checked for the column at once."""
     if not _MY_NUMBERS.fullmatch("\n".join(values)):
         return False
-    present = [v for v in values if v]
-    if not present:
-        return True
-    digits = np.frombuffer("".join(present).encode("ascii"), dtype=np.uint8).reshape(-1, 12).astype(np.int64) - 48
-    remainder = (digits[:, :11] @ _WEIGHTS) % 11
-    check = np.where(remainder <= 1, 0, 11 - remainder)
-    return bool((check == digits[:, 11]).all())
+    return bool(my_number_valid([v for v in values if v]).all())

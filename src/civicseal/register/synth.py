@@ -279,7 +279,7 @@ _OLDER_GIVEN = frozenset(
 )
 
 _CHUNK = 65_536
-_MAX_CHOME, _MAX_BANCHI, _MAX_GO = 6, 30, 25
+MAX_CHOME, MAX_BANCHI, MAX_GO = 6, 30, 25
 
 
 @dataclass(frozen=True)
@@ -398,6 +398,37 @@ def name_pairs() -> _Names:
     return _Names(surnames, weights / weights.sum(), given, older, younger)  # type: ignore[arg-type]
 
 
+def given_names(
+    names: _Names, age: np.ndarray, female: np.ndarray, u_older: np.ndarray, u_pick: np.ndarray
+) -> np.ndarray:
+    """Indices into ``names.given[sex]``: the older a person, the likelier an older-sounding name.
+
+    ``u_older`` and ``u_pick`` are uniform draws in [0, 1), one each a person; canaries are named this way too,
+    so that their names follow the same shape as residents'.
+    """
+    older = u_older < np.clip((age - 15) / 50.0, 0.1, 0.9)
+    given = np.empty(len(age), dtype=np.int64)
+    for sex in (0, 1):
+        for grp, mask in ((names.older[sex], older), (names.younger[sex], ~older)):
+            m = (female == bool(sex)) & mask
+            given[m] = grp[(u_pick[m] * len(grp)).astype(np.int64)]
+    return given
+
+
+def address_suffix(chome: int, banchi: int, go: int) -> str:
+    """The part of an address after the town, as the city writes it: ``2丁目7-13`` (``7-13`` without 丁目)."""
+    return f"{chome}丁目{banchi}-{go}" if chome else f"{banchi}-{go}"
+
+
+def town_address(town: _Town, chome: int, banchi: int, go: int) -> str:
+    return f"{PREFECTURE}{CITY}{town.name}{address_suffix(chome if town.has_chome else 0, banchi, go)}"
+
+
+def residential_towns() -> tuple[_Town, ...]:
+    """The towns where people live (the industrial waterfront left out)."""
+    return tuple(t for t in amagasaki_towns() if t.name not in _INDUSTRIAL_TOWNS)
+
+
 # --------------------------------------------------------------------------------------------------
 # Vectorized helpers
 
@@ -451,8 +482,11 @@ def synthesize(
     out_dir: Path,
     *,
     progress: Callable[[int], None] | None = None,
+    replace: bool = False,
 ) -> SynthSummary:
     """Write ``residents.csv``, ``tax.csv`` and ``accounts.csv`` of a synthetic Amagasaki to ``out_dir``.
+
+    Files already there are kept unless ``replace``: a folder may hold a real register export.
 
     Exactly ``residents`` people; the same ``seed`` and size give the same bytes. Each file is written to
     a temporary file in ``out_dir`` and renamed into place once all three are complete. ``progress``, when
@@ -462,11 +496,14 @@ def synthesize(
         raise RegisterError("synthetic city: the number of residents must be a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise RegisterError("synthetic city: the seed must be a non-negative integer")
+    out_dir = Path(out_dir)
+    paths = (out_dir / RESIDENTS_FILE, out_dir / TAX_FILE, out_dir / ACCOUNTS_FILE)
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not replace:
+        raise RegisterError(f"{out_dir}: {', '.join(existing)} exist; choose another folder or add --force")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     city = _generate(residents, rng)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = (out_dir / RESIDENTS_FILE, out_dir / TAX_FILE, out_dir / ACCOUNTS_FILE)
     temps: list[Path] = []
     try:
         temps.append(_write_temp(out_dir, RESIDENT_COLUMNS, city.residents, progress))
@@ -708,13 +745,7 @@ def _generate(n: int, rng: np.random.Generator) -> _City:
         has_sup = sup_of_h >= 0
         sur_h2 = np.where(has_sup, surname[np.maximum(sup_of_h, 0)], sur_h)
         surname = np.where(deps_m & has_sup[hh], sur_h2[hh], surname)
-    older = rng.random(n) < np.clip((age - 15) / 50.0, 0.1, 0.9)
-    r = rng.random(n)
-    given = np.empty(n, dtype=np.int64)
-    for sex in (0, 1):
-        for grp, mask in ((names.older[sex], older), (names.younger[sex], ~older)):
-            m = (female == bool(sex)) & mask
-            given[m] = grp[(r[m] * len(grp)).astype(np.int64)]
+    given = given_names(names, age, female, rng.random(n), rng.random(n))
     n_m, n_f = len(names.given[0]), len(names.given[1])
     all_given = names.given[0] + names.given[1]
     gidx = np.where(female, n_m + given, given)
@@ -726,11 +757,11 @@ def _generate(n: int, rng: np.random.Generator) -> _City:
     towns = amagasaki_towns()
     tw = rng.lognormal(0, 0.6, len(towns)) * np.array([0.05 if t.name in _INDUSTRIAL_TOWNS else 1.0 for t in towns])
     town_h = rng.choice(len(towns), size=h, p=tw / tw.sum())
-    max_chome = rng.integers(2, _MAX_CHOME + 1, len(towns))
+    max_chome = rng.integers(2, MAX_CHOME + 1, len(towns))
     chome_h = 1 + (rng.random(h) * max_chome[town_h]).astype(np.int64)
     min_banchi = np.array([t.min_banchi for t in towns])[town_h]
-    banchi_h = _between(rng, min_banchi, np.full(h, _MAX_BANCHI))
-    go_h = rng.integers(1, _MAX_GO + 1, h)
+    banchi_h = _between(rng, min_banchi, np.full(h, MAX_BANCHI))
+    go_h = rng.integers(1, MAX_GO + 1, h)
     prefix = [f"{PREFECTURE}{CITY}{t.name}" for t in towns]
     with_chome = np.array([t.has_chome for t in towns])[town_h]
     postcode_table = [t.postcode for t in towns]
@@ -748,12 +779,9 @@ def _generate(n: int, rng: np.random.Generator) -> _City:
     date_idx = [np.where(v == big, len(date_table), v - date_lo) for v in (birth, moved_in, moved_out, deceased)]
     date_table.append("")
     suffixes = [
-        f"{c}丁目{b}-{g}" if c else f"{b}-{g}"
-        for c in range(_MAX_CHOME + 1)
-        for b in range(_MAX_BANCHI + 1)
-        for g in range(_MAX_GO + 1)
+        address_suffix(c, b, g) for c in range(MAX_CHOME + 1) for b in range(MAX_BANCHI + 1) for g in range(MAX_GO + 1)
     ]
-    suffix_h = (np.where(with_chome, chome_h, 0) * (_MAX_BANCHI + 1) + banchi_h) * (_MAX_GO + 1) + go_h
+    suffix_h = (np.where(with_chome, chome_h, 0) * (MAX_BANCHI + 1) + banchi_h) * (MAX_GO + 1) + go_h
     prefix_obj = np.array(prefix, dtype=object)
     suffix_obj = np.array(suffixes, dtype=object)
     my_number = np.zeros(n, dtype=np.int64)

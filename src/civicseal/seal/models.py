@@ -4,56 +4,45 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from civicseal.store.base import Base
 
 
-class Package(Base):
-    __tablename__ = "packages"
+class CanaryHousehold(Base):
+    """A synthetic household kept for one recipient and programme, carried in every package to that recipient.
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # pkg_<26 base32>, also in the manifest
-    purpose: Mapped[str] = mapped_column(String(64))
-    programme_id: Mapped[int | None] = mapped_column(ForeignKey("programmes.id"))
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"))
-    mode: Mapped[str] = mapped_column(String(16))
-    key_service_url: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    manifest: Mapped[bytes] = mapped_column(LargeBinary)  # the exact signed bytes
-    payload_sha256: Mapped[str] = mapped_column(String(64))
-    payload_format: Mapped[str] = mapped_column(String(16))
-    fields: Mapped[str] = mapped_column(Text)  # comma-separated purpose fields
-    records: Mapped[int] = mapped_column(Integer)  # households, canaries excluded
-    canaries: Mapped[int] = mapped_column(Integer)
-    scrypt_log_n: Mapped[int | None] = mapped_column(Integer)
-    passphrase_bits: Mapped[int | None] = mapped_column(Integer)  # entropy of a generated passphrase
-    identity_enc: Mapped[bytes | None] = mapped_column(LargeBinary)  # tethered: the package's age identity
-    pseudonym_key_enc: Mapped[bytes] = mapped_column(LargeBinary)  # lets the city re-identify
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    Persistent, so that two packages to the same recipient hold the same canaries as they hold the same
+    real households: comparing them reveals nothing. Its reference number is reserved in
+    ``reference_numbers`` (kind ``canary``) and kept in clear: a canary is nobody's personal data.
+    ``status`` and ``amount`` are the values it carried last, those of its twin: the real household it
+    follows (seal/canaries.py).
+    """
 
+    __tablename__ = "canary_households"
 
-class PackageMember(Base):
-    """Each resident whose data the package carries: who is exposed if it is lost."""
-
-    __tablename__ = "package_members"
-
-    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), primary_key=True)
-    resident_code: Mapped[str] = mapped_column(String(50), primary_key=True)
-    household_code: Mapped[str] = mapped_column(String(50), index=True)
-    pseudonym: Mapped[str] = mapped_column(String(32), index=True)  # the household's pseudonym in this package
-
-
-class Canary(Base):
-    """A synthetic household unique to one package: when it turns up, the package it came from is known."""
-
-    __tablename__ = "canaries"
-
-    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id"), index=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("programmes.id"), index=True)
     reference_number: Mapped[str] = mapped_column(ForeignKey("reference_numbers.number"), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), index=True)
     name_kana: Mapped[str] = mapped_column(String(100))
+    sex: Mapped[int] = mapped_column(SmallInteger)
     birth_date: Mapped[str] = mapped_column(String(10))
+    postcode: Mapped[str] = mapped_column(String(8))
+    address: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Integer)
+    twin_entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PackageCanary(Base):
+    """Which canary households a package carried, under which of the package's pseudonyms."""
+
+    __tablename__ = "package_canaries"
+
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), primary_key=True)
+    canary_id: Mapped[int] = mapped_column(ForeignKey("canary_households.id"), primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(32), index=True)

@@ -6,12 +6,12 @@ import json
 
 from sqlalchemy import Engine, Row, func, select
 
+from civicseal import cseal as fmt
 from civicseal.clock import as_utc
+from civicseal.cseal.errors import SealError
 from civicseal.custody.service import current_state, timeline
-from civicseal.keys.models import Recipient, UnlockAttempt
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
-from civicseal.seal.models import Package, PackageMember
+from civicseal.keys.models import UnlockAttempt
+from civicseal.ledger.models import Package, PackageMember, Recipient
 
 
 def _summary(package: Row, recipient: str, custody: str | None) -> dict[str, object]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from zxcvbn import zxcvbn
 
-from civicseal.seal.errors import SealError
+from civicseal.cseal.errors import SealError
 
 PASSPHRASE_MIN_BITS = 77
 TYPED_MIN_GUESSES = 10**16  # what the incident model needs of a passphrase a person chose

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,20 +26,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Row, select, text
 
+from civicseal import cseal as fmt
 from civicseal.audit import log as audit
 from civicseal.clock import utcnow
+from civicseal.contractors.service import recipient_authority
+from civicseal.cseal.errors import SealError
+from civicseal.cseal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
 from civicseal.custody import service as custody
-from civicseal.keys.city import CityKeys, load_city_keys
+from civicseal.keys.city import CityKeys, load_city_keys, unlock_public_key, wrap_identity
 from civicseal.keys.client import is_loopback_host
-from civicseal.keys.models import Recipient
-from civicseal.programme.service import get_programme, issue_references
-from civicseal.register.synth import name_pairs
-from civicseal.seal import format as fmt
-from civicseal.seal.errors import SealError
-from civicseal.seal.fields import FIELDS
-from civicseal.seal.models import Canary, Package
-from civicseal.seal.payload import encrypt_to_recipient, encrypt_with_passphrase, generate_identity
-from civicseal.seal.purposes import Purpose, get_purpose
+from civicseal.ledger.fields import FIELDS
+from civicseal.ledger.models import Package, Recipient
+from civicseal.ledger.purposes import Purpose, get_purpose
+from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
+from civicseal.programme.service import get_programme
+from civicseal.scratch import SEAL_PREFIX, claimed
+from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
 from civicseal.store.engine import placeholder, transaction
 from civicseal.store.home import Home
@@ -48,8 +50,8 @@ KEY_SERVICE_ENV = "CIVICSEAL_KEY_SERVICE_URL"
 DEFAULT_KEY_SERVICE = "http://127.0.0.1:8470"
 BATCH = 10_000
 SELECTION_SQL = {
-    "entitled-households": "e.status <> 'declined'",
-    "confirmed-with-account": "e.status = 'confirmed' AND a.household_code IS NOT NULL",
+    "entitled-households": "e.status NOT IN ('declined', 'withdrawn')",
+    "confirmed-with-account": "e.status = 'confirmed' AND a.entitlement_id IS NOT NULL",
 }
 INTEGER_FIELDS = frozenset({"amount", "account_type", "head_sex"})
 
@@ -87,10 +89,13 @@ class SealSummary:
     scrypt_log_n: int | None
     passphrase_bits: int | None
     passphrase: str | None  # a generated passphrase, shown once and never stored
+    contractor: str | None  # the recipient's registered organization; None: the city's own or not registered
+    contractor_chain: tuple[str, ...]  # display names, the city's contractor first
 
     def as_dict(self) -> dict[str, object]:
         data = {k: v for k, v in self.__dict__.items() if k != "passphrase"}
         data["fields"] = list(self.fields)
+        data["contractor_chain"] = list(self.contractor_chain)
         return data
 
 
@@ -121,57 +126,34 @@ def key_service_url(explicit: str | None) -> str:
 # ------------------------------------------------------------------------------------------ the table
 
 
-def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
-    columns = ", ".join(f"{FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
-    account_join = "LEFT JOIN bank_accounts a ON a.household_code = e.household_code"
+def _selection_sql(purpose: Purpose, columns: str) -> str:
+    """The purpose's records with ``columns`` (SQL over ``e``, ``r`` and ``a``), in reference-number order."""
+    needs_account = "a." in columns + SELECTION_SQL[purpose.selects]
+    account_join = f"LEFT JOIN ({PAYABLE_ACCOUNTS_SQL}) a ON a.entitlement_id = e.id" if needs_account else ""
     return (
-        f"SELECT e.id AS entitlement_id, e.household_code AS household_code, {columns}"
-        " FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
+        f"SELECT {columns} FROM entitlements e JOIN residents r ON r.resident_code = e.head_resident_code"
         f" {account_join} WHERE e.programme_id = :programme AND {SELECTION_SQL[purpose.selects]}"
         " ORDER BY e.reference_number"
     )
 
 
-@dataclass(frozen=True)
-class _Canary:
-    pseudonym: str
-    reference_number: str
-    name: str
-    name_kana: str
-    birth_date: str
+def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
+    columns = "".join(f", {FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
+    columns += "".join(
+        f", {FIELDS[f].encrypted_under_sql} AS {f}_under, {FIELDS[f].encrypted_row_key_sql} AS {f}_row_key"
+        for f in fields
+        if FIELDS[f].encrypted_under_sql
+    )
+    return _selection_sql(
+        purpose, f"e.id AS entitlement_id, e.household_code AS household_code, e.reference_number AS sort_key{columns}"
+    )
 
 
-def _make_canaries(count: int, references: list[str], rng: random.Random) -> list[_Canary]:
-    names = name_pairs()
-    out = []
-    for reference in references[:count]:
-        surname, surname_kana = rng.choice(names.surnames)
-        given, given_kana = rng.choice(names.given[rng.randrange(2)])
-        born = date(1940, 1, 1) + timedelta(days=rng.randrange(365 * 60))
-        token = base64.b32encode(rng.randbytes(10)).decode().lower()
-        out.append(_Canary(token, reference, f"{surname} {given}", f"{surname_kana} {given_kana}", born.isoformat()))
-    return out
-
-
-def canary_count(records: int) -> int:
-    """Enough that any sizeable leaked extract holds one, few enough to stay out of the way: 3 + 1 per 20,000."""
-    return 3 + records // 20_000
-
-
-def _canary_row(canary: _Canary, fields: tuple[str, ...], home: Home) -> dict[str, object]:
-    config = home.config
-    values: dict[str, object] = {
-        "pseudonym": canary.pseudonym,
-        "reference_number": canary.reference_number,
-        "head_name": canary.name,
-        "head_name_kana": canary.name_kana,
-        "head_birth_date": canary.birth_date,
-        "postcode": config.returns_postcode,
-        "address": config.returns_address,
-        "status": "eligible",
-        "amount": 100_000,
-    }
-    return {f: values.get(f) for f in fields}
+# What canaries are drawn from: the package's own real rows (canaries.canaries_for).
+_REAL_ROWS = (
+    "e.id AS entitlement_id, r.birth_date AS birth_date, r.sex AS sex, e.status AS status, e.amount AS amount,"
+    " r.postcode AS postcode"
+)
 
 
 class _TableWriter:
@@ -206,11 +188,19 @@ class _TableWriter:
 
 
 def _stream_records(
-    conn: Connection, sql: str, programme_id: int, keys: CityKeys, fields: tuple[str, ...], pseudonym_key: bytes
+    conn: Connection,
+    sql: str,
+    programme_id: int,
+    keys: CityKeys,
+    fields: tuple[str, ...],
+    pseudonym_key: bytes,
+    canaries: list[Canary],
 ) -> Iterator[tuple[list[dict[str, object]], list[tuple[int, str, str]]]]:
-    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order."""
+    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order, the
+    canaries (sorted by reference number) each in its place among the real rows."""
+    pending = list(canaries)
     cipher = keys.field_cipher()
-    decrypt = [f for f in fields if FIELDS[f].encrypted_column]
+    decrypt = [f for f in fields if FIELDS[f].encrypted_under_sql]
     # Options on the statement, not the connection: the connection keeps writing while this streams.
     result = conn.execute(
         text(sql).execution_options(stream_results=True, yield_per=BATCH), {"programme": programme_id}
@@ -221,12 +211,17 @@ def _stream_records(
             alias = pseudonym(pseudonym_key, record["household_code"])
             row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
             for f in decrypt:
-                row[f] = cipher.decrypt(record[f], FIELDS[f].encrypted_column)  # type: ignore[arg-type]
+                under, row_key = record[f"{f}_under"], record[f"{f}_row_key"]
+                row[f] = cipher.decrypt(record[f], under, row_key)  # type: ignore[arg-type]
             if "head_birth_date" in row and row["head_birth_date"] is not None:
                 row["head_birth_date"] = str(row["head_birth_date"])[:10]
+            while pending and pending[0].reference_number < record["sort_key"]:
+                rows.append(pending.pop(0).row(pseudonym_key, fields))
             rows.append(row)
             seen.append((record["entitlement_id"], record["household_code"], alias))
         yield rows, seen
+    if pending:
+        yield [c.row(pseudonym_key, fields) for c in pending], []
 
 
 STAGED = "cs_seal_households"
@@ -241,8 +236,9 @@ def _start_staging(conn: Connection) -> None:
 
 
 def _stage_households(conn: Connection, seen: list[tuple[int, str, str]]) -> None:
-    mark = placeholder(conn)
-    conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
+    if seen:
+        mark = placeholder(conn)
+        conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
 
 
 def _record_members(conn: Connection, package_id: str) -> int:
@@ -291,7 +287,7 @@ def seal(
 ) -> SealSummary:
     now = (now or utcnow()).replace(microsecond=0)
     rng = rng or random.SystemRandom()
-    actor = actor or audit.os_actor()
+    actor = actor or audit.current_actor()
     purpose = get_purpose(request.purpose)
     fields = purpose.choose(request.fields)
     mode = request.mode or purpose.mode
@@ -300,47 +296,53 @@ def seal(
         raise SealError(f"purpose {purpose.name} allows at most {purpose.max_validity.days} days")
     if request.payload_format not in ("parquet", "csv"):
         raise SealError("payload format: parquet or csv")
+    if purpose.payload == "zengin":
+        raise SealError(
+            f"purpose {purpose.name} carries a Zengin file: make it with `civicseal payments batch --seal-to`"
+        )
     url = key_service_url(request.key_service_url) if mode is fmt.Mode.TETHERED else None
     if request.out.exists():
         raise SealError(f"{request.out}: exists; packages are never overwritten")
     keys = load_city_keys(home.keys)
+    unlock_to = unlock_public_key(home.keys) if mode is fmt.Mode.TETHERED else ""
     issuer = home.config.issuer
     package_id = new_package_id()
     pseudonym_key = secrets.token_bytes(32)
-    cipher = keys.field_cipher()
-    work = Path(tempfile.mkdtemp(prefix=".seal-", dir=home.path))  # inside the 0700 home
+    work = Path(tempfile.mkdtemp(prefix=SEAL_PREFIX, dir=home.path))  # inside the 0700 home
     placed = False
     try:
-        with transaction(home.engine) as conn:
+        with claimed(home.path, work), transaction(home.engine) as conn:  # a killed run's folder is swept
             programme = get_programme(conn, request.programme)
             recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
             if recipient is None:
                 raise SealError(f"no recipient named {request.recipient!r} (see `civicseal recipient add`)")
+            chain = recipient_authority(conn, recipient.id, purpose.name, on=now)
             households, residents = _register_size(conn)
             sql = _records_sql(purpose, fields)
             total = conn.execute(
                 text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
             ).scalar_one()
-            n_canaries = canary_count(total) if purpose.canaries else 0
-            canaries = _make_canaries(n_canaries, issue_references(conn, n_canaries, "canary", rng), rng)
-            slots = sorted(rng.sample(range(total + n_canaries), n_canaries))
+            canaries: list[Canary] = []
+            if purpose.canaries:
+                check_fields(purpose.name, fields)
+                canaries = canaries_for(
+                    conn,
+                    recipient_id=recipient.id,
+                    programme_id=programme.id,
+                    real_rows_sql=_selection_sql(purpose, _REAL_ROWS),
+                    params={"programme": programme.id},
+                    addresses=home.config.canary_addresses,
+                    rng=rng,
+                    now=now,
+                )
+            n_canaries = len(canaries)
             plain = work / "payload"
             writer = _TableWriter(plain, fields, request.payload_format)
-            written = 0
             _start_staging(conn)
-            pending = list(zip(slots, canaries, strict=True))
             try:
-                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key):
-                    mixed: list[dict[str, object]] = []
-                    for row in rows:
-                        while pending and pending[0][0] == written:
-                            mixed.append(_canary_row(pending.pop(0)[1], fields, home))
-                            written += 1
-                        mixed.append(row)
-                        written += 1
-                    writer.write(mixed)
+                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key, canaries):
+                    writer.write(rows)
                     _stage_households(conn, seen)
-                writer.write([_canary_row(c, fields, home) for _, c in pending])
             finally:
                 writer.close()
             sealed = work / "payload.age"
@@ -353,6 +355,7 @@ def seal(
                 issuer_key_id=keys.signing_key_id,
                 purpose=purpose.name,
                 recipient=recipient.name,
+                recipient_key=recipient.age_recipient,
                 mode=mode,
                 key_service_url=url,
                 created=now,
@@ -365,47 +368,24 @@ def seal(
                 },
             )
             staged = work / "package.cseal"
-            manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
-            conn.execute(
-                Package.__table__.insert().values(
-                    id=package_id,
-                    purpose=purpose.name,
-                    programme_id=programme.id,
-                    recipient_id=recipient.id,
-                    mode=mode.value,
-                    key_service_url=url,
-                    created_at=now,
-                    expires_at=expires,
-                    manifest=manifest_bytes,
-                    payload_sha256=manifest["payload"]["sha256"],
-                    payload_format=request.payload_format,
-                    fields=",".join(fields),
-                    records=total,
-                    canaries=n_canaries,
-                    scrypt_log_n=log_n,
-                    passphrase_bits=bits,
-                    identity_enc=None if identity is None else cipher.encrypt(identity, "packages.identity"),
-                    pseudonym_key_enc=cipher.encrypt(
-                        base64.b64encode(pseudonym_key).decode(), "packages.pseudonym_key"
-                    ),
-                )
+            sign_and_record(
+                conn,
+                keys,
+                manifest=manifest,
+                sealed=sealed,
+                staged=staged,
+                programme_id=programme.id,
+                recipient_id=recipient.id,
+                fields=fields,
+                records=total,
+                canaries=n_canaries,
+                identity=identity,
+                unlock_public=unlock_to,
+                pseudonym_secret=base64.b64encode(pseudonym_key).decode(),
+                passphrase_bits=bits,
             )
             members = _record_members(conn, package_id)
-            if canaries:
-                conn.execute(
-                    Canary.__table__.insert(),
-                    [
-                        {
-                            "package_id": package_id,
-                            "pseudonym": c.pseudonym,
-                            "reference_number": c.reference_number,
-                            "name": c.name,
-                            "name_kana": c.name_kana,
-                            "birth_date": c.birth_date,
-                        }
-                        for c in canaries
-                    ],
-                )
+            record_in_package(conn, package_id, canaries, pseudonym_key)
             custody.record(conn, package_id, custody.Event.CREATED, holder=issuer, at=now, actor=actor, now=now)
             summary = SealSummary(
                 package_id=package_id,
@@ -425,13 +405,16 @@ def seal(
                 scrypt_log_n=log_n,
                 passphrase_bits=bits,
                 passphrase=generated,
+                contractor=chain[-1].name if chain else None,
+                contractor_chain=tuple(link.display_name for link in chain or ()),
             )
             audit.append(
                 conn,
                 "package.seal",
                 "package",
                 package_id,
-                summary.as_dict() | {"fields": ",".join(fields)},
+                summary.as_dict()
+                | {"fields": ",".join(fields), "contractor_chain": " > ".join(summary.contractor_chain)},
                 actor=actor,
                 now=now,
             )
@@ -444,6 +427,55 @@ def seal(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sign_and_record(
+    conn: Connection,
+    keys: CityKeys,
+    *,
+    manifest: dict,
+    sealed: Path,
+    staged: Path,
+    programme_id: int,
+    recipient_id: int,
+    fields: tuple[str, ...],
+    records: int,
+    canaries: int,
+    identity: str | None,
+    unlock_public: str,
+    pseudonym_secret: str,
+    passphrase_bits: int | None,
+) -> None:
+    """Sign the package into ``staged`` and record its row from the signed manifest: one writer for every
+    package, tables and bank transfer files alike. A tethered package's identity is stored encrypted to the
+    key service's unlock key (``unlock_public``), bound to the package id; the pseudonym secret under the
+    master key, bound to the package's row."""
+    cipher = keys.field_cipher()
+    package_id = manifest["package_id"]
+    manifest_bytes = fmt.write_package(staged, manifest, keys.signing, sealed)
+    payload = manifest["payload"]
+    conn.execute(
+        Package.__table__.insert().values(
+            id=package_id,
+            purpose=manifest["purpose"],
+            programme_id=programme_id,
+            recipient_id=recipient_id,
+            mode=manifest["mode"],
+            key_service_url=manifest["key_service"],
+            created_at=fmt.parse_rfc3339(manifest["created"]),
+            expires_at=fmt.parse_rfc3339(manifest["expires"]),
+            manifest=manifest_bytes,
+            payload_sha256=payload["sha256"],
+            payload_format=payload["format"],
+            fields=",".join(fields),
+            records=records,
+            canaries=canaries,
+            scrypt_log_n=payload["scrypt_log_n"],
+            passphrase_bits=passphrase_bits,
+            identity_age=None if identity is None else wrap_identity(unlock_public, package_id, identity),
+            pseudonym_key_enc=cipher.encrypt(pseudonym_secret, "packages.pseudonym_key", package_id),
+        )
+    )
 
 
 def _place(staged: Path, out: Path) -> None:

@@ -1,21 +1,34 @@
 """Engines and transactions for the embedded SQLite store and for PostgreSQL.
 
-SQLite runs in WAL mode with a 10 s busy timeout and every transaction begins IMMEDIATE, so `serve` and
-the CLI can share one file: a writer waits for the lock instead of failing half-way through.
+SQLite runs in WAL mode with a 10 s busy timeout. A :func:`transaction` (a writer) begins IMMEDIATE, so it
+waits for the write lock up front instead of failing half-way through; a plain connection (a reader)
+begins DEFERRED and, in WAL mode, never waits for a writer and never blocks one. Work that must land
+whatever else runs (a revocation, an unlock attempt and its log row) goes through :func:`write_patiently`,
+which keeps asking for the lock for a while and then refuses clearly instead of failing inside.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from civicseal.store.errors import StoreBusy
+
+T = TypeVar("T")
 
 DATABASE_URL_ENV = "CIVICSEAL_DATABASE_URL"
 SQLITE_FILE = "civicseal.db"
+BUSY_TIMEOUT: Final = 10.0  # seconds SQLite itself waits for the write lock, per attempt
+PATIENCE: Final = 60.0  # seconds write_patiently keeps trying before it refuses
+_WRITER: Final = "civicseal_writer"  # execution option: this connection's transactions write
 
 
 def database_url(home: Path) -> str:
@@ -23,22 +36,22 @@ def database_url(home: Path) -> str:
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home / SQLITE_FILE}"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     """Statement parameters are hidden from every database error: they may be personal data."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
-        _configure_sqlite(engine)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout}, hide_parameters=True)
+        _configure_sqlite(engine, busy_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: a city's indexes stay in memory while they grow
@@ -47,7 +60,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
 
 
 def is_sqlite(conn: Connection | Engine) -> bool:
@@ -61,6 +74,45 @@ def placeholder(conn: Connection) -> str:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """One atomic unit of work: everything in it is committed together or not at all."""
-    with engine.begin() as conn:
-        yield conn
+    """One atomic unit of work that writes: everything in it is committed together or not at all.
+
+    On SQLite, a write lock not obtained within the busy timeout is :class:`StoreBusy` (retry), never an
+    internal error.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        if not (is_sqlite(engine) and _is_lock_timeout(exc)):
+            raise
+        raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def write_patiently(
+    engine: Engine, work: Callable[[Connection], T], *, patience: float = PATIENCE, what: str = "this"
+) -> T:
+    """Run ``work`` in a :func:`transaction`, retrying while SQLite's write lock is held by a long job.
+
+    PostgreSQL locks rows, not the file, so there a writer simply waits for the rows it needs. On SQLite
+    a long job holding the file's write lock makes ``BEGIN IMMEDIATE`` give up after the busy timeout;
+    this tries again until ``patience`` runs out, then raises :class:`StoreBusy`, never an internal error.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with transaction(engine) as conn:
+                return work(conn)
+        except StoreBusy:
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"the store stayed busy for {patience:.0f} s (another job holds its write lock);"
+                    f" {what} was not recorded: try again when that job ends"
+                ) from None
+            time.sleep(0.05)

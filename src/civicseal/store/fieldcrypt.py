@@ -1,8 +1,9 @@
 """Field encryption at rest (AES-256-GCM) and keyed blind indexes (HMAC-SHA-256).
 
 Bank account numbers, My Number and income are stored only as ciphertext. A ciphertext is
-``key id (4 bytes) || nonce (12 bytes) || AES-GCM(ciphertext || tag)`` and is bound to its column by
-the associated data, so a value copied into another column does not decrypt. The key id lets a later
+``key id (4 bytes) || nonce (12 bytes) || AES-GCM(ciphertext || tag)`` and is bound by the associated data
+to its table, column and row key (``table.column NUL row key``), so a value copied into another column
+or another row — one resident's My Number into another's — does not decrypt. The key id lets a later
 master key rotate in while old rows still open. Nonces are a random 8-byte prefix per cipher instance plus
 a 32-bit counter (NIST SP 800-38D 8.2.1): unique without a system call per field, which import needs, and
 with 64 random bits per instance two instances in a city's lifetime do not share a prefix (birthday bound
@@ -28,7 +29,8 @@ from civicseal.store.errors import StoreError
 COUNTER_LIMIT = 2**32 - 1
 
 
-def _derive(master: bytes, label: bytes) -> bytes:
+def derive_key(master: bytes, label: bytes) -> bytes:
+    """A 32-byte key for one use, from the master key: one HKDF label per use, so no two uses share a key."""
     return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"civicseal/" + label).derive(master)
 
 
@@ -42,9 +44,9 @@ class FieldCipher:
     def __init__(self, master: bytes, *, older: tuple[bytes, ...] = ()) -> None:
         self._keys = (master, older)
         self._key_id = master_key_id(master)
-        self._aead = {master_key_id(m): AESGCM(_derive(m, b"field")) for m in (*older, master)}
-        self._blind = _derive(master, b"blind-index")
-        self._row = _derive(master, b"row-mac")
+        self._aead = {master_key_id(m): AESGCM(derive_key(m, b"field")) for m in (*older, master)}
+        self._blind = derive_key(master, b"blind-index")
+        self._row = derive_key(master, b"row-mac")
         self._fresh_prefix()
 
     def __reduce__(self) -> tuple:
@@ -66,25 +68,39 @@ class FieldCipher:
         prefix = self._key_id + self._prefix
         return [prefix + n.to_bytes(4, "big") for n in range(start, start + count)]
 
-    def encrypt(self, value: str, column: str) -> bytes:
-        return self.encrypt_many([value], column)[0]  # type: ignore[return-value]
+    def encrypt(self, value: str, column: str, row_key: object) -> bytes:
+        return self.encrypt_many([value], column, [row_key])[0]  # type: ignore[return-value]
 
-    def encrypt_many(self, values: Sequence[str | None], column: str) -> list[bytes | None]:
-        """A column at once (None stays None), the AEAD called from C through map: import encrypts millions."""
-        present = [v.encode() for v in values if v is not None]
+    def encrypt_many(self, values: Sequence[str | None], column: str, row_keys: Sequence[object]) -> list[bytes | None]:
+        """A column at once (None stays None), each value bound to ``column`` and its row's key.
+
+        The AEAD is called from C through map, the associated data built by map too: import encrypts
+        millions, so the row keys come as a column beside the values.
+        """
+        present = [(v.encode(), str(k).encode()) for v, k in zip(values, row_keys, strict=True) if v is not None]
         headers = self._nonces(len(present))
-        sealed = map(self._aead[self._key_id].encrypt, [h[4:] for h in headers], present, repeat(column.encode()))
+        aad = map(bytes.__add__, repeat(column.encode() + b"\0"), [k for _, k in present])
+        sealed = map(self._aead[self._key_id].encrypt, [h[4:] for h in headers], [v for v, _ in present], aad)
         blobs = iter(list(map(bytes.__add__, headers, sealed)))
         return [None if v is None else next(blobs) for v in values]
 
-    def decrypt(self, blob: bytes, column: str) -> str:
+    def decrypt(self, blob: bytes, column: str, row_key: object) -> str:
+        return self._open(blob, column, column.encode() + b"\0" + str(row_key).encode())
+
+    def decrypt_unbound(self, blob: bytes, column: str) -> str:
+        """A value sealed before ciphertexts were bound to their row (only package identities, to re-wrap)."""
+        return self._open(blob, column, column.encode())
+
+    def _open(self, blob: bytes, column: str, aad: bytes) -> str:
         aead = self._aead.get(bytes(blob[:4]))
         if aead is None:
             raise StoreError(f"{column}: encrypted under an unknown key")
         try:
-            return aead.decrypt(bytes(blob[4:16]), bytes(blob[16:]), column.encode()).decode()
+            return aead.decrypt(bytes(blob[4:16]), bytes(blob[16:]), aad).decode()
         except InvalidTag:
-            raise StoreError(f"{column}: ciphertext does not authenticate") from None
+            raise StoreError(
+                f"{column}: ciphertext does not authenticate (altered, or moved from another row)"
+            ) from None
 
     def blind_index(self, value: str, column: str) -> bytes:
         """Equality look-up without the plaintext: equal values give equal indexes, only with the key."""

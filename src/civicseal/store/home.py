@@ -5,51 +5,162 @@ Loss of the home is loss of the keys, so the key folder is 0700 and its files 06
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import Engine
 
-from civicseal.store.engine import database_url, make_engine
+from civicseal.store.engine import DATABASE_URL_ENV, database_url, make_engine
 from civicseal.store.errors import StoreError
 from civicseal.store.files import atomic_writer
 
 HOME_ENV = "CIVICSEAL_HOME"
 DEFAULT_HOME = Path("civicseal-home")
 CONFIG_FILE = "config.toml"
+ANCHORS_FILE = "anchors.jsonl"  # default place of the audit anchors; config.toml's anchors_file moves it
 ISSUER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+KEY_SERVICE_ROLE = "key-service"  # config.toml's ``role`` of a home made by ``keys split-service``
 
 
 def resolve_home(home: Path | None) -> Path:
     return (home or Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)).absolute()
 
 
+CONTACT_KEYS: Final = ("department", "address", "telephone", "hours", "web")
+MAX_DISPLAY_NAME: Final = 100
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, and non-ASCII stays readable."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Whom a resident calls about a letter: printed on every letter, so all of it must be filled in."""
+
+    department: str = ""
+    address: str = ""
+    telephone: str = ""
+    hours: str = ""
+    web: str = ""
+
+    def empty_keys(self) -> tuple[str, ...]:
+        return tuple(key for key in CONTACT_KEYS if not getattr(self, key).strip())
+
+
+# How a city fills it in: shown in the written config.toml, and used by the sample letters and tests.
+EXAMPLE_CONTACT: Final = Contact(
+    department="尼崎市 総務局 個人情報保護担当",
+    address="〒660-8501 兵庫県尼崎市東七松町1丁目23番1号",
+    telephone="06-6489-6000",
+    hours="平日 午前9時から午後5時30分まで",
+    web="https://www.city.amagasaki.hyogo.jp/",
+)
+
+
+@dataclass(frozen=True)
+class CanaryAddress:
+    postcode: str
+    address: str
+
+
 @dataclass(frozen=True)
 class Config:
     issuer: str
-    returns_address: str
-    returns_postcode: str
-    display_name: str = ""  # what people read (尼崎市); the issuer name is a slug
+    issuer_name: str = ""  # homes made before display names have none: the slug stands in
+    contact: Contact = field(default_factory=Contact)
+    canary_addresses: tuple[CanaryAddress, ...] = ()
+
+    @property
+    def issuer_display(self) -> str:
+        """What people read: the display name (尼崎市), else the slug."""
+        return self.issuer_name or self.issuer
 
     def to_toml(self) -> str:
-        shown = f'display_name = "{self.display_name}"\n' if self.display_name else ""
-        return shown + (
-            f'issuer = "{self.issuer}"\n'
-            "# Canary records are addressed here: a letter that arrives means a package was misused.\n"
-            f'returns_address = "{self.returns_address}"\n'
-            f'returns_postcode = "{self.returns_postcode}"\n'
+        contact = "".join(f"{key} = {_toml_string(getattr(self.contact, key))}\n" for key in CONTACT_KEYS)
+        example = "".join(f"#   {key} = {_toml_string(getattr(EXAMPLE_CONTACT, key))}\n" for key in CONTACT_KEYS)
+        addresses = "".join(
+            f"  {{ postcode = {_toml_string(a.postcode)}, address = {_toml_string(a.address)} }},\n"
+            for a in self.canary_addresses
+        )
+        return (
+            "# The machine name (ASCII slug) goes into packages; people read the display name.\n"
+            f"issuer = {_toml_string(self.issuer)}\n"
+            f"issuer_name = {_toml_string(self.issuer_name)}\n"
+            "# Canary households live at these addresses, one per household. Replace them with addresses the city\n"
+            "# controls (mail to them reaches the city), written as residents' addresses are: a letter that arrives\n"
+            "# there, or a call quoting one, means a package was misused.\n"
+            f"canary_addresses = [\n{addresses}]\n"
+            "# Signed audit anchors; put them where this machine's administrator cannot rewrite them:\n"
+            f'# anchors_file = "/mnt/worm/civicseal-anchors.jsonl"  (default: {ANCHORS_FILE} in the home)\n'
+            "\n"
+            "# Printed on every letter to residents: whom to call. `incident notify` refuses while any is empty.\n"
+            "# For example:\n"
+            f"{example}"
+            "[contact]\n"
+            f"{contact}"
         )
 
 
-def default_config(issuer: str) -> Config:
+def check_issuer_name(display_name: str) -> str:
+    """A display name in any script, one line, at most MAX_DISPLAY_NAME characters; returned trimmed."""
+    name = display_name.strip()
+    if not name or len(name) > MAX_DISPLAY_NAME or any(unicodedata.category(c).startswith("C") for c in name):
+        raise StoreError(f"issuer display name: 1-{MAX_DISPLAY_NAME} characters on one line, any script")
+    return name
+
+
+def default_config(
+    issuer: str, issuer_name: str | None = None, canary_addresses: tuple[CanaryAddress, ...] = ()
+) -> Config:
     if not ISSUER_NAME.fullmatch(issuer):
-        raise StoreError("issuer name: letters, digits, '-' and '_' only, at most 64 characters")
+        raise StoreError(
+            "issuer: letters, digits, '-' and '_' only, at most 64 characters; give a machine name as --issuer"
+            " (e.g. amagasaki) and the name people read, in any script, as --issuer-name (e.g. 尼崎市)"
+        )
     return Config(
-        issuer=issuer, returns_address="兵庫県尼崎市東七松町1丁目23-1 個人情報保護担当", returns_postcode="660-8501"
+        issuer=issuer,
+        issuer_name=check_issuer_name(issuer_name) if issuer_name is not None else issuer,
+        canary_addresses=canary_addresses,
+    )
+
+
+def _load_config(path: Path) -> Config:
+    """config.toml as written by :meth:`Config.to_toml`, or by an older version (no display name, no contact)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise StoreError(f"{path}: not UTF-8; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StoreError(f"{path}: not valid TOML ({exc})") from None
+    contact = data.get("contact", {})
+    if not isinstance(contact, dict):
+        raise StoreError(f"{path}: contact: expected a [contact] table")
+    for where, table, keys in (("", data, ("issuer", "issuer_name")), ("contact.", contact, CONTACT_KEYS)):
+        for key in keys:
+            if not isinstance(table.get(key, ""), str):
+                raise StoreError(f"{path}: {where}{key}: expected a string in quotes")
+    if "issuer" not in data:
+        raise StoreError(f"{path}: issuer: missing")
+    try:
+        addresses = tuple(
+            CanaryAddress(str(a["postcode"]), str(a["address"])) for a in data.get("canary_addresses", ())
+        )
+    except (KeyError, TypeError):
+        raise StoreError(f"{path}: canary_addresses: each needs a postcode and an address") from None
+    return Config(
+        issuer=data["issuer"],
+        issuer_name=data.get("issuer_name", "").strip(),
+        contact=Contact(**{key: contact.get(key, "").strip() for key in CONTACT_KEYS}),
+        canary_addresses=addresses,
     )
 
 
@@ -75,19 +186,43 @@ class Home:
             raise StoreError(f"{self.path}: not a civicseal home (run `civicseal init` first)")
 
     @cached_property
+    def settings(self) -> dict[str, object]:
+        """config.toml as read, for settings that not every home has."""
+        self.require()
+        try:
+            return tomllib.loads(self.config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return dict(vars(self.config))  # refused with the reason by _load_config
+
+    @cached_property
     def config(self) -> Config:
         self.require()
-        data = tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        return Config(
-            **{k: data[k] for k in ("issuer", "returns_address", "returns_postcode")},
-            display_name=data.get("display_name", ""),
-        )
+        return _load_config(self.config_path)
+
+    @property
+    def anchors_path(self) -> Path:
+        """Where ``audit anchor`` appends: config.toml's ``anchors_file`` (relative to the home), else the default."""
+        path = Path(str(self.settings.get("anchors_file") or ANCHORS_FILE))
+        return path if path.is_absolute() else self.path / path
 
     def write_config(self, config: Config) -> None:
         with atomic_writer(self.config_path, text=True) as f:
             f.write(config.to_toml())
 
+    @property
+    def is_key_service(self) -> bool:
+        """A key-service home: the unlock key and the store's location, none of the city's other keys."""
+        return self.settings.get("role") == KEY_SERVICE_ROLE
+
+    @property
+    def database_url(self) -> str:
+        """``CIVICSEAL_DATABASE_URL``, else the store a key-service home names, else the SQLite file here."""
+        named = self.settings.get("database_url")
+        if named and not os.environ.get(DATABASE_URL_ENV):
+            return str(named)
+        return database_url(self.path)
+
     @cached_property
     def engine(self) -> Engine:
         self.require()
-        return make_engine(database_url(self.path))
+        return make_engine(self.database_url)

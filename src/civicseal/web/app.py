@@ -40,17 +40,27 @@ SECURITY_HEADERS: Final = {
 
 
 def serves_pages(home: Home) -> bool:
-    """Does this home serve the contact centre? Only one that holds the city's master key can read a household."""
-    return (home.keys / MASTER).exists()
+    """Does this home serve the contact centre? Not a key-service home; only one holding the city's master key
+    can read a household."""
+    return not home.is_key_service and (home.keys / MASTER).exists()
 
 
 def city_name(home: Home) -> str:
-    """The name on every page: the configured display name, else the issuer's name."""
-    return home.config.display_name or home.config.issuer
+    """The name on every page: the city's display name (尼崎市), else its issuer slug."""
+    return home.config.issuer_display
 
 
-def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
-    """One worker's app: key-service routes always, the contact centre's pages and API where the home allows."""
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def create_app(
+    home: Home, *, clock: Callable[[], datetime] = utcnow, access_log: Callable[[str], None] | None = None
+) -> FastAPI:
+    """One worker's app: key-service routes always, the contact centre's pages and API where the home allows.
+
+    ``access_log`` receives one line per request (time, method, route, status, duration; never a token).
+    """
     keys_app = key_service.create_app(home, clock=clock)
     app = FastAPI(
         title="civicseal contact centre API",
@@ -64,6 +74,7 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
         app.router.routes.append(route)
     if not serves_pages(home):
         app.openapi_url = None
+        _log_requests(app, access_log, clock)
         return app
     engine = home.engine
     cipher = load_city_keys(home.keys).field_cipher()
@@ -88,28 +99,37 @@ def create_app(home: Home, *, clock: Callable[[], datetime] = utcnow) -> FastAPI
             response.headers.setdefault(name, value)
         return response
 
+    _log_requests(app, access_log, clock)
     return app
+
+
+def _log_requests(app: FastAPI, access_log: Callable[[str], None] | None, clock: Callable[[], datetime]) -> None:
+    """The access log knows the app's own routes; any other path is logged as ``-``."""
+    if access_log is not None:
+        routes = frozenset(str(getattr(r, "path", "")) for r in app.router.routes) - {""}
+        app.add_middleware(key_service.AccessLog, write=access_log, clock=clock, routes=routes)
 
 
 def app_from_env() -> FastAPI:
     """The factory each of several uvicorn worker processes calls: the home comes from CIVICSEAL_HOME."""
     home = Home(Path(os.environ[HOME_ENV]))
     home.require()
-    return create_app(home)
+    return create_app(home, access_log=_print_line)
 
 
 def serve(home: Home, host: str, port: int, workers: int = 1) -> None:
     """Run the server with uvicorn until interrupted (the key service's only runner too, via :func:`serves_pages`).
 
-    Several workers need PostgreSQL: the embedded SQLite store serves one. Plain HTTP: put TLS in front (a
-    reverse proxy); its X-Forwarded-For and -Proto are honoured from the addresses in uvicorn's
-    ``FORWARDED_ALLOW_IPS`` (127.0.0.1 by default), so cookies are Secure behind it. The access log is off.
+        Several workers need PostgreSQL: the embedded SQLite store serves one. Plain HTTP: put TLS in front (a
+        reverse proxy); its X-Forwarded-For and -Proto are honoured from the addresses in uvicorn's
+        ``FORWARDED_ALLOW_IPS`` (127.0.0.1 by default), so cookies are Secure behind it. Each request is one line
+    of the access log on standard output; uvicorn's own is off.
     """
     if workers > 1 and is_sqlite(home.engine):
         raise StoreError("--workers above 1 needs PostgreSQL (CIVICSEAL_DATABASE_URL); the SQLite store serves one")
     options = {"host": host, "port": port, "proxy_headers": True, **key_service.UVICORN_OPTIONS}
     if workers == 1:
-        uvicorn.run(create_app(home), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(home, access_log=_print_line), **options)  # type: ignore[arg-type]
         return
     os.environ[HOME_ENV] = str(home.path)
     uvicorn.run("civicseal.web.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -27,8 +27,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from civicseal.seal.errors import SealError
-from civicseal.seal.format import key_id
+from civicseal.cseal import key_id
+from civicseal.cseal.errors import SealError
 
 TRUST_FILE: Final = "trust.toml"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -106,7 +106,7 @@ def load_issuers(home: Path) -> list[TrustedIssuer]:
 
 
 def load_trusted(home: Path) -> dict[str, Ed25519PublicKey]:
-    """Trusted issuer keys by key id — the mapping :func:`civicseal.seal.format.verify` takes."""
+    """Trusted issuer keys by key id — the mapping :func:`civicseal.cseal.verify` takes."""
     return {issuer.key_id: issuer.public_key for issuer in load_issuers(home)}
 
 
@@ -154,18 +154,21 @@ def add_trusted(home: Path, name: str, public_line: str) -> str:
         if issuer.name == name and issuer.key_id == kid:
             return kid
         if issuer.name == name:
-            raise SealError(f"issuer {name} is already trusted with key {issuer.key_id}; remove it first")
+            raise SealError(
+                f"issuer {name} is already trusted with key {issuer.key_id}; `civicseal trust remove {name}` first"
+            )
         if issuer.key_id == kid:
             raise SealError(f"key {kid} is already trusted as issuer {issuer.name}")
     _write(home, [*issuers, TrustedIssuer(name, kid, public_key)])
     return kid
 
 
-def remove_trusted(home: Path, name: str) -> None:
-    """Stop trusting the issuer ``name``; refuse a name that is not trusted."""
+def remove_trusted(home: Path, name: str) -> TrustedIssuer:
+    """Stop trusting the issuer ``name`` and return what was removed; refuse a name that is not trusted."""
     _check_name(name)
     issuers = load_issuers(home)
-    kept = [i for i in issuers if i.name != name]
-    if len(kept) == len(issuers):
-        raise SealError(f"issuer {name} is not trusted")
-    _write(home, kept)
+    removed = [i for i in issuers if i.name == name]
+    if not removed:
+        raise SealError(f"issuer {name} is not trusted; `civicseal trust list` shows the names that are")
+    _write(home, [i for i in issuers if i.name != name])
+    return removed[0]

@@ -8,12 +8,13 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
-from civicseal.seal.errors import SealError
-from civicseal.seal.fields import FIELDS, Category
-from civicseal.seal.format import Mode
+from civicseal.cseal import Mode
+from civicseal.cseal.errors import SealError
+from civicseal.ledger.fields import FIELDS, Category
 
 PURPOSES_FILE = Path(__file__).with_name("purposes.toml")
 SELECTIONS = ("entitled-households", "confirmed-with-account")
+PAYLOADS = ("table", "zengin")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Purpose:
     canaries: bool
     mode: Mode
     max_validity: timedelta
+    payload: str  # "table", or "zengin": a bank transfer file, made by payments
 
     @property
     def categories(self) -> tuple[Category, ...]:
@@ -49,7 +51,8 @@ def purposes() -> dict[str, Purpose]:
     loaded = {}
     for name, spec in data.items():
         unknown = [f for f in spec["fields"] if f not in FIELDS]
-        if unknown or spec["selects"] not in SELECTIONS or spec["fields"][0] != "pseudonym":
+        payload_wrong = spec["format"] not in PAYLOADS or (spec["format"] == "zengin" and spec["canaries"])
+        if unknown or spec["selects"] not in SELECTIONS or spec["fields"][0] != "pseudonym" or payload_wrong:
             raise SealError(f"purposes.toml: purpose {name} is not well formed")
         loaded[name] = Purpose(
             name=name,
@@ -60,6 +63,7 @@ def purposes() -> dict[str, Purpose]:
             canaries=bool(spec["canaries"]),
             mode=Mode(spec["mode"]),
             max_validity=timedelta(days=int(spec["max_days"])),
+            payload=spec["format"],
         )
     return loaded
 

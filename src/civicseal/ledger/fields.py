@@ -1,7 +1,8 @@
 """Every field a package can carry, defined once: where it comes from and what kind of data it is.
 
 Purposes (purposes.toml) choose among these; the incident report reads the categories to say what a lost
-package exposed. SQL aliases: ``e`` entitlements, ``r`` the household's recorded head, ``a`` bank accounts.
+package exposed. SQL aliases: ``e`` entitlements, ``r`` the household's recorded head, ``a`` the account an
+entitlement is paid into (`programme.confirmation.PAYABLE_ACCOUNTS_SQL`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class Field:
     name: str
     sql: str | None  # None: computed at sealing (the pseudonym)
     category: Category
-    encrypted_column: str | None = None  # decrypted with the field cipher under this column name
+    # An encrypted field: SQL naming the column its ciphertext is bound to and its row's key (both vary by
+    # row: an account given at confirmation, else the register's).
+    encrypted_under_sql: str | None = None
+    encrypted_row_key_sql: str | None = None
 
 
 FIELDS: dict[str, Field] = {
@@ -48,7 +52,7 @@ FIELDS: dict[str, Field] = {
         Field("bank_code", "a.bank_code", Category.FINANCIAL),
         Field("branch_code", "a.branch_code", Category.FINANCIAL),
         Field("account_type", "a.account_type", Category.FINANCIAL),
-        Field("account_number", "a.account_number_enc", Category.FINANCIAL, "bank_accounts.account_number"),
+        Field("account_number", "a.account_number_enc", Category.FINANCIAL, "a.encrypted_under", "a.encrypted_row_key"),
         Field("holder_kana", "a.holder_kana", Category.FINANCIAL),
     )
 }

@@ -1,6 +1,6 @@
 """age payloads: encryption helpers and the identities that decrypt them (via pyrage).
 
-An :class:`Identity` is the one thing :func:`civicseal.seal.format.open_package` needs from a caller:
+An :class:`Identity` is the one thing :func:`civicseal.cseal.open_package` needs from a caller:
 something that turns the ``payload.age`` stream into plaintext. Keeping it this small (as age's own
 Identity is) lets tethered mode fetch its per-package identity from the key service, recipient mode use
 the contractor's key and passphrase mode use a passphrase, without the format layer knowing which.
@@ -20,8 +20,9 @@ import pyrage
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
-from civicseal.seal.errors import PackageRefused, SealError
-from civicseal.seal.format import MAX_AGE_HEADER, MAX_LOG_N, parse_age_header
+from civicseal.cseal.age_header import parse_age_header
+from civicseal.cseal.errors import PackageRefused, SealError
+from civicseal.cseal.manifest import MAX_AGE_HEADER, MAX_LOG_N
 
 MAX_PASSPHRASE_PLAINTEXT: Final = 1024 * 1024 * 1024
 # Ciphertext overhead: 16 bytes per 64 KiB chunk, a 16-byte nonce and the header.
@@ -107,14 +108,28 @@ def generate_identity() -> tuple[str, str]:
     return str(identity), str(identity.to_public())
 
 
-def encrypt_to_recipient(src: Path, dst: Path, recipient: str) -> None:
-    """Encrypt the file ``src`` to one age X25519 recipient, streaming, into ``dst`` (binary age)."""
+def _recipient(recipient: str) -> x25519.Recipient:
     try:
-        parsed = x25519.Recipient.from_str(recipient.strip())
+        return x25519.Recipient.from_str(recipient.strip())
     except pyrage.RecipientError:
         raise SealError("not an age X25519 recipient (age1…)") from None
+
+
+def encrypt_to_recipient(src: Path, dst: Path, recipient: str) -> None:
+    """Encrypt the file ``src`` to one age X25519 recipient, streaming, into ``dst`` (binary age)."""
+    parsed = _recipient(recipient)
     try:
         pyrage.encrypt_file(str(src), str(dst), [parsed])
+    except pyrage.EncryptError as exc:
+        raise SealError(f"age encryption failed: {type(exc).__name__}") from None
+
+
+def encrypt_bytes_to_recipient(plaintext: bytes, dst: Path, recipient: str) -> None:
+    """Encrypt a payload held in memory into ``dst``: for a payload that must never be on disk in the clear
+    (a bank transfer file), not even in the sealing work folder."""
+    parsed = _recipient(recipient)
+    try:
+        Path(dst).write_bytes(pyrage.encrypt(plaintext, [parsed]))
     except pyrage.EncryptError as exc:
         raise SealError(f"age encryption failed: {type(exc).__name__}") from None
 

@@ -1,0 +1,781 @@
+"""Scanning files, folders and archives for resident data, by fingerprint and by pattern.
+
+Tables (CSV/TSV, Parquet, XLSX, JSON records) are scanned a block at a time, set-based: each column of
+a block is dictionary-encoded, only its distinct values are folded and fingerprinted (and a value seen
+in an earlier block is remembered, not hashed again), and corroboration is array arithmetic over the
+block. A resident counts as matched when two elements of theirs (name or kana, birth date, address,
+My Number, bank account) stand in one row. Free text (plain text, PDF, DOCX) is cut into candidate
+values at delimiters, spaces and line ends, and two elements count when they stand within
+:data:`WINDOW` characters.
+
+A report names files, lines, columns and cells, never a value.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import IO, Any
+from xml.etree import ElementTree
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from civicseal.dlp.errors import DlpError
+from civicseal.dlp.index import SLOT_ELEMENT, Element, FingerprintIndex, account_text
+from civicseal.dlp.normalize import (
+    CELL_PATTERNS,
+    TEXT_PATTERNS,
+    Fingerprinter,
+    canonical,
+    valid_my_numbers,
+)
+from civicseal.dlp.report import MAX_POSITIONS, FileReport, ScanReport
+
+BLOCK_BYTES = 8 << 20
+WINDOW = 120  # characters: a name and a birth date on one line or on the next
+TEXT_CHUNK_LINES = 20_000
+MEMO_LIMIT = 2_000_000
+MAX_DEPTH = 4  # archives inside archives
+MAX_WORDS = 4  # a candidate value in free text spans at most this many space-separated words
+AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
+TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
+# The only ASCII cells that can hold an indexed value: a date, a My Number, an account (bank|branch|number,
+# as the scanner joins three columns) or a name in Latin script (letters, no digits). Codes, counts,
+# postcodes and phone numbers are never looked up (they are counted by pattern).
+_ASCII_VALUE = (
+    r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[MTSHRmtshr][0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
+    r"|[0-9]{4}[- ]?[0-9]{4}[- ]?[0-9]{4}|[0-9]{4}\|[0-9]{3}\|[0-9]{7}|[^0-9]*[A-Za-z][^0-9]*)$"
+)
+_DELIMITERS = str.maketrans(dict.fromkeys(",\t、。:：;；|「」『』()（）[]【】<>＜＞\"'=＝", "\x01"))
+
+
+# ---------------------------------------------------------------------------------------- matching
+
+
+class Matcher:
+    """Turns values into fingerprint numbers of the index (-1: not a register value), remembering values.
+
+    The memory maps values as read (before folding) to their numbers, up to ``memo_limit`` values, and
+    is emptied when full: a file of a repeated register folds and hashes each distinct value once, and
+    memory stays bounded however large the drive. It lives as long as one scan, in memory only.
+    """
+
+    def __init__(self, index: FingerprintIndex, memo_limit: int = MEMO_LIMIT) -> None:
+        self.index = index
+        self._fingerprint = Fingerprinter(index.key)
+        self._memo: dict[str, int] = {}
+        self._limit = memo_limit
+
+    def strings(self, values: Sequence[str]) -> np.ndarray:
+        if not values:
+            return np.zeros(0, dtype=np.int32)
+        found = np.fromiter(map(self._memo.get, values, repeat(-2)), dtype=np.int32, count=len(values))
+        missing = np.flatnonzero(found == -2)
+        if missing.size:
+            raw = list(dict.fromkeys(values[i] for i in missing.tolist()))
+            numbers = self.index.find(self._fingerprint(canonical(raw)))
+            if len(self._memo) + len(raw) > self._limit:
+                self._memo.clear()
+            learned = dict(zip(raw, numbers.tolist(), strict=True))
+            self._memo.update(learned)
+            found[missing] = [learned[values[i]] for i in missing.tolist()]
+        return found
+
+    def dictionary(self, values: pa.Array, keep: np.ndarray) -> np.ndarray:
+        """Numbers for the distinct values of a column (``keep``: the ones that could be a register value)."""
+        out = np.full(len(values), -1, dtype=np.int32)
+        keep = np.flatnonzero(keep)
+        if not keep.size:
+            return out
+        out[keep] = self.strings(values.take(pa.array(keep)).to_pylist())
+        return out
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def _as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array | None:
+    """A column as strings (empty for null); None for a column of nested values, which holds no cell text."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_nested(array.type):
+        return None
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        try:
+            array = pc.cast(array, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    return pc.fill_null(array, "")
+
+
+@dataclass
+class _Column:
+    numbers: np.ndarray  # per row: fingerprint number or -1
+    dictionary: pa.Array  # the distinct values, and per distinct value:
+    occurrences: np.ndarray  # how many rows hold it
+    lengths: np.ndarray  # its length in characters
+    decimal: np.ndarray  # whether it is ASCII digits only
+
+
+def _encode(array: pa.Array, matcher: Matcher) -> _Column:
+    """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
+    encoded = pc.dictionary_encode(array)
+    dictionary = encoded.dictionary
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
+    decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
+    ascii_ = pc.string_is_ascii(dictionary).to_numpy(zero_copy_only=False)
+    lookup = (lengths > 0) & ~ascii_
+    if ascii_.any():
+        where = np.flatnonzero(ascii_ & (lengths > 0))
+        shaped = pc.match_substring_regex(dictionary.take(pa.array(where)), _ASCII_VALUE)
+        lookup[where] = shaped.to_numpy(zero_copy_only=False)
+    numbers = matcher.dictionary(dictionary, lookup)
+    occurrences = np.bincount(indices, minlength=len(dictionary))
+    return _Column(numbers[indices], dictionary, occurrences, lengths, decimal)
+
+
+PATTERN_MAX_CHARS = 20  # no pattern value is longer: longer cells are not tried
+
+
+def _count_patterns(column: _Column, report: FileReport) -> None:
+    short = np.flatnonzero((column.lengths > 0) & (column.lengths <= PATTERN_MAX_CHARS))
+    if not short.size:
+        return
+    values = column.dictionary.take(pa.array(short))
+    digits = pc.match_substring_regex(values, "[0-9]").to_numpy(zero_copy_only=False)
+    short, values = short[digits], values.filter(pa.array(digits))
+    for name, pattern in CELL_PATTERNS.items():
+        mask = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
+        if name == "my_number" and mask.any():
+            where = np.flatnonzero(mask)
+            mask[where] = valid_my_numbers(values.take(pa.array(where)).to_pylist())
+        report.patterns[name] += int(column.occurrences[short[mask]].sum())
+
+
+def _account_columns(
+    arrays: list[pa.Array | None], encoded: list[_Column | None], matcher: Matcher
+) -> list[np.ndarray]:
+    """Bank, branch and number stand in three columns: each ordered triple of columns holding at least
+    half short digit strings (a header row or a few typos aside) is tried as one account value."""
+    digits = []
+    for i, column in enumerate(encoded):
+        if column is None:
+            continue
+        short = column.decimal & (column.lengths >= 1) & (column.lengths <= 7)
+        filled = column.occurrences[column.lengths > 0].sum()
+        if filled and column.occurrences[short].sum() * 2 >= filled:
+            digits.append((i, int(column.lengths[short].max())))
+    found = []
+    for a, (ia, la) in enumerate(digits):
+        for b, (ib, lb) in enumerate(digits[a + 1 :], a + 1):
+            for ic, _ in digits[b + 1 :]:
+                if la > 4 or lb > 3:
+                    continue
+                joined = pc.binary_join_element_wise(
+                    pc.utf8_lpad(arrays[ia], 4, "0"),
+                    pc.utf8_lpad(arrays[ib], 3, "0"),
+                    pc.utf8_lpad(arrays[ic], 7, "0"),
+                    "|",
+                )
+                found.append(_encode(joined, matcher).numbers)
+    return found
+
+
+def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residents with two elements in one row, and the cells that are theirs.
+
+    For a pair of matched cells of a row in different elements, the index's pair table says whose two
+    values they are; every cell of the row holding a value of that resident is then explained. Later
+    pairs are looked up only in rows where one of their cells is not explained yet, and not when that
+    one is a date beside an explained cell (a moving-in date is some other resident's birthday), so a
+    row of one resident costs about one look-up however many columns it has, and a row of two
+    residents, even of one household sharing an address cell, still finds both.
+    """
+    explained_all = np.zeros(hits.shape, dtype=bool)
+    found = [np.zeros(0, np.int64)]
+    present = np.flatnonzero((hits >= 0).any(axis=0))
+    any_hit = np.flatnonzero((hits[:, present] >= 0).sum(axis=1) >= 2)  # rows with two matched cells
+    if not any_hit.size:
+        return found[0], explained_all
+    hits_in = hits[np.ix_(any_hit, present)]
+    valid = hits_in >= 0
+    kinds = np.where(valid, index.element[np.maximum(hits_in, 0)], 255)
+    explained = np.zeros(hits_in.shape, dtype=bool)
+    for a in range(len(present)):
+        for b in range(a + 1, len(present)):
+            ea, eb = explained[:, a], explained[:, b]
+            date_beside = (ea & (kinds[:, b] == Element.BIRTH_DATE)) | (eb & (kinds[:, a] == Element.BIRTH_DATE))
+            rows = np.flatnonzero(valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(ea & eb) & ~date_beside)
+            if not rows.size:
+                continue
+            which, residents = index.residents_of_pairs(index.pair_key(hits_in[rows, a], hits_in[rows, b]))
+            if not which.size:
+                continue
+            rows = rows[which]
+            row_hits = hits_in[rows]
+            own = index.own[residents]
+            for slot in range(own.shape[1]):
+                r, c = np.nonzero((row_hits == own[:, slot, None]) & (own[:, slot, None] >= 0))
+                explained[rows[r], c] = True
+            found.append(residents)
+    explained_all[np.ix_(any_hit, present)] = explained
+    return np.concatenate(found), explained_all
+
+
+Position = Callable[[int, int], dict[str, Any]]
+
+
+def _scan_table(
+    columns: Sequence[pa.ChunkedArray | pa.Array], matcher: Matcher, report: FileReport, position: Position
+) -> None:
+    """One block of rows; ``position(row, column)`` names a cell for the report."""
+    arrays = [_as_strings(c) for c in columns]
+    encoded = [_encode(a, matcher) if a is not None else None for a in arrays]
+    for column in encoded:
+        if column is not None:
+            _count_patterns(column, report)
+    numbers = [c.numbers for c in encoded if c is not None]
+    places = [i for i, c in enumerate(encoded) if c is not None]
+    accounts = _account_columns(arrays, encoded, matcher)
+    if accounts:  # one account per row, however many triples of columns spell it
+        numbers.append(np.max(accounts, axis=0))
+        places.append(-1)
+    if not numbers:
+        return
+    hits = np.column_stack(numbers)
+    if not (hits >= 0).any():
+        return
+    index = matcher.index
+    residents, corroborating = _corroborate(index, hits)
+    report.matched[residents] = True
+    _tally(index, hits, corroborating, report, lambda r, c: position(r, places[c]))
+
+
+def _tally(
+    index: FingerprintIndex, hits: np.ndarray, corroborating: np.ndarray, report: FileReport, position: Position
+) -> None:
+    """Count matched cells by element, corroborated apart from single ones, and keep the first positions.
+
+    A date alone is not a single finding: nearly every date of the last century is some resident's
+    birthday, so a column of moving-in dates would otherwise read as thousands of findings.
+    """
+    for flag, counts in ((True, report.elements), (False, report.uncorroborated)):
+        mask = (hits >= 0) & (corroborating if flag else ~corroborating)
+        if not flag:
+            mask &= index.element[np.maximum(hits, 0)] != Element.BIRTH_DATE
+        elements = np.bincount(index.element[hits[mask]], minlength=len(Element))
+        for e in Element:
+            counts[e.label] += int(elements[e])
+        for r, c in zip(*np.nonzero(mask), strict=True):
+            if len(report.positions if flag else report.single_positions) >= MAX_POSITIONS:
+                break
+            place = position(int(r), int(c)) | {"element": Element(int(index.element[hits[r, c]])).label}
+            report.add_position(place, corroborated=flag)
+
+
+# -------------------------------------------------------------------------------------------- text
+
+
+def _candidates(lines: Sequence[str], starts: Sequence[int]) -> tuple[list[str], list[int]]:
+    """Candidate values of free text and their character offsets: runs of up to MAX_WORDS words within a
+    field, the same across a line break (a value wrapped onto the next line), and dates, numbers and
+    accounts found by pattern wherever they stand."""
+    values: list[str] = []
+    offsets: list[int] = []
+    previous: tuple[list[str], int] | None = None
+    for line, start in zip(lines, starts, strict=True):
+        fields = line.translate(_DELIMITERS).split("\x01")
+        at = start
+        first_words: list[str] = []
+        words: list[str] = []
+        for number, part in enumerate(fields):
+            words = part.split()
+            for i in range(len(words)):
+                for j in range(i + 1, min(i + MAX_WORDS, len(words)) + 1):
+                    values.append(" ".join(words[i:j]))
+                    offsets.append(at)
+            if number == 0:
+                first_words = words
+            at += len(part) + 1
+        if previous is not None and first_words:
+            tail, tail_at = previous
+            for k in range(1, min(3, len(tail)) + 1):
+                for m in range(1, min(3, len(first_words)) + 1):
+                    values.append(" ".join(tail[-k:] + first_words[:m]))
+                    offsets.append(tail_at)
+        previous = (words, start) if words else None
+        for m in TEXT_PATTERNS["era_date"].finditer(line):
+            values.append(m[0])
+            offsets.append(start + m.start())
+        for m in _TEXT_VALUES.finditer(line):
+            values.append(account_text(m[1], m[2], m[3]) if m[3] else m[0])
+            offsets.append(start + m.start())
+    return values, offsets
+
+
+_TEXT_VALUES = re.compile(
+    r"(?<![\d-])(\d{4})[-\s](\d{3})[-\s](\d{1,7})(?![\d-])"  # bank-branch-number
+    r"|(?<!\d)\d{4}[-/年]\d{1,2}[-/月]\d{1,2}日?(?!\d)"  # western dates
+    r"|(?<![\d-])\d{4}[- ]?\d{4}[- ]?\d{4}(?![\d-])"  # twelve digits
+)
+
+
+def _scan_text(lines: Sequence[str], matcher: Matcher, report: FileReport, place: Callable[[int], dict]) -> None:
+    """Free text in chunks of lines; ``place(line number)`` names a line for the report (0-based in)."""
+    for first in range(0, max(len(lines), 1), TEXT_CHUNK_LINES):
+        chunk = lines[first : first + TEXT_CHUNK_LINES]
+        starts = np.r_[0, np.cumsum([len(line) + 1 for line in chunk])[:-1]].astype(np.int64).tolist()
+        for name, pattern in TEXT_PATTERNS.items():
+            for line in chunk:
+                found = [m[0] for m in pattern.finditer(line)]
+                if name == "my_number" and found:
+                    report.patterns[name] += int(valid_my_numbers(found).sum())
+                else:
+                    report.patterns[name] += len(found)
+        values, offsets = _candidates(chunk, starts)
+        numbers = matcher.strings(values)
+        hit_at = np.flatnonzero(numbers >= 0)
+        if not hit_at.size:
+            continue
+        where = np.asarray(offsets, dtype=np.int64)[hit_at]
+        numbers = numbers[hit_at]
+        # One hit per value and place: a value found as a word run and again as a pattern counts once.
+        _, unique = np.unique(where * (len(matcher.index.fingerprints) + 1) + numbers, return_index=True)
+        where, numbers = where[unique], numbers[unique]
+        _window(
+            matcher.index,
+            where,
+            numbers,
+            report,
+            lambda hit, w=where, s=starts, f=first: _text_place(hit, w, s, f, place),
+        )
+
+
+def _text_place(hit: int, where: np.ndarray, starts: list[int], first: int, place: Callable[[int], dict]) -> dict:
+    line = int(np.searchsorted(starts, where[hit], side="right")) - 1
+    return place(first + line) | {"column": int(where[hit] - starts[line]) + 1}
+
+
+def _window(
+    index: FingerprintIndex, where: np.ndarray, numbers: np.ndarray, report: FileReport, position: Callable
+) -> None:
+    """Two elements of one resident within WINDOW characters corroborate each other."""
+    hit, posting = index.postings(numbers)
+    resident = index.residents[posting].astype(np.int64)
+    element = SLOT_ELEMENT[index.slots[posting]]
+    at = where[hit]
+    order = np.lexsort((at, resident))
+    resident, element, at, hit = resident[order], element[order], at[order], hit[order]
+    pair = (resident[1:] == resident[:-1]) & (element[1:] != element[:-1]) & (at[1:] - at[:-1] <= WINDOW)
+    good = np.zeros(len(resident), dtype=bool)
+    good[1:] |= pair
+    good[:-1] |= pair
+    report.matched[resident[good]] = True
+    corroborating = np.zeros(len(numbers), dtype=bool)
+    corroborating[hit[good]] = True
+    _tally(index, numbers[:, None], corroborating[:, None], report, lambda r, _c: position(r))
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+@dataclass
+class _Source:
+    name: str
+    open: Callable[[], IO[bytes]]
+    depth: int = 0
+
+
+def _sniff_encoding(head: bytes) -> str:
+    """UTF-8 when the sample decodes as UTF-8, UTF-16 by BOM or by its zero bytes, else CP932 (as the import)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if len(sample) >= 4 and sample[1::2].count(0) > len(sample) // 4:
+        return "utf-16-le"
+    if len(sample) >= 4 and sample[0::2].count(0) > len(sample) // 4:
+        return "utf-16-be"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp932"
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    encoding = _sniff_encoding(data[: 1 << 16])
+    try:
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError:
+        fallback = "cp932" if encoding == "utf-8" else encoding
+        return data.decode(fallback, errors="replace"), fallback
+
+
+def _line_place(line: int) -> dict[str, Any]:
+    return {"line": line + 1}
+
+
+def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    with source.open() as f:
+        head = f.read(1 << 16)
+    encoding = _sniff_encoding(head)
+    report.encoding = encoding
+    first_line = head.split(b"\n", 1)[0].decode(encoding if "16" not in encoding else "latin-1", errors="replace")
+    delimiter = "\t" if source.name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",") else ","
+    read = pacsv.ReadOptions(
+        block_size=BLOCK_BYTES,
+        autogenerate_column_names=True,
+        use_threads=False,
+        encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
+    )
+    ragged: list[tuple[int, str]] = []
+
+    def keep_aside(row: pacsv.InvalidRow) -> str:
+        """A row with too many or too few fields is still read, as text, after the table."""
+        ragged.append((row.number or 0, row.text))
+        return "skip"
+
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep_aside)
+    convert = pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(4096)})
+    row = 0
+    try:
+        with source.open() as f:
+            reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
+            for batch in reader:
+                base = row
+                _scan_table(batch.columns, matcher, report, lambda r, c, base=base: _cell(base + r, c))
+                row += batch.num_rows
+        if ragged:
+            numbers = [n for n, _ in ragged]
+            _scan_text([t for _, t in ragged], matcher, report, lambda i: {"line": numbers[i]})
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        # A ragged or damaged table is still text: scan what it says, line by line.
+        fresh = FileReport(report.path, "text", report.matched)
+        with source.open() as f:
+            text, fresh.encoding = _decode(f.read())
+        _scan_text(text.splitlines(), matcher, fresh, _line_place)
+        report.__dict__.update(fresh.__dict__)
+
+
+def _cell(row: int, column: int) -> dict[str, Any]:
+    return {"line": row + 1} if column < 0 else {"line": row + 1, "column": column + 1}
+
+
+def _scan_parquet(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    with source.open() as f:
+        parquet = pq.ParquetFile(f)
+        names = parquet.schema_arrow.names
+        row = 0
+        for batch in parquet.iter_batches(batch_size=65_536):
+            base = row
+            _scan_table(
+                batch.columns,
+                matcher,
+                report,
+                lambda r, c, base=base: {"row": base + r + 1} | ({"column": names[c]} if c >= 0 else {}),
+            )
+            row += batch.num_rows
+
+
+def _xlsx_value(value: object) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        text = value.isoformat()  # type: ignore[union-attr]
+        return text[:10] if text.endswith("T00:00:00") else text
+    return str(value)
+
+
+def _scan_xlsx(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    from openpyxl import load_workbook
+
+    with source.open() as f:
+        book = load_workbook(f, read_only=True, data_only=True)
+        try:
+            for sheet in book.worksheets:
+                rows: list[list[str]] = []
+                first = 1
+                for values in sheet.iter_rows(values_only=True):
+                    rows.append([_xlsx_value(v) for v in values])
+                    if len(rows) == 10_000:
+                        _scan_rows(rows, first, sheet.title, matcher, report)
+                        first += len(rows)
+                        rows = []
+                _scan_rows(rows, first, sheet.title, matcher, report)
+        finally:
+            book.close()
+
+
+def _scan_rows(
+    rows: list[list[str]],
+    first: int,
+    sheet: str,
+    matcher: Matcher,
+    report: FileReport,
+) -> None:
+    from openpyxl.utils import get_column_letter as letter
+
+    if not rows:
+        return
+    width = max(len(r) for r in rows)
+    columns = [pa.array([r[i] if i < len(r) else "" for r in rows], pa.string()) for i in range(width)]
+
+    def position(r: int, c: int) -> dict[str, Any]:
+        return {"cell": f"{sheet}!{letter(c + 1)}{first + r}"} if c >= 0 else {"cell": f"{sheet}!{first + r}"}
+
+    _scan_table(columns, matcher, report, position)
+
+
+def _json_rows(value: object, path: str, out: list[tuple[str, list[str], list[str]]]) -> None:
+    """Each object (or array) with scalar members becomes a row: its members are the cells, named by path."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    keys, cells = [], []
+    for key, member in items:
+        child = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
+        if isinstance(member, dict | list):
+            _json_rows(member, child, out)
+        elif member is not None:
+            keys.append(child)
+            cells.append(str(member))
+    if cells:
+        out.append((path, keys, cells))
+
+
+def _scan_json(source: _Source, matcher: Matcher, report: FileReport, *, lines: bool) -> None:
+    with source.open() as f:
+        text, report.encoding = _decode(f.read())
+    try:
+        documents = [json.loads(x) for x in text.splitlines() if x.strip()] if lines else [json.loads(text)]
+    except ValueError:
+        report.format = "text"
+        _scan_text(text.splitlines(), matcher, report, _line_place)
+        return
+    rows: list[tuple[str, list[str], list[str]]] = []
+    for number, document in enumerate(documents):
+        _json_rows(document, f"$[{number}]" if lines else "$", rows)
+    if not rows:
+        return
+    width = max(len(cells) for _, _, cells in rows)
+    columns = [pa.array([c[i] if i < len(c) else "" for _, _, c in rows], pa.string()) for i in range(width)]
+
+    def position(r: int, c: int) -> dict[str, Any]:
+        path, keys, _ = rows[r]
+        return {"path": keys[c] if 0 <= c < len(keys) else path}
+
+    _scan_table(columns, matcher, report, position)
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _docx_paragraphs(f: IO[bytes]) -> list[str]:
+    """Paragraph texts of word/document.xml; runs joined, tabs and breaks kept as spaces and lines."""
+    with zipfile.ZipFile(f) as z, z.open("word/document.xml") as xml:
+        paragraphs, parts = [], []
+        for event, element in ElementTree.iterparse(xml, events=("end",)):
+            if element.tag == f"{_W}t":
+                parts.append(element.text or "")
+            elif element.tag == f"{_W}tab":
+                parts.append("\t")
+            elif element.tag in (f"{_W}br", f"{_W}cr"):
+                parts.append("\n")
+            elif element.tag == f"{_W}p":
+                paragraphs.append("".join(parts))
+                parts = []
+                element.clear()
+            del event
+    return paragraphs
+
+
+def _scan_docx(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    with source.open() as f:
+        paragraphs = _docx_paragraphs(f)
+    lines, places = [], []
+    for number, paragraph in enumerate(paragraphs, 1):
+        for line in paragraph.split("\n"):
+            lines.append(line)
+            places.append(number)
+    _scan_text(lines, matcher, report, lambda i: {"paragraph": places[i]})
+
+
+def _scan_pdf(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    with source.open() as f:
+        try:
+            pages = [page.extract_text() or "" for page in PdfReader(f).pages]
+        except (PdfReadError, ValueError, KeyError):
+            report.skipped = "damaged or encrypted PDF"
+            return
+    lines, places = [], []
+    for number, text in enumerate(pages, 1):
+        for line_number, line in enumerate(text.splitlines(), 1):
+            lines.append(line)
+            places.append((number, line_number))
+    _scan_text(lines, matcher, report, lambda i: {"page": places[i][0], "line": places[i][1]})
+
+
+def _scan_plain(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    with source.open() as f:
+        data = f.read()
+    if b"\x00" in data[:8192] and "16" not in _sniff_encoding(data[:8192]):
+        report.skipped = "binary file of a format the scanner does not read"
+        return
+    text, report.encoding = _decode(data)
+    _scan_text(text.splitlines(), matcher, report, _line_place)
+
+
+def _is_sealed_package(z: zipfile.ZipFile) -> bool:
+    names = z.namelist()
+    return names[:1] == ["manifest.json"] and "payload.age" in names
+
+
+@contextmanager
+def _spooled(z: zipfile.ZipFile, member: zipfile.ZipInfo) -> Iterator[Callable[[], IO[bytes]]]:
+    """A member as a seekable file (pyarrow and zipfile need one): in memory when small, else a private file."""
+    with tempfile.SpooledTemporaryFile(max_size=64 << 20) as spool:
+        with z.open(member) as src:
+            shutil.copyfileobj(src, spool, 1 << 20)
+
+        def reopen() -> IO[bytes]:
+            spool.seek(0)
+            return _Unclosed(spool)
+
+        yield reopen
+
+
+class _Unclosed(io.RawIOBase):
+    """A view of the spooled member that the readers may close without losing it for the next reader."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._f.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Scanner:
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.files: list[FileReport] = []
+
+    def report(self, name: str, kind: str) -> FileReport:
+        report = FileReport(name, kind, np.zeros(self.matcher.index.resident_count, dtype=bool))
+        self.files.append(report)
+        return report
+
+    def walk(self, path: Path) -> None:
+        if path.is_symlink():
+            self.report(str(path), "link").skipped = "symbolic link, not followed"
+        elif path.is_dir():
+            for folder, dirs, names in os.walk(path):
+                dirs.sort()
+                for name in sorted(names):
+                    self.walk(Path(folder) / name)
+        elif path.is_file():
+            self.source(_Source(str(path), lambda: open(path, "rb")))  # noqa: SIM115
+        elif not path.exists():
+            raise DlpError(f"{path}: no such file or folder")
+
+    def source(self, source: _Source) -> None:
+        lower = source.name.lower()
+        try:
+            with source.open() as f:
+                head = f.read(64)
+            if head.startswith(AGE_MAGIC):
+                self.report(source.name, "age").protected = "age-encrypted"
+            elif head.startswith(b"PK\x03\x04"):
+                self.zipped(source, lower)
+            elif head.startswith(b"%PDF"):
+                _scan_pdf(source, self.matcher, self.report(source.name, "pdf"))
+            elif head.startswith(b"PAR1") or lower.endswith(".parquet"):
+                _scan_parquet(source, self.matcher, self.report(source.name, "parquet"))
+            else:
+                kind = TEXT_SUFFIXES.get(Path(lower).suffix, "text")
+                report = self.report(source.name, kind)
+                if kind == "csv":
+                    _scan_csv(source, self.matcher, report)
+                elif kind in ("json", "jsonl"):
+                    _scan_json(source, self.matcher, report, lines=kind == "jsonl")
+                else:
+                    _scan_plain(source, self.matcher, report)
+        except OSError as exc:
+            self.report(source.name, "unreadable").skipped = f"cannot be read ({exc.strerror or type(exc).__name__})"
+        except (zipfile.BadZipFile, pa.ArrowException, ElementTree.ParseError, KeyError, EOFError, RecursionError):
+            self.report(source.name, "damaged").skipped = "damaged file of its format"
+        except Exception as exc:  # one unreadable file must not end the sweep of a drive; its type is named
+            self.report(source.name, "unreadable").skipped = f"could not be read ({type(exc).__name__})"
+
+    def zipped(self, source: _Source, lower: str) -> None:
+        with source.open() as f, zipfile.ZipFile(f) as z:
+            if _is_sealed_package(z):
+                self.report(source.name, "cseal").protected = "sealed package"
+                return
+            kind = ZIP_FORMATS.get(Path(lower).suffix)
+            if kind == "xlsx" or "xl/workbook.xml" in z.namelist():
+                _scan_xlsx(source, self.matcher, self.report(source.name, "xlsx"))
+                return
+            if kind == "docx" or "word/document.xml" in z.namelist():
+                _scan_docx(source, self.matcher, self.report(source.name, "docx"))
+                return
+            if source.depth >= MAX_DEPTH:
+                self.report(source.name, "zip").skipped = f"archive nested deeper than {MAX_DEPTH}"
+                return
+            for member in z.infolist():
+                if member.is_dir():
+                    continue
+                name = f"{source.name}!{member.filename}"
+                if member.flag_bits & 0x1:
+                    self.report(name, "zip").protected = "ZIP-encrypted (weak: ZipCrypto or a guessable password)"
+                    continue
+                with _spooled(z, member) as reopen:
+                    self.source(_Source(name, reopen, source.depth + 1))
+
+
+def scan(paths: Iterable[Path], index: FingerprintIndex, *, memo_limit: int = MEMO_LIMIT) -> ScanReport:
+    """Scan files and folders (and archives inside them) against the index; nothing is written."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DlpError("no path to scan; name files or folders")
+    scanner = _Scanner(Matcher(index, memo_limit))
+    for path in paths:
+        scanner.walk(path)
+    matched = np.zeros(index.resident_count, dtype=bool)
+    for report in scanner.files:
+        matched |= report.matched
+    return ScanReport([str(p) for p in paths], index.created, index.resident_count, scanner.files, matched)

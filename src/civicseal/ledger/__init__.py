@@ -1,0 +1,1 @@
+"""What the city issued: packages and recipients, as rows every layer above reads."""

@@ -1,0 +1,88 @@
+"""One CLI convention for every command: --home anywhere, --json errors as one object, no markup."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from civicseal.cli import lift_global_options, run
+from civicseal.homes import init_home
+
+
+def test_home_and_actor_are_taken_from_anywhere_before_the_double_dash() -> None:
+    rest, lifted = lift_global_options(["--home", "/h", "audit", "show", "--actor=佐藤", "--json", "--", "--home"])
+    assert rest == ["audit", "show", "--json", "--", "--home"]
+    assert lifted == {"CIVICSEAL_HOME": "/h", "CIVICSEAL_ACTOR": "佐藤"}
+
+
+def test_home_before_the_command_works_and_does_not_leak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    init_home(tmp_path / "home").engine.dispose()
+    before = os.environ.get("CIVICSEAL_HOME")
+    assert run(["--home", str(tmp_path / "home"), "audit", "verify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert os.environ.get("CIVICSEAL_HOME") == before
+
+
+def test_errors_under_json_are_one_object_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["programme", "run", "x", "--home", str(tmp_path / "none"), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    refused = json.loads(out)
+    assert refused["rule"] == "store_error" and "civicseal init" in refused["error"]
+    assert run(["programme", "run", "--json"]) == 2  # a usage error keeps its exit code
+    assert json.loads(capsys.readouterr().out)["rule"] == "usage"
+
+
+def test_messages_are_never_read_as_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "[/x]"
+    assert run(["programme", "run", "[/x]", "--home", str(home)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {home}: not a civicseal home" in err and "Traceback" not in err
+
+
+def test_the_audit_log_names_the_person_and_the_os_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from civicseal.audit.log import os_user
+
+    init_home(tmp_path / "home").engine.dispose()
+    args = ["programme", "create", "給付金", "--reference-date", "R4.6.1", "--fiscal-year", "R4", "--amount", "100000"]
+    assert run(["--actor", "福祉課 佐藤", *args, "--home", str(tmp_path / "home")]) == 0
+    assert run(["audit", "show", "--json", "--home", str(tmp_path / "home")]) == 0
+    entries = json.loads(capsys.readouterr().out.splitlines()[-1])["entries"]
+    created = [e for e in entries if e["action"] == "programme.create"]
+    assert [(e["actor"], e["os_user"]) for e in created] == [("福祉課 佐藤", os_user())]
+    assert run(["audit", "verify", "--home", str(tmp_path / "home")]) == 0
+
+
+def test_commands_people_script_print_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "home")
+    assert run(["init", "--issuer", "amagasaki", "--issuer-name", "尼崎市", "--home", home, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["issuer"], created["issuer_name"]) == ("amagasaki", "尼崎市")
+    assert run(["keys", "public", "--json", "--home", home]) == 0
+    public = json.loads(capsys.readouterr().out)
+    assert set(public) == {"issuer", "public_key", "key_id"} and public["public_key"].startswith("ed25519:")
+    assert public["key_id"] == created["key_id"]
+    assert run(["recipient", "keygen", "--out", str(tmp_path / "p.key"), "--json"]) == 0
+    age_recipient = json.loads(capsys.readouterr().out)["age_recipient"]
+    assert run(["recipient", "add", "printshop", "--age-recipient", age_recipient, "--home", home, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["token"].startswith("cst_")
+    reader = str(tmp_path / "printshop")
+    assert run(["trust", "add", "amagasaki", public["public_key"], "--home", reader, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"name": "amagasaki", "key_id": public["key_id"]}
+    args = ["programme", "create", "給付金", "--reference-date", "R4.6.1", "--fiscal-year", "R4", "--amount", "100000"]
+    assert run([*args, "--home", home, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference_date"] == "2022-06-01"
+
+
+def test_nothing_is_overwritten_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "city"
+    out.mkdir()
+    (out / "residents.csv").write_text("a real export\n", encoding="utf-8")
+    assert run(["synth", "--residents", "50", "--out", str(out), "--json"]) == 1
+    assert "residents.csv exist; choose another folder or add --force" in json.loads(capsys.readouterr().out)["error"]
+    assert (out / "residents.csv").read_text(encoding="utf-8") == "a real export\n"
+    assert run(["synth", "--residents", "50", "--out", str(out), "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["residents"] == 50

@@ -1,0 +1,94 @@
+"""Revocation always lands: while a long write transaction holds the store, reads go on, and a revocation and an
+unlock attempt (with its log row) land as soon as it ends — on SQLite by retrying past the busy timeout, on
+PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, never an internal error."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import Engine, text
+
+from civicseal.keys.city import load_unlock_key
+from civicseal.keys.evidence import verify_evidence
+from civicseal.keys.revocation import revoke_package
+from civicseal.keys.unlock import unlock
+from civicseal.store.engine import make_engine, transaction, write_patiently
+from civicseal.store.errors import StoreBusy
+from civicseal.store.fieldcrypt import FieldCipher
+from civicseal.store.home import Home
+from tests.test_keys import ACTOR, NOW, SOURCE, add_package, log_rows, make_contractor
+
+HOLD = 3.0  # seconds the "long job" keeps its write transaction open
+
+
+@contextmanager
+def long_write(home: Home) -> Iterator[None]:
+    """Another connection writes to both packages and keeps its transaction open for HOLD seconds."""
+    holding = threading.Event()
+
+    def job() -> None:
+        with transaction(home.engine) as conn:
+            conn.execute(text("UPDATE packages SET records = records"))
+            holding.set()
+            time.sleep(HOLD)
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    assert holding.wait(10)
+    try:
+        yield
+    finally:
+        worker.join()
+
+
+def _impatient(home: Home) -> Engine:
+    """SQLite gives up on the write lock after 0.3 s here, so only the retries can carry a write through."""
+    return make_engine(home.database_url, busy_timeout=0.3)
+
+
+def test_revoke_and_unlock_land_when_the_long_write_ends_and_reads_go_on(home: Home, cipher: FieldCipher) -> None:
+    alice = make_contractor(home.engine, "alice")
+    add_package(home, cipher, "alice", "pkg_lost")
+    add_package(home, cipher, "alice", "pkg_fine")
+    engine, unlock_key = _impatient(home), load_unlock_key(home.keys)
+    granted: list[str] = []
+
+    def attempt() -> None:
+        grant = unlock(engine, unlock_key, package_id="pkg_fine", token=alice.token, source=SOURCE, now=NOW)
+        granted.append(grant.package_id)
+
+    with long_write(home):
+        started = time.monotonic()
+        with engine.connect() as conn:  # a read: no write lock needed, so no waiting
+            assert conn.execute(text("SELECT COUNT(*) FROM packages")).scalar_one() == 2
+        assert time.monotonic() - started < 1.0
+        contender = threading.Thread(target=attempt)
+        contender.start()
+        done = revoke_package(engine, "pkg_lost", "reported lost", now=NOW, actor=ACTOR)
+        waited = time.monotonic() - started
+        contender.join()
+    assert done.package_id == "pkg_lost"
+    assert HOLD - 1.0 < waited < HOLD + 5.0  # landed once the job ended, not after it gave up
+    assert granted == ["pkg_fine"]
+    assert [(r["package_id"], r["outcome"]) for r in log_rows(home.engine)] == [("pkg_fine", "granted")]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT revoked_at IS NOT NULL FROM packages WHERE id = 'pkg_lost'")).scalar_one()
+    assert verify_evidence(home).ok
+    engine.dispose()
+
+
+def test_a_store_that_stays_busy_is_a_clear_refusal(home: Home, cipher: FieldCipher, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL waits for the rows it needs; only SQLite's file lock can stay taken")
+    make_contractor(home.engine, "alice")
+    add_package(home, cipher, "alice", "pkg_lost")
+    engine = _impatient(home)
+    with long_write(home), pytest.raises(StoreBusy, match="try again when that job ends"):
+        write_patiently(engine, lambda conn: conn.execute(text("DELETE FROM audit_head WHERE 0 = 1")), patience=1.0)
+    with long_write(home), pytest.raises(StoreBusy, match="try again when it ends"), transaction(engine) as conn:
+        conn.execute(text("DELETE FROM audit_head WHERE 0 = 1"))  # any other writer: a refusal, not a crash
+    engine.dispose()

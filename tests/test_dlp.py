@@ -1,0 +1,379 @@
+"""The DLP scanner: the index holds no plaintext; every format and encoding is read; spellings the import
+accepts still match; namesakes do not; protected files are not findings; the CLI gates on --fail-at."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyrage
+import pytest
+
+from civicseal.cli import run
+from civicseal.dlp.errors import DlpError
+from civicseal.dlp.index import FingerprintIndex, build_index, export_index, index_path, load_home_index
+from civicseal.dlp.normalize import canonical
+from civicseal.dlp.scan import scan
+from civicseal.homes import init_home
+from civicseal.keys.city import load_city_keys
+from civicseal.keys.recipients import add_recipient, keygen
+from civicseal.keys.trust import add_trusted, format_public_key
+from civicseal.register.columns import Kind
+from civicseal.register.importer import import_register
+from civicseal.register.normalize import my_number_check_digit
+from civicseal.store.home import Home
+from tests.registers import resident, tax, write_csv
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
+
+
+def my_number(first11: str) -> str:
+    return first11 + str(my_number_check_digit(first11))
+
+
+MN1 = my_number("12345678901")
+# Five residents: one moved out, one deceased (the index holds everyone); 佐藤 さくら has hiragana in her name.
+PEOPLE = [
+    resident("R1", "H1", name="山田 太郎", name_kana="ヤマダ タロウ", birth_date="1958-03-02",
+             address="兵庫県尼崎市東七松町1丁目2-3", my_number=MN1),
+    resident("R2", "H1", relationship="妻", name="山田 花子", name_kana="ヤマダ ハナコ", birth_date="1961-11-20",
+             address="兵庫県尼崎市東七松町1丁目2-3"),
+    resident("R3", "H2", name="佐藤 さくら", name_kana="サトウ サクラ", birth_date="1990-07-07",
+             address="兵庫県尼崎市昭和通2丁目1-1", moved_out="2021-01-01"),
+    resident("R4", "H3", name="鈴木 一郎", name_kana="スズキ イチロウ", birth_date="1940-01-15",
+             address="兵庫県尼崎市南塚口町3丁目4-5", deceased="2020-05-05"),
+    resident("R5", "H4", name="田中 ヨシ子", name_kana="タナカ ヨシコ", birth_date="1975-09-30",
+             address="兵庫県尼崎市武庫之荘1丁目10-8 コーポ武庫101"),
+]  # fmt: skip
+ACCOUNT = {"household_code": "H1", "bank_code": "0001", "branch_code": "001", "account_type": "1",
+           "account_number": "1234567", "holder_kana": "ヤマダ タロウ"}  # fmt: skip
+
+
+def _register(home: Home, tmp_path: Path) -> None:
+    folder = tmp_path / "register"
+    folder.mkdir()
+    files = [
+        write_csv(folder / "residents.csv", Kind.RESIDENTS, PEOPLE),
+        write_csv(folder / "tax.csv", Kind.TAX, [tax(p["resident_code"]) for p in PEOPLE]),
+        write_csv(folder / "accounts.csv", Kind.ACCOUNTS, [ACCOUNT]),
+    ]
+    import_register(home.engine, load_city_keys(home.keys).field_cipher(), files, now=NOW)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FingerprintIndex]:
+    """One index for the format tests, which read files and never the store (built on SQLite)."""
+    import os
+
+    from civicseal.store.engine import DATABASE_URL_ENV
+
+    saved = os.environ.pop(DATABASE_URL_ENV, None)
+    tmp = tmp_path_factory.mktemp("dlp")
+    home = init_home(tmp / "home")
+    _register(home, tmp)
+    build_index(home, now=NOW)
+    yield load_home_index(home)
+    home.engine.dispose()
+    if saved is not None:
+        os.environ[DATABASE_URL_ENV] = saved
+
+
+def rows_of(*columns: str) -> list[list[str]]:
+    return [[p[c] for c in columns] for p in PEOPLE]
+
+
+def write_table(path: Path, rows: list[list[str]], *, encoding: str = "utf-8", delimiter: str = ",") -> Path:
+    with path.open("w", encoding=encoding, newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(["氏名", "生年月日", "住所"])
+        writer.writerows(rows)
+    return path
+
+
+# ------------------------------------------------------------------------------------ the index
+
+
+def test_index_covers_everyone_and_holds_no_plaintext(home: Home, tmp_path: Path) -> None:
+    _register(home, tmp_path)
+    summary = build_index(home, now=NOW)
+    assert summary.residents == 5
+    assert summary.elements["bank_account"] == 1 and summary.elements["my_number"] == 1
+    data = index_path(home).read_bytes()
+    secrets = [p[f] for p in PEOPLE for f in ("name", "name_kana", "birth_date", "address")] + [MN1, "1234567"]
+    for value in secrets:
+        for spelling in {value, value.replace(" ", "")}:
+            assert spelling.encode() not in data
+    # Moved out (R3) and deceased (R4) residents are found like the others.
+    found = scan(
+        [write_table(tmp_path / "old.csv", rows_of("name", "birth_date", "address")[2:4])], load_home_index(home)
+    )
+    assert found.residents_matched == 2
+
+
+def test_an_index_under_another_key_is_refused(home: Home, tmp_path: Path) -> None:
+    _register(home, tmp_path)
+    build_index(home, now=NOW)
+    other = init_home(tmp_path / "other")
+    (other.path / "dlp").mkdir()
+    index_path(other).write_bytes(index_path(home).read_bytes())
+    with pytest.raises(DlpError, match="another key"):
+        load_home_index(other)
+    other.engine.dispose()
+
+
+# ------------------------------------------------------------------------------------ spellings
+
+
+def test_canonical_spellings_are_the_imports() -> None:
+    same = [
+        ["山田 太郎", "山田　太郎", "山田太郎", " 山田  太郎 "],
+        ["ヤマダ タロウ", "ﾔﾏﾀﾞ ﾀﾛｳ", "やまだ たろう", "ヤマダ\nタロウ"],
+        ["1958-03-02", "1958/3/2", "1958年3月2日", "昭和33年3月2日", "S33.3.2", "s33/3/2", "１９５８－０３－０２"],
+        ["兵庫県尼崎市東七松町1丁目2-3", "兵庫県尼崎市東七松町１丁目２－３", "兵庫県尼崎市東七松町1丁目2ー3"],
+        [MN1, f"{MN1[:4]}-{MN1[4:8]}-{MN1[8:]}", f"{MN1[:4]} {MN1[4:8]} {MN1[8:]}"],
+    ]
+    for spellings in same:
+        assert len(set(canonical(spellings))) == 1, spellings
+
+
+def test_full_width_half_width_and_era_spellings_are_found(index: FingerprintIndex, tmp_path: Path) -> None:
+    rows = [
+        ["ﾔﾏﾀﾞ ﾀﾛｳ", "昭和33年3月2日", "兵庫県尼崎市東七松町１丁目２－３"],
+        ["山田花子", "S36.11.20", "兵庫県尼崎市東七松町1丁目2ー3"],
+        ["さとう さくら", "平成2年7月7日", "兵庫県尼崎市昭和通２丁目１－１"],
+    ]
+    report = scan([write_table(tmp_path / "spellings.csv", rows)], index)
+    assert report.residents_matched == 3
+    assert report.files[0].elements == {"name": 3, "birth_date": 3, "address": 3, "my_number": 0, "bank_account": 0}
+
+
+def test_a_household_row_finds_both_members(index: FingerprintIndex, tmp_path: Path) -> None:
+    """A household list: head, spouse and the address they share, in one row; both are found."""
+    r1, r2 = PEOPLE[0], PEOPLE[1]
+    path = tmp_path / "households.csv"
+    path.write_text(f"世帯主,配偶者,住所\n{r1['name']},{r2['name']},{r1['address']}\n", encoding="utf-8")
+    f = scan([path], index).files[0]
+    assert f.residents_matched == 2
+    assert f.elements == {"name": 2, "birth_date": 0, "address": 1, "my_number": 0, "bank_account": 0}
+
+
+def test_other_people_with_the_same_names_match_no_resident(index: FingerprintIndex, tmp_path: Path) -> None:
+    rows = [[p["name"], "1999-12-31", "大阪府大阪市北区梅田1丁目1-1"] for p in PEOPLE]
+    report = scan([write_table(tmp_path / "namesakes.csv", rows)], index)
+    assert report.residents_matched == 0
+    assert report.files[0].uncorroborated["name"] == 5
+    assert report.summary().startswith("no file under")
+
+
+# ------------------------------------------------------------------------------------ formats
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "utf-16"])
+def test_csv_in_every_encoding(index: FingerprintIndex, tmp_path: Path, encoding: str) -> None:
+    path = write_table(tmp_path / "export.csv", rows_of("name", "birth_date", "address"), encoding=encoding)
+    report = scan([path], index)
+    f = report.files[0]
+    assert (f.format, report.residents_matched) == ("csv", 5)
+    assert f.encoding is not None and f.encoding.replace("_", "-").startswith(encoding[:5])
+    assert {"line": 2, "column": 1, "element": "name"} in f.positions
+
+
+def test_tsv_and_a_ragged_row(index: FingerprintIndex, tmp_path: Path) -> None:
+    path = write_table(tmp_path / "export.tsv", rows_of("name_kana", "address", "birth_date"), delimiter="\t")
+    with path.open("a", encoding="utf-8") as f:
+        f.write("鈴木 一郎\t1940-01-15\n")  # one field short: read as text
+    report = scan([path], index)
+    assert report.residents_matched == 5
+    assert {"line": 7, "column": 1, "element": "name"} in report.files[0].positions
+
+
+def test_text_with_a_value_split_across_a_line_break(index: FingerprintIndex, tmp_path: Path) -> None:
+    text = (
+        "お問い合わせ記録\n"
+        "氏名：ﾔﾏﾀﾞ ﾀﾛｳ 様\n"
+        "住所：兵庫県尼崎市東七松町\n"
+        "１丁目２－３\n"
+        "\n" + "別件のメモ。" * 40 + "\n"
+        "佐藤 さくら\n"  # alone, far from anything of hers
+    )
+    path = tmp_path / "memo.txt"
+    path.write_text(text, encoding="cp932")
+    report = scan([path], index)
+    f = report.files[0]
+    assert report.residents_matched == 1
+    assert f.elements["name"] == 1 and f.elements["address"] == 1
+    assert f.uncorroborated["name"] == 1
+    assert {"line": 2, "column": 4, "element": "name"} in f.positions
+
+
+def test_json_and_jsonl(index: FingerprintIndex, tmp_path: Path) -> None:
+    records = [{"name": p["name"], "profile": {"born": p["birth_date"]}, "birth": p["birth_date"]} for p in PEOPLE]
+    (tmp_path / "a.json").write_text(json.dumps({"records": records}, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(
+        "\n".join(json.dumps({"kana": p["name_kana"], "address": p["address"]}, ensure_ascii=False) for p in PEOPLE),
+        encoding="utf-16",
+    )
+    report = scan([tmp_path / "a.json", tmp_path / "b.jsonl"], index)
+    assert [f.residents_matched for f in report.files] == [5, 5]
+    assert {"path": "$.records[0].name", "element": "name"} in report.files[0].positions
+
+
+def test_xlsx_and_parquet(index: FingerprintIndex, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "名簿"
+    sheet.append(["氏名", "住所", "口座"])
+    for p in PEOPLE:
+        sheet.append([p["name"], p["address"]])
+    book.save(tmp_path / "list.xlsx")
+    table = pa.table({"kana": [p["name_kana"] for p in PEOPLE], "born": [p["birth_date"] for p in PEOPLE]})
+    pq.write_table(table, tmp_path / "list.parquet")
+    report = scan([tmp_path / "list.xlsx", tmp_path / "list.parquet"], index)
+    xlsx, parquet = report.files
+    assert (xlsx.format, xlsx.residents_matched, parquet.format, parquet.residents_matched) == ("xlsx", 5, "parquet", 5)
+    assert {"cell": "名簿!A2", "element": "name"} in xlsx.positions
+    assert {"row": 1, "column": "kana", "element": "name"} in parquet.positions
+
+
+def test_pdf_text(index: FingerprintIndex, tmp_path: Path) -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(TTFont("IPAexGothic", str(FONT)))
+    pdf = canvas.Canvas(str(tmp_path / "letter.pdf"))
+    pdf.setFont("IPAexGothic", 11)
+    for i, line in enumerate(["給付金のお知らせ", "鈴木 一郎 様", "生年月日 昭和15年1月15日"]):
+        pdf.drawString(72, 760 - 20 * i, line)
+    pdf.showPage()
+    pdf.save()
+    report = scan([tmp_path / "letter.pdf"], index)
+    f = report.files[0]
+    assert (f.format, report.residents_matched) == ("pdf", 1)
+    assert f.patterns["era_date"] == 1
+    assert f.positions[0]["page"] == 1
+
+
+def docx(paragraphs: list[str]) -> bytes:
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", f'<w:document xmlns:w="{w}"><w:body>{body}</w:body></w:document>')
+    return buffer.getvalue()
+
+
+def test_docx_and_archives_inside_archives(index: FingerprintIndex, tmp_path: Path) -> None:
+    (tmp_path / "minutes.docx").write_bytes(docx(["議事録", "田中 ヨシ子 氏（昭和50年9月30日生）より申出"]))
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("deep/list.csv", "\n".join(f"{p['name']},{p['my_number'] or p['birth_date']}" for p in PEOPLE))
+    with zipfile.ZipFile(tmp_path / "backup.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archived.docx", docx(["山田 花子", "1961年11月20日"]))
+        z.writestr("old/inner.zip", inner.getvalue())
+    report = scan([tmp_path / "minutes.docx", tmp_path / "backup.zip"], index)
+    by_path = {Path(f.path).name if "!" not in f.path else f.path.split("!", 1)[1]: f for f in report.files}
+    assert by_path["minutes.docx"].residents_matched == 1
+    assert by_path["minutes.docx"].positions[0]["paragraph"] == 2
+    assert by_path["archived.docx"].residents_matched == 1
+    assert by_path["old/inner.zip!deep/list.csv"].residents_matched == 5
+    assert report.residents_matched == 5
+
+
+def test_sealed_and_age_files_are_protected_not_findings(index: FingerprintIndex, tmp_path: Path) -> None:
+    plaintext = "\n".join(",".join(r) for r in rows_of("name", "birth_date", "address")).encode()
+    recipient = pyrage.x25519.Identity.generate().to_public()
+    (tmp_path / "register.age").write_bytes(pyrage.encrypt(plaintext, [recipient]))
+    with zipfile.ZipFile(tmp_path / "mailing.cseal", "w") as z:
+        z.writestr("manifest.json", "{}")
+        z.writestr("manifest.sig", b"\0" * 64)
+        z.writestr("payload.age", pyrage.encrypt(plaintext, [recipient]))
+    report = scan([tmp_path], index)
+    assert {f.path.rsplit("/", 1)[1]: f.protected for f in report.files} == {
+        "mailing.cseal": "sealed package",
+        "register.age": "age-encrypted",
+    }
+    assert report.residents_matched == 0 and report.as_dict()["files_protected"] == 2
+
+
+def test_patterns_in_text(index: FingerprintIndex, tmp_path: Path) -> None:
+    other = my_number("98765432109")
+    wrong = other[:11] + str((int(other[11]) + 1) % 10)
+    (tmp_path / "notes.txt").write_text(
+        f"番号 {other[:4]}-{other[4:8]}-{other[8:]} / 誤記 {wrong}\n"
+        "電話 06-6489-1234、携帯 09012345678\n"
+        "〒660-0881 令和4年6月1日 受付\n",
+        encoding="utf-8",
+    )
+    patterns = scan([tmp_path / "notes.txt"], index).files[0].patterns
+    assert patterns == {"my_number": 1, "phone": 2, "postcode": 1, "era_date": 1}
+
+
+def test_a_bank_account_row_corroborates_its_holder(index: FingerprintIndex, tmp_path: Path) -> None:
+    path = tmp_path / "transfers.csv"
+    path.write_text("銀行,支店,種別,口座番号,名義\n1,1,1,1234567,ﾔﾏﾀﾞ ﾀﾛｳ\n", encoding="cp932")
+    f = scan([path], index).files[0]
+    assert f.residents_matched == 1 and f.elements["bank_account"] == 1
+
+
+def test_a_small_memory_gives_the_same_answer(index: FingerprintIndex, tmp_path: Path) -> None:
+    path = write_table(tmp_path / "big.csv", rows_of("name", "birth_date", "address") * 50)
+    assert scan([path], index, memo_limit=3).as_dict() == scan([path], index).as_dict()
+
+
+# ------------------------------------------------------------------------------------ export and CLI
+
+
+def test_cli_scan_json_and_fail_at(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _register(home, tmp_path)
+    assert run(["dlp", "index", "--home", str(home.path), "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["residents"] == 5 and built["export"] is None
+    drive = tmp_path / "usb"
+    drive.mkdir()
+    write_table(drive / "copy.csv", rows_of("name", "birth_date", "address"), encoding="cp932")
+    code = run(["scan", str(drive), "--home", str(home.path), "--json", "--fail-at", "5"])
+    out = capsys.readouterr().out
+    assert code == 3
+    result = json.loads(out)
+    assert result["residents_matched"] == 5 and result["files_with_residents"] == 1
+    assert "山田" not in out and "1958" not in out  # counts and positions, never values
+    assert run(["scan", str(drive), "--home", str(home.path), "--fail-at", "6"]) == 0
+    assert "1 file under" in capsys.readouterr().out
+
+
+def test_exported_index_opens_at_a_scanning_station(home: Home, tmp_path: Path) -> None:
+    _register(home, tmp_path)
+    build_index(home, now=NOW)
+    station = tmp_path / "station"
+    station.mkdir()
+    identity = station / "station.key"
+    add_recipient(home.engine, "station", keygen(identity), now=NOW, actor="os:test")
+    add_trusted(station, home.config.issuer, format_public_key(load_city_keys(home.keys).signing.public_key()))
+    sealed = tmp_path / "index.cseal"
+    exported = export_index(home, sealed, "station")
+    assert exported.residents == 5
+    with pytest.raises(DlpError, match="exists"):
+        export_index(home, sealed, "station")
+    drive = tmp_path / "usb"
+    drive.mkdir()
+    write_table(drive / "copy.csv", rows_of("name_kana", "birth_date", "address"))
+    code = run(["scan", str(drive), "--index", str(sealed), "--identity", str(identity), "--home", str(station)])
+    assert code == 0
+    from civicseal.dlp.index import open_exported_index
+
+    opened = open_exported_index(sealed, trust_home=station, identity_file=identity)
+    assert scan([drive], opened).residents_matched == 5
+    # The station's own scan of the package reports it as protected, not as a finding.
+    assert scan([sealed], opened).files[0].protected == "sealed package"
