@@ -1,14 +1,14 @@
 """evidence and the unlock key: package identities wrapped for the key service; audit rows found by object
 
 Revision ID: 0010
-Revises: 0003
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0003"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

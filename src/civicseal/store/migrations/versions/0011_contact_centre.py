@@ -1,14 +1,14 @@
 """contact centre: users, sessions, look-ups, alerts, call notes, change requests
 
 Revision ID: 0011
-Revises: 0004
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0004"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
