@@ -166,9 +166,9 @@ def test_actions_go_through_the_life_cycle_and_need_a_recent_hit_of_ones_own(
     hit = lookup.lookup_by_reference(home.engine, cipher, op, ref, BIRTH, "C-1", now=NOW)
     assert hit is not None
     bad = actions.AccountForm("9999", "1", "普通", "1234567", "アマガサキ タロウ")
-    with pytest.raises(ContactError, match="branch code: no such bank"):
+    with pytest.raises(ContactError, match="bank_code: not a bank in the Zengin data"):
         actions.confirm(home.engine, cipher, op, hit.lookup_id, bad, "C-1", now=NOW)
-    with pytest.raises(ContactError, match="holder kana"):
+    with pytest.raises(ContactError, match="holder_kana"):
         actions.confirm(home.engine, cipher, op, hit.lookup_id, actions.AccountForm("1", "1", "1", "1", "山田"), "C-1",
                         now=NOW)  # fmt: skip
     assert actions.confirm(home.engine, cipher, op, hit.lookup_id, ACCOUNT, "C-1", now=NOW) == "confirmed"

@@ -7,22 +7,23 @@ no action can be used to probe numbers. Bank details are checked by the register
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.contact.errors import ContactError
 from civicseal.contact.lookup import check_call_reference, looked_up, parse_field
 from civicseal.contact.models import CallNote, ChangeRequest, ContactUser
 from civicseal.contact.users import Principal, Role
+from civicseal.programme.confirmation import Account, read_account, store_accounts
 from civicseal.programme.entitlements import change_status
+from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status
-from civicseal.programme.models import Entitlement, EntitlementAccount
+from civicseal.programme.models import Entitlement
 from civicseal.register import columns, normalize
-from civicseal.register.banks import branch_exists
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 
@@ -44,43 +45,12 @@ class AccountForm:
     holder_kana: str
 
 
-@dataclass(frozen=True)
-class Account:
-    bank_code: str
-    branch_code: str
-    account_type: int
-    account_number: str
-    holder_kana: str
-
-
 def check_account(form: AccountForm) -> Account:
-    """Validated like the register's accounts: padded codes that exist in the Zengin data, kana a file carries."""
-    bank = parse_field("bank code", columns.parse_bank_code, form.bank_code)
-    branch = parse_field("branch code", columns.parse_branch_code, form.branch_code)
-    if not branch_exists(bank, branch):  # type: ignore[arg-type]
-        raise ContactError("branch code: no such bank and branch in the Zengin data")
-    return Account(
-        bank,  # type: ignore[arg-type]
-        branch,  # type: ignore[arg-type]
-        parse_field("account type", normalize.parse_account_type, form.account_type),  # type: ignore[arg-type]
-        parse_field("account number", columns.parse_account_number, form.account_number),  # type: ignore[arg-type]
-        parse_field("holder kana", normalize.parse_zengin_kana, form.holder_kana),  # type: ignore[arg-type]
-    )
-
-
-def _set_account(conn: Connection, cipher: FieldCipher, entitlement_id: int, account: Account, now: datetime) -> None:
-    conn.execute(delete(EntitlementAccount).where(EntitlementAccount.entitlement_id == entitlement_id))
-    conn.execute(
-        insert(EntitlementAccount).values(
-            entitlement_id=entitlement_id,
-            bank_code=account.bank_code,
-            branch_code=account.branch_code,
-            account_type=account.account_type,
-            account_number_enc=cipher.encrypt(account.account_number, ACCOUNT_COLUMN, entitlement_id),
-            holder_kana=account.holder_kana,
-            given_at=now,
-        )
-    )
+    """Validated exactly as the register's accounts and returned forms are (one rule: ``read_account``)."""
+    try:
+        return read_account(asdict(form))
+    except ProgrammeError as exc:
+        raise ContactError(str(exc)) from None
 
 
 def record_note(
@@ -132,7 +102,7 @@ def confirm(
     with transaction(engine) as conn:
         reason = f"confirmation form with bank account recorded on call {call}"
         ent = _move(conn, principal, lookup_id, Status.CONFIRMED, reason, now)
-        _set_account(conn, cipher, ent.id, account, now)
+        store_accounts(conn, cipher, {ent.id: account}, now)
     return Status.CONFIRMED
 
 
@@ -172,9 +142,7 @@ def request_change(
             "address": parse_field("address", _address, values.get("address", "")),
         }
     elif kind == "account":
-        details = check_account(
-            AccountForm(**{k: values.get(k, "") for k in AccountForm.__dataclass_fields__})
-        ).__dict__
+        details = asdict(check_account(AccountForm(**{k: values.get(k, "") for k in AccountForm.__dataclass_fields__})))
     else:
         raise ContactError("change: address or account")
     with transaction(engine) as conn:
@@ -267,7 +235,7 @@ def decide_change(
         if row.decision is not None:
             raise ContactError("someone decided this request already; reload the dashboard")
         if approve and request.kind == "account":
-            _set_account(conn, cipher, row.entitlement_id, Account(**request.details), now)  # type: ignore[arg-type]
+            store_accounts(conn, cipher, {row.entitlement_id: Account(**request.details)}, now)  # type: ignore[arg-type]
         conn.execute(
             update(ChangeRequest)
             .where(ChangeRequest.id == request_id)

@@ -126,7 +126,7 @@ def payable_account(conn: Connection, cipher: FieldCipher, entitlement_id: int) 
     )
 
 
-def _store_accounts(conn: Connection, cipher: FieldCipher, accounts: dict[int, Account], now: datetime) -> None:
+def store_accounts(conn: Connection, cipher: FieldCipher, accounts: dict[int, Account], now: datetime) -> None:
     """A later form replaces an earlier one's account."""
     if not accounts:
         return
@@ -173,7 +173,7 @@ def confirm(
             conn, reference_number, Status.CONFIRMED, reason=reason, now=now, actor=actor
         )
         if account is not None:
-            _store_accounts(conn, cipher, {entitlements.find(conn, change.reference_number)["id"]: account}, now)
+            store_accounts(conn, cipher, {entitlements.find(conn, change.reference_number)["id"]: account}, now)
     return change
 
 
@@ -410,7 +410,7 @@ def confirm_file(
                 object_type="programme",
                 object_id=str(programme.id),
             )
-        _store_accounts(conn, cipher, accounts, now)
+        store_accounts(conn, cipher, accounts, now)
     return ConfirmSummary(
         rows=len(forms),
         confirmed=sum(len(ids) for (_, new), ids in groups.items() if new is Status.CONFIRMED),
