@@ -21,11 +21,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from civicseal.clock import TOKYO
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -48,8 +52,12 @@ WALKTHROUGH_SECTIONS = (
 #   https://keys.city.example   the `serve … &` key service: http://127.0.0.1:PORT
 #   --port 8470                 a free loopback port
 #   "1234 5678 9012", 1234-5678-9012   a reference number in the state the command needs (`pick_reference`)
+#   2026-11-20T21:30+09:00…     the incident's times, which must fall after the package was sealed and not in
+#                               the future: the README's times in their order, 10 s apart from when the first
+#                               is needed (`moment`)
 HOME_PLACEHOLDER = "/srv/civicseal"
 KEY_SERVICE_PLACEHOLDER = "https://keys.city.example"
+MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?[+-]\d\d:\d\d")
 REFERENCE = re.compile(r"\b1234(?P<sep>[ -])5678(?P=sep)9012\b")
 # The account the README's `entitlement confirm` gives: glue gives it to a second household too, so that
 # `payments batch` holds a possible double payment for `payments clear`.
@@ -125,9 +133,11 @@ class Walk:
     folder: Path
     executable: str
     env: dict[str, str]
+    readme: str
     port: int = field(default_factory=free_port)
     printed: dict[str, str] = field(default_factory=dict)
     used_references: set[str] = field(default_factory=set)
+    moments: dict[str, datetime] = field(default_factory=dict)
     background: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -135,7 +145,7 @@ class Walk:
         return Path(self.env["CIVICSEAL_HOME"])
 
     def query(self, sql: str, *params: object) -> list[tuple]:
-        with sqlite3.connect(self.home / "civicseal.db") as db:
+        with closing(sqlite3.connect(self.home / "civicseal.db")) as db:
             return db.execute(sql, params).fetchall()
 
     def pick_reference(self, argv: list[str]) -> str:
@@ -149,13 +159,22 @@ class Walk:
                 " WHERE h.cleared_at IS NULL ORDER BY h.id"
             )
             return self.query(sql)[0][0]
-        else:  # show, decline, withdraw, confirm: a household the letters reached
-            sql = "SELECT reference_number FROM entitlements WHERE status = 'notified' ORDER BY id"
-        number = next(n for (n,) in self.query(sql) if n not in self.used_references)
+        # show, decline, withdraw, confirm: a household the letters reached
+        notified = "SELECT reference_number FROM entitlements WHERE status = 'notified' ORDER BY id"
+        number = next(n for (n,) in self.query(notified) if n not in self.used_references)
         self.used_references.add(number)
         return number
 
+    def moment(self, written: str) -> str:
+        """The README's time as a time of this run: same order as the README's, 10 s apart, from now on."""
+        if not self.moments:
+            ordered = sorted(set(MOMENT.findall(self.readme)), key=datetime.fromisoformat)
+            start = datetime.now(UTC).replace(microsecond=0)
+            self.moments = {w: start + timedelta(seconds=10 * (i + 1)) for i, w in enumerate(ordered)}
+        return self.moments[written].astimezone(TOKYO).isoformat()
+
     def substitute(self, text: str) -> str:
+        text = MOMENT.sub(lambda m: self.moment(m.group(0)), text)
         text = text.replace(HOME_PLACEHOLDER, str(self.folder / "srv-civicseal"))
         text = text.replace(KEY_SERVICE_PLACEHOLDER, f"http://127.0.0.1:{self.port}")
         text = text.replace("--port 8470", f"--port {self.port}")
@@ -270,7 +289,7 @@ def write_returns(walk: Walk) -> None:
     """glue: the bank's return list for batch 1: one transfer it could not make (1: no such account)."""
     (number,) = walk.query(
         "SELECT e.reference_number FROM payment_items i JOIN entitlements e ON e.id = i.entitlement_id"
-        " WHERE i.batch_id = 1 ORDER BY i.id LIMIT 1"
+        " WHERE i.batch_id = 1 ORDER BY i.item_no LIMIT 1"
     )[0]
     write_csv(walk.folder / "henkyaku.csv", ["reference_number", "reason_code"], [[number, "1"]])
 
@@ -320,18 +339,25 @@ def test_walkthrough_parser_reads_blocks_comments_continuations_and_backgrounds(
 def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     executable = shutil.which("civicseal", path=str(Path(sys.executable).parent))
     assert executable, "civicseal is not installed next to this Python"
-    commands = walkthrough_commands(README.read_text(encoding="utf-8"))
+    readme = README.read_text(encoding="utf-8")
+    commands = walkthrough_commands(readme)
     assert len(commands) > 40, "the walkthrough's blocks were not found"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_")}
     env["TZ"] = "UTC"  # the README speaks Tokyo time itself; the machine's zone must not matter
     # glue: the register files the README imports, for a small synthetic city
-    subprocess.run([executable, "synth", "--residents", "3000", "--out", "."], cwd=tmp_path, env=env, check=True,
-                   capture_output=True)
-    walk = Walk(tmp_path, executable, env)
+    subprocess.run(
+        [executable, "synth", "--residents", "3000", "--out", "."],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    walk = Walk(tmp_path, executable, env, readme)
     try:
         for command in commands:
             walk.run(command)
     finally:
         walk.stop()
     assert "CIVICSEAL_HOME" in walk.env, "the README never says which home the commands use"
-    assert list((tmp_path / "letters").glob("*.pdf")), "incident notify wrote no letters"
+    for named in ("mailing.parquet", "furikomi.txt", "incident-1.pdf"):  # files the README's commands write
+        assert (tmp_path / named).stat().st_size > 0, named
