@@ -336,9 +336,25 @@ def test_walkthrough_parser_reads_blocks_comments_continuations_and_backgrounds(
     ]
 
 
-def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def installed_civicseal() -> str:
     executable = shutil.which("civicseal", path=str(Path(sys.executable).parent))
     assert executable, "civicseal is not installed next to this Python"
+    return executable
+
+
+def test_a_failing_readme_command_fails_with_its_line_and_stderr(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_")}
+    walk = Walk(tmp_path, installed_civicseal(), env | {"CIVICSEAL_HOME": str(tmp_path / "home")}, "")
+    readme = "## Using it on a real register\n\n```sh\ncivicseal verify lost.cseal   # not there\n```\n"
+    (command,) = walkthrough_commands(readme)
+    with pytest.raises(
+        pytest.fail.Exception, match=r"^README.md:4: civicseal verify lost.cseal\n[\s\S]*stderr:\n.*lost"
+    ):
+        walk.run(command)
+
+
+def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    executable = installed_civicseal()
     readme = README.read_text(encoding="utf-8")
     commands = walkthrough_commands(readme)
     assert len(commands) > 40, "the walkthrough's blocks were not found"
