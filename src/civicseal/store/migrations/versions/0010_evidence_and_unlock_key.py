@@ -21,7 +21,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_log_object_id"))
-    with op.batch_alter_table("packages", schema=None) as batch_op:
-        batch_op.drop_column("identity_age")
+    # Plain DROP INDEX / DROP COLUMN (SQLite ≥ 3.35 has it): a batch copy of `packages` would break the
+    # foreign keys that custody, members and the unlock log hold on it.
+    op.drop_index("ix_audit_log_object_id", table_name="audit_log")
+    op.drop_column("packages", "identity_age")
