@@ -41,6 +41,9 @@ WALKTHROUGH_SECTIONS = (
     "Contractors and their subcontractors",
     "Paying the households",
     "When something is lost",
+    "The contact centre",
+    "Checking a drive",
+    "Evidence that holds",
 )
 
 # Placeholders a person reads, and what the test puts in their place (filled by `Walk.substitute`):

@@ -454,6 +454,7 @@ def export_index(
             issuer_key_id=keys.signing_key_id,
             purpose=PURPOSE,
             recipient=recipient,
+            recipient_key=found.age_recipient,
             mode=fmt.Mode.RECIPIENT,
             key_service_url=None,
             created=now,
