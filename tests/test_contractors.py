@@ -23,6 +23,7 @@ from civicseal.custody.service import record_event
 from civicseal.incident import render
 from civicseal.incident.report import build_report
 from civicseal.incident.service import open_incident
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.models import UnlockAttempt
 from civicseal.keys.recipients import add_recipient, keygen
@@ -207,7 +208,7 @@ def _seal(home: Home, tmp_path: Path, recipient: str, *, now: datetime = NOW, pu
 
 def _unlock(home: Home, cipher: FieldCipher, token: str, package_id: str, at: datetime) -> str:
     try:
-        unlock(home.engine, cipher, package_id=package_id, token=token, source="192.0.2.1", now=at)
+        unlock(home.engine, load_unlock_key(home.keys), package_id=package_id, token=token, source="192.0.2.1", now=at)
     except UnlockRefused as refused:
         return refused.reason
     return "granted"
@@ -301,7 +302,7 @@ def test_exposure_against_independent_counts(home: Home, cipher: FieldCipher) ->
     }
     held: dict[str, set[str]] = {}
     for package_id, (recipient, residents, custody, expires, revoked) in out.items():
-        add_package(engine, cipher, recipient, package_id, custody=(), expires_at=expires)
+        add_package(home, cipher, recipient, package_id, custody=(), expires_at=expires)
         with engine.begin() as conn:
             for event, at in custody:
                 add_custody(conn, package_id, event, at)

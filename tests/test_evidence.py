@@ -84,7 +84,7 @@ def _recompute_chain(home: Home) -> None:
         prev = audit.GENESIS
         for seq, r in enumerate(kept, start=1):
             content = audit._canonical(
-                seq, r["at"], r["actor"], r["action"], r["object_type"], r["object_id"], r["details"]
+                seq, r["at"], r["actor"], r["action"], r["object_type"], r["object_id"], r["details"], r["os_user"]
             )
             digest = audit.chain_hash(prev, content)
             conn.execute(
@@ -148,8 +148,8 @@ def test_anchor_command_appends_and_hands_over_a_copy(
 
 def test_the_anchors_file_can_live_elsewhere(home: Home, tmp_path: Path) -> None:
     elsewhere = tmp_path / "worm" / "anchors.jsonl"
-    with home.config_path.open("a", encoding="utf-8") as f:
-        f.write(f'anchors_file = "{elsewhere}"\n')
+    config = home.config_path.read_text(encoding="utf-8")  # a top-level key: before any [table]
+    home.config_path.write_text(f'anchors_file = "{elsewhere}"\n' + config, encoding="utf-8")
     moved = Home(home.path)
     anchor(moved, now=NOW)
     assert elsewhere.exists() and not (home.path / "anchors.jsonl").exists()

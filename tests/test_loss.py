@@ -18,6 +18,7 @@ from civicseal.custody.service import Event, current_state, record_event, unlock
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.report import build_report
 from civicseal.incident.service import close_incident, list_incidents, open_incident, record_lost_event
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.errors import UnlockRefused
 from civicseal.keys.unlock import unlock
 from civicseal.seal.service import SealRequest, seal
@@ -45,7 +46,14 @@ def _package(home: Home, tmp_path: Path, mode: fmt.Mode = fmt.Mode.TETHERED, see
 
 def _opens(home: Home, cipher: FieldCipher, token: str, package_id: str, at: timedelta) -> bool:
     try:
-        unlock(home.engine, cipher, package_id=package_id, token=token, source="192.0.2.10", now=NOW + at)
+        unlock(
+            home.engine,
+            load_unlock_key(home.keys),
+            package_id=package_id,
+            token=token,
+            source="192.0.2.10",
+            now=NOW + at,
+        )
     except UnlockRefused:
         return False
     return True

@@ -23,7 +23,7 @@ from civicseal.incident.errors import IncidentError
 from civicseal.incident.letter import phrases, wareki
 from civicseal.incident.notify import letter_context, notify
 from civicseal.incident.service import open_incident
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_unlock_key
 from civicseal.keys.unlock import unlock
 from civicseal.programme.reference import printed
 from civicseal.seal.service import SealRequest, seal
@@ -55,9 +55,15 @@ def _lose(
     record_event(home.engine, sealed.package_id, Event.HANDED_OVER, holder="printshop", at=NOW, now=NOW)
     lost = NOW + timedelta(hours=2)
     if opened_after_loss:  # whoever found it had the token too, before the city learnt of the loss
-        cipher = load_city_keys(home.keys).field_cipher()
         at = lost + timedelta(minutes=30)
-        unlock(home.engine, cipher, package_id=sealed.package_id, token=token, source="198.51.100.7", now=at)
+        unlock(
+            home.engine,
+            load_unlock_key(home.keys),
+            package_id=sealed.package_id,
+            token=token,
+            source="198.51.100.7",
+            now=at,
+        )
     incident = open_incident(
         home, package_id=sealed.package_id, lost_at=lost, reported_at=lost + timedelta(hours=1),
         reported_by="printshop", circumstances="bag left on a train", now=lost + timedelta(hours=2),

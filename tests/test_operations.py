@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from civicseal.cli import run
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_city_keys, load_unlock_key
 from civicseal.keys.errors import KeyServiceError, UnlockRefused
 from civicseal.keys.recipients import list_recipients, rotate_token
 from civicseal.keys.service import create_app
@@ -63,7 +63,7 @@ def test_trust_list_and_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def _unlocks(home: Home, cipher: FieldCipher, token: str) -> bool:
     try:
-        unlock(home.engine, cipher, package_id="pkg_ok", token=token, source="192.0.2.1", now=NOW)
+        unlock(home.engine, load_unlock_key(home.keys), package_id="pkg_ok", token=token, source="192.0.2.1", now=NOW)
     except UnlockRefused:
         return False
     return True
@@ -71,7 +71,7 @@ def _unlocks(home: Home, cipher: FieldCipher, token: str) -> bool:
 
 def test_a_rotated_token_stops_at_once_and_the_new_one_works(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "alice", "pkg_ok")
     old_id = list_recipients(home.engine)[0].token_id
     new = rotate_token(home.engine, "alice", now=NOW, actor=ACTOR)
     assert new != alice.token and re.fullmatch(r"cst_[0-9a-f]{16}_[a-z2-7]{52}", new)
@@ -92,7 +92,7 @@ def test_a_rotated_token_stops_at_once_and_the_new_one_works(home: Home, cipher:
 
 def test_rotating_a_locked_token_gives_a_working_one(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "alice", "pkg_ok")
     for _ in range(MAX_FAILURES):
         _unlocks(home, cipher, alice.token[:-1] + ("a" if alice.token[-1] != "a" else "b"))
     assert list_recipients(home.engine)[0].locked_at is not None
@@ -120,7 +120,7 @@ def test_cli_rotate_token(home: Home, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_access_log_line_per_request_without_secrets(home: Home, cipher: FieldCipher) -> None:
     alice = make_contractor(home.engine, "alice")
-    add_package(home.engine, cipher, "alice", "pkg_ok")
+    add_package(home, cipher, "alice", "pkg_ok")
     lines: list[str] = []
     app = create_app(home, clock=lambda: NOW, access_log=lines.append)
 
@@ -174,4 +174,4 @@ def test_serve_writes_its_access_log_to_stdout(home: Home) -> None:
         worker.terminate()
         out, err = worker.communicate(timeout=30)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST GET /v1/health 200 \d+\.\d ms", out.strip()), out
-    assert "probe" not in out and "key service on http://127.0.0.1" in err
+    assert "probe" not in out and "key service and contact centre on http://127.0.0.1" in err

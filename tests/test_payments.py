@@ -323,7 +323,7 @@ def give_account(home: Home, cipher: FieldCipher, reference: str, account: tuple
         conn.execute(
             EntitlementAccount.__table__.insert().values(
                 entitlement_id=entitlement_id, bank_code=bank, branch_code=branch, account_type=1,
-                account_number_enc=cipher.encrypt(number, "entitlement_accounts.account_number"),
+                account_number_enc=cipher.encrypt(number, "entitlement_accounts.account_number", entitlement_id),
                 holder_kana=kana, given_at=NOW,
             )
         )  # fmt: skip
@@ -491,7 +491,7 @@ def test_sealed_for_the_bank_without_plaintext_on_disk(home: Home, cipher: Field
     tethered = request(tmp_path / "t.cseal", seal_to="mizuho", mode=fmt.Mode.TETHERED, key_service_url=KEY_SERVICE)
     again = make_batch(home, tethered, now=NOW)
     with home.engine.connect() as conn:
-        identity = conn.execute(text("SELECT identity_enc FROM packages WHERE id = :p"), {"p": again.package_id})
+        identity = conn.execute(text("SELECT identity_age FROM packages WHERE id = :p"), {"p": again.package_id})
         assert identity.scalar_one() is not None
     assert (again.mode, again.records) == ("tethered", 1)
 

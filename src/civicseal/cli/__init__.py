@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - older Typer on plain Click
 
 import typer
 
-from civicseal.cli.output import err_console, print_json
+from civicseal.cli.output import err_console, print_json, printed
 from civicseal.errors import CivicsealError
 from civicseal.scratch import sweep
 from civicseal.store.home import resolve_home
@@ -29,7 +29,6 @@ from civicseal.store.home import resolve_home
 DEBUG_ENV = "CIVICSEAL_DEBUG"
 HOME_ENV = "CIVICSEAL_HOME"
 ACTOR_ENV = "CIVICSEAL_ACTOR"
-FINDINGS = 3
 GLOBAL_OPTIONS = {"--home": HOME_ENV, "--actor": ACTOR_ENV}
 
 
@@ -103,6 +102,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     sweep(resolve_home(Path(home) if home else None))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    printed.json = False
     try:
         with _environment(lifted):
             code = app(args=args, prog_name="civicseal", standalone_mode=False)
@@ -118,10 +118,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CivicsealError as exc:
-        # Findings over a threshold (exit 3) are not a refusal: the command has printed its figures, and
-        # under --json stdout must keep that one object.
-        findings = exc.exit_code == FINDINGS
-        return _refuse(str(exc), _rule(exc), exc.exit_code, as_json and not findings)
+        # A command that already printed its figures (findings over a threshold, a failed check with its
+        # details) keeps that one object on stdout; why it failed goes to stderr.
+        return _refuse(str(exc), _rule(exc), exc.exit_code, as_json and not printed.json)
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise

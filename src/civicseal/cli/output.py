@@ -14,8 +14,18 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
+class _Printed:
+    """Whether this command has put its JSON object on stdout: a refusal after it must not add a second."""
+
+    json = False
+
+
+printed = _Printed()
+
+
 def print_json(data: Mapping[str, object] | list) -> None:
     """One JSON object and nothing else on stdout."""
+    printed.json = True
     print(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str))
 
 
