@@ -86,3 +86,24 @@ def test_nothing_is_overwritten_without_force(tmp_path: Path, capsys: pytest.Cap
     assert (out / "residents.csv").read_text(encoding="utf-8") == "a real export\n"
     assert run(["synth", "--residents", "50", "--out", str(out), "--force", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["residents"] == 50
+
+
+def test_a_register_file_given_to_verify_is_named_for_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    residents = tmp_path / "residents.csv"
+    residents.write_text("resident_code,household_code\n" + "1,1\n" * 200, encoding="utf-8")
+    assert run(["verify", str(residents), "--home", str(tmp_path / "reader")]) == 1
+    err = capsys.readouterr().err
+    assert "not a sealed package (.cseal)" in err and "civicseal register import" in err
+
+
+def test_people_read_yes_no_dashes_and_tokyo_times() -> None:
+    from datetime import UTC, datetime
+
+    from civicseal.cli.output import shown
+
+    assert [shown(True), shown(False), shown(None), shown(74661)] == ["yes", "no", "-", "74,661"]
+    assert shown("2026-11-27T08:11:28Z") == "2026-11-27 17:11 JST"
+    assert shown(datetime(2026, 11, 27, 8, 11, tzinfo=UTC)) == "2026-11-27 17:11 JST"
+    assert shown("[/x]") == "[/x]"  # text is text, never markup

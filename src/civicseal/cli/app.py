@@ -114,11 +114,18 @@ def demo(
     residents: Annotated[int, typer.Option(min=1000, help="Size of the synthetic city.")] = 460_517,
     seed: int = 7,
     serve: Annotated[bool, typer.Option("--serve", help="End with the contact centre running.")] = False,
+    json_out: JsonOption = False,
 ) -> None:
     """The whole story on a synthetic Amagasaki, in a fresh temporary home (or --home)."""
+    import sys
+
     from civicseal.cli.demo import run_demo
 
-    run_demo(home, residents=residents, seed=seed, serve=serve)
+    if json_out:
+        console.file = sys.stderr  # the story goes to stderr; stdout carries the one JSON object
+    figures = run_demo(home, residents=residents, seed=seed, serve=serve)
+    if json_out:
+        print_json(figures)
 
 
 # Command modules register themselves on `app` when imported.

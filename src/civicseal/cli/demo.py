@@ -51,7 +51,8 @@ def _step(title: str, action: Callable[[], T]) -> T:
     return result
 
 
-def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = False) -> None:
+def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = False) -> dict[str, object]:
+    """The story, step by step on the console; returns its main figures (what `demo --json` prints)."""
     workdir = Path(tempfile.mkdtemp(prefix="civicseal-demo-"))
     home_path = home or workdir / "home"
     register_dir = workdir / "register"
@@ -102,12 +103,24 @@ def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = Fals
         refuse_unapproved_subcontractor(opened, workdir, PROGRAMME, key_service.url)
         returned_forms(opened, PROGRAMME, workdir / "printshop" / "mailing.parquet", workdir)
         pay_confirmed_households(opened, workdir, PROGRAMME)
-        _lose_it(opened, workdir, package, finder)
+        report = _lose_it(opened, workdir, package, finder)
     with opened.engine.connect() as conn:
         check = audit.verify(conn)
     console.print(f"audit log: {check.rows} rows, chain {'intact' if check.ok else 'BROKEN'}")
     console.print(f"home kept at {home_path}; try `civicseal --home {home_path} audit show`")
     _step("the contact centre step", lambda: run_contact_centre(opened, serve_after=serve))
+    return {
+        "home": str(home_path),
+        "residents": imported.residents.new,
+        "entitled": result.entitled,
+        "total_amount": result.total_amount,
+        "package_id": report.package_id,
+        "residents_in_package": report.content.residents_affected,
+        "reportable": report.assessment.reportable,
+        "audit_rows": check.rows,
+        "audit_intact": check.ok,
+        "records_copied_to_contact_centre": 0,
+    }
 
 
 def MORNING() -> datetime:
@@ -179,7 +192,7 @@ def _seal_and_hand_over(city: Home, workdir: Path, key_service: str) -> tuple[Pa
     return package, _Finder(identity, token, contractor)
 
 
-def _lose_it(city: Home, workdir: Path, package: Path, finder: _Finder) -> None:
+def _lose_it(city: Home, workdir: Path, package: Path, finder: _Finder) -> Report:
     """The print shop's courier loses the stick; the city knows within minutes what that means."""
     console.rule("the stick is lost on the way back")
     # The print shop opened its copy moments ago; the stick is lost after that, and reported at once.
@@ -204,6 +217,7 @@ def _lose_it(city: Home, workdir: Path, package: Path, finder: _Finder) -> None:
     _print_report_summary(report)
     console.print(f"  report written to {workdir}/incident-{incident}.md (.json); PDF: `civicseal incident report"
                   f" {incident} --format pdf --out report.pdf --home {city.path}`")  # fmt: skip
+    return report
 
 
 def _print_report_summary(report: Report) -> None:

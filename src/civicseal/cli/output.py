@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from civicseal.clock import for_people, yes_no
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -29,12 +34,30 @@ def print_json(data: Mapping[str, object] | list) -> None:
     print(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str))
 
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def shown(value: object) -> str:
+    """A value as a person reads it: yes/no, a dash for nothing, times in Tokyo, thousands separated."""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return for_people(value)
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return for_people(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return str(value)
+
+
 def print_table(title: str, rows: Mapping[str, object]) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in rows.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        table.add_row(Text(key), Text(shown(value)))
     console.print(table)
 
 

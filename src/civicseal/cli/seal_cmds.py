@@ -12,6 +12,7 @@ import typer
 from civicseal import cseal as fmt
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json, print_table
+from civicseal.cli.output import shown as people
 from civicseal.clock import utcnow
 from civicseal.cseal.errors import SealError
 from civicseal.store.home import Home
@@ -194,6 +195,7 @@ def open_command(
     passphrase_file: Annotated[Path | None, typer.Option(help="Passphrase mode: read it from this file.")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     home: HomeOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """Open a package: every check first, then (tethered) the key service, then the plaintext."""
     from civicseal.seal.open import open_sealed
@@ -212,7 +214,11 @@ def open_command(
         token=_token(token, token_file),
         passphrase=passphrase,
     )
-    console.print(f"opened {pkg.package_id}: {pkg.manifest['payload']['rows']:,} rows written to {out}")
+    rows = pkg.manifest["payload"]["rows"]
+    if json_out:
+        print_json({"package_id": pkg.package_id, "rows": rows, "out": str(out), "purpose": pkg.manifest["purpose"]})
+        return
+    console.print(f"opened {pkg.package_id}: {rows:,} rows written to {out}", markup=False)
 
 
 @package_app.command("list")
@@ -227,7 +233,8 @@ def package_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
     for p in packages:
         console.print(
             f"{p['package_id']} {p['purpose']} → {p['recipient']} ({p['mode']}) {p['records']:,} records,"
-            f" custody {p['custody']}, expires {p['expires']}{', REVOKED' if p['revoked'] else ''}"
+            f" custody {p['custody']}, expires {people(p['expires'])}{', REVOKED' if p['revoked'] else ''}",
+            markup=False,
         )
 
 
@@ -241,12 +248,12 @@ def package_show(package_id: str, home: HomeOption = None, json_out: JsonOption 
         print_json(shown)
         return
     print_table(f"package {package_id}", {k: v for k, v in shown.items() if not isinstance(v, list | dict)})
-    console.print("[bold]custody[/bold]")
+    console.print("custody", style="bold", markup=False)
     for event in shown["custody"]:
-        console.print(f"  {event['at']} {event['event']} {event['holder']}", markup=False)
-    console.print("[bold]unlock log[/bold]")
+        console.print(f"  {people(event['at'])} {event['event']} {event['holder']}", markup=False)
+    console.print("unlock log", style="bold", markup=False)
     for attempt in shown["unlock_log"]:
-        console.print(f"  {attempt['at']} {attempt['outcome']} from {attempt['source']}", markup=False)
+        console.print(f"  {people(attempt['at'])} {attempt['outcome']} from {attempt['source']}", markup=False)
 
 
 @app.command("trace")

@@ -234,12 +234,20 @@ def _check_flags_and_fields(name: str, method: int, flags: int, extra_len: int, 
         raise PackageRefused(f"entry {name} has an extra field in its {where}")
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # every package starts with the manifest's local header
+
+
 def _read_central_directory(f: BinaryIO, file_size: int) -> tuple[list[_Entry], int]:
     """Check the end record and central directory; return the three entries and the directory's offset."""
     if file_size < _END.size + _CENTRAL_SIZE:
         raise PackageRefused("file is too short to be a package")
     end = _read_exact(f, file_size - _END.size, _END.size, "end record")
     sig, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len = _END.unpack(end)
+    if sig != _END_SIG and _read_exact(f, 0, len(_ZIP_MAGIC), "first bytes") != _ZIP_MAGIC:
+        raise PackageRefused(
+            "not a sealed package (.cseal): the file is not a ZIP archive; give verify and open the .cseal file"
+            " the city sent (a register CSV is imported with `civicseal register import`)"
+        )
     if sig != _END_SIG:
         raise PackageRefused("no ZIP end record at the very end of the file (trailing bytes or a comment?)")
     if comment_len != 0:

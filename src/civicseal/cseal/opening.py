@@ -72,10 +72,10 @@ def _install(tmp: Path, out: Path, force: bool) -> None:
     try:
         os.link(tmp, out)  # atomic no-clobber: fails if out appeared meanwhile
     except FileExistsError:
-        raise SealError(f"{out} already exists; refusing to replace it without force") from None
+        raise SealError(f"{out} already exists; choose another --out, or add --force to replace it") from None
     except OSError:  # a filesystem without hard links
         if out.exists() or out.is_symlink():
-            raise SealError(f"{out} already exists; refusing to replace it without force") from None
+            raise SealError(f"{out} already exists; choose another --out, or add --force to replace it") from None
         os.replace(tmp, out)
         return
     tmp.unlink()
@@ -130,7 +130,7 @@ def open_package(
     """
     out = Path(out)
     if not force and (out.exists() or out.is_symlink()):
-        raise SealError(f"{out} already exists; refusing to replace it without force")
+        raise SealError(f"{out} already exists; choose another --out, or add --force to replace it")
     pkg = read_package(path)
     verify(pkg, trusted, now=now, recipient_key=recipient_key)
     chosen = identity(pkg)

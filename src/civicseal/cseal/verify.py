@@ -36,7 +36,13 @@ def check_signature(pkg: SealedPackage, trusted: Mapping[str, Ed25519PublicKey])
         raise PackageRefused("manifest names no valid issuer key id")
     public_key = trusted.get(kid)
     if public_key is None:
-        raise PackageRefused(f"issuer key {kid} is not trusted")
+        name = issuer.get("name") if isinstance(issuer, dict) else None
+        shown = name if isinstance(name, str) and name.isprintable() and len(name) <= 64 else "its issuer"
+        raise PackageRefused(
+            f"issuer key {kid} is not trusted: the package says it comes from {shown}, whose key this home does"
+            " not hold; if it is your city, ask it for the line `civicseal keys public` prints and run"
+            " `civicseal trust add NAME ed25519:…` with it"
+        )
     try:
         public_key.verify(pkg.signature, pkg.manifest_bytes)
     except InvalidSignature:

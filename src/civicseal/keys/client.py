@@ -51,6 +51,22 @@ def unlock_url(key_service_url: str) -> str:
     raise PackageRefused("the key service URL is neither HTTPS nor on loopback; the token is not sent")
 
 
+# What a contractor can do about a refusal the service names (the service itself says no more than this).
+_NEXT_STEP: dict[str, str] = {
+    "unknown package": (
+        "; this package is not one the city sealed for your token: check you opened the package sent to you,"
+        " with your own token"
+    ),
+    "token locked": (
+        "; too many failed unlocks in an hour locked your token: ask the city to run"
+        " `civicseal recipient unlock NAME` (or to issue a new token with `civicseal recipient rotate-token NAME`)"
+    ),
+    "bad token": "; check CIVICSEAL_TOKEN or --token-file holds the token the city gave you, whole",
+    "revoked": "; the city revoked this package: ask it for a new one",
+    "expired": "; the package is past its expiry: ask the city for a new one",
+}
+
+
 def _reason(response: httpx.Response) -> str:
     """The service's refusal line, if it is a short printable one; else just the status."""
     try:
@@ -58,7 +74,8 @@ def _reason(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         error = None
     if isinstance(error, str) and 0 < len(error) <= 200 and error.isprintable():
-        return f"key service says {error}"
+        hint = next((h for reason, h in _NEXT_STEP.items() if error.endswith(reason)), "")
+        return f"key service says {error}{hint}"
     return f"key service answered HTTP {response.status_code}"
 
 
@@ -88,7 +105,9 @@ def fetch_package_identity(
                 headers={"Authorization": f"Bearer {token}", "User-Agent": f"civicseal/{__version__}"},
             )
     except (httpx.HTTPError, httpx.InvalidURL):
-        raise PackageRefused("key service unreachable") from None
+        raise PackageRefused(
+            f"key service unreachable at {url}; check the network, or ask the city whether its key service runs"
+        ) from None
     if response.status_code != 200:
         raise PackageRefused(_reason(response))
     if len(response.content) > MAX_ANSWER:
