@@ -53,7 +53,7 @@ def confirm_all(city) -> int:  # type: ignore[no-untyped-def]
         ).all()
         rng = random.Random(13)
         numbers = [f"{n:07d}" for n in rng.sample(range(10**7), len(missing))]
-        encrypted = cipher.encrypt_many(numbers, "entitlement_accounts.account_number")
+        encrypted = cipher.encrypt_many(numbers, "entitlement_accounts.account_number", [m[0] for m in missing])
         rows = []
         for (entitlement_id, kana), number_enc in zip(missing, encrypted, strict=True):
             bank, branch = BRANCHES[entitlement_id % len(BRANCHES)]
