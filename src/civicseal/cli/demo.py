@@ -18,7 +18,7 @@ from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
 from civicseal.cli.demo_dlp import index_in_background, scan_contractor_folder
 from civicseal.cli.demo_forms import returned_forms
 from civicseal.cli.demo_payments import pay_confirmed_households
-from civicseal.cli.output import console, progress_bars
+from civicseal.cli.output import console, print_done, progress_bars
 from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
 from civicseal.cseal.errors import PackageRefused
@@ -47,7 +47,7 @@ PROGRAMME = "2022 residence-tax-exempt household benefit"
 def _step(title: str, action: Callable[[], T]) -> T:
     started = time.perf_counter()
     result = action()
-    console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+    print_done(title, time.perf_counter() - started)
     return result
 
 
@@ -208,7 +208,7 @@ def _lose_it(city: Home, workdir: Path, package: Path, finder: _Finder) -> Repor
     try:
         open_sealed(package, trust_home=finder.trust_home, out=workdir / "finder.parquet",
                     identity_file=finder.identity, token=finder.token)  # fmt: skip
-        console.print("  [red]the finder opened it[/red]")
+        console.print("  the finder opened it", style="red")
     except PackageRefused as refused:
         console.print(f"  a finder holding the stick, the key file and the token tried to open it: {refused}")
     report = _step("built the incident report", lambda: build_report(city, incident, package_file=package))

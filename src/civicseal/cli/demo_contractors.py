@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from civicseal.cli.output import console
+from civicseal.cli.output import console, print_done
 from civicseal.clock import tokyo_today, utcnow
 from civicseal.contractors.errors import AuthorityRefused
 from civicseal.contractors.service import add_contractor, assign_recipient, exposure
@@ -51,11 +51,11 @@ def refuse_unapproved_subcontractor(city: Home, workdir: Path, programme: str, k
     )
     try:
         seal(city, request, now=now)
-        console.print("  [red]the unapproved subcontractor was given a package[/red]")
+        console.print("  the unapproved subcontractor was given a package", style="red")
     except AuthorityRefused as refused:
         console.print(f"  sealing a package for it was refused ({refused.rule}): {refused}", markup=False)
     rows = exposure(city.engine, now=now)
-    console.print(f"[green]✓[/green] who can read what, now [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+    print_done("who can read what, now", time.perf_counter() - started)
     for row in rows:
         console.print(
             f"  {'  ' * int(row['level'])}{row['display_name']}: can read {row['residents']:,} residents' data now",  # type: ignore[call-overload]

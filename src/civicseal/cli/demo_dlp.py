@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from civicseal.cli.output import console
+from civicseal.cli.output import console, print_done
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import IndexSummary, build_index, load_home_index, record_build
 from civicseal.dlp.scan import scan
@@ -54,14 +54,15 @@ def scan_contractor_folder(city: Home, folder: Path, indexing: Callable[[], Inde
     built = indexing() if indexing is not None else build_index(city, record=False)
     record_build(city, built)
     index = load_home_index(city)
-    console.print(
-        f"[green]✓[/green] the register fingerprinted: {built.residents:,} residents,"
-        f" {built.fingerprints:,} keyed fingerprints, no plaintext"
-        f" [dim](waited {time.perf_counter() - started:.1f} s)[/dim]"
+    print_done(
+        f"the register fingerprinted: {built.residents:,} residents, {built.fingerprints:,} keyed fingerprints,"
+        " no plaintext",
+        time.perf_counter() - started,
+        note="waited ",
     )
     started = time.perf_counter()
     report = scan([folder], index)
-    console.print(f"[green]✓[/green] scanned {folder} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+    print_done(f"scanned {folder}", time.perf_counter() - started)
     for f in report.files:
         if f.residents_matched:
             elements = ", ".join(name for name, count in f.elements.items() if count)

@@ -15,8 +15,14 @@ from rich.text import Text
 
 from civicseal.clock import for_people, yes_no
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Nothing printed is ever read as markup: names, addresses and messages may hold brackets ('[/x]').
+console = Console(highlight=False, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
+
+
+def print_done(title: str, seconds: float, note: str = "") -> None:
+    """``✓ title (1.2 s)``: one finished step of a long story, as the demo tells it."""
+    console.print(Text.assemble(("✓ ", "green"), title, (f" ({note}{seconds:.1f} s)", "dim")))
 
 
 class _Printed:

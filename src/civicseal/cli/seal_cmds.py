@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from civicseal import cseal as fmt
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
@@ -46,7 +47,7 @@ def purpose_list(json_out: JsonOption = False) -> None:
         print_json({"purposes": listed})
         return
     for p in listed:
-        console.print(f"[bold]{p['name']}[/bold] — {p['description']}")
+        console.print(Text.assemble((p["name"], "bold"), f" — {p['description']}"))
         console.print(
             f"  fields: {', '.join(p['fields'])}\n"
             f"  selects: {p['selects']}; canaries: {'yes' if p['canaries'] else 'no'};"
@@ -117,9 +118,10 @@ def seal_command(
         )
     if summary.passphrase:
         err_console.print(
-            f"[bold]passphrase ({summary.passphrase_bits} bits), shown once — hand it over separately:[/bold]"
-            f" {summary.passphrase}",
-            markup=True,
+            Text.assemble(
+                (f"passphrase ({summary.passphrase_bits} bits), shown once — hand it over separately:", "bold"),
+                f" {summary.passphrase}",
+            ),
             highlight=False,
         )
 
