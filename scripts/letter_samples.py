@@ -24,7 +24,7 @@ from civicseal.custody.service import Event, record_event
 from civicseal.homes import init_home
 from civicseal.incident.notify import LetterContext, letter_context, notify
 from civicseal.incident.service import open_incident
-from civicseal.keys.city import load_city_keys
+from civicseal.keys.city import load_city_keys, load_unlock_key
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.keys.unlock import unlock
 from civicseal.programme.service import create_programme, run_programme
@@ -53,7 +53,10 @@ def main() -> None:
         import_register(home.engine, cipher, files, now=NOW)
         create_programme(home.engine, "benefit", reference_date=date(2022, 6, 1), fiscal_year=2022, amount=100_000)
         run_programme(home.engine, "benefit", rng=random.Random(7), now=NOW)
-        token = add_recipient(home.engine, "printshop", keygen(work / "printshop.key"), now=NOW, actor="samples")
+        token = add_recipient(
+            home.engine, "printshop", keygen(work / "printshop.key"), now=NOW, actor="samples",
+            display_name="株式会社尼崎印刷",
+        )  # fmt: skip
         for case, mode in CASES.items():
             request = SealRequest(
                 "benefit", "confirmation-mailing", "printshop", work / f"{case}.cseal", mode=fmt.Mode(mode)
@@ -63,7 +66,8 @@ def main() -> None:
             lost = NOW + timedelta(hours=8)
             if case == "opened":
                 at = lost + timedelta(minutes=40)
-                unlock(home.engine, cipher, package_id=package_id, token=token, source="198.51.100.7", now=at)
+                key = load_unlock_key(home.keys)
+                unlock(home.engine, key, package_id=package_id, token=token, source="198.51.100.7", now=at)
             incident = open_incident(
                 home, package_id=package_id, lost_at=lost, reported_at=lost + timedelta(hours=14),
                 reported_by="printshop", circumstances="bag lost", now=lost + timedelta(hours=14, minutes=20),
