@@ -16,20 +16,20 @@ import re
 import shlex
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import text as sql_text
 
 from civicseal.clock import TOKYO
+from civicseal.store.engine import DATABASE_URL_ENV, database_url, make_engine
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -147,9 +147,14 @@ class Walk:
     def home(self) -> Path:
         return Path(self.env["CIVICSEAL_HOME"])
 
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with closing(sqlite3.connect(self.home / "civicseal.db")) as db:
-            return db.execute(sql, params).fetchall()
+    def query(self, sql: str) -> list[tuple]:
+        """Read the store the README's commands wrote (SQLite in the home, or the PostgreSQL database)."""
+        engine = make_engine(self.env.get(DATABASE_URL_ENV) or database_url(self.home))
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(sql_text(sql))]
+        finally:
+            engine.dispose()
 
     def pick_reference(self, argv: list[str]) -> str:
         """A reference number in the state the command needs, never one an earlier command used.
@@ -356,12 +361,13 @@ def test_a_failing_readme_command_fails_with_its_line_and_stderr(tmp_path: Path)
         walk.run(command)
 
 
-def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def test_readme_walkthrough_runs_as_written(backend: str, tmp_path: Path) -> None:
     executable = installed_civicseal()
     readme = README.read_text(encoding="utf-8")
     commands = walkthrough_commands(readme)
     assert len(commands) > 40, "the walkthrough's blocks were not found"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_")}
+    # The store is the README's own (SQLite in its home) or, on the PostgreSQL run, the test's database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_") or k == DATABASE_URL_ENV}
     env["TZ"] = "UTC"  # the README speaks Tokyo time itself; the machine's zone must not matter
     # glue: the register files the README imports, for a small synthetic city
     subprocess.run(
