@@ -16,6 +16,7 @@ from civicseal.cli.output import console, err_console, print_json, print_table
 from civicseal.cli.output import shown as people
 from civicseal.clock import utcnow
 from civicseal.cseal.errors import SealError
+from civicseal.keys.recipients import display_name_of_recipient
 from civicseal.store.home import Home
 
 TOKEN_ENV = "CIVICSEAL_TOKEN"
@@ -88,7 +89,10 @@ def seal_command(
         key_service_url=key_service,
         passphrase=typed,
     )
-    summary = seal(open_home(home), request)
+    opened = open_home(home)
+    summary = seal(opened, request)
+    with opened.engine.connect() as conn:
+        recipient_name = display_name_of_recipient(conn, summary.recipient)
     if json_out:
         print_json(summary.as_dict())
     else:
@@ -96,7 +100,7 @@ def seal_command(
             f"sealed {summary.package_id}",
             {
                 "purpose": summary.purpose,
-                "recipient": summary.recipient,
+                "recipient": recipient_name,
                 "contractor chain": " > ".join(summary.contractor_chain) or "none registered",
                 "register (households)": summary.register_households,
                 "register (residents)": summary.register_residents,
@@ -234,7 +238,7 @@ def package_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
         return
     for p in packages:
         console.print(
-            f"{p['package_id']} {p['purpose']} → {p['recipient']} ({p['mode']}) {p['records']:,} records,"
+            f"{p['package_id']} {p['purpose']} → {p['recipient_name']} ({p['mode']}) {p['records']:,} records,"
             f" custody {p['custody']}, expires {people(p['expires'])}{', REVOKED' if p['revoked'] else ''}",
             markup=False,
         )

@@ -19,6 +19,7 @@ def _summary(package: Row, recipient: str, custody: str | None) -> dict[str, obj
         "package_id": package.id,
         "purpose": package.purpose,
         "recipient": recipient,
+        "recipient_name": package.recipient_name or recipient,  # what people read
         "mode": package.mode,
         "records": package.records,
         "canaries": package.canaries,
@@ -32,7 +33,7 @@ def _summary(package: Row, recipient: str, custody: str | None) -> dict[str, obj
 def list_packages(engine: Engine) -> list[dict[str, object]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Package.__table__, Recipient.name.label("recipient"))
+            select(Package.__table__, Recipient.name.label("recipient"), Recipient.display_name.label("recipient_name"))
             .join(Recipient, Recipient.id == Package.recipient_id)
             .order_by(Package.created_at)
         ).all()
@@ -42,7 +43,7 @@ def list_packages(engine: Engine) -> list[dict[str, object]]:
 def show_package(engine: Engine, package_id: str) -> dict[str, object]:
     with engine.connect() as conn:
         row = conn.execute(
-            select(Package.__table__, Recipient.name.label("recipient"))
+            select(Package.__table__, Recipient.name.label("recipient"), Recipient.display_name.label("recipient_name"))
             .join(Recipient, Recipient.id == Package.recipient_id)
             .where(Package.id == package_id)
         ).first()
