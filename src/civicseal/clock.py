@@ -27,8 +27,10 @@ def for_people(dt: datetime) -> str:
 
 
 def rfc3339(dt: datetime) -> str:
-    """``2026-11-27T08:11:28Z``: the one way JSON and files carry a time (UTC, whole seconds)."""
-    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2026-11-27T08:11:28Z``: the one way JSON, files and manifests carry a time (UTC, whole seconds,
+    truncated, so one instant has exactly one spelling)."""
+    u = as_utc(dt)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def yes_no(flag: object) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +10,7 @@ import typer
 from civicseal.audit import log as audit
 from civicseal.audit.errors import AuditError
 from civicseal.cli.app import HomeOption, JsonOption, audit_app, open_home
-from civicseal.cli.output import console, print_json
-from civicseal.clock import for_people
-
-
-def _shown(at: str) -> str:
-    return for_people(datetime.fromisoformat(at))
+from civicseal.cli.output import console, print_json, shown
 
 
 @audit_app.command("verify")
@@ -45,7 +39,7 @@ def audit_verify(home: HomeOption = None, json_out: JsonOption = False) -> None:
             console.print("no anchors yet: run `civicseal audit anchor` (and schedule it)", markup=False)
         else:
             console.print(
-                f"checked against {result.anchors} anchors; latest: row {latest.seq} at {_shown(latest.at)}",
+                f"checked against {result.anchors} anchors; latest: row {latest.seq} at {shown(latest.at)}",
                 markup=False,
                 soft_wrap=True,
             )
@@ -69,7 +63,7 @@ def audit_anchor(
         print_json(signed.as_dict() | {"anchors_file": str(opened.anchors_path), "out": str(out) if out else None})
         return
     console.print(
-        f"anchored row {signed.seq} ({signed.hash[:16]}…) at {_shown(signed.at)} in {opened.anchors_path}",
+        f"anchored row {signed.seq} ({signed.hash[:16]}…) at {shown(signed.at)} in {opened.anchors_path}",
         markup=False,
         soft_wrap=True,
     )
@@ -91,7 +85,7 @@ def audit_show(
         return
     for r in rows:
         console.print(
-            f"{r['seq']:>6} {_shown(r['at'])} {r['actor']} (OS user {r['os_user'] or '-'}) {r['action']}"
+            f"{r['seq']:>6} {shown(r['at'])} {r['actor']} (OS user {r['os_user'] or '-'}) {r['action']}"
             f" {r['object_type']}:{r['object_id']} {r['details']}",
             soft_wrap=True,
             markup=False,

@@ -16,6 +16,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from civicseal import clock
 from civicseal.cseal.errors import PackageRefused, SealError
 
 # --------------------------------------------------------------------------------------------------
@@ -78,8 +79,7 @@ def rfc3339(dt: datetime) -> str:
     """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("a manifest time must be timezone-aware")
-    u = dt.astimezone(UTC)
-    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
+    return clock.rfc3339(dt)
 
 
 def parse_rfc3339(text: str) -> datetime:

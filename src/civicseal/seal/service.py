@@ -43,7 +43,8 @@ from civicseal.programme.service import get_programme
 from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
-from civicseal.store.engine import placeholder, transaction
+from civicseal.store.bulk import insert_rows
+from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
 KEY_SERVICE_ENV = "CIVICSEAL_KEY_SERVICE_URL"
@@ -236,9 +237,7 @@ def _start_staging(conn: Connection) -> None:
 
 
 def _stage_households(conn: Connection, seen: list[tuple[int, str, str]]) -> None:
-    if seen:
-        mark = placeholder(conn)
-        conn.exec_driver_sql(f"INSERT INTO {STAGED} VALUES ({mark}, {mark}, {mark})", seen)
+    insert_rows(conn, STAGED, ("entitlement_id", "household_code", "pseudonym"), seen)
 
 
 def _record_members(conn: Connection, package_id: str) -> int:

@@ -133,14 +133,19 @@ def default_config(
     )
 
 
-def _load_config(path: Path) -> Config:
-    """config.toml as written by :meth:`Config.to_toml`, or by an older version (no display name, no contact)."""
+def _read_toml(path: Path) -> dict[str, object]:
+    """config.toml as parsed, or one line saying why it cannot be (people edit it by hand)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise StoreError(f"{path}: not UTF-8; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise StoreError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _load_config(path: Path) -> Config:
+    """config.toml as written by :meth:`Config.to_toml`, or by an older version (no display name, no contact)."""
+    data = _read_toml(path)
     contact = data.get("contact", {})
     if not isinstance(contact, dict):
         raise StoreError(f"{path}: contact: expected a [contact] table")
@@ -189,10 +194,7 @@ class Home:
     def settings(self) -> dict[str, object]:
         """config.toml as read, for settings that not every home has."""
         self.require()
-        try:
-            return tomllib.loads(self.config_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return dict(vars(self.config))  # refused with the reason by _load_config
+        return _read_toml(self.config_path)
 
     @cached_property
     def config(self) -> Config:
