@@ -175,3 +175,20 @@ def test_serve_writes_its_access_log_to_stdout(home: Home) -> None:
         out, err = worker.communicate(timeout=30)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST GET /v1/health 200 \d+\.\d ms", out.strip()), out
     assert "probe" not in out and "key service and contact centre on http://127.0.0.1" in err
+
+
+def test_the_city_server_logs_its_pages_by_route_never_by_what_was_sent(home: Home) -> None:
+    from civicseal.web.app import create_app as create_city_app
+
+    lines: list[str] = []
+    app = create_city_app(home, clock=lambda: NOW, access_log=lines.append)
+
+    async def requests() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://city.test") as c:
+            return [(await c.get(path)).status_code for path in ("/login?next=secret", "/v1/health", "/no-such")]
+
+    assert asyncio.run(requests()) == [200, 200, 404]
+    routes = [line.split(" JST ")[1].rsplit(" ", 3)[0] for line in lines]
+    assert routes == ["GET /login", "GET /v1/health", "GET -"]
+    assert not any("secret" in line or "no-such" in line for line in lines)

@@ -58,7 +58,6 @@ DEFAULT_PORT: Final = 8470
 NO_STORE: Final = {"Cache-Control": "no-store"}
 UNLOCK_ROUTE: Final = "/v1/unlock"
 HEALTH_ROUTE: Final = "/v1/health"
-ROUTES: Final = frozenset({UNLOCK_ROUTE, HEALTH_ROUTE})
 UVICORN_OPTIONS: Final = {"log_level": "warning", "access_log": False, "server_header": False, "date_header": False}
 
 log = logging.getLogger("civicseal.keys.service")
@@ -101,15 +100,8 @@ def _bearer(header: str | None) -> str:
 class AccessLog:
     """ASGI middleware writing one access-log line per HTTP request, once its answer has been sent."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        write: Callable[[str], None],
-        clock: Callable[[], datetime],
-        routes: frozenset[str] = ROUTES,
-    ) -> None:
-        self.app, self.write, self.clock, self.routes = app, write, clock, routes
+    def __init__(self, app: ASGIApp, *, write: Callable[[str], None], clock: Callable[[], datetime]) -> None:
+        self.app, self.write, self.clock = app, write, clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,7 +118,9 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            route = scope["path"] if scope["path"] in self.routes else "-"
+            # The matched route's template (set by the router), never the path as sent: a token pasted into a
+            # URL, or a query, never reaches the log; a path no route matched is "-".
+            route = getattr(scope.get("route"), "path", None) or "-"
             self.write(access_line(at, scope["method"], route, status, (time.perf_counter() - started) * 1000))
 
 

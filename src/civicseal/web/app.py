@@ -104,10 +104,8 @@ def create_app(
 
 
 def _log_requests(app: FastAPI, access_log: Callable[[str], None] | None, clock: Callable[[], datetime]) -> None:
-    """The access log knows the app's own routes; any other path is logged as ``-``."""
     if access_log is not None:
-        routes = frozenset(str(getattr(r, "path", "")) for r in app.router.routes) - {""}
-        app.add_middleware(key_service.AccessLog, write=access_log, clock=clock, routes=routes)
+        app.add_middleware(key_service.AccessLog, write=access_log, clock=clock)
 
 
 def app_from_env() -> FastAPI:
