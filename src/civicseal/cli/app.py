@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import typer
 
 from civicseal import __version__
 from civicseal.cli.output import console, print_json
-from civicseal.keys.city import load_city_keys
-from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 T = TypeVar("T")
@@ -36,6 +34,8 @@ HomeOption = Annotated[
     typer.Option("--home", envvar="CIVICSEAL_HOME", help="civicseal home (default ./civicseal-home)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
+# The values of cseal.Mode, named here so that `--help` does not load the package format and its ciphers.
+ModeName = Literal["tethered", "recipient", "passphrase"]
 
 
 def _version(value: bool) -> None:
@@ -80,6 +80,8 @@ def init(
 ) -> None:
     """Create a home: keys (0700/0600), configuration and the migrated store."""
     from civicseal.homes import init_home
+    from civicseal.keys.city import load_city_keys
+    from civicseal.keys.trust import format_public_key
 
     created = init_home(home, issuer=issuer, issuer_name=issuer_name)
     if json_out:

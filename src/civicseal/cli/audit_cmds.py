@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from civicseal.audit import log as audit
 from civicseal.audit.errors import AuditError
 from civicseal.cli.app import HomeOption, JsonOption, audit_app, open_home
 from civicseal.cli.output import console, print_json, shown
@@ -78,6 +77,8 @@ def audit_show(
     json_out: JsonOption = False,
 ) -> None:
     """List audit rows: who, what, which object, counts."""
+    from civicseal.audit import log as audit
+
     with open_home(home).engine.connect() as conn:
         rows = [dict(r) for r in audit.entries(conn, last=limit)]
     if json_out:

@@ -6,12 +6,10 @@ from typing import Annotated
 
 import typer
 
-from civicseal.audit.log import current_actor
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import utcnow
-from civicseal.contact import users
-from civicseal.keys.city import load_city_keys
+from civicseal.contact.roles import Role
 
 user_app = typer.Typer(help="Contact-centre users: operators, supervisors, admins.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -20,7 +18,7 @@ app.add_typer(user_app, name="user")
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="User name: lowercase letters, digits, '.', '_', '-'.")],
-    role: Annotated[users.Role, typer.Option("--role", help="operator, supervisor or admin.")],
+    role: Annotated[Role, typer.Option("--role", help="operator, supervisor or admin.")],
     organization: Annotated[
         str | None, typer.Option("--organization", help="The recipient (contractor) the user works for.")
     ] = None,
@@ -31,6 +29,10 @@ def user_add(
     json_out: JsonOption = False,
 ) -> None:
     """Create a user; its generated password (and TOTP secret) are printed this once and never stored in clear."""
+    from civicseal.audit.log import current_actor
+    from civicseal.contact import users
+    from civicseal.keys.city import load_city_keys
+
     opened = open_home(home)
     cipher = load_city_keys(opened.keys).field_cipher()
     issuer = opened.config.issuer_display
@@ -65,6 +67,8 @@ def user_add(
 @user_app.command("list")
 def user_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Users, roles, organizations, open sessions and locks (no secret)."""
+    from civicseal.contact import users
+
     opened = open_home(home)
     with opened.engine.connect() as conn:
         found = users.list_users(conn, now=utcnow())
@@ -86,6 +90,9 @@ def user_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
 @user_app.command("unlock")
 def user_unlock(name: str, home: HomeOption = None) -> None:
     """Clear a lock (failed sign-ins or an extraction limit); audited."""
+    from civicseal.audit.log import current_actor
+    from civicseal.contact import users
+
     users.unlock_user(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     console.print(f"user {name} unlocked", markup=False)
 
@@ -93,6 +100,9 @@ def user_unlock(name: str, home: HomeOption = None) -> None:
 @user_app.command("revoke-sessions")
 def user_revoke(name: str, home: HomeOption = None) -> None:
     """Sign a user out everywhere at once; audited."""
+    from civicseal.audit.log import current_actor
+    from civicseal.contact import users
+
     ended = users.revoke_sessions(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     console.print(f"user {name}: {ended} sessions ended", markup=False)
 
@@ -100,6 +110,9 @@ def user_revoke(name: str, home: HomeOption = None) -> None:
 @user_app.command("token")
 def user_token(name: str, home: HomeOption = None) -> None:
     """Issue the user's API token (replacing any earlier one); printed this once, stored as SHA-256."""
+    from civicseal.audit.log import current_actor
+    from civicseal.contact import users
+
     token = users.issue_api_token(open_home(home).engine, name, now=utcnow(), actor=current_actor())
     err_console.print("API token, shown ONCE:", markup=False)
     console.print(token, markup=False, soft_wrap=True)
@@ -113,6 +126,9 @@ def user_limits(
     home: HomeOption = None,
 ) -> None:
     """Set a user's extraction limits (default 120 look-ups an hour, 30 % misses in any 20); audited."""
+    from civicseal.audit.log import current_actor
+    from civicseal.contact import users
+
     users.set_limits(
         open_home(home).engine, name, hourly=hourly, miss_percent=misses, now=utcnow(), actor=current_actor()
     )

@@ -5,19 +5,18 @@ Japanese descriptions of purposes; JSON carries names, ISO dates and RFC 3339 UT
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from civicseal.audit.log import current_actor
 from civicseal.cli.app import HomeOption, JsonOption, _parse_cli, app, open_home
 from civicseal.cli.output import console, print_json
 from civicseal.clock import utcnow
-from civicseal.contractors.service import Link, purpose_label
-from civicseal.incident.appi import when_en
-from civicseal.register.normalize import parse_date
+
+if TYPE_CHECKING:
+    from civicseal.contractors.service import Link
 
 contractor_app = typer.Typer(help="Contractors of the city and the subcontractors it approved.", no_args_is_help=True)
 app.add_typer(contractor_app, name="contractor")
@@ -28,10 +27,14 @@ PurposesOption = Annotated[
 
 
 def _date(raw: str | None, option: str) -> date | None:
+    from civicseal.register.normalize import parse_date
+
     return _parse_cli(parse_date, raw, option) if raw is not None else None
 
 
 def _purposes(link: Link) -> str:
+    from civicseal.contractors.service import purpose_label
+
     return "、".join(purpose_label(p) for p in link.purposes) if link.purposes else "none (not approved)"
 
 
@@ -42,6 +45,8 @@ def say(text: str) -> None:
 
 def _describe(link: Link) -> str:
     """One line a person reads: who, on what authority, for what, until when."""
+    from civicseal.incident.appi import when_en
+
     basis = f"contract {link.contract_ref}" if link.parent is None else f"approved by {link.approved_by or '—'}"
     if link.parent is not None and link.approved_at is not None and link.purposes is not None:
         basis += f" on {when_en(link.approved_at)}"
@@ -75,6 +80,7 @@ def contractor_add(
     json_out: JsonOption = False,
 ) -> None:
     """Register a contractor of the city with its contract, or a subcontractor --under its parent."""
+    from civicseal.audit.log import current_actor
     from civicseal.contractors.service import add_contractor
 
     link = add_contractor(
@@ -111,6 +117,7 @@ def contractor_approve(
     json_out: JsonOption = False,
 ) -> None:
     """Approve a subcontractor for purposes and dates no wider than its parent's."""
+    from civicseal.audit.log import current_actor
     from civicseal.contractors.service import approve_subcontractor
 
     until_day = _date(until, "--until")
@@ -138,6 +145,7 @@ def contractor_withdraw(
     json_out: JsonOption = False,
 ) -> None:
     """Withdraw a subcontractor's approval: its next unlock, and its own subcontractors', is refused."""
+    from civicseal.audit.log import current_actor
     from civicseal.contractors.service import withdraw_subcontractor
 
     link = withdraw_subcontractor(
@@ -153,6 +161,7 @@ def contractor_assign(
     home: HomeOption = None,
 ) -> None:
     """Record that a recipient works for a contractor: its packages then open only while the chain holds."""
+    from civicseal.audit.log import current_actor
     from civicseal.contractors.service import assign_recipient
 
     links = assign_recipient(open_home(home).engine, recipient, contractor, now=utcnow(), actor=current_actor())
@@ -162,7 +171,8 @@ def contractor_assign(
 @contractor_app.command("show")
 def contractor_show(name: str, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Its chain, its subcontractors, its recipients, the packages they hold and the residents each exposes."""
-    from civicseal.contractors.service import show
+    from civicseal.contractors.service import purpose_label, show
+    from civicseal.incident.appi import when_en
 
     now = utcnow()
     held = show(open_home(home).engine, name, now=now)
@@ -196,6 +206,7 @@ def contractor_show(name: str, home: HomeOption = None, json_out: JsonOption = F
 def exposure_command(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """For each organization, how many residents' data it can read right now, its subcontractors' included."""
     from civicseal.contractors.service import exposure
+    from civicseal.incident.appi import when_en
 
     now = utcnow()
     rows = exposure(open_home(home).engine, now=now)

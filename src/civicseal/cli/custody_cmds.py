@@ -14,15 +14,14 @@ from rich.text import Text
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
 from civicseal.clock import for_people, rfc3339, utcnow
-from civicseal.custody import service as custody
 from civicseal.custody.errors import CustodyError, OverdueFound
-from civicseal.incident.service import record_lost_event
+from civicseal.custody.events import MANUAL_EVENTS, UNLOCKABLE, Event
 
 custody_app = typer.Typer(help="The chain of custody of every package that leaves the city.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
 
 PackageArgument = Annotated[str, typer.Argument(metavar="ID", help="The package id (pkg_…), as in its manifest.")]
-EVENT_NAMES = ", ".join(e for e in custody.Event if e in custody.MANUAL_EVENTS)
+EVENT_NAMES = ", ".join(e for e in Event if e in MANUAL_EVENTS)
 
 
 @custody_app.command("record")
@@ -48,11 +47,14 @@ def custody_record(
 
     ``lost`` revokes a tethered package at once and opens an incident (or joins the package's open one).
     """
+    from civicseal.custody import service as custody
+    from civicseal.incident.service import record_lost_event
+
     chosen = _manual_event(event)
     when = custody.parse_at(at) if at is not None else None
     opened = open_home(home)
     engine = opened.engine
-    if chosen is custody.Event.LOST:
+    if chosen is Event.LOST:
         loss = record_lost_event(opened, package_id, holder=holder, at=when, location=location, note=note)
         if json_out:
             print_json({"id": loss.event_id, "package_id": package_id, "event": str(chosen)} | loss.as_dict())
@@ -75,6 +77,8 @@ def custody_record(
 @custody_app.command("show")
 def custody_show(package_id: PackageArgument, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """The package's timeline, oldest first, and its current custody state."""
+    from civicseal.custody import service as custody
+
     engine = open_home(home).engine
     events = custody.timeline(engine, package_id)
     with engine.connect() as conn:
@@ -84,7 +88,7 @@ def custody_show(package_id: PackageArgument, home: HomeOption = None, json_out:
             {
                 "package_id": package_id,
                 "state": str(state) if state else None,
-                "unlockable": state in custody.UNLOCKABLE,
+                "unlockable": state in UNLOCKABLE,
                 "events": [_json_event(e) for e in events],
             }
         )
@@ -103,6 +107,8 @@ def custody_show(package_id: PackageArgument, home: HomeOption = None, json_out:
 @custody_app.command("overdue")
 def custody_overdue(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Packages past their expiry that are neither returned nor destroyed (lost ones too). Exit 3 if any."""
+    from civicseal.custody import service as custody
+
     now = utcnow()
     packages = custody.overdue(open_home(home).engine, now=now)
     lost = sum(p["lost"] for p in packages)
@@ -142,10 +148,12 @@ def _render_overdue(packages: list[dict[str, Any]], lost: int) -> None:
     console.print(table)
 
 
-def _manual_event(raw: str) -> custody.Event:
+def _manual_event(raw: str) -> Event:
     """Only events a person witnesses: 'created' belongs to sealing, in the sealing transaction."""
+    from civicseal.custody import service as custody
+
     event = custody.parse_event(raw)
-    if event not in custody.MANUAL_EVENTS:
+    if event not in MANUAL_EVENTS:
         raise CustodyError(f"--event {event}: recorded by sealing the package, never by hand; one of {EVENT_NAMES}")
     return event
 

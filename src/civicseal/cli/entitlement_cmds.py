@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
-from civicseal.cseal import rfc3339
-from civicseal.incident.appi import when_en
-from civicseal.keys.city import load_city_keys
-from civicseal.programme import confirmation
-from civicseal.programme.entitlements import Change
-from civicseal.programme.reference import printed
+from civicseal.programme.defaults import FORM_REASON
+
+if TYPE_CHECKING:
+    from civicseal.programme.entitlements import Change
 
 entitlement_app = typer.Typer(help="One entitlement: show it, decline, withdraw or confirm it.", no_args_is_help=True)
 app.add_typer(entitlement_app, name="entitlement")
@@ -23,6 +21,8 @@ ReasonOption = Annotated[str, typer.Option(help="Why: kept in the entitlement's 
 
 
 def _report(change: Change, json_out: bool) -> None:
+    from civicseal.programme.reference import printed
+
     if json_out:
         print_json({"reference_number": change.reference_number, "from": change.old, "to": change.new})
     else:
@@ -32,6 +32,12 @@ def _report(change: Change, json_out: bool) -> None:
 @entitlement_app.command("show")
 def entitlement_show(reference: ReferenceArgument, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Status, programme, the account it would be paid into (number masked) and its history."""
+    from civicseal.cseal import rfc3339
+    from civicseal.incident.appi import when_en
+    from civicseal.keys.city import load_city_keys
+    from civicseal.programme import confirmation
+    from civicseal.programme.reference import printed
+
     opened = open_home(home)
     shown = confirmation.show(opened.engine, load_city_keys(opened.keys).field_cipher(), reference)
     history: list[dict] = shown["history"]  # type: ignore[assignment]
@@ -58,6 +64,8 @@ def entitlement_decline(
     reference: ReferenceArgument, reason: ReasonOption, home: HomeOption = None, json_out: JsonOption = False
 ) -> None:
     """The household declines the benefit (final)."""
+    from civicseal.programme import confirmation
+
     _report(confirmation.decline(open_home(home).engine, reference, reason=reason), json_out)
 
 
@@ -66,6 +74,8 @@ def entitlement_withdraw(
     reference: ReferenceArgument, reason: ReasonOption, home: HomeOption = None, json_out: JsonOption = False
 ) -> None:
     """The household no longer qualifies: withdraw it before payment (final)."""
+    from civicseal.programme import confirmation
+
     _report(confirmation.withdraw(open_home(home).engine, reference, reason=reason), json_out)
 
 
@@ -77,11 +87,14 @@ def entitlement_confirm(
     account_type: Annotated[str | None, typer.Option("--type", help="1 普通, 2 当座, 4 貯蓄, 9 その他.")] = None,
     account: Annotated[str | None, typer.Option(help="Account number (up to 7 digits).")] = None,
     holder_kana: Annotated[str | None, typer.Option(help="Account holder in kana, as the bank writes it.")] = None,
-    reason: ReasonOption = confirmation.FORM_REASON,
+    reason: ReasonOption = FORM_REASON,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Confirm an entitlement, with the account the household gave (checked as the register's are), if any."""
+    from civicseal.keys.city import load_city_keys
+    from civicseal.programme import confirmation
+
     opened = open_home(home)
     typed = {"bank_code": bank, "branch_code": branch, "account_type": account_type}
     typed |= {"account_number": account, "holder_kana": holder_kana}

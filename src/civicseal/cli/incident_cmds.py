@@ -14,8 +14,6 @@ import typer
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
 from civicseal.custody.errors import CustodyError
-from civicseal.custody.service import parse_at
-from civicseal.incident.appi import when_en
 from civicseal.incident.errors import IncidentError
 
 incident_app = typer.Typer(
@@ -28,6 +26,8 @@ FORMATS = ("md", "html", "pdf", "json")
 
 
 def _at(text: str, option: str) -> datetime:
+    from civicseal.custody.service import parse_at
+
     try:
         return parse_at(text)
     except CustodyError as exc:
@@ -190,6 +190,7 @@ def incident_notify(
 @incident_app.command("list")
 def incident_list(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Every incident, the most recent first."""
+    from civicseal.incident.appi import when_en
     from civicseal.incident.service import list_incidents
 
     incidents = list_incidents(open_home(home).engine)

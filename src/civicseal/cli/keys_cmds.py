@@ -11,13 +11,10 @@ from typing import Annotated
 
 import typer
 
-from civicseal.audit.log import current_actor
 from civicseal.cli import seal_cmds  # noqa: F401  (registers its groups first: `package` is shared)
 from civicseal.cli.app import HomeOption, JsonOption, app, keys_app, open_home
 from civicseal.cli.output import console, err_console, print_json
 from civicseal.clock import for_people, rfc3339, utcnow
-from civicseal.keys.city import load_city_keys
-from civicseal.keys.trust import format_public_key
 from civicseal.store.home import Home
 
 
@@ -70,6 +67,7 @@ def recipient_add(
     json_out: JsonOption = False,
 ) -> None:
     """Register a contractor and print its key-service token — shown this once, stored only as a hash."""
+    from civicseal.audit.log import current_actor
     from civicseal.keys.recipients import add_recipient
 
     token = add_recipient(
@@ -96,6 +94,7 @@ def recipient_add(
 @recipient_app.command("unlock")
 def recipient_unlock(name: str, home: HomeOption = None) -> None:
     """Clear a recipient's lock-out (10 failed unlocks in an hour); recorded in the unlock log."""
+    from civicseal.audit.log import current_actor
     from civicseal.keys.recipients import unlock_recipient
 
     unlock_recipient(open_home(home).engine, name, now=utcnow(), actor=current_actor())
@@ -109,6 +108,7 @@ def recipient_rotate_token(
     json_out: JsonOption = False,
 ) -> None:
     """Replace a recipient's key-service token: the old one stops at once; the new one is shown ONCE."""
+    from civicseal.audit.log import current_actor
     from civicseal.keys.recipients import rotate_token
 
     token = rotate_token(open_home(home).engine, name, now=utcnow(), actor=current_actor())
@@ -173,6 +173,9 @@ def serve_command(
 @keys_app.command("public")
 def keys_public(home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Print the line a contractor gives to `civicseal trust add`."""
+    from civicseal.keys.city import load_city_keys
+    from civicseal.keys.trust import format_public_key
+
     opened = open_home(home)
     keys = load_city_keys(opened.keys)
     public = format_public_key(keys.signing.public_key())
@@ -189,6 +192,7 @@ def keys_split_service(
     json_out: JsonOption = False,
 ) -> None:
     """Make a home for a key-service host: the unlock key and the store's location, no other city key."""
+    from civicseal.audit.log import current_actor
     from civicseal.keys.split import split_service
 
     made = split_service(open_home(home), out, now=utcnow(), actor=current_actor())
@@ -209,6 +213,7 @@ def package_revoke(
     json_out: JsonOption = False,
 ) -> None:
     """Revoke a package: final, and from now on every key-service worker refuses to unlock it."""
+    from civicseal.audit.log import current_actor
     from civicseal.keys.revocation import revoke_and_anchor
 
     done = revoke_and_anchor(open_home(home), package_id, reason, now=utcnow(), actor=current_actor())

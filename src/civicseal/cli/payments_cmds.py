@@ -8,17 +8,17 @@ from typing import Annotated
 
 import typer
 
-from civicseal import cseal as fmt
-from civicseal.cli.app import HomeOption, JsonOption, _parse_cli, app, open_home
+from civicseal.cli.app import HomeOption, JsonOption, ModeName, _parse_cli, app, open_home
 from civicseal.cli.output import console, print_json, print_table
 from civicseal.clock import TOKYO
-from civicseal.programme.reference import printed
 
 payments_app = typer.Typer(help="Zengin transfer files, sealed for the bank, and returns.", no_args_is_help=True)
 app.add_typer(payments_app, name="payments")
 
 
 def _jst(rfc3339: str) -> str:
+    from civicseal import cseal as fmt
+
     return fmt.parse_rfc3339(rfc3339).astimezone(TOKYO).strftime("%Y-%m-%d %H:%M JST")
 
 
@@ -37,14 +37,16 @@ def payments_batch(
     seal_to: Annotated[
         str | None, typer.Option(help="Seal the file for this recipient (the bank); no plaintext is written.")
     ] = None,
-    mode: Annotated[fmt.Mode | None, typer.Option(help="With --seal-to: recipient (default) or tethered.")] = None,
+    mode: Annotated[ModeName | None, typer.Option(help="With --seal-to: recipient (default) or tethered.")] = None,
     key_service: Annotated[str | None, typer.Option(help="Tethered: key service URL.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing plain file.")] = False,
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Write a Zengin 総合振込 file of the confirmed entitlements not yet paid; hold possible double payments."""
+    from civicseal import cseal as fmt
     from civicseal.payments.service import BatchRequest, make_batch
+    from civicseal.programme.reference import printed
     from civicseal.register.normalize import parse_date
 
     request = BatchRequest(
@@ -59,7 +61,7 @@ def payments_batch(
         out=out,
         crlf=crlf,
         seal_to=seal_to,
-        mode=mode,
+        mode=fmt.Mode(mode) if mode else None,
         key_service_url=key_service,
         force=force,
     )

@@ -9,11 +9,7 @@ import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, _parse_cli, open_home, programme_app
 from civicseal.cli.output import console, print_json, print_table
-from civicseal.cseal import rfc3339
-from civicseal.incident.appi import when_en
-from civicseal.keys.city import load_city_keys
-from civicseal.programme.reference import printed
-from civicseal.programme.service import DEFAULT_MAX_MISSING_TAX
+from civicseal.programme.defaults import DEFAULT_MAX_MISSING_TAX
 
 SHOWN_REFERENCES = 20  # no-longer-qualifying references printed for people; --json carries all
 
@@ -83,6 +79,8 @@ def render_funnel(result: dict[str, object], amount_label: str = "total amount (
 
 
 def _render_no_longer_qualifying(references: list[str]) -> None:
+    from civicseal.programme.reference import printed
+
     if not references:
         return
     shown = ", ".join(printed(r) for r in references[:SHOWN_REFERENCES])
@@ -182,6 +180,8 @@ def programme_list(home: HomeOption = None, json_out: JsonOption = False) -> Non
 @programme_app.command("show")
 def programme_show(name: str, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """A programme: its entitlements per state and the funnel of its last run."""
+    from civicseal.cseal import rfc3339
+    from civicseal.incident.appi import when_en
     from civicseal.programme.service import show_programme
 
     shown = show_programme(open_home(home).engine, name)
@@ -212,6 +212,7 @@ def programme_confirm(
     json_out: JsonOption = False,
 ) -> None:
     """Confirm (or decline) entitlements from returned forms, all or nothing, as the import checks a register."""
+    from civicseal.keys.city import load_city_keys
     from civicseal.programme.confirmation import confirm_file
     from civicseal.seal.sightings import canary_holder
 

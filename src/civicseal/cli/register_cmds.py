@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home, register_app
 from civicseal.cli.output import console, print_json, print_table, progress_bars
-from civicseal.keys.city import load_city_keys
-from civicseal.register.importer import RejectsEncoding
+
+# The values of the importer's RejectsEncoding, named here so that `--help` does not load the importer.
+RejectsEncodingName = Literal["utf-8", "cp932"]
 
 
 @app.command()
@@ -47,19 +48,25 @@ def register_import(
         Path | None, typer.Option(help="Import the valid rows and write the invalid ones to this file.")
     ] = None,
     rejects_encoding: Annotated[
-        RejectsEncoding, typer.Option(help="utf-8 (with a BOM, for Excel) or cp932.")
-    ] = RejectsEncoding.UTF8,
+        RejectsEncodingName, typer.Option(help="utf-8 (with a BOM, for Excel) or cp932.")
+    ] = "utf-8",
     home: HomeOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Import the register atomically: every error is printed as file:line: column: rule, never the value."""
-    from civicseal.register.importer import import_register
+    from civicseal.keys.city import load_city_keys
+    from civicseal.register.importer import RejectsEncoding, import_register
 
     opened = open_home(home)
     cipher = load_city_keys(opened.keys).field_cipher()
     with progress_bars(not json_out) as progress:
         summary = import_register(
-            opened.engine, cipher, files, rejects=rejects, rejects_encoding=rejects_encoding, progress=progress
+            opened.engine,
+            cipher,
+            files,
+            rejects=rejects,
+            rejects_encoding=RejectsEncoding(rejects_encoding),
+            progress=progress,
         )
     figures = summary.as_dict()
     if json_out:

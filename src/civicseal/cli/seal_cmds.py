@@ -10,13 +10,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from civicseal import cseal as fmt
-from civicseal.cli.app import HomeOption, JsonOption, app, open_home
+from civicseal.cli.app import HomeOption, JsonOption, ModeName, app, open_home
 from civicseal.cli.output import console, err_console, print_json, print_table
 from civicseal.cli.output import shown as people
 from civicseal.clock import utcnow
-from civicseal.cseal.errors import SealError
-from civicseal.keys.recipients import display_name_of_recipient
 from civicseal.store.home import Home
 
 TOKEN_ENV = "CIVICSEAL_TOKEN"
@@ -62,7 +59,7 @@ def seal_command(
     purpose: Annotated[str, typer.Option(help="A purpose from `civicseal purpose list`.")],
     to: Annotated[str, typer.Option("--to", help="The recipient (see `civicseal recipient add`).")],
     out: Annotated[Path, typer.Option(help="The .cseal file to write.")],
-    mode: Annotated[fmt.Mode | None, typer.Option(help="tethered (default), recipient or passphrase.")] = None,
+    mode: Annotated[ModeName | None, typer.Option(help="tethered (default), recipient or passphrase.")] = None,
     expires: Annotated[str | None, typer.Option(help="Validity, e.g. 14d; at most the purpose's.")] = None,
     payload_format: Annotated[str, typer.Option("--format", help="parquet or csv (UTF-8 with BOM).")] = "parquet",
     field: Annotated[list[str] | None, typer.Option(help="Carry only these of the purpose's fields.")] = None,
@@ -74,6 +71,8 @@ def seal_command(
     json_out: JsonOption = False,
 ) -> None:
     """Seal the minimized records of a purpose for one recipient."""
+    from civicseal import cseal as fmt
+    from civicseal.keys.recipients import display_name_of_recipient
     from civicseal.seal.service import SealRequest, parse_duration, seal
 
     typed = _read_passphrase_file(passphrase_file) if passphrase_file else None
@@ -82,7 +81,7 @@ def seal_command(
         purpose=purpose,
         recipient=to,
         out=out,
-        mode=mode,
+        mode=fmt.Mode(mode) if mode else None,
         expires_in=parse_duration(expires) if expires else None,
         payload_format=payload_format,
         fields=tuple(field) if field else None,
@@ -131,6 +130,8 @@ def seal_command(
 
 
 def _read_passphrase_file(path: Path) -> str:
+    from civicseal.cseal.errors import SealError
+
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
@@ -139,6 +140,8 @@ def _read_passphrase_file(path: Path) -> str:
 
 def _token(given: str | None, token_file: Path | None) -> str | None:
     """``--token-file``, else ``--token`` (with a warning), else ``CIVICSEAL_TOKEN``."""
+    from civicseal.cseal.errors import SealError
+
     if token_file is not None:
         try:
             return token_file.read_text(encoding="utf-8").strip()
@@ -162,6 +165,7 @@ def _reader_home(home: Path | None) -> Home:
 @app.command("verify")
 def verify_command(file: Path, home: HomeOption = None, json_out: JsonOption = False) -> None:
     """Check framing, signature, manifest, payload hash and expiry — no secret key, no network."""
+    from civicseal import cseal as fmt
     from civicseal.keys.trust import load_trusted
 
     pkg = fmt.read_package(file)

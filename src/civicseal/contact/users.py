@@ -11,7 +11,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from functools import cache
 from typing import Final
 
@@ -25,16 +24,10 @@ from civicseal.clock import as_utc
 from civicseal.contact.errors import AccountLocked, ContactError, NotAllowed, SignInRefused
 from civicseal.contact.models import ContactSession, ContactUser, SignInFailure
 from civicseal.contact.organizations import approved_for_contact_centre
+from civicseal.contact.roles import Role
 from civicseal.keys.recipients import new_token, token_digest, token_id_of
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
-
-
-class Role(StrEnum):
-    OPERATOR = "operator"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-
 
 USERNAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOTP_COLUMN: Final = "contact_users.totp_secret"

@@ -15,9 +15,7 @@ them so. Holders, locations and notes are kept in the timeline only, never in th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, Subquery, func, insert, or_, select
@@ -26,44 +24,11 @@ from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.cseal import CLOCK_SKEW
 from civicseal.custody.errors import CustodyError
+from civicseal.custody.events import ACCOUNTED_FOR, TRANSITIONS, UNLOCKABLE, Event
 from civicseal.custody.models import CustodyEvent
 from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import mark_notified
 from civicseal.store.engine import transaction
-
-
-class Event(StrEnum):
-    CREATED = "created"
-    HANDED_OVER = "handed-over"
-    RECEIVED = "received"
-    RETURNED = "returned"
-    DESTROYED = "destroyed"
-    LOST = "lost"
-    FOUND = "found"
-
-
-# Which event may follow the current state (the latest event). None: nothing recorded yet.
-TRANSITIONS: Mapping[Event | None, frozenset[Event]] = {
-    None: frozenset({Event.CREATED}),  # a chain starts when the package is sealed, and only then
-    Event.CREATED: frozenset({Event.HANDED_OVER, Event.LOST, Event.DESTROYED}),
-    Event.HANDED_OVER: frozenset({Event.RECEIVED, Event.LOST, Event.RETURNED}),  # returned: refused at the door
-    # handed-over again: passed on, e.g. to another site of the same contractor
-    Event.RECEIVED: frozenset({Event.HANDED_OVER, Event.RETURNED, Event.DESTROYED, Event.LOST}),
-    Event.RETURNED: frozenset({Event.HANDED_OVER, Event.DESTROYED, Event.LOST}),
-    Event.LOST: frozenset({Event.FOUND}),
-    # A found package stays revoked: it goes back to the city or is destroyed (or is lost once more).
-    Event.FOUND: frozenset({Event.RETURNED, Event.DESTROYED, Event.LOST}),
-    Event.DESTROYED: frozenset(),
-}
-
-UNLOCKABLE = frozenset({Event.CREATED, Event.HANDED_OVER, Event.RECEIVED})
-"""States in which the key service may release a tethered package's identity (DESIGN: rules decided)."""
-
-ACCOUNTED_FOR = frozenset({Event.RETURNED, Event.DESTROYED})
-"""States in which a package is no longer out: back with the city, or no longer existing. Others are overdue."""
-
-MANUAL_EVENTS = frozenset(Event) - {Event.CREATED}
-"""Events a person records; ``created`` is recorded by sealing, in the sealing transaction, and never by hand."""
 
 FIELD_LIMITS = {"holder": 100, "location": 200, "note": 1000}  # the column widths of custody_events
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, te
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.programme import entitlements
+from civicseal.programme.defaults import FORM_REASON
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.programme.models import Entitlement, EntitlementAccount, EntitlementMember, Programme, ReferenceNumber
@@ -47,7 +48,6 @@ REGISTER_ACCOUNT_NUMBER_COLUMN = "bank_accounts.account_number"
 ACCOUNT_FIELDS = ("bank_code", "branch_code", "account_type", "account_number", "holder_kana")
 _REGISTER_ACCOUNT: dict[str, Column] = {c.name: c for c in COLUMNS[Kind.ACCOUNTS] if c.name in ACCOUNT_FIELDS}
 CANARY_KIND = "canary"  # reference_numbers.kind of a canary household's number
-FORM_REASON = "confirmation form returned"
 
 # Who a canary was given to, when the caller knows how to find out (the seal package does): reference number →
 # details for the alert (package, recipient). The programme package itself knows nothing of packages.

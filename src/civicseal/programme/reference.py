@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import random
 import re
+from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DAMM = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
@@ -45,8 +48,12 @@ FIRST = 10**10
 SPAN = 9 * 10**10
 
 
-_TABLE = np.array(DAMM, dtype=np.int64)
-_POWERS = 10 ** np.arange(10, -1, -1, dtype=np.int64)
+@cache
+def _vectors() -> tuple[np.ndarray, np.ndarray]:
+    """The Damm table and the powers of ten as arrays; numpy loads only when numbers are drawn."""
+    import numpy as np
+
+    return np.array(DAMM, dtype=np.int64), 10 ** np.arange(10, -1, -1, dtype=np.int64)
 
 
 def new_references(rng: random.Random, count: int) -> list[str]:
@@ -56,12 +63,15 @@ def new_references(rng: random.Random, count: int) -> list[str]:
     """
     if count == 0:
         return []
+    import numpy as np
+
+    table, powers = _vectors()
     raw = rng.getrandbits(64 * count).to_bytes(8 * count, "little")
     bodies = FIRST + (np.frombuffer(raw, dtype="<u8") % SPAN).astype(np.int64)
-    digits = (bodies[:, None] // _POWERS) % 10
+    digits = (bodies[:, None] // powers) % 10
     interim = np.zeros(count, dtype=np.int64)
     for position in range(digits.shape[1]):
-        interim = _TABLE[interim, digits[:, position]]
+        interim = table[interim, digits[:, position]]
     return [str(n) for n in (bodies * 10 + interim).tolist()]
 
 

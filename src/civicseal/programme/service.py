@@ -18,6 +18,7 @@ from sqlalchemy import Connection, DateTime, Engine, RowMapping, bindparam, func
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc, utcnow
 from civicseal.programme import eligibility, entitlements
+from civicseal.programme.defaults import DEFAULT_MAX_MISSING_TAX
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ProgrammeRun
@@ -49,11 +50,6 @@ class RunResult:
         data = asdict(self)
         data["no_longer_qualifying_references"] = list(self.no_longer_qualifying_references)
         return data
-
-
-# Share of members resident on D without a tax row for Y above which a run refuses unless told to accept it:
-# a handful of unassessed people is normal, a quarter means a tax file is missing or incomplete.
-DEFAULT_MAX_MISSING_TAX = 0.25
 
 
 class MissingTaxData(ProgrammeError):

@@ -13,13 +13,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import Engine
-
-from civicseal.store.engine import DATABASE_URL_ENV, database_url, make_engine
 from civicseal.store.errors import StoreError
 from civicseal.store.files import atomic_writer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 HOME_ENV = "CIVICSEAL_HOME"
 DEFAULT_HOME = Path("civicseal-home")
@@ -219,6 +219,8 @@ class Home:
     @property
     def database_url(self) -> str:
         """``CIVICSEAL_DATABASE_URL``, else the store a key-service home names, else the SQLite file here."""
+        from civicseal.store.engine import DATABASE_URL_ENV, database_url  # the driver loads only when a store opens
+
         named = self.settings.get("database_url")
         if named and not os.environ.get(DATABASE_URL_ENV):
             return str(named)
@@ -226,5 +228,7 @@ class Home:
 
     @cached_property
     def engine(self) -> Engine:
+        from civicseal.store.engine import make_engine
+
         self.require()
         return make_engine(self.database_url)
