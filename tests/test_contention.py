@@ -4,22 +4,28 @@ PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, 
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
+from civicseal import cseal as fmt
 from civicseal.keys.city import load_unlock_key
 from civicseal.keys.evidence import verify_evidence
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
+from civicseal.scratch import SEAL_PREFIX
+from civicseal.seal.service import SealRequest, seal
 from civicseal.store.engine import make_engine, transaction, write_patiently
 from civicseal.store.errors import StoreBusy
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
+from tests.cities import PROGRAMME, contractor, entitled_city
 from tests.test_keys import ACTOR, NOW, SOURCE, add_package, log_rows, make_contractor
 
 HOLD = 3.0  # seconds the "long job" keeps its write transaction open
@@ -91,4 +97,40 @@ def test_a_store_that_stays_busy_is_a_clear_refusal(home: Home, cipher: FieldCip
         write_patiently(engine, lambda conn: conn.execute(text("DELETE FROM audit_head WHERE 0 = 1")), patience=1.0)
     with long_write(home), pytest.raises(StoreBusy, match="try again when it ends"), transaction(engine) as conn:
         conn.execute(text("DELETE FROM audit_head WHERE 0 = 1"))  # any other writer: a refusal, not a crash
+    engine.dispose()
+
+
+def test_a_revocation_lands_while_a_seal_is_still_running(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """A seal reads and encrypts without the write lock, so a lost package is revoked at once, not after it."""
+    entitled_city(home, tmp_path)
+    contractor(home, tmp_path)
+    add_package(home, cipher, "printshop", "pkg_lost")
+    engine = _impatient(home)
+    sealed_at: list[float] = []
+
+    def job() -> None:  # passphrase mode: the scrypt work factor alone makes this seal take a second or more
+        request = SealRequest(
+            programme=PROGRAMME,
+            purpose="confirmation-mailing",
+            recipient="printshop",
+            out=tmp_path / "mailing.cseal",
+            mode=fmt.Mode.PASSPHRASE,
+            fields=("postcode",),
+        )
+        seal(home, request, now=NOW, rng=random.Random(5))
+        sealed_at.append(time.monotonic())
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any(p.name.startswith(SEAL_PREFIX) for p in home.path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    done = revoke_package(engine, "pkg_lost", "reported lost", now=NOW, actor=ACTOR)
+    revoked_at = time.monotonic()
+    worker.join()
+    assert done.package_id == "pkg_lost"
+    assert revoked_at - started < 5.0
+    assert sealed_at and revoked_at < sealed_at[0]  # it did not wait for the seal to end
+    assert Path(tmp_path / "mailing.cseal").exists()
     engine.dispose()

@@ -1,9 +1,10 @@
-"""Sealing: purpose → minimize → pseudonymize → canaries → age → sign → record, as one unit of work.
+"""Sealing: purpose → minimize → pseudonymize → canaries → age → sign → record.
 
-The minimized table is streamed from the store in batches into a plaintext file in a private folder of
-the home, encrypted, and the plaintext removed; the package file appears (atomically) only once the
-store has recorded the package, its members, its canaries and its custody. If anything fails, neither
-the file nor the records remain.
+The minimized table is streamed from the store in batches (in a read transaction, holding no write lock)
+into a plaintext file in a private folder of the home, encrypted, and the plaintext removed; the package
+file appears (atomically) only once the store has recorded the package, its members, its canaries and its
+custody in one short write transaction. If anything fails, neither the file nor the package records
+remain; the recipient's canary households, settled first, stay for its next package as they would anyway.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
 from civicseal.store.bulk import insert_rows
-from civicseal.store.engine import transaction
+from civicseal.store.engine import reading, writing
 from civicseal.store.home import Home
 
 KEY_SERVICE_ENV = "CIVICSEAL_KEY_SERVICE_URL"
@@ -310,40 +311,44 @@ def seal(
     work = Path(tempfile.mkdtemp(prefix=SEAL_PREFIX, dir=home.path))  # inside the 0700 home
     placed = False
     try:
-        with claimed(home.path, work), transaction(home.engine) as conn:  # a killed run's folder is swept
-            programme = get_programme(conn, request.programme)
-            recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == request.recipient)).first()
-            if recipient is None:
-                raise SealError(f"no recipient named {request.recipient!r} (see `civicseal recipient add`)")
-            chain = recipient_authority(conn, recipient.id, purpose.name, on=now)
-            households, residents = _register_size(conn)
-            sql = _records_sql(purpose, fields)
-            total = conn.execute(
-                text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
-            ).scalar_one()
-            canaries: list[Canary] = []
-            if purpose.canaries:
-                check_fields(purpose.name, fields)
-                canaries = canaries_for(
-                    conn,
-                    recipient_id=recipient.id,
-                    programme_id=programme.id,
-                    real_rows_sql=_selection_sql(purpose, _REAL_ROWS),
-                    params={"programme": programme.id},
-                    addresses=home.config.canary_addresses,
-                    rng=rng,
-                    now=now,
-                )
+        # Three steps on one connection (its temporary staging table lives across them), so that a long seal
+        # never holds SQLite's write lock for long: the recipient's canaries are settled in a short write, the
+        # table is read, written and encrypted in a read transaction and then outside any, and the package is
+        # recorded in a last short write. A revocation or an unlock attempt meanwhile waits seconds at most.
+        with claimed(home.path, work), home.engine.connect() as conn:  # a killed run's folder is swept
+            with writing(conn):
+                programme = get_programme(conn, request.programme)
+                recipient = _recipient(conn, request.recipient)
+                recipient_authority(conn, recipient.id, purpose.name, on=now)
+                canaries: list[Canary] = []
+                if purpose.canaries:
+                    check_fields(purpose.name, fields)
+                    canaries = canaries_for(
+                        conn,
+                        recipient_id=recipient.id,
+                        programme_id=programme.id,
+                        real_rows_sql=_selection_sql(purpose, _REAL_ROWS),
+                        params={"programme": programme.id},
+                        addresses=home.config.canary_addresses,
+                        rng=rng,
+                        now=now,
+                    )
             n_canaries = len(canaries)
+            sql = _records_sql(purpose, fields)
             plain = work / "payload"
-            writer = _TableWriter(plain, fields, request.payload_format)
-            _start_staging(conn)
-            try:
-                for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key, canaries):
-                    writer.write(rows)
-                    _stage_households(conn, seen)
-            finally:
-                writer.close()
+            with reading(conn):
+                households, residents = _register_size(conn)
+                total = conn.execute(
+                    text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
+                ).scalar_one()
+                writer = _TableWriter(plain, fields, request.payload_format)
+                _start_staging(conn)
+                try:
+                    for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key, canaries):
+                        writer.write(rows)
+                        _stage_households(conn, seen)
+                finally:
+                    writer.close()
             sealed = work / "payload.age"
             identity, log_n, generated, bits = _encrypt(plain, sealed, mode, recipient, request.passphrase)
             plain.unlink()
@@ -367,58 +372,62 @@ def seal(
                 },
             )
             staged = work / "package.cseal"
-            sign_and_record(
-                conn,
-                keys,
-                manifest=manifest,
-                sealed=sealed,
-                staged=staged,
-                programme_id=programme.id,
-                recipient_id=recipient.id,
-                fields=fields,
-                records=total,
-                canaries=n_canaries,
-                identity=identity,
-                unlock_public=unlock_to,
-                pseudonym_secret=base64.b64encode(pseudonym_key).decode(),
-                passphrase_bits=bits,
-            )
-            members = _record_members(conn, package_id)
-            record_in_package(conn, package_id, canaries, pseudonym_key)
-            custody.record(conn, package_id, custody.Event.CREATED, holder=issuer, at=now, actor=actor, now=now)
-            summary = SealSummary(
-                package_id=package_id,
-                purpose=purpose.name,
-                recipient=recipient.name,
-                mode=mode.value,
-                register_households=households,
-                register_residents=residents,
-                records=total,
-                residents_carried=members,
-                fields=fields,
-                canaries=n_canaries,
-                created=fmt.rfc3339(now),
-                expires=fmt.rfc3339(expires),
-                out=str(request.out),
-                payload_bytes=manifest["payload"]["size"],
-                scrypt_log_n=log_n,
-                passphrase_bits=bits,
-                passphrase=generated,
-                contractor=chain[-1].name if chain else None,
-                contractor_chain=tuple(link.display_name for link in chain or ()),
-            )
-            audit.append(
-                conn,
-                "package.seal",
-                "package",
-                package_id,
-                summary.as_dict()
-                | {"fields": ",".join(fields), "contractor_chain": " > ".join(summary.contractor_chain)},
-                actor=actor,
-                now=now,
-            )
-            _place(staged, request.out)
-            placed = True  # the commit that ends this block is the last thing that can fail
+            with writing(conn):
+                # The authority is checked again where the package is recorded: it may have been withdrawn
+                # while the table was being written.
+                chain = recipient_authority(conn, recipient.id, purpose.name, on=now)
+                sign_and_record(
+                    conn,
+                    keys,
+                    manifest=manifest,
+                    sealed=sealed,
+                    staged=staged,
+                    programme_id=programme.id,
+                    recipient_id=recipient.id,
+                    fields=fields,
+                    records=total,
+                    canaries=n_canaries,
+                    identity=identity,
+                    unlock_public=unlock_to,
+                    pseudonym_secret=base64.b64encode(pseudonym_key).decode(),
+                    passphrase_bits=bits,
+                )
+                members = _record_members(conn, package_id)
+                record_in_package(conn, package_id, canaries, pseudonym_key)
+                custody.record(conn, package_id, custody.Event.CREATED, holder=issuer, at=now, actor=actor, now=now)
+                summary = SealSummary(
+                    package_id=package_id,
+                    purpose=purpose.name,
+                    recipient=recipient.name,
+                    mode=mode.value,
+                    register_households=households,
+                    register_residents=residents,
+                    records=total,
+                    residents_carried=members,
+                    fields=fields,
+                    canaries=n_canaries,
+                    created=fmt.rfc3339(now),
+                    expires=fmt.rfc3339(expires),
+                    out=str(request.out),
+                    payload_bytes=manifest["payload"]["size"],
+                    scrypt_log_n=log_n,
+                    passphrase_bits=bits,
+                    passphrase=generated,
+                    contractor=chain[-1].name if chain else None,
+                    contractor_chain=tuple(link.display_name for link in chain or ()),
+                )
+                audit.append(
+                    conn,
+                    "package.seal",
+                    "package",
+                    package_id,
+                    summary.as_dict()
+                    | {"fields": ",".join(fields), "contractor_chain": " > ".join(summary.contractor_chain)},
+                    actor=actor,
+                    now=now,
+                )
+                _place(staged, request.out)
+                placed = True  # the commit that ends this block is the last thing that can fail
         return summary
     except BaseException:
         if placed:
@@ -426,6 +435,13 @@ def seal(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _recipient(conn: Connection, name: str) -> Row:
+    recipient = conn.execute(select(Recipient.__table__).where(Recipient.name == name)).first()
+    if recipient is None:
+        raise SealError(f"no recipient named {name!r} (see `civicseal recipient add`)")
+    return recipient
 
 
 def sign_and_record(

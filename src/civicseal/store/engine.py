@@ -79,15 +79,33 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     On SQLite, a write lock not obtained within the busy timeout is :class:`StoreBusy` (retry), never an
     internal error.
     """
+    with engine.connect() as conn, writing(conn):
+        yield conn
+
+
+@contextmanager
+def writing(conn: Connection) -> Iterator[Connection]:
+    """A :func:`transaction` on a connection the caller keeps open across several transactions (its temporary
+    tables live on between them): a long job reads in :func:`reading` and writes only at the end, briefly."""
     try:
-        with engine.connect() as conn:
-            conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
-            with conn.begin():
-                yield conn
+        conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
+        with conn.begin():
+            yield conn
     except OperationalError as exc:
-        if not (is_sqlite(engine) and _is_lock_timeout(exc)):
+        if not (is_sqlite(conn) and _is_lock_timeout(exc)):
             raise
         raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
+    finally:
+        conn.execution_options(**{_WRITER: False})
+
+
+@contextmanager
+def reading(conn: Connection) -> Iterator[Connection]:
+    """A read transaction (a consistent snapshot) that takes no write lock: SQLite begins DEFERRED, so writers
+    go on while it reads; writes to the connection's own temporary tables are allowed."""
+    conn.execution_options(**{_WRITER: False})
+    with conn.begin():
+        yield conn
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:
