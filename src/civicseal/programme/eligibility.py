@@ -1,9 +1,9 @@
 """The rules of the 2022 residence-tax-exempt household benefit, as set-based SQL.
 
 Each rule is one named function returning a SQL fragment, so the rule a city's auditor reads is the rule
-the database runs. ``run_funnel`` stages the members resident on the reference date in a temporary table,
-aggregates them per household, and counts the funnel in a handful of statements — never a Python object
-per resident.
+the database runs. ``stage`` aggregates the members resident on the reference date per household in one pass
+over the register (their head chosen in the same pass), and counts the funnel in a handful of statements —
+never a Python object per resident, and no per-member staging table.
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.store.bulk import analyze
 from civicseal.store.engine import is_sqlite
 
-MEMBERS = "cs_run_members"
 HOUSEHOLDS = "cs_run_households"
 NEW = "cs_run_new"
 QUALIFYING = "cs_run_qualifying"
 
 
-def resident_on_reference_date() -> str:
+def resident_on_reference_date(r: str = "r") -> str:
     """Resident on D: (moved_in, else birth date) ≤ D, and moved_out and deceased each empty or after D.
 
-    Moving out or dying on D means gone on D; moving in on D means resident.
+    Moving out or dying on D means gone on D; moving in on D means resident. ``r``: the residents alias.
     """
     return (
-        "COALESCE(r.moved_in, r.birth_date) <= :d"
-        " AND (r.moved_out IS NULL OR r.moved_out > :d)"
-        " AND (r.deceased IS NULL OR r.deceased > :d)"
+        f"COALESCE({r}.moved_in, {r}.birth_date) <= :d"
+        f" AND ({r}.moved_out IS NULL OR {r}.moved_out > :d)"
+        f" AND ({r}.deceased IS NULL OR {r}.deceased > :d)"
     )
 
 
@@ -67,8 +66,9 @@ def household_not_paid_before() -> str:
         " WHERE x.programme_id = :programme AND e.household_code = h.household_code)"
         " AND NOT EXISTS (SELECT 1 FROM entitlements e"
         " JOIN programme_exclusions x ON x.excluded_id = e.programme_id"
-        f" JOIN {MEMBERS} m ON m.resident_code = e.head_resident_code"
-        " WHERE x.programme_id = :programme AND m.household_code = h.household_code)"
+        " JOIN residents m ON m.resident_code = e.head_resident_code"
+        f" WHERE x.programme_id = :programme AND m.household_code = h.household_code"
+        f" AND {resident_on_reference_date('m')})"
     )
 
 
@@ -88,41 +88,40 @@ class Funnel:
     tax_rows_for_year: bool  # any tax row at all for fiscal year Y
 
 
+def head_rank() -> str:
+    """The head of a household: the registered head if resident on D, else the oldest member, ties broken by
+    resident code — as one sortable key per member (``0``/``1``, the ISO birth date, the resident code), whose
+    minimum over the household is its head; :data:`HEAD_CODE_AT` is where the resident code starts."""
+    return "CASE WHEN r.is_head THEN '0' ELSE '1' END || CAST(r.birth_date AS VARCHAR(10)) || r.resident_code"
+
+
+HEAD_CODE_AT = 12  # 1 + len("0") + len("YYYY-MM-DD")
+
+
 def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_year: int) -> Funnel:
     """Fill the run's temporary tables and count the funnel; the tables live until the transaction ends."""
     params = {"d": reference_date.isoformat(), "y": fiscal_year, "programme": programme_id}
-    if not is_sqlite(conn):  # hash joins and the head ranking's sort stay in memory instead of spilling
+    if not is_sqlite(conn):  # hash joins and aggregates stay in memory instead of spilling
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    for table in (MEMBERS, HOUSEHOLDS, QUALIFYING, NEW):
+    for table in (HOUSEHOLDS, QUALIFYING, NEW):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    # One pass over the register: the households with members resident on D, their taxes and dependants
+    # counted, and their head chosen among them.
     conn.execute(
         text(
-            f"CREATE TEMPORARY TABLE {MEMBERS} ("
-            " resident_code VARCHAR(50) NOT NULL, household_code VARCHAR(50) NOT NULL,"
-            " is_head BOOLEAN NOT NULL, birth_date DATE NOT NULL,"
-            " taxed INTEGER NOT NULL, dependant INTEGER NOT NULL, no_row INTEGER NOT NULL)"
-        )
-    )
-    conn.execute(
-        text(
-            f"INSERT INTO {MEMBERS} SELECT r.resident_code, r.household_code, r.is_head, r.birth_date,"
-            f" {member_is_taxed()}, {member_is_dependant_of_taxed()},"
-            " CASE WHEN t.resident_code IS NULL THEN 1 ELSE 0 END"
+            f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT r.household_code AS household_code,"
+            " COUNT(*) AS members,"
+            f" SUM({member_is_taxed()}) AS taxed_members,"
+            f" SUM({member_is_dependant_of_taxed()}) AS dependant_members,"
+            " SUM(CASE WHEN t.resident_code IS NULL THEN 1 ELSE 0 END) AS without_row,"
+            f" SUBSTR(MIN({head_rank()}), {HEAD_CODE_AT}) AS head"
             " FROM residents r"
             " LEFT JOIN tax_assessments t ON t.resident_code = r.resident_code AND t.fiscal_year = :y"
             " LEFT JOIN tax_assessments s ON s.resident_code = t.dependent_of AND s.fiscal_year = :y"
             f" WHERE {resident_on_reference_date()}"
+            " GROUP BY r.household_code"
         ),
         params,
-    )
-    conn.execute(text(f"CREATE INDEX ix_{MEMBERS}_household ON {MEMBERS} (household_code)"))
-    analyze(conn, MEMBERS)
-    conn.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {HOUSEHOLDS} AS SELECT household_code, COUNT(*) AS members,"
-            " SUM(taxed) AS taxed_members, SUM(dependant) AS dependant_members, SUM(no_row) AS without_row"
-            f" FROM {MEMBERS} GROUP BY household_code"
-        )
     )
     conn.execute(
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
@@ -133,7 +132,7 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     row = conn.execute(
         text(
             "SELECT"
-            " (SELECT COUNT(DISTINCT household_code) FROM residents), COUNT(*),"
+            " (SELECT COUNT(*) FROM (SELECT DISTINCT household_code FROM residents) register), COUNT(*),"
             f" COALESCE(SUM(CASE WHEN {household_all_exempt()} THEN 1 ELSE 0 END), 0),"
             f" COALESCE(SUM(CASE WHEN {household_all_exempt()} AND {household_not_dependants_only()}"
             " THEN 1 ELSE 0 END), 0),"
@@ -149,13 +148,18 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
 
 
 def qualifying_households_sql() -> str:
-    """Qualifying households with their head: the registered head if resident on D, else the oldest member."""
+    """Qualifying households with their head (:func:`head_rank`)."""
+    return f"SELECT h.household_code, h.head FROM {HOUSEHOLDS} h WHERE {qualifying()}"
+
+
+def members_sql() -> str:
+    """After :func:`stage_new`: (entitlement id, resident code) of every member resident on D of the households
+    this run entitled — the members frozen with each entitlement."""
     return (
-        "SELECT household_code, resident_code FROM ("
-        " SELECT m.household_code, m.resident_code, ROW_NUMBER() OVER ("
-        "  PARTITION BY m.household_code ORDER BY m.is_head DESC, m.birth_date ASC, m.resident_code ASC) AS rank"
-        f" FROM {MEMBERS} m JOIN {HOUSEHOLDS} h ON h.household_code = m.household_code WHERE {qualifying()}"
-        ") ranked WHERE rank = 1"
+        "SELECT e.id, r.resident_code FROM entitlements e"
+        f" JOIN {NEW} q ON q.household_code = e.household_code"
+        " JOIN residents r ON r.household_code = e.household_code"
+        f" WHERE e.programme_id = :programme AND {resident_on_reference_date()}"
     )
 
 

@@ -355,13 +355,8 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
     )
     # Members are frozen for the entitlements this run created.
     conn.execute(
-        text(
-            "INSERT INTO entitlement_members (entitlement_id, resident_code)"
-            f" SELECT e.id, m.resident_code FROM {eligibility.NEW} q"
-            " JOIN entitlements e ON e.programme_id = :programme AND e.household_code = q.household_code"
-            f" JOIN {eligibility.MEMBERS} m ON m.household_code = q.household_code"
-        ),
-        {"programme": programme.id},
+        text(f"INSERT INTO entitlement_members (entitlement_id, resident_code) {eligibility.members_sql()}"),
+        {"programme": programme.id, "d": programme.reference_date.isoformat()},
     )
 
 
