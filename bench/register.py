@@ -3,7 +3,8 @@
 The reference, run in the same process on the same files: the three CSVs read with ``csv.reader`` and
 inserted with ``sqlite3.executemany`` into equivalent tables (same columns, keys and indexes) in one
 transaction — no validation, no normalization, no encryption.
-Budgets: import ≤ 3× the reference; programme run ≤ 2 s on SQLite.
+Budgets: import ≤ 3× the reference; programme run ≤ 1.5 s on SQLite as a whole process (``civicseal programme
+run`` with its start-up, for a second programme on the same register; the in-process figure is printed too).
 
     python bench/register.py [--residents 460517] [--seed 7]
 """
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from civicseal.store.home import Home
 from common import build_city, city_arguments
 
 # Tables equivalent to the store's: the same columns, primary keys and indexes; no validation, no
@@ -66,6 +70,18 @@ def reference_import(files: list[Path], db: Path) -> float:
     return time.perf_counter() - started
 
 
+def whole_process_run(home: Home) -> float:
+    """``civicseal programme run`` as staff type it, start-up included: a second programme on the same register,
+    so it creates as many entitlements as the first run did."""
+    cli = [str(Path(sys.executable).with_name("civicseal")), "programme"]
+    where = ["--home", str(home.path), "--json"]
+    create = ["create", "bench-cli", "--reference-date", "2022-06-01", "--fiscal-year", "2022", "--amount", "100000"]
+    subprocess.run([*cli, *create, *where], check=True, stdout=subprocess.DEVNULL)
+    started = time.perf_counter()
+    subprocess.run([*cli, "run", "bench-cli", *where], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     args = city_arguments(__doc__.splitlines()[0])
     reference: list[float] = []
@@ -88,7 +104,8 @@ def main() -> None:
     )
     print(f"reference executemany     {reference_s:>10.2f} s  {summary.residents / reference_s:>12,.0f} residents/s")
     print(f"import / reference        {ratio:>10.2f} ×  (budget ≤ 3×)")
-    print(f"programme run             {city.run_s:>10.2f} s  (budget ≤ 2 s)  entitled {city.run.entitled:,}")
+    print(f"programme run (in process){city.run_s:>10.2f} s  entitled {city.run.entitled:,}")
+    print(f"programme run (process)   {whole_process_run(city.home):>10.2f} s  (budget ≤ 1.5 s, start-up included)")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,8 @@ from civicseal.audit.models import AuditEntry
 from civicseal.cli import run
 from civicseal.clock import TOKYO
 from civicseal.custody.errors import CustodyError
+from civicseal.custody.events import ACCOUNTED_FOR, MANUAL_EVENTS, TRANSITIONS, UNLOCKABLE, Event
 from civicseal.custody.service import (
-    ACCOUNTED_FOR,
-    MANUAL_EVENTS,
-    TRANSITIONS,
-    UNLOCKABLE,
-    Event,
     check_next,
     current_state,
     overdue,

@@ -16,33 +16,39 @@ from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.payments import zengin
 from civicseal.payments.service import BatchRequest, make_batch, mark_sent, reconcile
 from civicseal.programme import entitlements
+from civicseal.programme.defaults import FORM_REASON
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.seal.open import open_sealed
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 
-CONFIRMED = 300  # a few hundred confirmation forms came back: enough to show, quick to confirm one by one
+CONFIRMED = 300  # a few hundred confirmation forms came back: enough to show, quick to confirm
 PAY_DATE = date(2022, 8, 1)
 
 
 def _confirm(city: Home, programme: str) -> list[str]:
-    """The households whose forms came back, confirmed one by one through the life cycle's door."""
+    """The households whose forms came back, confirmed through the life cycle's door in two set-based
+    changes (eligible → notified for any whose letter is not recorded as sent, then notified → confirmed)."""
     now = utcnow()
     with transaction(city.engine) as conn:
         rows = conn.execute(
             text(
-                "SELECT e.reference_number, e.status FROM entitlements e JOIN programmes p ON p.id = e.programme_id"
+                "SELECT e.id, e.reference_number, e.status FROM entitlements e"
+                " JOIN programmes p ON p.id = e.programme_id"
                 " JOIN bank_accounts a ON a.household_code = e.household_code"
                 " WHERE p.name = :name AND e.status IN ('eligible', 'notified') ORDER BY e.reference_number LIMIT :n"
             ),
             {"name": programme, "n": CONFIRMED},
         ).all()
-        for reference, status in rows:
-            if status == Status.ELIGIBLE:
-                entitlements.change_status(conn, reference, Status.NOTIFIED, reason="letter posted", now=now)
-            entitlements.change_status(conn, reference, Status.CONFIRMED, reason="confirmation form returned", now=now)
-    return [r[0] for r in rows]
+        batch = {"now": now, "object_type": "programme", "object_id": programme}
+        unsent = [i for i, _, status in rows if status == Status.ELIGIBLE]
+        if unsent:
+            entitlements.change_many(conn, unsent, Status.ELIGIBLE, Status.NOTIFIED, reason="letter posted", **batch)
+        entitlements.change_many(
+            conn, [i for i, _, _ in rows], Status.NOTIFIED, Status.CONFIRMED, reason=FORM_REASON, **batch
+        )
+    return [reference for _, reference, _ in rows]
 
 
 def pay_confirmed_households(city: Home, workdir: Path, programme: str) -> None:
