@@ -43,7 +43,7 @@ from civicseal.programme.confirmation import PAYABLE_ACCOUNTS_SQL
 from civicseal.programme.service import get_programme
 from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
-from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonym
+from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonyms
 from civicseal.store.bulk import insert_rows
 from civicseal.store.engine import reading, writing
 from civicseal.store.home import Home
@@ -209,8 +209,8 @@ def _stream_records(
     )
     for partition in result.mappings().partitions(BATCH):
         rows, seen = [], []
-        for record in partition:
-            alias = pseudonym(pseudonym_key, record["household_code"])
+        aliases = pseudonyms(pseudonym_key, [record["household_code"] for record in partition])
+        for record, alias in zip(partition, aliases, strict=True):
             row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
             for f in decrypt:
                 under, row_key = record[f"{f}_under"], record[f"{f}_row_key"]
