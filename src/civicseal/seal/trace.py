@@ -27,7 +27,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from civicseal.audit import log as audit
 from civicseal.cseal.errors import SealError
@@ -37,6 +37,7 @@ from civicseal.register.importer import decode_lines
 from civicseal.register.normalize import parse_date
 from civicseal.seal.models import CanaryHousehold, PackageCanary
 from civicseal.seal.secrets import PSEUDONYM_CHARS
+from civicseal.store.bulk import insert_rows
 from civicseal.store.engine import transaction
 
 PSEUDONYM = re.compile(rf"\b[a-z2-7]{{{PSEUDONYM_CHARS}}}\b")
@@ -292,23 +293,27 @@ def _owners(conn: Connection, canaries: set[int]) -> dict[int, set[int]]:
     return owners
 
 
-def _count_references(conn: Connection, references: set[str]) -> Counter[str]:
-    """Households per package whose reference number appears."""
-    from civicseal.programme.models import Entitlement
+FOUND_REFERENCES = "cs_trace_references"
 
-    found: Counter[str] = Counter()
-    for chunk in _chunks(references):
-        rows = conn.execute(
-            select(PackageMember.package_id, PackageMember.household_code)
-            .join(Entitlement, Entitlement.household_code == PackageMember.household_code)
-            .join(
-                Package, (Package.id == PackageMember.package_id) & (Package.programme_id == Entitlement.programme_id)
-            )
-            .where(Entitlement.reference_number.in_(chunk))
-            .distinct()
-        ).all()
-        found.update(package_id for package_id, _ in rows)
-    return found
+
+def _count_references(conn: Connection, references: set[str]) -> Counter[str]:
+    """Households per package whose reference number appears: the numbers staged once in a temporary table
+    and counted in one join (a leaked mailing quotes tens of thousands)."""
+    if not references:
+        return Counter()
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {FOUND_REFERENCES} (number VARCHAR(12) PRIMARY KEY)")
+    conn.exec_driver_sql(f"DELETE FROM {FOUND_REFERENCES}")
+    insert_rows(conn, FOUND_REFERENCES, ("number",), ((r,) for r in sorted(references)))
+    rows = conn.execute(
+        text(
+            f"SELECT m.package_id, COUNT(DISTINCT m.household_code) FROM {FOUND_REFERENCES} f"
+            " JOIN entitlements e ON e.reference_number = f.number"
+            " JOIN package_members m ON m.household_code = e.household_code"
+            " JOIN packages p ON p.id = m.package_id AND p.programme_id = e.programme_id"
+            " GROUP BY m.package_id"
+        )
+    )
+    return Counter({package_id: int(households) for package_id, households in rows})
 
 
 def trace(engine: Engine, paths: list[Path], *, actor: str | None = None) -> TraceResult:
