@@ -79,7 +79,7 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     On SQLite, a write lock not obtained within the busy timeout is :class:`StoreBusy` (retry), never an
     internal error.
     """
-    with engine.connect() as conn, writing(conn):
+    with _busy_refused(engine), engine.connect() as conn, writing(conn):
         yield conn
 
 
@@ -87,16 +87,24 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def writing(conn: Connection) -> Iterator[Connection]:
     """A :func:`transaction` on a connection the caller keeps open across several transactions (its temporary
     tables live on between them): a long job reads in :func:`reading` and writes only at the end, briefly."""
+    conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
     try:
-        conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
-        with conn.begin():
+        with _busy_refused(conn), conn.begin():
             yield conn
-    except OperationalError as exc:
-        if not (is_sqlite(conn) and _is_lock_timeout(exc)):
-            raise
-        raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
     finally:
         conn.execution_options(**{_WRITER: False})
+
+
+@contextmanager
+def _busy_refused(bind: Connection | Engine) -> Iterator[None]:
+    """SQLite's write lock not obtained within the busy timeout: :class:`StoreBusy` (retry), never an internal
+    error."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not (is_sqlite(bind) and _is_lock_timeout(exc)):
+            raise
+        raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
 
 
 @contextmanager
