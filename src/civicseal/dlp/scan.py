@@ -16,6 +16,8 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import multiprocessing
+import multiprocessing.pool
 import os
 import re
 import shutil
@@ -52,6 +54,8 @@ TEXT_CHUNK_LINES = 20_000
 MEMO_LIMIT = 2_000_000
 MAX_DEPTH = 4  # archives inside archives
 MAX_WORDS = 4  # a candidate value in free text spans at most this many space-separated words
+PIECE_BYTES = 32 << 20  # a CSV/TSV file larger than this is scanned in pieces of about this size, in parallel
+MAX_WORKERS = 4  # worker processes at most: each holds its own memory of values
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
@@ -138,6 +142,7 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
     """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
     encoded = pc.dictionary_encode(array)
     dictionary = encoded.dictionary
+    dictionary.validate(full=True)  # UTF-8 is checked here, once per distinct value, not by the CSV reader
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
     decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
@@ -153,6 +158,7 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
 
 
 PATTERN_MAX_CHARS = 20  # no pattern value is longer: longer cells are not tried
+_ANY_CELL_PATTERN = "|".join(f"(?:{pattern})" for pattern in CELL_PATTERNS.values())
 
 
 def _count_patterns(column: _Column, report: FileReport) -> None:
@@ -160,8 +166,11 @@ def _count_patterns(column: _Column, report: FileReport) -> None:
     if not short.size:
         return
     values = column.dictionary.take(pa.array(short))
-    digits = pc.match_substring_regex(values, "[0-9]").to_numpy(zero_copy_only=False)
-    short, values = short[digits], values.filter(pa.array(digits))
+    # One pass of all patterns at once leaves the few cells that match any; each pattern then tries only those.
+    some = pc.match_substring_regex(values, _ANY_CELL_PATTERN).to_numpy(zero_copy_only=False)
+    if not some.any():
+        return
+    short, values = short[some], values.filter(pa.array(some))
     for name, pattern in CELL_PATTERNS.items():
         mask = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
         if name == "my_number" and mask.any():
@@ -402,6 +411,7 @@ class _Source:
     name: str
     open: Callable[[], IO[bytes]]
     depth: int = 0
+    path: str | None = None  # a file on disk (not an archive member): worker processes may read it too
 
 
 def _sniff_encoding(head: bytes) -> str:
@@ -435,18 +445,50 @@ def _line_place(line: int) -> dict[str, Any]:
     return {"line": line + 1}
 
 
-def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
+@dataclass(frozen=True)
+class _CsvPlan:
+    """How to read one CSV/TSV file, decided once from its head (and, for a large file, one pass over it)."""
+
+    encoding: str
+    delimiter: str
+    columns: int | None  # fields of the first record, when its first line says so plainly
+    quoted: bool  # whether a value may span lines: only a file with a quote character can hold one
+
+
+def _csv_plan(source: _Source) -> _CsvPlan:
     with source.open() as f:
         head = f.read(1 << 16)
     encoding = _sniff_encoding(head)
-    report.encoding = encoding
-    first_line = head.split(b"\n", 1)[0].decode(encoding if "16" not in encoding else "latin-1", errors="replace")
+    wide = "16" in encoding
+    first_line = head.split(b"\n", 1)[0].decode(encoding if not wide else "latin-1", errors="replace")
     delimiter = "\t" if source.name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",") else ","
+    plain_head = not wide and '"' not in first_line and b"\n" in head
+    columns = first_line.count(delimiter) + 1 if plain_head else None
+    # A quote byte is a quote character in UTF-8 and CP932 alike (never part of another character).
+    quoted = wide or _holds_quote(source)
+    return _CsvPlan(encoding, delimiter, columns, quoted)
+
+
+def _holds_quote(source: _Source) -> bool:
+    with source.open() as f:
+        while piece := f.read(BLOCK_BYTES):
+            if b'"' in piece:
+                return True
+    return False
+
+
+def _read_csv(f: IO[bytes], plan: _CsvPlan, matcher: Matcher, report: FileReport) -> tuple[int, list[tuple[int, str]]]:
+    """Scan the table of one stream of whole records; returns its rows and its ragged rows (number, text).
+
+    Values are read unchecked and their UTF-8 checked once per distinct value (in :func:`_encode`), and a
+    file without quotes is split at line ends without tracking quotes: together that halves the reading.
+    Raises ``pa.ArrowInvalid`` for a stream that is not a table (the caller scans it as text).
+    """
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
         autogenerate_column_names=True,
         use_threads=False,
-        encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
+        encoding="utf8" if plan.encoding in ("utf-8", "utf-8-sig") else plan.encoding,
     )
     ragged: list[tuple[int, str]] = []
 
@@ -455,16 +497,28 @@ def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
         ragged.append((row.number or 0, row.text))
         return "skip"
 
-    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep_aside)
-    convert = pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(4096)})
+    parse = pacsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=plan.quoted, invalid_row_handler=keep_aside)
+    convert = pacsv.ConvertOptions(
+        column_types={f"f{i}": pa.string() for i in range(plan.columns or 4096)}, check_utf8=False
+    )
     row = 0
+    reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
+    for batch in reader:
+        base = row
+        _scan_table(batch.columns, matcher, report, lambda r, c, base=base: _cell(base + r, c))
+        row += batch.num_rows
+    return row, ragged
+
+
+def _scan_csv(source: _Source, matcher: Matcher, report: FileReport, pool: _Pool) -> None:
+    plan = _csv_plan(source)
+    report.encoding = plan.encoding
     try:
-        with source.open() as f:
-            reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                base = row
-                _scan_table(batch.columns, matcher, report, lambda r, c, base=base: _cell(base + r, c))
-                row += batch.num_rows
+        if source.path is not None and pool.splits(source.path, plan):
+            ragged = pool.scan_csv(source.path, plan, report)
+        else:
+            with source.open() as f:
+                _, ragged = _read_csv(f, plan, matcher, report)
         if ragged:
             numbers = [n for n, _ in ragged]
             _scan_text([t for _, t in ragged], matcher, report, lambda i: {"line": numbers[i]})
@@ -479,6 +533,128 @@ def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
 
 def _cell(row: int, column: int) -> dict[str, Any]:
     return {"line": row + 1} if column < 0 else {"line": row + 1, "column": column + 1}
+
+
+# ------------------------------------------------------------------------------- large files, in parallel
+
+
+def _pieces(path: str, quoted: bool, piece_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of whole records, about ``piece_bytes`` each. A range ends after a line end outside
+    quotes: one with an even number of quote characters before it (RFC 4180 doubles a quote inside a
+    value), counted in one pass over the file; a file without quotes is cut at the next line end."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    pos = quotes = 0  # offset of the next block read; quote characters before it
+    step = min(1 << 20, piece_bytes)
+    with open(path, "rb") as f:
+        while cuts[-1] + piece_bytes < size:
+            target = cuts[-1] + piece_bytes
+            if not quoted and pos < target:
+                pos = f.seek(target)
+            block = f.read(step)
+            if not block:
+                break
+            i = max(target - pos, 0)
+            before = quotes + block.count(b'"', 0, i) if quoted else 0
+            while (j := block.find(b"\n", i)) >= 0:
+                before += block.count(b'"', i, j) if quoted else 0
+                i = j + 1
+                if before % 2 == 0:
+                    cuts.append(pos + i)
+                    break
+            quotes += block.count(b'"') if quoted else 0
+            pos += len(block)
+    ends = [*cuts[1:], size]
+    return [(a, b) for a, b in zip(cuts, ends, strict=True) if b > a]
+
+
+_WORKER: dict[str, Matcher] = {}  # in a worker process: its own matcher, with its own memory of values
+
+
+def _start_worker(index: FingerprintIndex, memo_limit: int) -> None:
+    _WORKER["matcher"] = Matcher(index, memo_limit)
+
+
+@dataclass
+class _Piece:
+    """What a worker found in one piece: rows and ragged rows are numbered from the piece's start."""
+
+    report: FileReport | None  # None: the piece is not a table of the plan's encoding
+    rows: int
+    ragged: list[tuple[int, str]]
+
+
+def _scan_piece(path: str, start: int, end: int, plan: _CsvPlan) -> _Piece:
+    matcher = _WORKER["matcher"]
+    report = FileReport(path, "csv", np.zeros(matcher.index.resident_count, dtype=bool))
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    try:
+        rows, ragged = _read_csv(pa.BufferReader(data), plan, matcher, report)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return _Piece(None, 0, [])
+    return _Piece(report, rows, ragged)
+
+
+def _shifted(position: dict[str, Any], rows: int) -> dict[str, Any]:
+    return position | {"line": position["line"] + rows}
+
+
+class _Pool:
+    """Worker processes for large CSV/TSV files: a file is cut into pieces of whole records and each
+    worker scans a piece with its own matcher, so a scan uses every core. Started (by fork, sharing the
+    loaded index) on the first large file and kept until the scan ends."""
+
+    def __init__(self, index: FingerprintIndex, memo_limit: int, piece_bytes: int) -> None:
+        self.index = index
+        self.memo_limit = memo_limit
+        self.piece_bytes = piece_bytes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        forks = "fork" in multiprocessing.get_all_start_methods()
+        self.workers = min(cores, MAX_WORKERS) if forks else 1
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def splits(self, path: str, plan: _CsvPlan) -> bool:
+        """Whether a file is scanned in pieces: large, on disk, and in an encoding where a line-end byte
+        is always a line end (UTF-16 is not)."""
+        return self.workers > 1 and "16" not in plan.encoding and os.path.getsize(path) > self.piece_bytes
+
+    def scan_csv(self, path: str, plan: _CsvPlan, report: FileReport) -> list[tuple[int, str]]:
+        """Scan the pieces and add them up in file order; returns the ragged rows, numbered in the file.
+
+        Raises ``pa.ArrowInvalid`` when a piece is not a table, as reading the file in one go would."""
+        if self._pool is None:
+            context = multiprocessing.get_context("fork")
+            self._pool = context.Pool(self.workers, _start_worker, (self.index, self.memo_limit))
+        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, self.piece_bytes)]
+        rows = records = 0
+        ragged: list[tuple[int, str]] = []
+        for piece in self._pool.starmap(_scan_piece, tasks, chunksize=1):
+            if piece.report is None:
+                raise pa.ArrowInvalid(f"{path}: a piece of the file is not a table")
+            part = piece.report
+            report.matched |= part.matched
+            for mine, theirs in (
+                (report.elements, part.elements),
+                (report.uncorroborated, part.uncorroborated),
+                (report.patterns, part.patterns),
+            ):
+                for key, count in theirs.items():
+                    mine[key] += count
+            for position in part.positions:
+                report.add_position(_shifted(position, rows), corroborated=True)
+            for position in part.single_positions:
+                report.add_position(_shifted(position, rows), corroborated=False)
+            ragged += [(number + records, text) for number, text in piece.ragged]
+            rows += piece.rows
+            records += piece.rows + len(piece.ragged)
+        return ragged
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
 
 
 def _scan_parquet(source: _Source, matcher: Matcher, report: FileReport) -> None:
@@ -690,8 +866,9 @@ class _Unclosed(io.RawIOBase):
 
 
 class _Scanner:
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, pool: _Pool) -> None:
         self.matcher = matcher
+        self.pool = pool
         self.files: list[FileReport] = []
 
     def report(self, name: str, kind: str) -> FileReport:
@@ -708,7 +885,7 @@ class _Scanner:
                 for name in sorted(names):
                     self.walk(Path(folder) / name)
         elif path.is_file():
-            self.source(_Source(str(path), lambda: open(path, "rb")))  # noqa: SIM115
+            self.source(_Source(str(path), lambda: open(path, "rb"), path=str(path)))  # noqa: SIM115
         elif not path.exists():
             raise DlpError(f"{path}: no such file or folder")
 
@@ -729,7 +906,7 @@ class _Scanner:
                 kind = TEXT_SUFFIXES.get(Path(lower).suffix, "text")
                 report = self.report(source.name, kind)
                 if kind == "csv":
-                    _scan_csv(source, self.matcher, report)
+                    _scan_csv(source, self.matcher, report, self.pool)
                 elif kind in ("json", "jsonl"):
                     _scan_json(source, self.matcher, report, lines=kind == "jsonl")
                 else:
@@ -767,14 +944,22 @@ class _Scanner:
                     self.source(_Source(name, reopen, source.depth + 1))
 
 
-def scan(paths: Iterable[Path], index: FingerprintIndex, *, memo_limit: int = MEMO_LIMIT) -> ScanReport:
-    """Scan files and folders (and archives inside them) against the index; nothing is written."""
+def scan(
+    paths: Iterable[Path], index: FingerprintIndex, *, memo_limit: int = MEMO_LIMIT, piece_bytes: int = PIECE_BYTES
+) -> ScanReport:
+    """Scan files and folders (and archives inside them) against the index; nothing is written.
+
+    A CSV/TSV file larger than ``piece_bytes`` is scanned in pieces by worker processes, one per core."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise DlpError("no path to scan; name files or folders")
-    scanner = _Scanner(Matcher(index, memo_limit))
-    for path in paths:
-        scanner.walk(path)
+    pool = _Pool(index, memo_limit, piece_bytes)
+    scanner = _Scanner(Matcher(index, memo_limit), pool)
+    try:
+        for path in paths:
+            scanner.walk(path)
+    finally:
+        pool.close()
     matched = np.zeros(index.resident_count, dtype=bool)
     for report in scanner.files:
         matched |= report.matched
