@@ -179,8 +179,9 @@ class FingerprintIndex:
 
 def _search(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """``np.searchsorted`` with the keys sorted first: neighbouring look-ups touch neighbouring memory,
-    three to four times faster on a table larger than the cache."""
-    order = np.argsort(keys, kind="stable")
+    three to four times faster on a table larger than the cache. (Any sort will do: equal keys find one
+    place; numpy's default sort is several times faster than a stable one.)"""
+    order = np.argsort(keys)
     at = np.empty(len(keys), dtype=np.int64)
     at[order] = np.searchsorted(table, keys[order])
     return at

@@ -26,7 +26,6 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -47,6 +46,7 @@ from civicseal.dlp.normalize import (
     valid_my_numbers,
 )
 from civicseal.dlp.report import MAX_POSITIONS, FileReport, ScanReport
+from civicseal.register.normalize import my_number_valid
 
 BLOCK_BYTES = 8 << 20
 WINDOW = 120  # characters: a name and a birth date on one line or on the next
@@ -72,6 +72,74 @@ _DELIMITERS = str.maketrans(dict.fromkeys(",\t、。:：;；|「」『』()（�
 # ---------------------------------------------------------------------------------------- matching
 
 
+class _Memory:
+    """Fingerprint numbers of values already seen, in an open-addressing table of numpy arrays keyed by the
+    values' Python hashes (SipHash under the interpreter's random key).
+
+    A look-up is a few vectorized gathers for a whole column instead of a dict probe per value: on a table
+    of a million values each probe waits on memory, while a gather keeps many loads in flight. Two values
+    with one 64-bit hash would share a number; among the at most ``limit`` values held that chance is below
+    one in ten million per scan, the same order as two values sharing a truncated 64-bit fingerprint.
+    """
+
+    EMPTY = -1  # hash() never returns -1
+    MISSING = -2
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.clear()
+
+    def clear(self) -> None:
+        self.count = 0
+        self._keys = np.full(1 << 12, self.EMPTY, dtype=np.int64)
+        self._numbers = np.zeros(1 << 12, dtype=np.int32)
+
+    def find(self, hashes: np.ndarray) -> np.ndarray:
+        """The number of each hash, or MISSING."""
+        mask = len(self._keys) - 1
+        out = np.full(len(hashes), self.MISSING, dtype=np.int32)
+        pending = np.arange(len(hashes))
+        slot = hashes & mask
+        while pending.size:
+            key = self._keys[slot]
+            hit = key == hashes[pending]
+            out[pending[hit]] = self._numbers[slot[hit]]
+            more = ~hit & (key != self.EMPTY)
+            pending, slot = pending[more], (slot[more] + 1) & mask
+        return out
+
+    def add(self, hashes: np.ndarray, numbers: np.ndarray) -> None:
+        """Remember hashes not held yet (distinct); emptied first when the limit would be passed."""
+        if self.count + len(hashes) > self.limit:
+            self.clear()
+        if (self.count + len(hashes)) * 2 > len(self._keys):
+            keys, held = self._keys, self._numbers
+            kept = keys != self.EMPTY
+            size = len(keys)
+            while (self.count + len(hashes)) * 2 > size:
+                size *= 2
+            self.count = 0
+            self._keys = np.full(size, self.EMPTY, dtype=np.int64)
+            self._numbers = np.zeros(size, dtype=np.int32)
+            self._insert(keys[kept], held[kept])
+        self._insert(hashes, numbers)
+
+    def _insert(self, hashes: np.ndarray, numbers: np.ndarray) -> None:
+        mask = len(self._keys) - 1
+        pending = np.arange(len(hashes))
+        slot = hashes & mask
+        while pending.size:
+            free = np.flatnonzero(self._keys[slot] == self.EMPTY)
+            _, first = np.unique(slot[free], return_index=True)  # one new value per free slot and round
+            won = free[first]
+            self._keys[slot[won]] = hashes[pending[won]]
+            self._numbers[slot[won]] = numbers[pending[won]]
+            rest = np.ones(len(pending), dtype=bool)
+            rest[won] = False
+            pending, slot = pending[rest], (slot[rest] + 1) & mask
+        self.count += len(hashes)
+
+
 class Matcher:
     """Turns values into fingerprint numbers of the index (-1: not a register value), remembering values.
 
@@ -83,22 +151,20 @@ class Matcher:
     def __init__(self, index: FingerprintIndex, memo_limit: int = MEMO_LIMIT) -> None:
         self.index = index
         self._fingerprint = Fingerprinter(index.key)
-        self._memo: dict[str, int] = {}
-        self._limit = memo_limit
+        self._memo = _Memory(memo_limit)
 
     def strings(self, values: Sequence[str]) -> np.ndarray:
         if not values:
             return np.zeros(0, dtype=np.int32)
-        found = np.fromiter(map(self._memo.get, values, repeat(-2)), dtype=np.int32, count=len(values))
-        missing = np.flatnonzero(found == -2)
+        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+        found = self._memo.find(hashes)
+        missing = np.flatnonzero(found == _Memory.MISSING)
         if missing.size:
-            raw = list(dict.fromkeys(values[i] for i in missing.tolist()))
+            new, first = np.unique(hashes[missing], return_index=True)
+            raw = [values[i] for i in missing[first].tolist()]
             numbers = self.index.find(self._fingerprint(canonical(raw)))
-            if len(self._memo) + len(raw) > self._limit:
-                self._memo.clear()
-            learned = dict(zip(raw, numbers.tolist(), strict=True))
-            self._memo.update(learned)
-            found[missing] = [learned[values[i]] for i in missing.tolist()]
+            self._memo.add(new, numbers)
+            found[missing] = numbers[np.searchsorted(new, hashes[missing])]
         return found
 
     def dictionary(self, values: pa.Array, keep: np.ndarray) -> np.ndarray:
@@ -148,8 +214,10 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
     decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
     ascii_ = pc.string_is_ascii(dictionary).to_numpy(zero_copy_only=False)
     lookup = (lengths > 0) & ~ascii_
+    # Of digits alone only twelve (a My Number) can be a value; codes and counts skip the pattern below.
+    lookup |= decimal & (lengths == 12)
     if ascii_.any():
-        where = np.flatnonzero(ascii_ & (lengths > 0))
+        where = np.flatnonzero(ascii_ & (lengths > 0) & ~decimal)
         shaped = pc.match_substring_regex(dictionary.take(pa.array(where)), _ASCII_VALUE)
         lookup[where] = shaped.to_numpy(zero_copy_only=False)
     numbers = matcher.dictionary(dictionary, lookup)
@@ -174,8 +242,9 @@ def _count_patterns(column: _Column, report: FileReport) -> None:
     for name, pattern in CELL_PATTERNS.items():
         mask = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
         if name == "my_number" and mask.any():
-            where = np.flatnonzero(mask)
-            mask[where] = valid_my_numbers(values.take(pa.array(where)).to_pylist())
+            # The cell pattern admits ASCII digits and separators only: twelve digits once they are dropped.
+            digits = pc.replace_substring_regex(values.filter(pa.array(mask)), "[- ]", "")
+            mask[mask] = my_number_valid(digits.to_pylist())
         report.patterns[name] += int(column.occurrences[short[mask]].sum())
 
 
@@ -228,8 +297,11 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
     valid = hits_in >= 0
     kinds = np.where(valid, index.element[np.maximum(hits_in, 0)], 255)
     explained = np.zeros(hits_in.shape, dtype=bool)
+    unexplained = valid.any(axis=0)  # per column: a matched cell not explained yet
     for a in range(len(present)):
         for b in range(a + 1, len(present)):
+            if not (unexplained[a] or unexplained[b]):
+                continue
             ea, eb = explained[:, a], explained[:, b]
             date_beside = (ea & (kinds[:, b] == Element.BIRTH_DATE)) | (eb & (kinds[:, a] == Element.BIRTH_DATE))
             rows = np.flatnonzero(valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(ea & eb) & ~date_beside)
@@ -241,9 +313,13 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
             rows = rows[which]
             row_hits = hits_in[rows]
             own = index.own[residents]
+            theirs = valid[rows]  # a cell is the resident's when its value is one of theirs
+            mine = np.zeros(theirs.shape, dtype=bool)
             for slot in range(own.shape[1]):
-                r, c = np.nonzero((row_hits == own[:, slot, None]) & (own[:, slot, None] >= 0))
-                explained[rows[r], c] = True
+                mine |= row_hits == own[:, slot, None]
+            r, c = np.nonzero(mine & theirs)
+            explained[rows[r], c] = True
+            unexplained = (valid & ~explained).any(axis=0)
             found.append(residents)
     explained_all[np.ix_(any_hit, present)] = explained
     return np.concatenate(found), explained_all
@@ -627,7 +703,10 @@ class _Pool:
         if self._pool is None:
             context = multiprocessing.get_context("fork")
             self._pool = context.Pool(self.workers, _start_worker, (self.index, self.memo_limit))
-        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, self.piece_bytes)]
+        # Four pieces per worker at least (a worker that drew a slow piece does not hold up the end), but not
+        # smaller than a block of the reader.
+        piece = min(self.piece_bytes, max(os.path.getsize(path) // (4 * self.workers), BLOCK_BYTES))
+        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, piece)]
         rows = records = 0
         ragged: list[tuple[int, str]] = []
         for piece in self._pool.starmap(_scan_piece, tasks, chunksize=1):
