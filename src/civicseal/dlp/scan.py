@@ -14,6 +14,7 @@ A report names files, lines, columns and cells, never a value.
 from __future__ import annotations
 
 import codecs
+import gc
 import io
 import json
 import multiprocessing
@@ -362,15 +363,20 @@ def _tally(
     A date alone is not a single finding: nearly every date of the last century is some resident's
     birthday, so a column of moving-in dates would otherwise read as thousands of findings.
     """
+    matched = hits >= 0
+    kinds = index.element[np.maximum(hits, 0)]
     for flag, counts in ((True, report.elements), (False, report.uncorroborated)):
-        mask = (hits >= 0) & (corroborating if flag else ~corroborating)
+        mask = matched & (corroborating if flag else ~corroborating)
         if not flag:
-            mask &= index.element[np.maximum(hits, 0)] != Element.BIRTH_DATE
-        elements = np.bincount(index.element[hits[mask]], minlength=len(Element))
+            mask &= kinds != Element.BIRTH_DATE
+        elements = np.bincount(kinds[mask], minlength=len(Element))
         for e in Element:
             counts[e.label] += int(elements[e])
+        kept = report.positions if flag else report.single_positions
+        if len(kept) >= MAX_POSITIONS:
+            continue  # the first positions are kept already: no need to find these
         for r, c in zip(*np.nonzero(mask), strict=True):
-            if len(report.positions if flag else report.single_positions) >= MAX_POSITIONS:
+            if len(kept) >= MAX_POSITIONS:
                 break
             place = position(int(r), int(c)) | {"element": Element(int(index.element[hits[r, c]])).label}
             report.add_position(place, corroborated=flag)
@@ -664,13 +670,33 @@ def _scan_piece(path: str, start: int, end: int, plan: _CsvPlan) -> _Piece:
     matcher = _WORKER["matcher"]
     report = FileReport(path, "csv", np.zeros(matcher.index.resident_count, dtype=bool))
     with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    try:
-        rows, ragged = _read_csv(pa.BufferReader(data), plan, matcher, report)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return _Piece(None, 0, [])
+        try:
+            rows, ragged = _read_csv(_Range(f, start, end), plan, matcher, report)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return _Piece(None, 0, [])
     return _Piece(report, rows, ragged)
+
+
+class _Range(io.RawIOBase):
+    """Bytes ``start:end`` of a file, read as the CSV reader asks (a piece is never held whole)."""
+
+    def __init__(self, f: IO[bytes], start: int, end: int) -> None:
+        f.seek(start)
+        self._f = f
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _shifted(position: dict[str, Any], rows: int) -> dict[str, Any]:
@@ -702,7 +728,11 @@ class _Pool:
         Raises ``pa.ArrowInvalid`` when a piece is not a table, as reading the file in one go would."""
         if self._pool is None:
             context = multiprocessing.get_context("fork")
-            self._pool = context.Pool(self.workers, _start_worker, (self.index, self.memo_limit))
+            gc.freeze()  # a worker's collector then leaves the objects it inherits untouched, and so shared
+            try:
+                self._pool = context.Pool(self.workers, _start_worker, (self.index, self.memo_limit))
+            finally:
+                gc.unfreeze()
         # Four pieces per worker at least (a worker that drew a slow piece does not hold up the end), but not
         # smaller than a block of the reader.
         piece = min(self.piece_bytes, max(os.path.getsize(path) // (4 * self.workers), BLOCK_BYTES))
