@@ -131,9 +131,10 @@ class _Memory:
         slot = hashes & mask
         while pending.size:
             free = np.flatnonzero(self._keys[slot] == self.EMPTY)
-            _, first = np.unique(slot[free], return_index=True)  # one new value per free slot and round
-            won = free[first]
-            self._keys[slot[won]] = hashes[pending[won]]
+            # Of new values aiming at one free slot the last written stays (hashes are distinct); the rest
+            # probe on, as do those whose slot was taken.
+            self._keys[slot[free]] = hashes[pending[free]]
+            won = free[self._keys[slot[free]] == hashes[pending[free]]]
             self._numbers[slot[won]] = numbers[pending[won]]
             rest = np.ones(len(pending), dtype=bool)
             rest[won] = False
