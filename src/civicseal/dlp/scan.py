@@ -295,35 +295,36 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
     any_hit = np.flatnonzero((hits[:, present] >= 0).sum(axis=1) >= 2)  # rows with two matched cells
     if not any_hit.size:
         return found[0], explained_all
-    hits_in = hits[np.ix_(any_hit, present)]
-    valid = hits_in >= 0
-    kinds = np.where(valid, index.element[np.maximum(hits_in, 0)], 255)
-    explained = np.zeros(hits_in.shape, dtype=bool)
-    unexplained = valid.any(axis=0)  # per column: a matched cell not explained yet
+    # Column by column in memory (columns x rows): each step below reads whole columns.
+    cells = np.ascontiguousarray(hits[np.ix_(any_hit, present)].T)
+    valid = cells >= 0
+    kinds = np.where(valid, index.element[np.maximum(cells, 0)], 255)
+    date = kinds == Element.BIRTH_DATE
+    explained = np.zeros(cells.shape, dtype=bool)
+    unexplained = valid.any(axis=1)  # per column: a matched cell not explained yet
     for a in range(len(present)):
         for b in range(a + 1, len(present)):
             if not (unexplained[a] or unexplained[b]):
                 continue
-            ea, eb = explained[:, a], explained[:, b]
-            date_beside = (ea & (kinds[:, b] == Element.BIRTH_DATE)) | (eb & (kinds[:, a] == Element.BIRTH_DATE))
-            rows = np.flatnonzero(valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(ea & eb) & ~date_beside)
+            ea, eb = explained[a], explained[b]
+            date_beside = (ea & date[b]) | (eb & date[a])
+            rows = np.flatnonzero(valid[a] & valid[b] & (kinds[a] != kinds[b]) & ~(ea & eb) & ~date_beside)
             if not rows.size:
                 continue
-            which, residents = index.residents_of_pairs(index.pair_key(hits_in[rows, a], hits_in[rows, b]))
+            which, residents = index.residents_of_pairs(index.pair_key(cells[a, rows], cells[b, rows]))
             if not which.size:
                 continue
             rows = rows[which]
-            row_hits = hits_in[rows]
+            row_cells = cells[:, rows]
             own = index.own[residents]
-            theirs = valid[rows]  # a cell is the resident's when its value is one of theirs
-            mine = np.zeros(theirs.shape, dtype=bool)
+            mine = np.zeros(row_cells.shape, dtype=bool)  # a cell is the resident's when its value is theirs
             for slot in range(own.shape[1]):
-                mine |= row_hits == own[:, slot, None]
-            r, c = np.nonzero(mine & theirs)
-            explained[rows[r], c] = True
-            unexplained = (valid & ~explained).any(axis=0)
+                mine |= row_cells == own[:, slot]
+            c, r = np.nonzero(mine & valid[:, rows])
+            explained[c, rows[r]] = True
+            unexplained = (valid & ~explained).any(axis=1)
             found.append(residents)
-    explained_all[np.ix_(any_hit, present)] = explained
+    explained_all[np.ix_(any_hit, present)] = explained.T
     return np.concatenate(found), explained_all
 
 
