@@ -14,6 +14,7 @@ A report names files, lines, columns and cells, never a value.
 from __future__ import annotations
 
 import codecs
+import csv
 import gc
 import io
 import json
@@ -546,11 +547,27 @@ def _csv_plan(source: _Source) -> _CsvPlan:
     wide = "16" in encoding
     first_line = head.split(b"\n", 1)[0].decode(encoding if not wide else "latin-1", errors="replace")
     delimiter = "\t" if source.name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",") else ","
-    plain_head = not wide and '"' not in first_line and b"\n" in head
-    columns = first_line.count(delimiter) + 1 if plain_head else None
+    columns = None if wide else _first_record_fields(head, encoding, delimiter, whole=len(head) < 1 << 16)
     # A quote byte is a quote character in UTF-8 and CP932 alike (never part of another character).
     quoted = wide or _holds_quote(source)
     return _CsvPlan(encoding, delimiter, columns, quoted)
+
+
+def _first_record_fields(head: bytes, encoding: str, delimiter: str, *, whole: bool) -> int | None:
+    """Fields of the first record (blank lines skipped, as the reader skips them); None unless the head
+    holds all of it. The reader is then told the columns, so a piece that starts with a ragged row is
+    read with the file's columns, as the whole file would be."""
+    text = head.decode(encoding, errors="replace")
+    if not whole:
+        text = text[: text.rfind("\n") + 1]
+    try:
+        records = (fields for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if fields)
+        first = next(records, None)
+        if first is None or (next(records, None) is None and not whole):
+            return None  # the first record may go on past the head
+    except csv.Error:
+        return None
+    return len(first)
 
 
 def _holds_quote(source: _Source) -> bool:
@@ -568,9 +585,11 @@ def _read_csv(f: IO[bytes], plan: _CsvPlan, matcher: Matcher, report: FileReport
     file without quotes is split at line ends without tracking quotes: together that halves the reading.
     Raises ``pa.ArrowInvalid`` for a stream that is not a table (the caller scans it as text).
     """
+    names = [f"f{i}" for i in range(plan.columns or 4096)]
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
-        autogenerate_column_names=True,
+        column_names=names if plan.columns else None,
+        autogenerate_column_names=not plan.columns,
         use_threads=False,
         encoding="utf8" if plan.encoding in ("utf-8", "utf-8-sig") else plan.encoding,
     )
@@ -582,9 +601,7 @@ def _read_csv(f: IO[bytes], plan: _CsvPlan, matcher: Matcher, report: FileReport
         return "skip"
 
     parse = pacsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=plan.quoted, invalid_row_handler=keep_aside)
-    convert = pacsv.ConvertOptions(
-        column_types={f"f{i}": pa.string() for i in range(plan.columns or 4096)}, check_utf8=False
-    )
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), check_utf8=False)
     row = 0
     reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
     for batch in reader:
@@ -720,9 +737,14 @@ class _Pool:
         self._pool: multiprocessing.pool.Pool | None = None
 
     def splits(self, path: str, plan: _CsvPlan) -> bool:
-        """Whether a file is scanned in pieces: large, on disk, and in an encoding where a line-end byte
-        is always a line end (UTF-16 is not)."""
-        return self.workers > 1 and "16" not in plan.encoding and os.path.getsize(path) > self.piece_bytes
+        """Whether a file is scanned in pieces: large, on disk, with its columns known from its first
+        record, and in an encoding where a line-end byte is always a line end (UTF-16 is not)."""
+        return (
+            self.workers > 1
+            and plan.columns is not None
+            and "16" not in plan.encoding
+            and os.path.getsize(path) > self.piece_bytes
+        )
 
     def scan_csv(self, path: str, plan: _CsvPlan, report: FileReport) -> list[tuple[int, str]]:
         """Scan the pieces and add them up in file order; returns the ragged rows, numbered in the file.
@@ -762,9 +784,13 @@ class _Pool:
             records += piece.rows + len(piece.ragged)
         return ragged
 
-    def close(self) -> None:
+    def close(self, *, finished: bool) -> None:
+        """Let the workers end; stop them at once when the scan did not finish (an error, Ctrl-C)."""
         if self._pool is not None:
-            self._pool.close()
+            if finished:
+                self._pool.close()
+            else:
+                self._pool.terminate()
             self._pool.join()
 
 
@@ -1066,11 +1092,13 @@ def scan(
         raise DlpError("no path to scan; name files or folders")
     pool = _Pool(index, memo_limit, piece_bytes)
     scanner = _Scanner(Matcher(index, memo_limit), pool)
+    finished = False
     try:
         for path in paths:
             scanner.walk(path)
+        finished = True
     finally:
-        pool.close()
+        pool.close(finished=finished)
     matched = np.zeros(index.resident_count, dtype=bool)
     for report in scanner.files:
         matched |= report.matched
