@@ -23,6 +23,7 @@ import multiprocessing.pool
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -732,7 +733,7 @@ class _Pool:
         self.memo_limit = memo_limit
         self.piece_bytes = piece_bytes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        forks = "fork" in multiprocessing.get_all_start_methods()
+        forks = sys.platform == "linux"  # Windows has no fork, and macOS frameworks are not safe across one
         self.workers = min(cores, MAX_WORKERS) if forks else 1
         self._pool: multiprocessing.pool.Pool | None = None
 
