@@ -6,7 +6,8 @@ in an earlier block is remembered, not hashed again), and corroboration is array
 block. A resident counts as matched when two elements of theirs (name or kana, birth date, address,
 My Number, bank account) stand in one row. Free text (plain text, PDF, DOCX) is cut into candidate
 values at delimiters, spaces and line ends, and two elements count when they stand within
-:data:`WINDOW` characters.
+:data:`WINDOW` characters. A large CSV/TSV file is cut into pieces of whole records, scanned by one worker
+process per core and added up in file order.
 
 A report names files, lines, columns and cells, never a value.
 """
@@ -760,8 +761,8 @@ class _Pool:
                 gc.unfreeze()
         # Four pieces per worker at least (a worker that drew a slow piece does not hold up the end), but not
         # smaller than a block of the reader.
-        piece = min(self.piece_bytes, max(os.path.getsize(path) // (4 * self.workers), BLOCK_BYTES))
-        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, piece)]
+        each = min(self.piece_bytes, max(os.path.getsize(path) // (4 * self.workers), BLOCK_BYTES))
+        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, each)]
         rows = records = 0
         ragged: list[tuple[int, str]] = []
         for piece in self._pool.starmap(_scan_piece, tasks, chunksize=1):
