@@ -332,6 +332,28 @@ def test_a_small_memory_gives_the_same_answer(index: FingerprintIndex, tmp_path:
     assert scan([path], index, memo_limit=3).as_dict() == scan([path], index).as_dict()
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "cp932"])
+def test_a_large_file_scanned_in_pieces_gives_the_same_answer(
+    index: FingerprintIndex, tmp_path: Path, encoding: str
+) -> None:
+    """Pieces of a few hundred bytes: cuts fall beside quoted values that span lines, ragged rows (a piece
+    may start with one) and blank lines."""
+    rows = rows_of("name", "birth_date", "address") * 6
+    for i in range(0, len(rows), 4):
+        head, tail = rows[i][2][:8], rows[i][2][8:]
+        rows[i] = [*rows[i][:2], f"{head}\n{tail}"]  # an address wrapped onto the next line, in quotes
+    for i in range(3, len(rows), 5):
+        rows[i] = rows[i][:1]  # a name alone, two fields short: read as text
+    path = write_table(tmp_path / "big.csv", rows, encoding=encoding)
+    with path.open("a", encoding=encoding) as f:
+        f.write("\n")
+        f.writelines(f"{p['name']},{p['birth_date']},{p['address']}\n" for p in PEOPLE)
+    whole = scan([path], index).as_dict()
+    assert whole["residents_matched"] == 5 and whole["files"][0]["format"] == "csv"
+    assert whole["files"][0]["uncorroborated"]["name"] > 0  # the ragged rows were read
+    assert scan([path], index, piece_bytes=300).as_dict() == whole
+
+
 # ------------------------------------------------------------------------------------ export and CLI
 
 

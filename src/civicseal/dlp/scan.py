@@ -6,7 +6,8 @@ in an earlier block is remembered, not hashed again), and corroboration is array
 block. A resident counts as matched when two elements of theirs (name or kana, birth date, address,
 My Number, bank account) stand in one row. Free text (plain text, PDF, DOCX) is cut into candidate
 values at delimiters, spaces and line ends, and two elements count when they stand within
-:data:`WINDOW` characters.
+:data:`WINDOW` characters. A large CSV/TSV file is cut into pieces of whole records, scanned by one worker
+process per core and added up in file order.
 
 A report names files, lines, columns and cells, never a value.
 """
@@ -14,17 +15,21 @@ A report names files, lines, columns and cells, never a value.
 from __future__ import annotations
 
 import codecs
+import csv
+import gc
 import io
 import json
+import multiprocessing
+import multiprocessing.pool
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -45,6 +50,7 @@ from civicseal.dlp.normalize import (
     valid_my_numbers,
 )
 from civicseal.dlp.report import MAX_POSITIONS, FileReport, ScanReport
+from civicseal.register.normalize import my_number_valid
 
 BLOCK_BYTES = 8 << 20
 WINDOW = 120  # characters: a name and a birth date on one line or on the next
@@ -52,6 +58,8 @@ TEXT_CHUNK_LINES = 20_000
 MEMO_LIMIT = 2_000_000
 MAX_DEPTH = 4  # archives inside archives
 MAX_WORDS = 4  # a candidate value in free text spans at most this many space-separated words
+PIECE_BYTES = 32 << 20  # a CSV/TSV file larger than this is scanned in pieces of about this size, in parallel
+MAX_WORKERS = 4  # worker processes at most: each holds its own memory of values
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
@@ -68,6 +76,75 @@ _DELIMITERS = str.maketrans(dict.fromkeys(",\t、。:：;；|「」『』()（�
 # ---------------------------------------------------------------------------------------- matching
 
 
+class _Memory:
+    """Fingerprint numbers of values already seen, in an open-addressing table of numpy arrays keyed by the
+    values' Python hashes (SipHash under the interpreter's random key).
+
+    A look-up is a few vectorized gathers for a whole column instead of a dict probe per value: on a table
+    of a million values each probe waits on memory, while a gather keeps many loads in flight. Two values
+    with one 64-bit hash would share a number; among the at most ``limit`` values held that chance is below
+    one in ten million per scan, the same order as two values sharing a truncated 64-bit fingerprint.
+    """
+
+    EMPTY = -1  # hash() never returns -1
+    MISSING = -2
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.clear()
+
+    def clear(self) -> None:
+        self.count = 0
+        self._keys = np.full(1 << 12, self.EMPTY, dtype=np.int64)
+        self._numbers = np.zeros(1 << 12, dtype=np.int32)
+
+    def find(self, hashes: np.ndarray) -> np.ndarray:
+        """The number of each hash, or MISSING."""
+        mask = len(self._keys) - 1
+        out = np.full(len(hashes), self.MISSING, dtype=np.int32)
+        pending = np.arange(len(hashes))
+        slot = hashes & mask
+        while pending.size:
+            key = self._keys[slot]
+            hit = key == hashes[pending]
+            out[pending[hit]] = self._numbers[slot[hit]]
+            more = ~hit & (key != self.EMPTY)
+            pending, slot = pending[more], (slot[more] + 1) & mask
+        return out
+
+    def add(self, hashes: np.ndarray, numbers: np.ndarray) -> None:
+        """Remember hashes not held yet (distinct); emptied first when the limit would be passed."""
+        if self.count + len(hashes) > self.limit:
+            self.clear()
+        if (self.count + len(hashes)) * 2 > len(self._keys):
+            keys, held = self._keys, self._numbers
+            kept = keys != self.EMPTY
+            size = len(keys)
+            while (self.count + len(hashes)) * 2 > size:
+                size *= 2
+            self.count = 0
+            self._keys = np.full(size, self.EMPTY, dtype=np.int64)
+            self._numbers = np.zeros(size, dtype=np.int32)
+            self._insert(keys[kept], held[kept])
+        self._insert(hashes, numbers)
+
+    def _insert(self, hashes: np.ndarray, numbers: np.ndarray) -> None:
+        mask = len(self._keys) - 1
+        pending = np.arange(len(hashes))
+        slot = hashes & mask
+        while pending.size:
+            free = np.flatnonzero(self._keys[slot] == self.EMPTY)
+            # Of new values aiming at one free slot the last written stays (hashes are distinct); the rest
+            # probe on, as do those whose slot was taken.
+            self._keys[slot[free]] = hashes[pending[free]]
+            won = free[self._keys[slot[free]] == hashes[pending[free]]]
+            self._numbers[slot[won]] = numbers[pending[won]]
+            rest = np.ones(len(pending), dtype=bool)
+            rest[won] = False
+            pending, slot = pending[rest], (slot[rest] + 1) & mask
+        self.count += len(hashes)
+
+
 class Matcher:
     """Turns values into fingerprint numbers of the index (-1: not a register value), remembering values.
 
@@ -79,22 +156,20 @@ class Matcher:
     def __init__(self, index: FingerprintIndex, memo_limit: int = MEMO_LIMIT) -> None:
         self.index = index
         self._fingerprint = Fingerprinter(index.key)
-        self._memo: dict[str, int] = {}
-        self._limit = memo_limit
+        self._memo = _Memory(memo_limit)
 
     def strings(self, values: Sequence[str]) -> np.ndarray:
         if not values:
             return np.zeros(0, dtype=np.int32)
-        found = np.fromiter(map(self._memo.get, values, repeat(-2)), dtype=np.int32, count=len(values))
-        missing = np.flatnonzero(found == -2)
+        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+        found = self._memo.find(hashes)
+        missing = np.flatnonzero(found == _Memory.MISSING)
         if missing.size:
-            raw = list(dict.fromkeys(values[i] for i in missing.tolist()))
+            new, first = np.unique(hashes[missing], return_index=True)
+            raw = [values[i] for i in missing[first].tolist()]
             numbers = self.index.find(self._fingerprint(canonical(raw)))
-            if len(self._memo) + len(raw) > self._limit:
-                self._memo.clear()
-            learned = dict(zip(raw, numbers.tolist(), strict=True))
-            self._memo.update(learned)
-            found[missing] = [learned[values[i]] for i in missing.tolist()]
+            self._memo.add(new, numbers)
+            found[missing] = numbers[np.searchsorted(new, hashes[missing])]
         return found
 
     def dictionary(self, values: pa.Array, keep: np.ndarray) -> np.ndarray:
@@ -138,13 +213,16 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
     """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
     encoded = pc.dictionary_encode(array)
     dictionary = encoded.dictionary
+    dictionary.validate(full=True)  # UTF-8 is checked here, once per distinct value, not by the CSV reader
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     lengths = pc.utf8_length(dictionary).to_numpy(zero_copy_only=False)
     decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
     ascii_ = pc.string_is_ascii(dictionary).to_numpy(zero_copy_only=False)
     lookup = (lengths > 0) & ~ascii_
+    # Of digits alone only twelve (a My Number) can be a value; codes and counts skip the pattern below.
+    lookup |= decimal & (lengths == 12)
     if ascii_.any():
-        where = np.flatnonzero(ascii_ & (lengths > 0))
+        where = np.flatnonzero(ascii_ & (lengths > 0) & ~decimal)
         shaped = pc.match_substring_regex(dictionary.take(pa.array(where)), _ASCII_VALUE)
         lookup[where] = shaped.to_numpy(zero_copy_only=False)
     numbers = matcher.dictionary(dictionary, lookup)
@@ -153,6 +231,7 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
 
 
 PATTERN_MAX_CHARS = 20  # no pattern value is longer: longer cells are not tried
+_ANY_CELL_PATTERN = "|".join(f"(?:{pattern})" for pattern in CELL_PATTERNS.values())
 
 
 def _count_patterns(column: _Column, report: FileReport) -> None:
@@ -160,13 +239,17 @@ def _count_patterns(column: _Column, report: FileReport) -> None:
     if not short.size:
         return
     values = column.dictionary.take(pa.array(short))
-    digits = pc.match_substring_regex(values, "[0-9]").to_numpy(zero_copy_only=False)
-    short, values = short[digits], values.filter(pa.array(digits))
+    # One pass of all patterns at once leaves the few cells that match any; each pattern then tries only those.
+    some = pc.match_substring_regex(values, _ANY_CELL_PATTERN).to_numpy(zero_copy_only=False)
+    if not some.any():
+        return
+    short, values = short[some], values.filter(pa.array(some))
     for name, pattern in CELL_PATTERNS.items():
         mask = pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False)
         if name == "my_number" and mask.any():
-            where = np.flatnonzero(mask)
-            mask[where] = valid_my_numbers(values.take(pa.array(where)).to_pylist())
+            # The cell pattern admits ASCII digits and separators only: twelve digits once they are dropped.
+            digits = pc.replace_substring_regex(values.filter(pa.array(mask)), "[- ]", "")
+            mask[mask] = my_number_valid(digits.to_pylist())
         report.patterns[name] += int(column.occurrences[short[mask]].sum())
 
 
@@ -215,28 +298,36 @@ def _corroborate(index: FingerprintIndex, hits: np.ndarray) -> tuple[np.ndarray,
     any_hit = np.flatnonzero((hits[:, present] >= 0).sum(axis=1) >= 2)  # rows with two matched cells
     if not any_hit.size:
         return found[0], explained_all
-    hits_in = hits[np.ix_(any_hit, present)]
-    valid = hits_in >= 0
-    kinds = np.where(valid, index.element[np.maximum(hits_in, 0)], 255)
-    explained = np.zeros(hits_in.shape, dtype=bool)
+    # Column by column in memory (columns x rows): each step below reads whole columns.
+    cells = np.ascontiguousarray(hits[np.ix_(any_hit, present)].T)
+    valid = cells >= 0
+    kinds = np.where(valid, index.element[np.maximum(cells, 0)], 255)
+    date = kinds == Element.BIRTH_DATE
+    explained = np.zeros(cells.shape, dtype=bool)
+    unexplained = valid.any(axis=1)  # per column: a matched cell not explained yet
     for a in range(len(present)):
         for b in range(a + 1, len(present)):
-            ea, eb = explained[:, a], explained[:, b]
-            date_beside = (ea & (kinds[:, b] == Element.BIRTH_DATE)) | (eb & (kinds[:, a] == Element.BIRTH_DATE))
-            rows = np.flatnonzero(valid[:, a] & valid[:, b] & (kinds[:, a] != kinds[:, b]) & ~(ea & eb) & ~date_beside)
+            if not (unexplained[a] or unexplained[b]):
+                continue
+            ea, eb = explained[a], explained[b]
+            date_beside = (ea & date[b]) | (eb & date[a])
+            rows = np.flatnonzero(valid[a] & valid[b] & (kinds[a] != kinds[b]) & ~(ea & eb) & ~date_beside)
             if not rows.size:
                 continue
-            which, residents = index.residents_of_pairs(index.pair_key(hits_in[rows, a], hits_in[rows, b]))
+            which, residents = index.residents_of_pairs(index.pair_key(cells[a, rows], cells[b, rows]))
             if not which.size:
                 continue
             rows = rows[which]
-            row_hits = hits_in[rows]
+            row_cells = cells[:, rows]
             own = index.own[residents]
+            mine = np.zeros(row_cells.shape, dtype=bool)  # a cell is the resident's when its value is theirs
             for slot in range(own.shape[1]):
-                r, c = np.nonzero((row_hits == own[:, slot, None]) & (own[:, slot, None] >= 0))
-                explained[rows[r], c] = True
+                mine |= row_cells == own[:, slot]
+            c, r = np.nonzero(mine & valid[:, rows])
+            explained[c, rows[r]] = True
+            unexplained = (valid & ~explained).any(axis=1)
             found.append(residents)
-    explained_all[np.ix_(any_hit, present)] = explained
+    explained_all[np.ix_(any_hit, present)] = explained.T
     return np.concatenate(found), explained_all
 
 
@@ -277,15 +368,20 @@ def _tally(
     A date alone is not a single finding: nearly every date of the last century is some resident's
     birthday, so a column of moving-in dates would otherwise read as thousands of findings.
     """
+    matched = hits >= 0
+    kinds = index.element[np.maximum(hits, 0)]
     for flag, counts in ((True, report.elements), (False, report.uncorroborated)):
-        mask = (hits >= 0) & (corroborating if flag else ~corroborating)
+        mask = matched & (corroborating if flag else ~corroborating)
         if not flag:
-            mask &= index.element[np.maximum(hits, 0)] != Element.BIRTH_DATE
-        elements = np.bincount(index.element[hits[mask]], minlength=len(Element))
+            mask &= kinds != Element.BIRTH_DATE
+        elements = np.bincount(kinds[mask], minlength=len(Element))
         for e in Element:
             counts[e.label] += int(elements[e])
+        kept = report.positions if flag else report.single_positions
+        if len(kept) >= MAX_POSITIONS:
+            continue  # the first positions are kept already: no need to find these
         for r, c in zip(*np.nonzero(mask), strict=True):
-            if len(report.positions if flag else report.single_positions) >= MAX_POSITIONS:
+            if len(kept) >= MAX_POSITIONS:
                 break
             place = position(int(r), int(c)) | {"element": Element(int(index.element[hits[r, c]])).label}
             report.add_position(place, corroborated=flag)
@@ -402,6 +498,7 @@ class _Source:
     name: str
     open: Callable[[], IO[bytes]]
     depth: int = 0
+    path: str | None = None  # a file on disk (not an archive member): worker processes may read it too
 
 
 def _sniff_encoding(head: bytes) -> str:
@@ -435,18 +532,68 @@ def _line_place(line: int) -> dict[str, Any]:
     return {"line": line + 1}
 
 
-def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
+@dataclass(frozen=True)
+class _CsvPlan:
+    """How to read one CSV/TSV file, decided once from its head (and, for a large file, one pass over it)."""
+
+    encoding: str
+    delimiter: str
+    columns: int | None  # fields of the first record, when its first line says so plainly
+    quoted: bool  # whether a value may span lines: only a file with a quote character can hold one
+
+
+def _csv_plan(source: _Source) -> _CsvPlan:
     with source.open() as f:
         head = f.read(1 << 16)
     encoding = _sniff_encoding(head)
-    report.encoding = encoding
-    first_line = head.split(b"\n", 1)[0].decode(encoding if "16" not in encoding else "latin-1", errors="replace")
+    wide = "16" in encoding
+    first_line = head.split(b"\n", 1)[0].decode(encoding if not wide else "latin-1", errors="replace")
     delimiter = "\t" if source.name.lower().endswith(".tsv") or first_line.count("\t") > first_line.count(",") else ","
+    columns = None if wide else _first_record_fields(head, encoding, delimiter, whole=len(head) < 1 << 16)
+    # A quote byte is a quote character in UTF-8 and CP932 alike (never part of another character).
+    quoted = wide or _holds_quote(source)
+    return _CsvPlan(encoding, delimiter, columns, quoted)
+
+
+def _first_record_fields(head: bytes, encoding: str, delimiter: str, *, whole: bool) -> int | None:
+    """Fields of the first record (blank lines skipped, as the reader skips them); None unless the head
+    holds all of it. The reader is then told the columns, so a piece that starts with a ragged row is
+    read with the file's columns, as the whole file would be."""
+    text = head.decode(encoding, errors="replace")
+    if not whole:
+        text = text[: text.rfind("\n") + 1]
+    try:
+        records = (fields for fields in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if fields)
+        first = next(records, None)
+        if first is None or (next(records, None) is None and not whole):
+            return None  # the first record may go on past the head
+    except csv.Error:
+        return None
+    return len(first)
+
+
+def _holds_quote(source: _Source) -> bool:
+    with source.open() as f:
+        while piece := f.read(BLOCK_BYTES):
+            if b'"' in piece:
+                return True
+    return False
+
+
+def _read_csv(f: IO[bytes], plan: _CsvPlan, matcher: Matcher, report: FileReport) -> tuple[int, list[tuple[int, str]]]:
+    """Scan the table of one stream of whole records; returns its rows and its ragged rows (number, text).
+
+    Values are read unchecked and their UTF-8 checked once per distinct value (in :func:`_encode`), and a
+    file without quotes is split at line ends without tracking quotes: together that halves the reading.
+    Raises ``pa.ArrowInvalid`` for a stream that is not a table (the caller scans it as text).
+    """
+    names = [f"f{i}" for i in range(plan.columns or 4096)]
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
-        autogenerate_column_names=True,
+        column_names=names if plan.columns else None,
+        autogenerate_column_names=not plan.columns,
         use_threads=False,
-        encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
+        encoding="utf8" if plan.encoding in ("utf-8", "utf-8-sig") else plan.encoding,
     )
     ragged: list[tuple[int, str]] = []
 
@@ -455,16 +602,26 @@ def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
         ragged.append((row.number or 0, row.text))
         return "skip"
 
-    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=keep_aside)
-    convert = pacsv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(4096)})
+    parse = pacsv.ParseOptions(delimiter=plan.delimiter, newlines_in_values=plan.quoted, invalid_row_handler=keep_aside)
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), check_utf8=False)
     row = 0
+    reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
+    for batch in reader:
+        base = row
+        _scan_table(batch.columns, matcher, report, lambda r, c, base=base: _cell(base + r, c))
+        row += batch.num_rows
+    return row, ragged
+
+
+def _scan_csv(source: _Source, matcher: Matcher, report: FileReport, pool: _Pool) -> None:
+    plan = _csv_plan(source)
+    report.encoding = plan.encoding
     try:
-        with source.open() as f:
-            reader = pacsv.open_csv(f, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                base = row
-                _scan_table(batch.columns, matcher, report, lambda r, c, base=base: _cell(base + r, c))
-                row += batch.num_rows
+        if source.path is not None and pool.splits(source.path, plan):
+            ragged = pool.scan_csv(source.path, plan, report)
+        else:
+            with source.open() as f:
+                _, ragged = _read_csv(f, plan, matcher, report)
         if ragged:
             numbers = [n for n, _ in ragged]
             _scan_text([t for _, t in ragged], matcher, report, lambda i: {"line": numbers[i]})
@@ -479,6 +636,164 @@ def _scan_csv(source: _Source, matcher: Matcher, report: FileReport) -> None:
 
 def _cell(row: int, column: int) -> dict[str, Any]:
     return {"line": row + 1} if column < 0 else {"line": row + 1, "column": column + 1}
+
+
+# ------------------------------------------------------------------------------- large files, in parallel
+
+
+def _pieces(path: str, quoted: bool, piece_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of whole records, about ``piece_bytes`` each. A range ends after a line end outside
+    quotes: one with an even number of quote characters before it (RFC 4180 doubles a quote inside a
+    value), counted in one pass over the file; a file without quotes is cut at the next line end."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    pos = quotes = 0  # offset of the next block read; quote characters before it
+    step = min(1 << 20, piece_bytes)
+    with open(path, "rb") as f:
+        while cuts[-1] + piece_bytes < size:
+            target = cuts[-1] + piece_bytes
+            if not quoted and pos < target:
+                pos = f.seek(target)
+            block = f.read(step)
+            if not block:
+                break
+            i = max(target - pos, 0)
+            before = quotes + block.count(b'"', 0, i) if quoted else 0
+            while (j := block.find(b"\n", i)) >= 0:
+                before += block.count(b'"', i, j) if quoted else 0
+                i = j + 1
+                if before % 2 == 0:
+                    cuts.append(pos + i)
+                    break
+            quotes += block.count(b'"') if quoted else 0
+            pos += len(block)
+    ends = [*cuts[1:], size]
+    return [(a, b) for a, b in zip(cuts, ends, strict=True) if b > a]
+
+
+_WORKER: dict[str, Matcher] = {}  # in a worker process: its own matcher, with its own memory of values
+
+
+def _start_worker(index: FingerprintIndex, memo_limit: int) -> None:
+    _WORKER["matcher"] = Matcher(index, memo_limit)
+
+
+@dataclass
+class _Piece:
+    """What a worker found in one piece: rows and ragged rows are numbered from the piece's start."""
+
+    report: FileReport | None  # None: the piece is not a table of the plan's encoding
+    rows: int
+    ragged: list[tuple[int, str]]
+
+
+def _scan_piece(path: str, start: int, end: int, plan: _CsvPlan) -> _Piece:
+    matcher = _WORKER["matcher"]
+    report = FileReport(path, "csv", np.zeros(matcher.index.resident_count, dtype=bool))
+    with open(path, "rb") as f:
+        try:
+            rows, ragged = _read_csv(_Range(f, start, end), plan, matcher, report)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return _Piece(None, 0, [])
+    return _Piece(report, rows, ragged)
+
+
+class _Range(io.RawIOBase):
+    """Bytes ``start:end`` of a file, read as the CSV reader asks (a piece is never held whole)."""
+
+    def __init__(self, f: IO[bytes], start: int, end: int) -> None:
+        f.seek(start)
+        self._f = f
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _shifted(position: dict[str, Any], rows: int) -> dict[str, Any]:
+    return position | {"line": position["line"] + rows}
+
+
+class _Pool:
+    """Worker processes for large CSV/TSV files: a file is cut into pieces of whole records and each
+    worker scans a piece with its own matcher, so a scan uses every core. Started (by fork, sharing the
+    loaded index) on the first large file and kept until the scan ends."""
+
+    def __init__(self, index: FingerprintIndex, memo_limit: int, piece_bytes: int) -> None:
+        self.index = index
+        self.memo_limit = memo_limit
+        self.piece_bytes = piece_bytes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        forks = sys.platform == "linux"  # Windows has no fork, and macOS frameworks are not safe across one
+        self.workers = min(cores, MAX_WORKERS) if forks else 1
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def splits(self, path: str, plan: _CsvPlan) -> bool:
+        """Whether a file is scanned in pieces: large, on disk, with its columns known from its first
+        record, and in an encoding where a line-end byte is always a line end (UTF-16 is not)."""
+        return (
+            self.workers > 1
+            and plan.columns is not None
+            and "16" not in plan.encoding
+            and os.path.getsize(path) > self.piece_bytes
+        )
+
+    def scan_csv(self, path: str, plan: _CsvPlan, report: FileReport) -> list[tuple[int, str]]:
+        """Scan the pieces and add them up in file order; returns the ragged rows, numbered in the file.
+
+        Raises ``pa.ArrowInvalid`` when a piece is not a table, as reading the file in one go would."""
+        if self._pool is None:
+            context = multiprocessing.get_context("fork")
+            gc.freeze()  # a worker's collector then leaves the objects it inherits untouched, and so shared
+            try:
+                self._pool = context.Pool(self.workers, _start_worker, (self.index, self.memo_limit))
+            finally:
+                gc.unfreeze()
+        # Four pieces per worker at least (a worker that drew a slow piece does not hold up the end), but not
+        # smaller than a block of the reader.
+        each = min(self.piece_bytes, max(os.path.getsize(path) // (4 * self.workers), BLOCK_BYTES))
+        tasks = [(path, a, b, plan) for a, b in _pieces(path, plan.quoted, each)]
+        rows = records = 0
+        ragged: list[tuple[int, str]] = []
+        for piece in self._pool.starmap(_scan_piece, tasks, chunksize=1):
+            if piece.report is None:
+                raise pa.ArrowInvalid(f"{path}: a piece of the file is not a table")
+            part = piece.report
+            report.matched |= part.matched
+            for mine, theirs in (
+                (report.elements, part.elements),
+                (report.uncorroborated, part.uncorroborated),
+                (report.patterns, part.patterns),
+            ):
+                for key, count in theirs.items():
+                    mine[key] += count
+            for position in part.positions:
+                report.add_position(_shifted(position, rows), corroborated=True)
+            for position in part.single_positions:
+                report.add_position(_shifted(position, rows), corroborated=False)
+            ragged += [(number + records, text) for number, text in piece.ragged]
+            rows += piece.rows
+            records += piece.rows + len(piece.ragged)
+        return ragged
+
+    def close(self, *, finished: bool) -> None:
+        """Let the workers end; stop them at once when the scan did not finish (an error, Ctrl-C)."""
+        if self._pool is not None:
+            if finished:
+                self._pool.close()
+            else:
+                self._pool.terminate()
+            self._pool.join()
 
 
 def _scan_parquet(source: _Source, matcher: Matcher, report: FileReport) -> None:
@@ -690,8 +1005,9 @@ class _Unclosed(io.RawIOBase):
 
 
 class _Scanner:
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Matcher, pool: _Pool) -> None:
         self.matcher = matcher
+        self.pool = pool
         self.files: list[FileReport] = []
 
     def report(self, name: str, kind: str) -> FileReport:
@@ -708,7 +1024,7 @@ class _Scanner:
                 for name in sorted(names):
                     self.walk(Path(folder) / name)
         elif path.is_file():
-            self.source(_Source(str(path), lambda: open(path, "rb")))  # noqa: SIM115
+            self.source(_Source(str(path), lambda: open(path, "rb"), path=str(path)))  # noqa: SIM115
         elif not path.exists():
             raise DlpError(f"{path}: no such file or folder")
 
@@ -729,7 +1045,7 @@ class _Scanner:
                 kind = TEXT_SUFFIXES.get(Path(lower).suffix, "text")
                 report = self.report(source.name, kind)
                 if kind == "csv":
-                    _scan_csv(source, self.matcher, report)
+                    _scan_csv(source, self.matcher, report, self.pool)
                 elif kind in ("json", "jsonl"):
                     _scan_json(source, self.matcher, report, lines=kind == "jsonl")
                 else:
@@ -767,14 +1083,24 @@ class _Scanner:
                     self.source(_Source(name, reopen, source.depth + 1))
 
 
-def scan(paths: Iterable[Path], index: FingerprintIndex, *, memo_limit: int = MEMO_LIMIT) -> ScanReport:
-    """Scan files and folders (and archives inside them) against the index; nothing is written."""
+def scan(
+    paths: Iterable[Path], index: FingerprintIndex, *, memo_limit: int = MEMO_LIMIT, piece_bytes: int = PIECE_BYTES
+) -> ScanReport:
+    """Scan files and folders (and archives inside them) against the index; nothing is written.
+
+    A CSV/TSV file larger than ``piece_bytes`` is scanned in pieces by worker processes, one per core."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise DlpError("no path to scan; name files or folders")
-    scanner = _Scanner(Matcher(index, memo_limit))
-    for path in paths:
-        scanner.walk(path)
+    pool = _Pool(index, memo_limit, piece_bytes)
+    scanner = _Scanner(Matcher(index, memo_limit), pool)
+    finished = False
+    try:
+        for path in paths:
+            scanner.walk(path)
+        finished = True
+    finally:
+        pool.close(finished=finished)
     matched = np.zeros(index.resident_count, dtype=bool)
     for report in scanner.files:
         matched |= report.matched
