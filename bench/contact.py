@@ -30,15 +30,16 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 from sqlalchemy import select
 
-from civicseal.clock import utcnow
+from civicseal.clock import tokyo_today, utcnow
 from civicseal.contact import users
+from civicseal.contractors import service as contractors
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
@@ -75,6 +76,18 @@ def _city(work: Path, residents: int, seed: int) -> tuple[Path, list[tuple[str, 
     run_programme(home.engine, "bench")
     now = utcnow()
     add_recipient(home.engine, "callcentre", keygen(work / "callcentre.key"), now=now, actor="bench")
+    today = tokyo_today(now)
+    contractors.add_contractor(
+        home.engine,
+        "callcentre-co",
+        contract_ref="bench",
+        valid_from=today,
+        valid_until=today + timedelta(days=30),
+        purposes="contact-centre",
+        now=now,
+        actor="bench",
+    )
+    contractors.assign_recipient(home.engine, "callcentre", "callcentre-co", now=now, actor="bench")
     tokens = []
     for i in range(OPERATORS):
         name = f"op{i:02d}"
