@@ -7,6 +7,7 @@ store, not a worker's memory, decides who is signed in, so any worker answers an
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from civicseal.contact.models import ContactSession, ContactUser, SignInFailure
 from civicseal.contact.organizations import approved_for_contact_centre
 from civicseal.keys.recipients import new_token, token_digest, token_id_of
 from civicseal.store.engine import transaction
+from civicseal.store.errors import StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 
 
@@ -38,6 +40,7 @@ class Role(StrEnum):
 
 USERNAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOTP_COLUMN: Final = "contact_users.totp_secret"
+PENDING_TOTP_COLUMN: Final = "contact.totp-offered"  # a secret offered, in the enrolment form only
 MAX_FAILED_SIGNINS: Final = 5  # per user (locks until unlocked) and per source address (in SOURCE_WINDOW)
 SOURCE_WINDOW: Final = timedelta(minutes=15)
 IDLE_TIMEOUT: Final = timedelta(minutes=15)
@@ -174,13 +177,83 @@ def _totp_step(cipher: FieldCipher, user: Row, code: str, now: datetime) -> int 
     """The time step a valid, unused code belongs to (±1 step of clock drift), else None."""
     if user.totp_secret_enc is None:
         return 0
-    totp = pyotp.TOTP(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN, user.username))
+    return _code_step(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN, user.username), user.totp_last_step, code, now)
+
+
+def _code_step(secret: str, last_step: int, code: str, now: datetime) -> int | None:
+    totp = pyotp.TOTP(secret)
     code = (code or "").strip().replace(" ", "")
     step = int(now.timestamp()) // totp.interval
     for candidate in (step - 1, step, step + 1):
-        if candidate > user.totp_last_step and secrets.compare_digest(totp.at(candidate * totp.interval), code):
+        if candidate > last_step and secrets.compare_digest(totp.at(candidate * totp.interval), code):
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A one-time-code secret offered to a user, not yet theirs: shown with its otpauth URI, and ``sealed``
+    (the secret encrypted to this user under the city's key) for the confirming form to send back."""
+
+    secret: str
+    uri: str
+    sealed: str
+
+
+def _unseal(cipher: FieldCipher, username: str, sealed: str) -> str:
+    try:
+        return cipher.decrypt(base64.urlsafe_b64decode(sealed.encode("ascii")), PENDING_TOTP_COLUMN, username)
+    except (ValueError, StoreError):
+        raise ContactError("one-time code set-up: the form is not one this server gave you; start again") from None
+
+
+def offer_totp(cipher: FieldCipher, principal: Principal, *, issuer: str, sealed: str | None = None) -> Enrolment:
+    """A new secret for ``principal`` to add to an authenticator app, or the one ``sealed`` already offered.
+
+    Nothing is stored until :func:`enrol_totp` sees a current code: a secret the user never added to an app
+    must not lock them out. The secret travels only sealed to this user, so no other account can confirm it.
+    """
+    secret = _unseal(cipher, principal.username, sealed) if sealed else pyotp.random_base32()
+    blob = cipher.encrypt(secret, PENDING_TOTP_COLUMN, principal.username)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=principal.username, issuer_name=issuer)
+    return Enrolment(secret, uri, base64.urlsafe_b64encode(blob).decode("ascii"))
+
+
+def has_totp(engine: Engine, principal: Principal) -> bool:
+    with engine.connect() as conn:
+        enc = conn.execute(select(ContactUser.totp_secret_enc).where(ContactUser.id == principal.user_id)).scalar()
+    return enc is not None
+
+
+def enrol_totp(
+    engine: Engine, cipher: FieldCipher, principal: Principal, sealed: str, code: str, *, now: datetime
+) -> None:
+    """Make the offered secret the user's second factor once ``code`` shows their app has it; from the next
+    sign-in on, the code is required. Audited, refusals too; a user who has one keeps it (an admin resets)."""
+    secret = _unseal(cipher, principal.username, sealed)
+    refusal: ContactError | None = None
+    with transaction(engine) as conn:
+        user = _existing(conn, principal.username)
+        if user.totp_secret_enc is not None:
+            refusal, outcome = ContactError("one-time codes are already set up for this account"), "already"
+        else:
+            step = _code_step(secret, user.totp_last_step, code, now)
+            if step is None:
+                refusal = ContactError("one-time code: not the app's current code; check the phone's clock and retry")
+                outcome = "wrong-code"
+            else:
+                conn.execute(
+                    update(ContactUser)
+                    .where(ContactUser.id == user.id)
+                    .values(totp_secret_enc=cipher.encrypt(secret, TOTP_COLUMN, user.username), totp_last_step=step)
+                )
+                outcome = "enrolled"
+        audit.append(
+            conn, "contact.totp-enrol", "contact-user", user.username, {"outcome": outcome}, actor=principal.actor,
+            now=now,
+        )  # fmt: skip
+    if refusal is not None:
+        raise refusal
 
 
 def _password_ok(user: Row | None, password: str) -> bool:
