@@ -36,7 +36,7 @@ from civicseal.programme.models import Entitlement, EntitlementAccount, Entitlem
 from civicseal.register import normalize
 from civicseal.register.errors import InvalidValue
 from civicseal.register.models import BankAccount, Resident
-from civicseal.store.engine import commit_without_waiting, transaction
+from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 
 CALL_REFERENCE_RE: Final = re.compile(r"[A-Za-z0-9-]{1,32}")
@@ -198,12 +198,13 @@ def _lock_operator(conn: Connection, principal: Principal, number: str | None, n
     return user
 
 
-def refuse_unapproved(conn: Connection, username: str, organization: str | None, what: dict[str, Detail],
-                      *, now: datetime) -> OrganizationNotApproved | None:  # fmt: skip
+def refuse_unapproved(
+    conn: Connection, username: str, organization: str | None, what: dict[str, Detail], *, now: datetime
+) -> OrganizationNotApproved | None:
     """None when the user's organization may run the centre now; else the refusal, audited in ``conn``.
 
-    Asked inside every look-up's and action's own transaction, so an approval withdrawn a moment ago already
-    holds; the caller commits the audit row and raises the refusal, which shows nothing of any household.
+    Asked on every look-up and action at its own time, so an approval withdrawn a moment ago already holds;
+    the caller commits the audit row and raises the refusal, which shows nothing of any household.
     """
     if approved_for_contact_centre(conn, organization, now=now):
         return None
@@ -268,7 +269,6 @@ def _record(
         "method": how,
     }
     lookup_id = conn.execute(RECORD, row).scalar_one()
-    commit_without_waiting(conn)  # nobody is answered before the chain's own commit, which flushes this one too
     if outcome == "miss" and _over_miss_limit(conn, user):
         _lock(conn, user, "miss-rate", now)
     return lookup_id
@@ -289,6 +289,7 @@ PENDING: Final = (
     .where(Lookup.audit_seq.is_(None))
     .order_by(Lookup.id)
 )
+CHAINED_SEQ: Final = select(Lookup.audit_seq).where(Lookup.id == bindparam("lookup_id"))
 CHAINED: Final = update(Lookup).where(Lookup.id == bindparam("lookup_id")).values(audit_seq=bindparam("seq"))
 
 
@@ -300,29 +301,33 @@ def chain_lookups(engine: Engine, *, limit: int = 1000) -> list[int]:
     committed before its turn, none of them twice: no row locks, no chainer waiting on another's rows.
     """
     with transaction(engine) as conn:
-        head = audit.lock_head(conn)
-        pending = conn.execute(PENDING.limit(limit)).all()
-        entries = [
-            audit.Entry(
-                "contact.lookup",
-                "entitlement",
-                row.reference_number or "",
-                {
-                    "operator": row.username,
-                    "organization": row.organization,
-                    "call": row.call_reference,
-                    "outcome": row.outcome,
-                    "by": row.method,
-                    "lookup": row.id,
-                },
-                actor=f"contact:{row.username}",
-                now=as_utc(row.at),
-            )
-            for row in pending
-        ]
-        seqs = audit.append_many(conn, entries, head=head)
-        if pending:
-            conn.execute(CHAINED, [{"lookup_id": row.id, "seq": seq} for row, seq in zip(pending, seqs, strict=True)])
+        return _chain_batch(conn, limit)
+
+
+def _chain_batch(conn: Connection, limit: int = 1000) -> list[int]:
+    head = audit.lock_head(conn)
+    pending = conn.execute(PENDING.limit(limit)).all()
+    entries = [
+        audit.Entry(
+            "contact.lookup",
+            "entitlement",
+            row.reference_number or "",
+            {
+                "operator": row.username,
+                "organization": row.organization,
+                "call": row.call_reference,
+                "outcome": row.outcome,
+                "by": row.method,
+                "lookup": row.id,
+            },
+            actor=f"contact:{row.username}",
+            now=as_utc(row.at),
+        )
+        for row in pending
+    ]
+    seqs = audit.append_many(conn, entries, head=head)
+    if pending:
+        conn.execute(CHAINED, [{"lookup_id": row.id, "seq": seq} for row, seq in zip(pending, seqs, strict=True)])
     return [row.id for row in pending]
 
 
@@ -342,18 +347,19 @@ class Chainer:
     def chained(self, lookup_id: int) -> None:
         """Return once look-up ``lookup_id`` (committed) is in the audit chain."""
         with self.lock:
-            while lookup_id not in self.done:
+            if lookup_id in self.done:
+                self.done.discard(lookup_id)
+                return
+            chained: list[int] = []
+            while lookup_id not in chained:
                 if len(self.done) > DONE_KEPT:  # ids chained for another process's requests: forget them
                     self.done.clear()
-                self.done.update(chain_lookups(self.engine))
-                if lookup_id not in self.done and self._in_store(lookup_id):
-                    return
+                with transaction(self.engine) as conn:
+                    if conn.execute(CHAINED_SEQ, {"lookup_id": lookup_id}).scalar_one() is not None:
+                        return  # another worker's batch took it (committed: its audit row is durable)
+                    chained = _chain_batch(conn)
+                self.done.update(chained)
             self.done.discard(lookup_id)
-
-    def _in_store(self, lookup_id: int) -> bool:
-        with self.engine.connect() as conn:
-            seq = conn.execute(select(Lookup.audit_seq).where(Lookup.id == lookup_id)).scalar_one()
-        return seq is not None
 
 
 _chainers: WeakKeyDictionary[Engine, Chainer] = WeakKeyDictionary()

@@ -19,7 +19,7 @@ from typing import Final
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
@@ -229,7 +229,8 @@ def enrol_totp(
     engine: Engine, cipher: FieldCipher, principal: Principal, sealed: str, code: str, *, now: datetime
 ) -> None:
     """Make the offered secret the user's second factor once ``code`` shows their app has it; from the next
-    sign-in on, the code is required. Audited, refusals too; a user who has one keeps it (an admin resets)."""
+    sign-in on, the code is required. Audited, refusals too. A user who has codes cannot replace them here: a
+    stolen session must not be able to swap the second factor."""
     secret = _unseal(cipher, principal.username, sealed)
     refusal: ContactError | None = None
     with transaction(engine) as conn:
@@ -248,10 +249,8 @@ def enrol_totp(
                     .values(totp_secret_enc=cipher.encrypt(secret, TOTP_COLUMN, user.username), totp_last_step=step)
                 )
                 outcome = "enrolled"
-        audit.append(
-            conn, "contact.totp-enrol", "contact-user", user.username, {"outcome": outcome}, actor=principal.actor,
-            now=now,
-        )  # fmt: skip
+        details = {"outcome": outcome}
+        audit.append(conn, "contact.totp-enrol", "contact-user", user.username, details, actor=principal.actor, now=now)
     if refusal is not None:
         raise refusal
 
@@ -458,13 +457,16 @@ def issue_api_token(engine: Engine, username: str, *, now: datetime, actor: str)
     return token
 
 
+BY_TOKEN: Final = select(ContactUser.__table__).where(ContactUser.api_token_id == bindparam("token_id"))
+
+
 def api_principal(engine: Engine, token: str) -> Principal | None:
     """The user an API token belongs to, or None; a locked user's token answers as locked (the caller's 403)."""
     token_id = token_id_of(token)
     if token_id is None:
         return None
     with engine.connect() as conn:
-        user = conn.execute(select(ContactUser.__table__).where(ContactUser.api_token_id == token_id)).first()
+        user = conn.execute(BY_TOKEN, {"token_id": token_id}).first()
     if user is None or not secrets.compare_digest(user.api_token_sha256 or "", token_digest(token)):
         return None
     if user.locked_at is not None:

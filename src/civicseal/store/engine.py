@@ -90,17 +90,6 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
 
 
-def commit_without_waiting(conn: Connection) -> None:
-    """Let this PostgreSQL transaction's commit return before its WAL reaches the disk.
-
-    Only for a transaction whose result nobody relies on until a later synchronous commit of the same
-    database: WAL is flushed in order, so that commit's flush makes this one durable too (a crash before it
-    loses both, and nothing was answered). Saves one disk flush on a busy path; SQLite commits as always.
-    """
-    if not is_sqlite(conn):
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-
-
 def _is_lock_timeout(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
     return "locked" in text or "busy" in text

@@ -46,8 +46,8 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Done: from your next sign-in, the one-time code is required.",
     ),
     "totp_already": (
-        "このアカウントはワンタイムコードを設定済みです。変更は管理者に依頼してください。",
-        "One-time codes are already set up for this account; ask an admin to change them.",
+        "このアカウントはワンタイムコードを設定済みです。",
+        "One-time codes are already set up for this account.",
     ),
     "lookup": ("世帯の照会", "Look up a household"),
     "lookup_help": (
