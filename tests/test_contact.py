@@ -267,6 +267,8 @@ def test_csrf_roles_and_session_fixation_over_http(app: Any, world: World) -> No
     assert session and session != "chosen-by-attacker"
     page = b.get("/lookup")
     assert page.status_code == 200 and "給付金コンタクトセンター" in page.text and "city" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
     assert "Benefit contact centre" in b.get("/lookup?lang=en").text
     ref = world.references[0]
     data = {"reference": ref, "birth_date": BIRTH, "call_reference": "C-1"}
@@ -314,7 +316,8 @@ def test_injection_strings_in_every_field_are_harmless(app: Any, home: Home, wor
 
 def test_the_api_needs_a_token_before_it_reads_the_body(app: Any, home: Home, world: World) -> None:
     b = Browser(app)
-    assert b.post("/api/v1/lookup", content=b"not json at all").status_code == 401
+    refused = b.post("/api/v1/lookup", content=b"not json at all")
+    assert refused.status_code == 401 and refused.headers["x-content-type-options"] == "nosniff"
     assert b.post("/api/v1/lookup", headers={"Authorization": "Bearer cst_0_x"}, content=b"{").status_code == 401
     token = users.issue_api_token(home.engine, "op1", now=NOW, actor="t")
     auth = {"Authorization": f"Bearer {token}"}
