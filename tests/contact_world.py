@@ -49,8 +49,8 @@ def build(home: Home, tmp_path: Path, households: int = 3) -> World:
         (canary,) = issue_references(conn, 1, "canary", random.Random(9))
     for org in ("callcentre", "printshop"):  # two organizations under contract to run a centre
         add_recipient(home.engine, org, keygen(tmp_path / f"{org}.key"), now=NOW, actor="t")
-        contractors.add_contractor(home.engine, f"{org}-co", contract_ref=f"C-{org}", valid_from=date(2026, 4, 1),
-                                   valid_until=date(2027, 3, 31), purposes="contact-centre", now=NOW, actor="t")  # fmt: skip
+        contract = {"contract_ref": f"C-{org}", "valid_from": date(2026, 4, 1), "valid_until": date(2027, 3, 31)}
+        contractors.add_contractor(home.engine, f"{org}-co", purposes="contact-centre", now=NOW, actor="t", **contract)
         contractors.assign_recipient(home.engine, org, f"{org}-co", now=NOW, actor="t")
     add = users.add_user
     common = {"issuer": "amagasaki", "now": NOW, "actor": "t"}
