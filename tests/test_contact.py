@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.reference import damm_digit, is_valid, printed
+from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from civicseal.web.app import create_app
@@ -446,3 +448,26 @@ def test_an_organization_whose_contract_no_longer_covers_the_centre_is_refused_e
         assert audit.verify(conn).ok
     assert len(refusals) == 5 and all('"why":"organization-not-approved"' in d for d in refusals)
     assert night_lookups == 1  # only the look-up made while approved
+
+
+def test_a_look_up_is_answered_only_once_it_is_on_the_audit_chain(
+    home: Home, cipher: FieldCipher, world: World
+) -> None:
+    """While another transaction holds the chain's head, the look-up waits for it rather than answer unaudited."""
+    op = sign(home, cipher, world.operator).principal
+    answered: list[lookup.Household | None] = []
+    asking = threading.Thread(
+        target=lambda: answered.append(
+            lookup.lookup_by_reference(home.engine, cipher, op, world.references[0], BIRTH, "Q-1", now=NOW)
+        )
+    )
+    with transaction(home.engine) as holder:
+        audit.lock_head(holder)
+        asking.start()
+        asking.join(1.0)
+        assert asking.is_alive() and answered == []
+    asking.join(30)
+    with home.engine.connect() as conn:
+        seq = conn.execute(select(Lookup.audit_seq).where(Lookup.call_reference == "Q-1")).scalar_one()
+        assert audit.verify(conn).ok
+    assert answered and answered[0] is not None and seq is not None

@@ -69,6 +69,7 @@ def chain_hash(prev_hash: str, content: bytes) -> str:
 
 
 HEAD: Final = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+HEAD_IF_FREE: Final = HEAD.with_for_update(skip_locked=True)
 
 
 def lock_head(conn: Connection) -> Row:
@@ -78,6 +79,11 @@ def lock_head(conn: Connection) -> Row:
     row the previous holder appended (read committed takes a fresh snapshot per statement).
     """
     return conn.execute(HEAD).one()
+
+
+def try_lock_head(conn: Connection) -> Row | None:
+    """:func:`lock_head` if no other transaction holds the head now, else None at once (never waits)."""
+    return conn.execute(HEAD_IF_FREE).first()
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 A look-up is one short transaction of four statements: lock the operator's row (so two workers count one
 operator's look-ups in turn) reading its hourly count and whether the number is a canary's, ask the
-organization's contract chain, read the household, record the look-up. Its audit row is appended after the
-commit and before the answer, by a batch that chains every look-up committed meanwhile (:class:`Chainer`):
-the chain's single head is locked once per batch, not once per look-up.
+organization's contract chain, read the household, record the look-up. Its audit row is appended before the
+answer: in the same transaction when the chain's head is free (with every look-up committed before it), else
+after the commit by a batch that chains every look-up committed meanwhile (:class:`Chainer`). Either way the
+single head is locked once per batch, not once per look-up, and never waited for while the operator's row is.
 
 A reference number without the matching birth date answers exactly as an unknown number: the same
 ``None``, after the same queries.
@@ -304,8 +305,8 @@ def chain_lookups(engine: Engine, *, limit: int = 1000) -> list[int]:
         return _chain_batch(conn, limit)
 
 
-def _chain_batch(conn: Connection, limit: int = 1000) -> list[int]:
-    head = audit.lock_head(conn)
+def _chain_batch(conn: Connection, limit: int = 1000, head: Row | None = None) -> list[int]:
+    head = head or audit.lock_head(conn)
     pending = conn.execute(PENDING.limit(limit)).all()
     entries = [
         audit.Entry(
@@ -405,6 +406,17 @@ def _hit_or_miss(
     return (replace(shown, lookup_id=lookup_id) if shown else None), lookup_id
 
 
+def _chain_if_free(conn: Connection, lookup_id: int | None) -> int | None:
+    """Chain this look-up in its own transaction when the head is free (then None: nothing left to wait for),
+    with every look-up committed before it: the quiet hours' path, one transaction and one commit. When
+    another transaction holds the head, never wait for it here (the operator's row is locked): the
+    :class:`Chainer` sees to it after the commit."""
+    if lookup_id is None or (head := audit.try_lock_head(conn)) is None:
+        return lookup_id
+    _chain_batch(conn, head=head)
+    return None
+
+
 def _finish(
     engine: Engine, lookup_id: int | None, refusal: ContactError | None, found: Household | None
 ) -> Household | None:
@@ -470,6 +482,7 @@ def lookup_by_reference(
                     now=now,
                 )
             found, lookup_id = _hit_or_miss(conn, cipher, user, call, ent, number, "reference", now)
+        lookup_id = _chain_if_free(conn, lookup_id)
     return _finish(engine, lookup_id, refusal, found)
 
 
@@ -501,6 +514,7 @@ def lookup_by_name(
             ent = ents[0] if len(ents) == 1 else None
             reference = ent.reference_number if ent else None
             found, lookup_id = _hit_or_miss(conn, cipher, user, call, ent, reference, "name", now)
+        lookup_id = _chain_if_free(conn, lookup_id)
     return _finish(engine, lookup_id, refusal, found)
 
 
