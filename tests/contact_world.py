@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyotp
 from sqlalchemy import select
 
 from civicseal.contact import users
+from civicseal.contractors import service as contractors
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.programme import entitlements
@@ -46,8 +47,11 @@ def build(home: Home, tmp_path: Path, households: int = 3) -> World:
         for ref in refs:
             entitlements.change_status(conn, ref, Status.NOTIFIED, reason="letter posted", now=NOW, actor="t")
         (canary,) = issue_references(conn, 1, "canary", random.Random(9))
-    for org in ("callcentre", "printshop"):
+    for org in ("callcentre", "printshop"):  # two organizations under contract to run a centre
         add_recipient(home.engine, org, keygen(tmp_path / f"{org}.key"), now=NOW, actor="t")
+        contract = {"contract_ref": f"C-{org}", "valid_from": date(2026, 4, 1), "valid_until": date(2027, 3, 31)}
+        contractors.add_contractor(home.engine, f"{org}-co", purposes="contact-centre", now=NOW, actor="t", **contract)
+        contractors.assign_recipient(home.engine, org, f"{org}-co", now=NOW, actor="t")
     add = users.add_user
     common = {"issuer": "amagasaki", "now": NOW, "actor": "t"}
     op = add(home.engine, cipher, "op1", users.Role.OPERATOR, organization="callcentre", totp=False, **common)

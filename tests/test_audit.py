@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import text
 
@@ -80,3 +82,19 @@ def test_show_lists_the_newest_rows_without_personal_values(chained: Home, capsy
     shown = json.loads(capsys.readouterr().out)["entries"]
     assert [row["seq"] for row in shown] == [5, 6]
     assert shown[0]["actor"] == "os:test"
+
+
+def test_a_batch_chains_exactly_as_rows_appended_one_by_one(chained: Home) -> None:
+    """append_many takes the head once; the rows and hashes are those of single appends."""
+    at = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    entries = [audit.Entry("test.batch", "thing", n, {"n": n}, actor="os:test", now=at) for n in range(3)]
+    with transaction(chained.engine) as conn:
+        first = [audit.append(conn, e.action, e.object_type, e.object_id, e.details, actor=e.actor, now=at)
+                 for e in entries]  # fmt: skip
+        one_by_one = [row["hash"] for row in audit.entries(conn, last=3)]
+        conn.execute(text("DELETE FROM audit_log WHERE seq >= :s"), {"s": first[0]})
+        previous = conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": first[0] - 1}).scalar_one()
+        conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": first[0] - 1, "h": previous})
+        assert audit.append_many(conn, entries) == first
+        assert [row["hash"] for row in audit.entries(conn, last=3)] == one_by_one
+        assert audit.append_many(conn, []) == [] and audit.verify(conn).ok

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+import threading
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import func, select
 
 from civicseal.audit import log as audit
 from civicseal.audit.models import AuditEntry
 from civicseal.contact import actions, dashboard, lookup, users
-from civicseal.contact.errors import AccountLocked, ContactError, NotAllowed, SignInRefused
+from civicseal.contact.errors import AccountLocked, ContactError, NotAllowed, OrganizationNotApproved, SignInRefused
 from civicseal.contact.models import Alert, ContactUser, Lookup
+from civicseal.contractors import service as contractors
 from civicseal.keys.city import load_city_keys
+from civicseal.keys.recipients import add_recipient, keygen
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.reference import damm_digit, is_valid, printed
+from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from civicseal.web.app import create_app
@@ -264,6 +269,8 @@ def test_csrf_roles_and_session_fixation_over_http(app: Any, world: World) -> No
     assert session and session != "chosen-by-attacker"
     page = b.get("/lookup")
     assert page.status_code == 200 and "給付金コンタクトセンター" in page.text and "city" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
     assert "Benefit contact centre" in b.get("/lookup?lang=en").text
     ref = world.references[0]
     data = {"reference": ref, "birth_date": BIRTH, "call_reference": "C-1"}
@@ -311,7 +318,8 @@ def test_injection_strings_in_every_field_are_harmless(app: Any, home: Home, wor
 
 def test_the_api_needs_a_token_before_it_reads_the_body(app: Any, home: Home, world: World) -> None:
     b = Browser(app)
-    assert b.post("/api/v1/lookup", content=b"not json at all").status_code == 401
+    refused = b.post("/api/v1/lookup", content=b"not json at all")
+    assert refused.status_code == 401 and refused.headers["x-content-type-options"] == "nosniff"
     assert b.post("/api/v1/lookup", headers={"Authorization": "Bearer cst_0_x"}, content=b"{").status_code == 401
     token = users.issue_api_token(home.engine, "op1", now=NOW, actor="t")
     auth = {"Authorization": f"Bearer {token}"}
@@ -343,3 +351,123 @@ def test_cookies_are_secure_behind_https(app: Any, world: World) -> None:
     answer = b.sign_in(world.operator)
     assert answer.status_code == 303
     assert "Secure" in answer.headers["set-cookie"] and "HttpOnly" in answer.headers["set-cookie"]
+
+
+# --------------------------------------------------------------------------------------------------
+# One-time codes turned on by an operator, and organizations whose contract no longer covers the centre
+# --------------------------------------------------------------------------------------------------
+
+
+def test_an_operator_turns_on_one_time_codes_and_sign_in_then_needs_them(app: Any, home: Home, world: World) -> None:
+    b = Browser(app)
+    b.sign_in(world.operator)
+    page = b.get("/account/totp")
+    secret = re.search(r'id="totp-secret" class="secret">([A-Z2-7]+)<', page.text)
+    offer = re.search(r'name="offer" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and secret and offer and "otpauth://totp/" in page.text
+    form = {"offer": offer.group(1), "code": pyotp.TOTP(secret.group(1)).at(NOW)}
+    assert b.post("/account/totp", data=form).status_code == 403  # no CSRF token
+    token = b.csrf("/lookup")
+    wrong = b.post("/account/totp", data={**form, "code": "000000", "csrf_token": token})
+    assert wrong.status_code == 400 and secret.group(1) in wrong.text  # the same secret, to try again
+    done = b.post("/account/totp", data={**form, "csrf_token": token})
+    assert done.status_code == 200 and "次回のサインインからワンタイムコードが必要です" in done.text
+    assert "設定済み" in b.get("/account/totp").text
+    later = Browser(app, "10.3.3.3")
+    assert later.sign_in(world.operator).status_code == 401  # no code: refused now
+    assert later.sign_in(world.operator, totp=form["code"]).status_code == 401  # the enrolment's code, once only
+    next_code = pyotp.TOTP(secret.group(1)).at(NOW + timedelta(seconds=30))
+    assert later.sign_in(world.operator, totp=next_code).status_code == 303
+    with home.engine.connect() as conn:
+        outcomes = [e["details"] for e in audit.entries(conn, last=20) if e["action"] == "contact.totp-enrol"]
+        assert audit.verify(conn).ok
+    assert outcomes == ['{"outcome":"wrong-code"}', '{"outcome":"enrolled"}']
+
+
+def test_a_one_time_code_offer_is_bound_to_its_user_and_never_replaces_a_code(
+    home: Home, cipher: FieldCipher, world: World
+) -> None:
+    op = sign(home, cipher, world.operator).principal
+    sup = sign(home, cipher, world.supervisor, totp=code(world.supervisor, NOW)).principal
+    offer = users.offer_totp(cipher, op, issuer="amagasaki")
+    with pytest.raises(ContactError, match="not one this server gave you"):
+        users.enrol_totp(home.engine, cipher, sup, offer.sealed, pyotp.TOTP(offer.secret).at(NOW), now=NOW)
+    with pytest.raises(ContactError, match="not one this server gave you"):
+        users.enrol_totp(home.engine, cipher, op, "bm90IGEgc2VhbGVkIHNlY3JldA==", "123456", now=NOW)
+    own = users.offer_totp(cipher, sup, issuer="amagasaki")
+    with pytest.raises(ContactError, match="already set up"):
+        users.enrol_totp(home.engine, cipher, sup, own.sealed, pyotp.TOTP(own.secret).at(NOW), now=NOW)
+    assert users.offer_totp(cipher, op, issuer="amagasaki", sealed=offer.sealed).secret == offer.secret
+    assert not users.has_totp(home.engine, op) and users.has_totp(home.engine, sup)
+
+
+def test_an_organization_whose_contract_no_longer_covers_the_centre_is_refused_everywhere(
+    home: Home, cipher: FieldCipher, world: World, tmp_path: Path
+) -> None:
+    contractors.add_contractor(home.engine, "nightcalls", under="callcentre-co", now=NOW, actor="t")
+    contractors.approve_subcontractor(home.engine, "callcentre-co", "nightcalls", purposes="contact-centre",
+                                      approved_by="市民課", valid_until=date(2027, 3, 31), now=NOW,
+                                      actor="t")  # fmt: skip
+    add_recipient(home.engine, "nightdesk", keygen(tmp_path / "n.key"), now=NOW, actor="t", contractor="nightcalls")
+    night = users.add_user(home.engine, cipher, "op3", users.Role.OPERATOR, organization="nightdesk", totp=False,
+                           issuer="x", now=NOW, actor="t")  # fmt: skip
+    op3 = sign(home, cipher, night).principal
+    ref = world.references[0]
+    hit = lookup.lookup_by_reference(home.engine, cipher, op3, ref, BIRTH, "N-1", now=NOW)
+    assert hit is not None
+    api_token = users.issue_api_token(home.engine, "op3", now=NOW, actor="t")
+    later = NOW + timedelta(minutes=1)
+    contractors.withdraw_subcontractor(home.engine, "callcentre-co", "nightcalls", reason="契約違反", now=later,
+                                       actor="t")  # fmt: skip
+    at = later + timedelta(seconds=1)
+    with pytest.raises(OrganizationNotApproved):
+        lookup.lookup_by_reference(home.engine, cipher, op3, ref, BIRTH, "N-2", now=at)
+    with pytest.raises(OrganizationNotApproved):
+        actions.record_note(home.engine, cipher, op3, hit.lookup_id, "x", "N-2", now=at)
+    with pytest.raises(OrganizationNotApproved):
+        actions.decline(home.engine, op3, hit.lookup_id, "N-2", now=at)
+    with pytest.raises(SignInRefused) as refused:
+        sign(home, cipher, night, at=at)
+    assert refused.value.reason == "organization"
+    # over HTTP the refusal says nothing of the number asked: a real one and an unknown one answer alike
+    b = Browser(create_app(home, clock=lambda: at))
+    auth = {"Authorization": f"Bearer {api_token}"}
+    asked = [{"reference_number": r, "birth_date": BIRTH, "call_reference": "N-3"} for r in (ref, world.canary)]
+    answers = [b.post("/api/v1/lookup", headers=auth, json=body) for body in asked]
+    assert [a.status_code for a in answers] == [403, 403] and answers[0].json() == answers[1].json()
+    # a recipient with no registered contractor cannot even be given an operator
+    add_recipient(home.engine, "walkin", keygen(tmp_path / "w.key"), now=NOW, actor="t")
+    with pytest.raises(ContactError, match="organization"):
+        users.add_user(home.engine, cipher, "op4", users.Role.OPERATOR, organization="walkin", totp=False,
+                       issuer="x", now=NOW, actor="t")  # fmt: skip
+    with home.engine.connect() as conn:
+        refusals = [e["details"] for e in audit.entries(conn, last=30) if e["action"] == "contact.refused"]
+        night_lookups = conn.execute(
+            select(func.count()).select_from(Lookup).where(Lookup.call_reference.like("N-%"))
+        ).scalar_one()
+        assert audit.verify(conn).ok
+    assert len(refusals) == 5 and all('"why":"organization-not-approved"' in d for d in refusals)
+    assert night_lookups == 1  # only the look-up made while approved
+
+
+def test_a_look_up_is_answered_only_once_it_is_on_the_audit_chain(
+    home: Home, cipher: FieldCipher, world: World
+) -> None:
+    """While another transaction holds the chain's head, the look-up waits for it rather than answer unaudited."""
+    op = sign(home, cipher, world.operator).principal
+    answered: list[lookup.Household | None] = []
+    asking = threading.Thread(
+        target=lambda: answered.append(
+            lookup.lookup_by_reference(home.engine, cipher, op, world.references[0], BIRTH, "Q-1", now=NOW)
+        )
+    )
+    with transaction(home.engine) as holder:
+        audit.lock_head(holder)
+        asking.start()
+        asking.join(1.0)
+        assert asking.is_alive() and answered == []
+    asking.join(30)
+    with home.engine.connect() as conn:
+        seq = conn.execute(select(Lookup.audit_seq).where(Lookup.call_reference == "Q-1")).scalar_one()
+        assert audit.verify(conn).ok
+    assert answered and answered[0] is not None and seq is not None

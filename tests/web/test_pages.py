@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import pyotp
 
 from civicseal.clock import utcnow
 from civicseal.keys.service import BackgroundServer
@@ -75,3 +78,38 @@ def test_sign_in_look_up_confirm_lock_out_in_both_languages(home: Home, tmp_path
         assert "15分間サインインできません" in locked.locator("[role=alert]").inner_text()
         locked.screenshot(path=str(tmp_path / "locked-ja.png"))
         locked.close()
+
+
+def test_an_operator_turns_on_one_time_codes_with_the_keyboard(home: Home, tmp_path: Path, browser: Any) -> None:
+    world = build(home, tmp_path)
+    with BackgroundServer(create_app(home)) as server:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{server.url}/login")
+        page.get_by_label("ユーザー名").fill("op1")
+        page.get_by_label("パスワード").fill(world.operator.password)
+        page.get_by_role("button", name="サインイン").click()
+        page.wait_for_url("**/lookup")
+        page.get_by_role("link", name="ワンタイムコードの設定").click()
+        page.wait_for_url("**/account/totp")
+        secret = page.locator("#totp-secret").inner_text()
+        assert page.locator("#totp-uri").inner_text().startswith("otpauth://totp/")
+        code_field = page.get_by_label("アプリに表示された6桁のコード")
+        assert code_field.evaluate("e => e === document.activeElement")  # the keyboard starts in the code field
+        code_field.fill(pyotp.TOTP(secret).now())
+        code_field.press("Enter")
+        assert "次回のサインインからワンタイムコードが必要です" in page.locator("[role=status]").inner_text()
+        page.screenshot(path=str(tmp_path / "totp-ja.png"), full_page=True)
+        page.goto(f"{server.url}/account/totp?lang=en")
+        assert "already set up" in page.locator("main").inner_text()
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/login")
+        page.get_by_label("User name").fill("op1")
+        page.get_by_label("Password").fill(world.operator.password)
+        page.get_by_role("button", name="Sign in").click()
+        assert "Sign-in failed" in page.locator("[role=alert]").inner_text()  # the code is required now
+        page.get_by_label("User name").fill("op1")
+        page.get_by_label("Password").fill(world.operator.password)
+        page.get_by_label("One-time code (if set up)").fill(pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30)))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/lookup")
+        page.close()

@@ -11,11 +11,12 @@ import getpass
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
-from sqlalchemy import Connection, RowMapping, select, update
+from sqlalchemy import Connection, Row, RowMapping, select, update
 
 from civicseal.audit.models import AuditEntry, AuditHead
 
@@ -67,6 +68,36 @@ def chain_hash(prev_hash: str, content: bytes) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + content).hexdigest()
 
 
+HEAD: Final = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+HEAD_IF_FREE: Final = HEAD.with_for_update(skip_locked=True)
+
+
+def lock_head(conn: Connection) -> Row:
+    """Lock the chain head for the rest of the caller's transaction: whoever holds it appends next.
+
+    A batch writer takes it before choosing what to append, so on PostgreSQL its next statement sees every
+    row the previous holder appended (read committed takes a fresh snapshot per statement).
+    """
+    return conn.execute(HEAD).one()
+
+
+def try_lock_head(conn: Connection) -> Row | None:
+    """:func:`lock_head` if no other transaction holds the head now, else None at once (never waits)."""
+    return conn.execute(HEAD_IF_FREE).first()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row to append: who, what, which object, counts; ``actor`` None: :func:`current_actor`."""
+
+    action: str
+    object_type: str
+    object_id: str | int
+    details: Mapping[str, Detail] | None = None
+    actor: str | None = None
+    now: datetime | None = None
+
+
 def append(
     conn: Connection,
     action: str,
@@ -78,28 +109,47 @@ def append(
     now: datetime | None = None,
 ) -> int:
     """Append one row inside the caller's transaction; the head row lock orders concurrent appends."""
-    head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).one()
-    seq = head.seq + 1
-    at = timestamp(now or datetime.now(UTC))
-    who, account = actor or current_actor(), os_user()
-    detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = chain_hash(head.hash, _canonical(seq, at, who, action, object_type, str(object_id), detail_text, account))
-    conn.execute(
-        AuditEntry.__table__.insert().values(
-            seq=seq,
-            at=at,
-            actor=who,
-            os_user=account,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            details=detail_text,
-            prev_hash=head.hash,
-            hash=digest,
-        )
-    )
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=digest))
+    (seq,) = append_many(conn, [Entry(action, object_type, object_id, details, actor, now)])
     return seq
+
+
+def append_many(conn: Connection, entries: Sequence[Entry], *, head: Row | None = None) -> list[int]:
+    """Append rows in order inside the caller's transaction with one head lock, one insert and one head update.
+
+    The chain is the same as appending them one by one; a batch only takes the single head once, which is
+    how a busy writer (the contact centre's look-ups) keeps the head from becoming everyone's queue.
+    ``head`` is what :func:`lock_head` returned earlier in the same transaction, if the caller took it first.
+    Returns the rows' sequence numbers.
+    """
+    if not entries:
+        return []
+    head = head or lock_head(conn)
+    seq, prev, account, rows = head.seq, head.hash, os_user(), []
+    for entry in entries:
+        seq += 1
+        at = timestamp(entry.now or datetime.now(UTC))
+        who, object_id = entry.actor or current_actor(), str(entry.object_id)
+        detail_text = json.dumps(dict(entry.details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        content = _canonical(seq, at, who, entry.action, entry.object_type, object_id, detail_text, account)
+        digest = chain_hash(prev, content)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": who,
+                "os_user": account,
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": object_id,
+                "details": detail_text,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    conn.execute(AuditEntry.__table__.insert(), rows)
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    return [row["seq"] for row in rows]
 
 
 @dataclass(frozen=True)

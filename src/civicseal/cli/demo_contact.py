@@ -7,14 +7,16 @@ reference numbers to try in a browser.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import httpx
 import pyrage
 from sqlalchemy import select
 
 from civicseal.cli.output import console
-from civicseal.clock import utcnow
+from civicseal.clock import tokyo_today, utcnow
 from civicseal.contact import users
+from civicseal.contractors.service import add_contractor
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient
 from civicseal.keys.service import BackgroundServer
@@ -25,6 +27,7 @@ from civicseal.store.home import Home
 from civicseal.web.app import DEFAULT_PORT, create_app, serve
 
 CENTRE = "callcentre"
+CENTRE_CONTRACTOR = "amagasaki-calls"  # the contractor under contract to run the centre
 CITY_NAME = "尼崎市"
 
 
@@ -49,7 +52,13 @@ def run_contact_centre(city: Home, *, serve_after: bool) -> None:
     cipher = load_city_keys(city.keys).field_cipher()
     now = utcnow()
     centre_key = str(pyrage.x25519.Identity.generate().to_public())  # the centre keeps its identity, not the city
-    add_recipient(city.engine, CENTRE, centre_key, now=now, actor="os:demo")
+    today = tokyo_today(now)
+    add_contractor(
+        city.engine, CENTRE_CONTRACTOR, display_name="株式会社尼崎コールセンター", contract_ref="尼契第2022-057号",
+        valid_from=today - timedelta(days=60), valid_until=today + timedelta(days=120), purposes="contact-centre",
+        now=now, actor="os:demo",
+    )  # fmt: skip
+    add_recipient(city.engine, CENTRE, centre_key, now=now, actor="os:demo", contractor=CENTRE_CONTRACTOR)
     common = {"issuer": city.config.issuer_display, "now": now, "actor": "os:demo"}
     operator = users.add_user(
         city.engine, cipher, "operator1", users.Role.OPERATOR, organization=CENTRE, totp=False, **common

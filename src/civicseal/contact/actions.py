@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.contact.errors import ContactError
-from civicseal.contact.lookup import check_call_reference, looked_up, parse_field
+from civicseal.contact.lookup import check_call_reference, looked_up, parse_field, require_approved
 from civicseal.contact.models import CallNote, ChangeRequest, ContactUser
 from civicseal.contact.users import Principal, Role
 from civicseal.programme.confirmation import Account, read_account, store_accounts
@@ -69,6 +69,7 @@ def record_note(
     text = (text or "").strip()
     if not text or len(text) > NOTE_LIMIT:
         raise ContactError(f"note: 1-{NOTE_LIMIT} characters")
+    require_approved(engine, principal, "note", call, now=now)
     with transaction(engine) as conn:
         ent = looked_up(conn, principal, lookup_id, now=now)
         conn.execute(
@@ -99,6 +100,7 @@ def confirm(
     principal.require(*ACTION_ROLES)
     call = check_call_reference(call_reference)
     account = check_account(form)
+    require_approved(engine, principal, "confirm", call, now=now)
     with transaction(engine) as conn:
         reason = f"confirmation form with bank account recorded on call {call}"
         ent = _move(conn, principal, lookup_id, Status.CONFIRMED, reason, now)
@@ -110,6 +112,7 @@ def decline(engine: Engine, principal: Principal, lookup_id: int, call_reference
     """The household declines the benefit on the call: final."""
     principal.require(*ACTION_ROLES)
     call = check_call_reference(call_reference)
+    require_approved(engine, principal, "decline", call, now=now)
     with transaction(engine) as conn:
         _move(conn, principal, lookup_id, Status.DECLINED, f"declined by the household on call {call}", now)
     return Status.DECLINED
@@ -145,6 +148,7 @@ def request_change(
         details = asdict(check_account(AccountForm(**{k: values.get(k, "") for k in AccountForm.__dataclass_fields__})))
     else:
         raise ContactError("change: address or account")
+    require_approved(engine, principal, "change", call, now=now)
     with transaction(engine) as conn:
         ent = looked_up(conn, principal, lookup_id, now=now)
         request_id = conn.execute(
@@ -224,6 +228,7 @@ def decide_change(
     payment; an approved address is recorded for the register's keepers (the register is the city's own)."""
     principal.require(Role.SUPERVISOR)
     decision = "approved" if approve else "rejected"
+    require_approved(engine, principal, "decide-change", None, now=now)
     with transaction(engine) as conn:
         pending = {p.request_id: p for p in pending_changes(conn, cipher, principal)}
         if request_id not in pending:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, exists
 
 from civicseal.programme.models import ReferenceNumber
 
 
-def is_canary(conn: Connection, reference_number: str) -> bool:
-    """Canary numbers are reserved in ``reference_numbers`` with kind ``canary``; no real household has one."""
-    kind = conn.execute(select(ReferenceNumber.kind).where(ReferenceNumber.number == reference_number)).scalar()
-    return kind == "canary"
+def is_canary(reference_number: str | None) -> ColumnElement[bool]:
+    """True when the number is reserved in ``reference_numbers`` with kind ``canary`` (no real household has
+    one): an expression, so a look-up asks it inside its one guard query instead of a round trip of its own."""
+    return exists().where(ReferenceNumber.number == reference_number, ReferenceNumber.kind == "canary")

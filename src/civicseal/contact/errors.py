@@ -26,3 +26,7 @@ class NotAllowed(ContactError):
 
 class AccountLocked(ContactError):
     """The user's account is locked (failed sign-ins or an extraction limit); a supervisor unlocks it."""
+
+
+class OrganizationNotApproved(NotAllowed):
+    """The user's organization is not (or no longer) an approved contact-centre contractor."""

@@ -1,8 +1,11 @@
 """Look-ups: one household at a time, only what the call needs, every one on record, extraction stopped.
 
-A look-up is one short transaction: lock the operator's row (so two workers count one operator's
-look-ups in turn), check the limits, read the household, record the look-up, raise any alert, and append
-the audit row last, so the chain head is locked only for the final insert and the commit.
+A look-up is one short transaction of four statements: lock the operator's row (so two workers count one
+operator's look-ups in turn) reading its hourly count and whether the number is a canary's, ask the
+organization's contract chain, read the household, record the look-up. Its audit row is appended before the
+answer: in the same transaction when the chain's head is free (with every look-up committed before it), else
+after the commit by a batch that chains every look-up committed meanwhile (:class:`Chainer`). Either way the
+single head is locked once per batch, not once per look-up, and never waited for while the operator's row is.
 
 A reference number without the matching birth date answers exactly as an unknown number: the same
 ``None``, after the same queries.
@@ -11,17 +14,20 @@ A reference number without the matching birth date answers exactly as an unknown
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Final
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from civicseal.audit import log as audit
+from civicseal.audit.log import Detail
 from civicseal.clock import as_utc
 from civicseal.contact.canaries import is_canary
-from civicseal.contact.errors import AccountLocked, ContactError
+from civicseal.contact.errors import AccountLocked, ContactError, OrganizationNotApproved
 from civicseal.contact.models import Alert, ContactUser, Lookup
 from civicseal.contact.organizations import approved_for_contact_centre
 from civicseal.contact.users import Principal, Role
@@ -40,6 +46,7 @@ HOUR: Final = timedelta(hours=1)
 ACTION_WINDOW: Final = timedelta(minutes=30)  # an action needs a hit by the same user this recently
 LOOKUP_ROLES: Final = (Role.OPERATOR, Role.SUPERVISOR)
 MAX_ID: Final = 2**31 - 1  # an INTEGER key on PostgreSQL
+DONE_KEPT: Final = 10_000  # chained ids a Chainer remembers before it starts afresh
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,10 @@ Head = aliased(Resident, name="head")
 
 
 def _household_rows():  # type: ignore[no-untyped-def]
-    """One row per recorded member of an entitlement, with all the look-up shows: one round trip, not five."""
+    """One row per recorded member of an entitlement, with all the look-up shows: one round trip, not five.
+
+    Built once (below, with bound parameters): building this statement cost more CPU than running it.
+    """
     return (
         select(
             Entitlement.id,
@@ -131,6 +141,15 @@ def _household_rows():  # type: ignore[no-untyped-def]
     )
 
 
+BY_REFERENCE: Final = _household_rows().where(Entitlement.reference_number == bindparam("number"))
+BY_NAME: Final = (
+    _household_rows()
+    .where(Member.name_kana == bindparam("kana"), Member.birth_date == bindparam("born"))
+    .where(Member.postcode == bindparam("postcode"))
+    .limit(2)
+)
+
+
 def _household(cipher: FieldCipher, row: Row) -> Household:
     """What the operator sees; the account given on the form wins over the register's, masked to 3 digits."""
     if row.given_number is not None:
@@ -157,16 +176,54 @@ def _household(cipher: FieldCipher, row: Row) -> Household:
     )
 
 
-def _lock_operator(conn: Connection, principal: Principal, now: datetime) -> Row:
-    """The operator's row, locked for this transaction: look-ups of one operator are counted one at a time."""
-    user = conn.execute(
-        select(ContactUser.__table__).where(ContactUser.id == principal.user_id).with_for_update()
-    ).one()
+OPERATOR: Final = (
+    select(
+        ContactUser.__table__,
+        select(func.count())
+        .where(Lookup.user_id == bindparam("user_id"), Lookup.at > bindparam("since"), Lookup.outcome != "refused")
+        .scalar_subquery()
+        .label("lookups_this_hour"),
+        is_canary(bindparam("number")).label("canary"),
+    )
+    .where(ContactUser.id == bindparam("user_id"))
+    .with_for_update(of=ContactUser)
+)
+
+
+def _lock_operator(conn: Connection, principal: Principal, number: str | None, now: datetime) -> Row:
+    """The operator's row, locked for this transaction (look-ups of one operator are counted one at a time),
+    with its look-ups of the last hour and whether ``number`` is a canary's: one query, whatever the answer."""
+    user = conn.execute(OPERATOR, {"user_id": principal.user_id, "since": now - HOUR, "number": number}).one()
     if user.locked_at is not None:
         raise AccountLocked("your account is locked; a supervisor must unlock it")
-    if not approved_for_contact_centre(conn, user.organization, now=now):
-        raise AccountLocked("your organization is not approved for the contact centre")
     return user
+
+
+def refuse_unapproved(
+    conn: Connection, username: str, organization: str | None, what: dict[str, Detail], *, now: datetime
+) -> OrganizationNotApproved | None:
+    """None when the user's organization may run the centre now; else the refusal, audited in ``conn``.
+
+    Asked on every look-up and action at its own time, so an approval withdrawn a moment ago already holds;
+    the caller commits the audit row and raises the refusal, which shows nothing of any household.
+    """
+    if approved_for_contact_centre(conn, organization, now=now):
+        return None
+    details = {"why": "organization-not-approved", "organization": organization, **what}
+    audit.append(conn, "contact.refused", "contact-user", username, details, actor=f"contact:{username}", now=now)
+    return OrganizationNotApproved(
+        "your organization is not approved for the contact centre now; the city must approve its contract first"
+    )
+
+
+def require_approved(engine: Engine, principal: Principal, action: str, call: str | None, *, now: datetime) -> None:
+    """Before an action: refuse (audited, in a transaction of its own) when the user's organization may not
+    run the centre now. A session or API token opened before the approval was withdrawn does not outlive it."""
+    with transaction(engine) as conn:
+        what: dict[str, Detail] = {"action": action, "call": call}
+        refused = refuse_unapproved(conn, principal.username, principal.organization, what, now=now)
+    if refused is not None:
+        raise refused
 
 
 def _lock(conn: Connection, user: Row, kind: str, now: datetime) -> None:
@@ -175,13 +232,6 @@ def _lock(conn: Connection, user: Row, kind: str, now: datetime) -> None:
     audit.append(
         conn, "contact.user-locked", "contact-user", user.username, {"why": kind}, actor="contact:guard", now=now
     )
-
-
-def _over_hourly_limit(conn: Connection, user: Row, now: datetime) -> bool:
-    count = conn.execute(
-        select(func.count()).where(Lookup.user_id == user.id, Lookup.at > now - HOUR, Lookup.outcome != "refused")
-    ).scalar_one()
-    return count >= user.hourly_limit
 
 
 def _over_miss_limit(conn: Connection, user: Row) -> bool:
@@ -196,6 +246,9 @@ def _over_miss_limit(conn: Connection, user: Row) -> bool:
     return misses * 100 >= user.miss_limit_percent * MISS_WINDOW
 
 
+RECORD: Final = insert(Lookup).returning(Lookup.id)
+
+
 def _record(
     conn: Connection,
     user: Row,
@@ -207,80 +260,135 @@ def _record(
     now: datetime,
 ) -> int:
     """The look-up's row: durable with the transaction, chained into the audit log by :func:`chain_lookups`."""
-    lookup_id = conn.execute(
-        insert(Lookup)
-        .values(
-            user_id=user.id,
-            at=now,
-            call_reference=call,
-            outcome=outcome,
-            entitlement_id=entitlement_id,
-            reference_number=reference_number,
-            method=how,
-        )
-        .returning(Lookup.id)
-    ).scalar_one()
+    row = {
+        "user_id": user.id,
+        "at": now,
+        "call_reference": call,
+        "outcome": outcome,
+        "entitlement_id": entitlement_id,
+        "reference_number": reference_number,
+        "method": how,
+    }
+    lookup_id = conn.execute(RECORD, row).scalar_one()
     if outcome == "miss" and _over_miss_limit(conn, user):
         _lock(conn, user, "miss-rate", now)
     return lookup_id
 
 
-def chain_lookups(engine: Engine, *, limit: int = 1000) -> int:
-    """Append every look-up not yet in the audit chain, in one transaction: one head lock and one commit for
-    all of them, so the chain's single head is taken once per batch, not once per look-up.
+PENDING: Final = (
+    select(
+        Lookup.id,
+        Lookup.at,
+        Lookup.call_reference,
+        Lookup.outcome,
+        Lookup.reference_number,
+        Lookup.method,
+        ContactUser.username,
+        ContactUser.organization,
+    )
+    .join(ContactUser, ContactUser.id == Lookup.user_id)
+    .where(Lookup.audit_seq.is_(None))
+    .order_by(Lookup.id)
+)
+CHAINED_SEQ: Final = select(Lookup.audit_seq).where(Lookup.id == bindparam("lookup_id"))
+CHAINED: Final = update(Lookup).where(Lookup.id == bindparam("lookup_id")).values(audit_seq=bindparam("seq"))
 
-    Rows another worker is chaining are skipped (SKIP LOCKED), never waited for. Returns how many were chained.
+
+def chain_lookups(engine: Engine, *, limit: int = 1000) -> list[int]:
+    """Append every look-up not yet in the audit chain (up to ``limit``) in one transaction with
+    :func:`audit.append_many`: one head lock, one insert and one commit for all of them. Returns their ids.
+
+    The head is locked first, so chainers of every worker take turns and each one's batch is every look-up
+    committed before its turn, none of them twice: no row locks, no chainer waiting on another's rows.
     """
     with transaction(engine) as conn:
-        pending = conn.execute(
-            select(
-                Lookup.id,
-                Lookup.at,
-                Lookup.call_reference,
-                Lookup.outcome,
-                Lookup.reference_number,
-                Lookup.method,
-                ContactUser.username,
-                ContactUser.organization,
-            )
-            .join(ContactUser, ContactUser.id == Lookup.user_id)
-            .where(Lookup.audit_seq.is_(None))
-            .order_by(Lookup.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=Lookup)
-        ).all()
-        for row in pending:
-            details = {
+        return _chain_batch(conn, limit)
+
+
+def _chain_batch(conn: Connection, limit: int = 1000, head: Row | None = None) -> list[int]:
+    head = head or audit.lock_head(conn)
+    pending = conn.execute(PENDING.limit(limit)).all()
+    entries = [
+        audit.Entry(
+            "contact.lookup",
+            "entitlement",
+            row.reference_number or "",
+            {
                 "operator": row.username,
                 "organization": row.organization,
                 "call": row.call_reference,
                 "outcome": row.outcome,
                 "by": row.method,
                 "lookup": row.id,
-            }
-            seq = audit.append(
-                conn,
-                "contact.lookup",
-                "entitlement",
-                row.reference_number or "",
-                details,
-                actor=f"contact:{row.username}",
-                now=as_utc(row.at),
-            )
-            conn.execute(update(Lookup).where(Lookup.id == row.id).values(audit_seq=seq))
-    return len(pending)
+            },
+            actor=f"contact:{row.username}",
+            now=as_utc(row.at),
+        )
+        for row in pending
+    ]
+    seqs = audit.append_many(conn, entries, head=head)
+    if pending:
+        conn.execute(CHAINED, [{"lookup_id": row.id, "seq": seq} for row, seq in zip(pending, seqs, strict=True)])
+    return [row.id for row in pending]
+
+
+class Chainer:
+    """One per engine in a process: a look-up's answer leaves only once its row is on the audit chain.
+
+    Group commit. A request that needs its look-up chained takes the process's one chaining lock. If a batch
+    run while it waited already chained its row, it is done at once; otherwise it runs one batch, which
+    chains every look-up committed so far: its own and those of all the requests queued behind it. So the
+    chain's single head is taken once per batch, however many look-ups arrive, and no answer precedes its
+    audit row. ``done`` only saves a query: a row chained by another process's batch is found in the store.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.lock, self.done = engine, threading.Lock(), set[int]()
+
+    def chained(self, lookup_id: int) -> None:
+        """Return once look-up ``lookup_id`` (committed) is in the audit chain."""
+        with self.lock:
+            if lookup_id in self.done:
+                self.done.discard(lookup_id)
+                return
+            chained: list[int] = []
+            while lookup_id not in chained:
+                if len(self.done) > DONE_KEPT:  # ids chained for another process's requests: forget them
+                    self.done.clear()
+                with transaction(self.engine) as conn:
+                    if conn.execute(CHAINED_SEQ, {"lookup_id": lookup_id}).scalar_one() is not None:
+                        return  # another worker's batch took it (committed: its audit row is durable)
+                    chained = _chain_batch(conn)
+                self.done.update(chained)
+            self.done.discard(lookup_id)
+
+
+_chainers: WeakKeyDictionary[Engine, Chainer] = WeakKeyDictionary()
+_chainers_lock = threading.Lock()
+
+
+def chainer(engine: Engine) -> Chainer:
+    """This process's chainer for ``engine``."""
+    with _chainers_lock:
+        return _chainers.setdefault(engine, Chainer(engine))
 
 
 def _guard(
-    conn: Connection, principal: Principal, call: str, how: str, now: datetime
-) -> tuple[Row, ContactError | None]:
-    """Lock the operator's row and apply the hourly limit: crossing it locks the account and records a refusal."""
-    user = _lock_operator(conn, principal, now)
-    if not _over_hourly_limit(conn, user, now):
-        return user, None
+    conn: Connection, principal: Principal, call: str, how: str, number: str | None, now: datetime
+) -> tuple[Row, ContactError | None, int | None]:
+    """Lock the operator's row, ask whether its organization may run the centre now, apply the hourly limit
+    (crossing it locks the account and records a refusal). Returns the row, any refusal and a look-up to chain.
+    """
+    user = _lock_operator(conn, principal, number, now)
+    refused = refuse_unapproved(conn, user.username, user.organization, {"call": call, "by": how}, now=now)
+    if refused is not None:
+        return user, refused, None
+    if user.lookups_this_hour < user.hourly_limit:
+        return user, None, None
     _lock(conn, user, "hourly-limit", now)
-    _record(conn, user, call, "refused", None, None, how, now)
-    return user, AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
+    lookup_id = _record(conn, user, call, "refused", None, None, how, now)
+    locked = AccountLocked("look-up limit for this hour reached: your account is locked; call a supervisor")
+    return user, locked, lookup_id
 
 
 def _hit_or_miss(
@@ -292,16 +400,29 @@ def _hit_or_miss(
     reference: str | None,
     how: str,
     now: datetime,
-) -> Household | None:
+) -> tuple[Household | None, int]:
     shown = _household(cipher, ent) if ent else None
     lookup_id = _record(conn, user, call, "hit" if ent else "miss", ent.id if ent else None, reference, how, now)
-    return replace(shown, lookup_id=lookup_id) if shown else None
+    return (replace(shown, lookup_id=lookup_id) if shown else None), lookup_id
 
 
-def _finish(engine: Engine, chain: bool, refusal: ContactError | None, found: Household | None) -> Household | None:
-    """After the commit: chain the look-up into the audit log (unless the caller will), then answer."""
-    if chain:
-        chain_lookups(engine)
+def _chain_if_free(conn: Connection, lookup_id: int | None) -> int | None:
+    """Chain this look-up in its own transaction when the head is free (then None: nothing left to wait for),
+    with every look-up committed before it: the quiet hours' path, one transaction and one commit. When
+    another transaction holds the head, never wait for it here (the operator's row is locked): the
+    :class:`Chainer` sees to it after the commit."""
+    if lookup_id is None or (head := audit.try_lock_head(conn)) is None:
+        return lookup_id
+    _chain_batch(conn, head=head)
+    return None
+
+
+def _finish(
+    engine: Engine, lookup_id: int | None, refusal: ContactError | None, found: Household | None
+) -> Household | None:
+    """After the commit: the look-up is put on the audit chain, then answered."""
+    if lookup_id is not None:
+        chainer(engine).chained(lookup_id)
     if refusal is not None:
         raise refusal
     return found
@@ -309,7 +430,7 @@ def _finish(engine: Engine, chain: bool, refusal: ContactError | None, found: Ho
 
 def _find_by_reference(conn: Connection, number: str, born: date) -> Row | None:
     """The same query whether the number is unknown, a canary's, or known with another birth date."""
-    rows = conn.execute(_household_rows().where(Entitlement.reference_number == number)).all()
+    rows = conn.execute(BY_REFERENCE, {"number": number}).all()
     return next((row for row in rows if row.member_birth_date == born), None)
 
 
@@ -322,14 +443,13 @@ def lookup_by_reference(
     call_reference: str,
     *,
     now: datetime,
-    chain: bool = True,
 ) -> Household | None:
     """The household behind the reference number on its letter, if the caller's birth date is a member's.
 
     None for an unknown number, a canary's, or a number without a matching birth date, alike. A number
-    whose check digit fails is refused before any query (and counts towards the hourly limit, not as a miss).
-    A canary's number raises an alert naming the operator: someone is using leaked data. ``chain=False``
-    leaves the audit append to a later :func:`chain_lookups` (the web edge runs it after answering).
+    whose check digit fails is refused before any household query (and counts towards the hourly limit, not
+    as a miss). A canary's number raises an alert naming the operator: someone is using leaked data. The
+    answer is returned only once the look-up is on the audit chain.
     """
     principal.require(*LOOKUP_ROLES)
     call = check_call_reference(call_reference)
@@ -340,17 +460,17 @@ def lookup_by_reference(
         number = None
     found: Household | None = None
     with transaction(engine) as conn:
-        user, refusal = _guard(conn, principal, call, "reference", now)
+        user, refusal, lookup_id = _guard(conn, principal, call, "reference", number, now)
         if refusal is not None:
             pass
         elif number is None:
-            _record(conn, user, call, "invalid", None, None, "reference", now)
+            lookup_id = _record(conn, user, call, "invalid", None, None, "reference", now)
             refusal = ContactError(
                 "reference number: 12 digits with a valid check digit; read it again from the letter"
             )
         else:
             ent = _find_by_reference(conn, number, born)
-            if is_canary(conn, number):
+            if user.canary:
                 conn.execute(insert(Alert).values(at=now, kind="canary", user_id=user.id, reference_number=number))
                 audit.append(
                     conn,
@@ -361,8 +481,9 @@ def lookup_by_reference(
                     actor="contact:guard",
                     now=now,
                 )
-            found = _hit_or_miss(conn, cipher, user, call, ent, number, "reference", now)
-    return _finish(engine, chain, refusal, found)
+            found, lookup_id = _hit_or_miss(conn, cipher, user, call, ent, number, "reference", now)
+        lookup_id = _chain_if_free(conn, lookup_id)
+    return _finish(engine, lookup_id, refusal, found)
 
 
 def lookup_by_name(
@@ -375,7 +496,6 @@ def lookup_by_name(
     call_reference: str,
     *,
     now: datetime,
-    chain: bool = True,
 ) -> Household | None:
     """Supervisors only: the one household whose recorded member has this kana name, birth date and postcode.
 
@@ -388,17 +508,14 @@ def lookup_by_name(
     post = parse_field("postcode", normalize.parse_postcode, postcode)
     found: Household | None = None
     with transaction(engine) as conn:
-        user, refusal = _guard(conn, principal, call, "name", now)
+        user, refusal, lookup_id = _guard(conn, principal, call, "name", None, now)
         if refusal is None:
-            ents = conn.execute(
-                _household_rows()
-                .where(Member.name_kana == kana, Member.birth_date == born, Member.postcode == post)
-                .limit(2)
-            ).all()
+            ents = conn.execute(BY_NAME, {"kana": kana, "born": born, "postcode": post}).all()
             ent = ents[0] if len(ents) == 1 else None
             reference = ent.reference_number if ent else None
-            found = _hit_or_miss(conn, cipher, user, call, ent, reference, "name", now)
-    return _finish(engine, chain, refusal, found)
+            found, lookup_id = _hit_or_miss(conn, cipher, user, call, ent, reference, "name", now)
+        lookup_id = _chain_if_free(conn, lookup_id)
+    return _finish(engine, lookup_id, refusal, found)
 
 
 def looked_up(conn: Connection, principal: Principal, lookup_id: int, *, now: datetime) -> Row:

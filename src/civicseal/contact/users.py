@@ -7,6 +7,7 @@ store, not a worker's memory, decides who is signed in, so any worker answers an
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Final
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, func, insert, select, update
 
 from civicseal.audit import log as audit
 from civicseal.clock import as_utc
@@ -27,10 +28,12 @@ from civicseal.contact.organizations import approved_for_contact_centre
 from civicseal.contact.roles import Role
 from civicseal.keys.recipients import new_token, token_digest, token_id_of
 from civicseal.store.engine import transaction
+from civicseal.store.errors import StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 
 USERNAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOTP_COLUMN: Final = "contact_users.totp_secret"
+PENDING_TOTP_COLUMN: Final = "contact.totp-offered"  # a secret offered, in the enrolment form only
 MAX_FAILED_SIGNINS: Final = 5  # per user (locks until unlocked) and per source address (in SOURCE_WINDOW)
 SOURCE_WINDOW: Final = timedelta(minutes=15)
 IDLE_TIMEOUT: Final = timedelta(minutes=15)
@@ -167,13 +170,82 @@ def _totp_step(cipher: FieldCipher, user: Row, code: str, now: datetime) -> int 
     """The time step a valid, unused code belongs to (±1 step of clock drift), else None."""
     if user.totp_secret_enc is None:
         return 0
-    totp = pyotp.TOTP(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN, user.username))
+    return _code_step(cipher.decrypt(user.totp_secret_enc, TOTP_COLUMN, user.username), user.totp_last_step, code, now)
+
+
+def _code_step(secret: str, last_step: int, code: str, now: datetime) -> int | None:
+    totp = pyotp.TOTP(secret)
     code = (code or "").strip().replace(" ", "")
     step = int(now.timestamp()) // totp.interval
     for candidate in (step - 1, step, step + 1):
-        if candidate > user.totp_last_step and secrets.compare_digest(totp.at(candidate * totp.interval), code):
+        if candidate > last_step and secrets.compare_digest(totp.at(candidate * totp.interval), code):
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A one-time-code secret offered to a user, not yet theirs: shown with its otpauth URI, and ``sealed``
+    (the secret encrypted to this user under the city's key) for the confirming form to send back."""
+
+    secret: str
+    uri: str
+    sealed: str
+
+
+def _unseal(cipher: FieldCipher, username: str, sealed: str) -> str:
+    try:
+        return cipher.decrypt(base64.urlsafe_b64decode(sealed.encode("ascii")), PENDING_TOTP_COLUMN, username)
+    except (ValueError, StoreError):
+        raise ContactError("one-time code set-up: the form is not one this server gave you; start again") from None
+
+
+def offer_totp(cipher: FieldCipher, principal: Principal, *, issuer: str, sealed: str | None = None) -> Enrolment:
+    """A new secret for ``principal`` to add to an authenticator app, or the one ``sealed`` already offered.
+
+    Nothing is stored until :func:`enrol_totp` sees a current code: a secret the user never added to an app
+    must not lock them out. The secret travels only sealed to this user, so no other account can confirm it.
+    """
+    secret = _unseal(cipher, principal.username, sealed) if sealed else pyotp.random_base32()
+    blob = cipher.encrypt(secret, PENDING_TOTP_COLUMN, principal.username)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=principal.username, issuer_name=issuer)
+    return Enrolment(secret, uri, base64.urlsafe_b64encode(blob).decode("ascii"))
+
+
+def has_totp(engine: Engine, principal: Principal) -> bool:
+    with engine.connect() as conn:
+        enc = conn.execute(select(ContactUser.totp_secret_enc).where(ContactUser.id == principal.user_id)).scalar()
+    return enc is not None
+
+
+def enrol_totp(
+    engine: Engine, cipher: FieldCipher, principal: Principal, sealed: str, code: str, *, now: datetime
+) -> None:
+    """Make the offered secret the user's second factor once ``code`` shows their app has it; from the next
+    sign-in on, the code is required. Audited, refusals too. A user who has codes cannot replace them here: a
+    stolen session must not be able to swap the second factor."""
+    secret = _unseal(cipher, principal.username, sealed)
+    refusal: ContactError | None = None
+    with transaction(engine) as conn:
+        user = _existing(conn, principal.username)
+        if user.totp_secret_enc is not None:
+            refusal, outcome = ContactError("one-time codes are already set up for this account"), "already"
+        else:
+            step = _code_step(secret, user.totp_last_step, code, now)
+            if step is None:
+                refusal = ContactError("one-time code: not the app's current code; check the phone's clock and retry")
+                outcome = "wrong-code"
+            else:
+                conn.execute(
+                    update(ContactUser)
+                    .where(ContactUser.id == user.id)
+                    .values(totp_secret_enc=cipher.encrypt(secret, TOTP_COLUMN, user.username), totp_last_step=step)
+                )
+                outcome = "enrolled"
+        details = {"outcome": outcome}
+        audit.append(conn, "contact.totp-enrol", "contact-user", user.username, details, actor=principal.actor, now=now)
+    if refusal is not None:
+        raise refusal
 
 
 def _password_ok(user: Row | None, password: str) -> bool:
@@ -378,13 +450,16 @@ def issue_api_token(engine: Engine, username: str, *, now: datetime, actor: str)
     return token
 
 
+BY_TOKEN: Final = select(ContactUser.__table__).where(ContactUser.api_token_id == bindparam("token_id"))
+
+
 def api_principal(engine: Engine, token: str) -> Principal | None:
     """The user an API token belongs to, or None; a locked user's token answers as locked (the caller's 403)."""
     token_id = token_id_of(token)
     if token_id is None:
         return None
     with engine.connect() as conn:
-        user = conn.execute(select(ContactUser.__table__).where(ContactUser.api_token_id == token_id)).first()
+        user = conn.execute(BY_TOKEN, {"token_id": token_id}).first()
     if user is None or not secrets.compare_digest(user.api_token_sha256 or "", token_digest(token)):
         return None
     if user.locked_at is not None:

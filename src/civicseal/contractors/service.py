@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Select, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, literal, or_, select, update
 
 from civicseal import cseal as fmt
 from civicseal.audit import log as audit
@@ -344,18 +345,34 @@ def _child_of(conn: Connection, parent: str, child: str, *, lock: bool) -> tuple
 
 def chain(conn: Connection, name: str) -> Chain:
     """The organization's chain up to the city's direct contractor, returned root first."""
+    links = _chain_from(conn, "contractor", name)
+    if not links:
+        raise ContractorError(f"no contractor named {name} (see `civicseal contractor add`)")
+    return links
+
+
+@cache
+def _chain_query(start: str) -> Select:
+    """The chain, root first, from the contractor that ``:key`` names: a contractor's name, or a recipient's id
+    or name. Built once per kind of start (building it cost more CPU than running it)."""
+    key = bindparam("key")
+    first = {
+        "contractor": select(Contractor.id).where(Contractor.name == key),
+        "recipient-id": select(Recipient.contractor_id).where(Recipient.id == key),
+        "recipient": select(Recipient.contractor_id).where(Recipient.name == key),
+    }[start].scalar_subquery()
+    table = Contractor.__table__
+    up = select(*table.c, literal(0).label("depth")).where(table.c.id == first).cte("up", recursive=True)
+    up = up.union_all(select(*table.c, (up.c.depth + 1).label("depth")).join(up, table.c.id == up.c.parent_id))
+    return select(up).order_by(up.c.depth.desc())
+
+
+def _chain_from(conn: Connection, start: str, key: int | str) -> Chain:
+    """One query however deep: asked on every unlock and every contact-centre look-up."""
     links: list[Link] = []
-    row = _row(conn, name)
-    while True:
-        parent = _by_id(conn, row.parent_id) if row.parent_id is not None else None
-        links.append(_link(row, parent.name if parent is not None else None))
-        if parent is None:
-            return tuple(reversed(links))
-        row = parent
-
-
-def _by_id(conn: Connection, contractor: int) -> Any:
-    return conn.execute(select(Contractor.__table__).where(Contractor.id == contractor)).one()
+    for row in conn.execute(_chain_query(start), {"key": key}).all():
+        links.append(_link(row, links[-1].name if links else None))
+    return tuple(links)
 
 
 def _link(row: Any, parent: str | None) -> Link:
@@ -387,7 +404,10 @@ def check_authority(conn: Connection, organization: str, purpose: str, *, on: da
     ``on``, no wider than its parent (a parent narrowed after approving), ``on`` within its dates, and
     ``purpose`` among its purposes.
     """
-    links = chain(conn, check_name(organization))
+    return _check_links(chain(conn, check_name(organization)), purpose, on)
+
+
+def _check_links(links: Chain, purpose: str, on: datetime) -> Chain:
     on = as_utc(on)
     day = tokyo_today(on)
     parent: Link | None = None
@@ -454,14 +474,15 @@ def require_authority(engine: Engine, organization: str, purpose: str, *, on: da
     raise failure
 
 
-def recipient_authority(conn: Connection, recipient_id: int, purpose: str, *, on: datetime) -> Chain | None:
-    """:func:`check_authority` for the recipient's contractor; None when it belongs to no registered contractor.
+def recipient_authority(conn: Connection, recipient: int | str, purpose: str, *, on: datetime) -> Chain | None:
+    """:func:`check_authority` for the recipient's (by id or name) contractor; None when it belongs to no
+    registered contractor (or no such recipient exists). One query reads the recipient's whole chain.
 
-    A recipient without a contractor is the city's own staff or a contractor not yet registered: it keeps
-    working, and the caller says so.
+    A recipient without a contractor is the city's own staff or a contractor not yet registered: sealing and
+    unlocking keep working and say so; the contact centre refuses it.
     """
-    name = recipient_contractor(conn, recipient_id)
-    return None if name is None else check_authority(conn, name, purpose, on=on)
+    links = _chain_from(conn, "recipient-id" if isinstance(recipient, int) else "recipient", recipient)
+    return _check_links(links, purpose, on) if links else None
 
 
 def recipient_contractor(conn: Connection, recipient_id: int) -> str | None:

@@ -8,7 +8,6 @@ limits apply as on the pages: they live in the store, not here.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -18,7 +17,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from civicseal.contact import actions, lookup, users
@@ -73,27 +71,6 @@ class TokenGate:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
-
-
-class Chainer:
-    """Runs :func:`lookup.chain_lookups` in one thread of this worker at a time, again while look-ups arrive.
-
-    Only a saving: fifty answered look-ups need one batch, not fifty threads and connections queueing for the
-    chain head. Correctness does not depend on it: pending rows are in the store and any later batch, from
-    any worker, chains them.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine, self.lock, self.pending = engine, threading.Lock(), False
-
-    def __call__(self) -> None:
-        self.pending = True
-        while self.pending and self.lock.acquire(blocking=False):
-            try:
-                self.pending = False
-                lookup.chain_lookups(self.engine)
-            finally:
-                self.lock.release()
 
 
 class LookupIn(BaseModel):
@@ -185,36 +162,27 @@ def _found(household: lookup.Household | None) -> dict[str, object]:
 
 
 def api_router(engine: Engine, cipher: FieldCipher, clock: Callable[[], datetime]) -> APIRouter:
-    chainer = Chainer(engine)
-
-    def _chained(kw: dict[str, Any]) -> BackgroundTask | None:
-        """A look-up answered with chain=False is appended to the audit chain right after the answer is sent."""
-        return BackgroundTask(chainer) if kw.get("chain") is False else None
-
     router = APIRouter(prefix=PREFIX, dependencies=[Security(bearer)], responses=ERRORS, tags=["contact centre"])
 
-    async def call(
-        request: Request, fn: Callable[..., Any], head: tuple, tail: tuple, *, answer: Callable, **kw: Any
-    ) -> Any:
+    async def call(request: Request, fn: Callable[..., Any], head: tuple, tail: tuple, *, answer: Callable) -> Any:
         principal: Principal = request.state.principal
         try:
-            result = await run_in_threadpool(lambda: fn(*head, principal, *tail, now=clock(), **kw))
+            result = await run_in_threadpool(lambda: fn(*head, principal, *tail, now=clock()))
         except CivicsealError as exc:
             response = _error(exc)
         else:
             response = JSONResponse(answer(result), headers=NO_STORE)
-        response.background = _chained(kw)
         return response
 
     @router.post("/lookup", response_model=LookupOut, summary="Look up one household by reference and birth date")
     async def lookup_route(request: Request, body: LookupIn) -> Any:
         tail = (body.reference_number, body.birth_date, body.call_reference)
-        return await call(request, lookup.lookup_by_reference, (engine, cipher), tail, answer=_found, chain=False)
+        return await call(request, lookup.lookup_by_reference, (engine, cipher), tail, answer=_found)
 
     @router.post("/lookup-by-name", response_model=LookupOut, summary="Supervisors: by kana, birth date, postcode")
     async def lookup_by_name_route(request: Request, body: LookupByNameIn) -> Any:
         tail = (body.name_kana, body.birth_date, body.postcode, body.call_reference)
-        return await call(request, lookup.lookup_by_name, (engine, cipher), tail, answer=_found, chain=False)
+        return await call(request, lookup.lookup_by_name, (engine, cipher), tail, answer=_found)
 
     @router.post("/notes", response_model=Done, summary="Record a call note")
     async def note_route(request: Request, body: NoteIn) -> Any:

@@ -16,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from civicseal.clock import utcnow
 from civicseal.contact.errors import NotAllowed
@@ -37,6 +39,31 @@ SECURITY_HEADERS: Final = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every answer that does not set its own.
+
+    Plain ASGI, not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware wraps every read of a request
+    body in a task group and the answer in a stream, which cost a look-up more CPU than its own SQL did.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def serves_pages(home: Home) -> bool:
@@ -92,13 +119,7 @@ def create_app(
     async def _not_allowed(request: Request, _exc: NotAllowed) -> Response:
         return forbidden_page(request, city)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
+    app.add_middleware(SecurityHeaders)
     _log_requests(app, access_log, clock)
     return app
 

@@ -30,6 +30,25 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "所属組織はこの業務の承認を受けていません。",
         "Your organization is not approved for this work.",
     ),
+    "totp_setup": ("ワンタイムコードの設定", "One-time code set-up"),
+    "totp_help": (
+        "スマートフォンの認証アプリ（Google Authenticator など）に下の秘密鍵を登録し、アプリに表示された6桁の"
+        "コードを入力してください。設定後は、サインインのたびにコードが必要になります。",
+        "Add the secret key below to an authenticator app on your phone (Google Authenticator or similar), then"
+        " enter the 6-digit code the app shows. From then on, every sign-in needs the code.",
+    ),
+    "totp_secret": ("秘密鍵（アプリに手入力します）", "Secret key (type it into the app)"),
+    "totp_uri": ("設定用URI（otpauth）", "Set-up URI (otpauth)"),
+    "totp_code": ("アプリに表示された6桁のコード", "The 6-digit code the app shows"),
+    "totp_confirm": ("確認して設定する", "Confirm and turn on"),
+    "totp_done": (
+        "設定しました。次回のサインインからワンタイムコードが必要です。",
+        "Done: from your next sign-in, the one-time code is required.",
+    ),
+    "totp_already": (
+        "このアカウントはワンタイムコードを設定済みです。",
+        "One-time codes are already set up for this account.",
+    ),
     "lookup": ("世帯の照会", "Look up a household"),
     "lookup_help": (
         "通知書に印字された照会番号と、お電話の方の生年月日で照会します。一度に一世帯だけ表示されます。",

@@ -74,6 +74,8 @@ class Pages:
         r.add_api_route("/login", self.login_page, methods=["GET"])
         r.add_api_route("/login", self.login, methods=["POST"])
         r.add_api_route("/logout", self.logout, methods=["POST"])
+        r.add_api_route("/account/totp", self.totp_page, methods=["GET"])
+        r.add_api_route("/account/totp", self.totp_enrol, methods=["POST"])
         r.add_api_route("/lookup", self.lookup_page, methods=["GET"])
         r.add_api_route("/lookup", self.lookup, methods=["POST"])
         r.add_api_route("/lookup/by-name", self.lookup_by_name, methods=["POST"])
@@ -181,6 +183,39 @@ class Pages:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    # ---------------------------------------------------------------------------------------------
+    # one-time codes
+
+    async def totp_page(self, request: Request) -> Response:
+        """Any signed-in user without one-time codes (in practice an operator) may turn them on here."""
+        principal = await self.signed_in(request)
+        if isinstance(principal, Response):
+            return principal
+        enrolled = await run_in_threadpool(users.has_totp, self.engine, principal)
+        offer = None if enrolled else users.offer_totp(self.cipher, principal, issuer=self.city)
+        return self.render(request, "totp.html", "totp_setup", principal=principal, offer=offer, enrolled=enrolled)
+
+    async def totp_enrol(self, request: Request) -> Response:
+        principal = await self.signed_in(request)
+        if isinstance(principal, Response):
+            return principal
+        data = await self.form(request, principal)
+        sealed, now = data.get("offer", ""), self.clock()
+        try:
+            await run_in_threadpool(
+                users.enrol_totp, self.engine, self.cipher, principal, sealed, data.get("code", ""), now=now
+            )
+        except CivicsealError as exc:
+            try:  # the same secret again: the user has probably added it to the app already
+                offer = users.offer_totp(self.cipher, principal, issuer=self.city, sealed=sealed)
+            except CivicsealError:
+                offer = users.offer_totp(self.cipher, principal, issuer=self.city)
+            enrolled = await run_in_threadpool(users.has_totp, self.engine, principal)
+            context = {"offer": offer, "enrolled": enrolled, "error": str(exc)}
+            return self.render(request, "totp.html", "totp_setup", status=400, principal=principal, **context)
+        message = text("totp_done", _lang(request))
+        return self.render(request, "totp.html", "totp_setup", principal=principal, enrolled=True, message=message)
 
     # ---------------------------------------------------------------------------------------------
     # look-ups and actions
