@@ -1,6 +1,7 @@
 """Revocation always lands: while a long write transaction holds the store, reads go on, and a revocation and an
 unlock attempt (with its log row) land as soon as it ends — on SQLite by retrying past the busy timeout, on
-PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, never an internal error."""
+PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, never an internal error. A
+register import holds the write lock only for its final merge."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -16,6 +18,8 @@ from civicseal.keys.city import load_unlock_key
 from civicseal.keys.evidence import verify_evidence
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
+from civicseal.register.importer import import_register
+from civicseal.register.synth import synthesize
 from civicseal.store.engine import make_engine, transaction, write_patiently
 from civicseal.store.errors import StoreBusy
 from civicseal.store.fieldcrypt import FieldCipher
@@ -91,4 +95,51 @@ def test_a_store_that_stays_busy_is_a_clear_refusal(home: Home, cipher: FieldCip
         write_patiently(engine, lambda conn: conn.execute(text("DELETE FROM audit_head WHERE 0 = 1")), patience=1.0)
     with long_write(home), pytest.raises(StoreBusy, match="try again when it ends"), transaction(engine) as conn:
         conn.execute(text("DELETE FROM audit_head WHERE 0 = 1"))  # any other writer: a refusal, not a crash
+    engine.dispose()
+
+
+REGISTER = 20_000  # residents: an import of a few seconds; the hooks below pin down when each revocation runs
+
+
+def test_a_revocation_lands_while_a_register_import_runs(
+    home: Home, cipher: FieldCipher, backend: str, tmp_path: Path
+) -> None:
+    """Staging holds no lock of the store, so a revocation then lands at once; the merge holds SQLite's write
+    lock for one short transaction, and a revocation issued inside it lands as soon as it commits."""
+    make_contractor(home.engine, "alice")
+    add_package(home, cipher, "alice", "pkg_staging")
+    add_package(home, cipher, "alice", "pkg_merging")
+    city = synthesize(REGISTER, 7, tmp_path / "register")
+    engine = _impatient(home)
+    waited: dict[str, float] = {}
+    contenders: list[threading.Thread] = []
+
+    def revoke(package_id: str) -> None:
+        started = time.monotonic()
+        revoke_package(engine, package_id, "reported lost", now=NOW, actor=ACTOR)
+        waited[package_id] = time.monotonic() - started
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage.startswith("reading") and "pkg_staging" not in waited:
+            revoke("pkg_staging")  # the import waits for it, half-way through staging
+        if stage == "writing" and done == 1 and not contenders:
+            contenders.append(threading.Thread(target=revoke, args=("pkg_merging",)))
+            contenders[0].start()
+            time.sleep(1.0)  # inside the merge's transaction
+
+    files = [city.residents_path, city.tax_path, city.accounts_path]
+    summary = import_register(home.engine, cipher, files, now=NOW, progress=progress)
+    contenders[0].join()
+
+    assert summary.residents.new == REGISTER
+    assert waited["pkg_staging"] < 1.0
+    assert waited["pkg_merging"] < 5.0
+    if backend == "sqlite":
+        assert waited["pkg_merging"] > 0.5  # it did wait for the merge's write lock, then landed
+    else:
+        assert waited["pkg_merging"] < 0.5  # PostgreSQL locks rows: the merge's are not the package's
+    with engine.connect() as conn:
+        revoked = conn.execute(text("SELECT COUNT(*) FROM packages WHERE revoked_at IS NOT NULL")).scalar_one()
+    assert revoked == 2
+    assert verify_evidence(home).ok
     engine.dispose()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from civicseal.cli import run
+from civicseal.register import importer
 from civicseal.register.columns import Kind, english_header
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
 from civicseal.register.models import tax_row_key
@@ -285,6 +286,53 @@ def test_one_bad_row_refuses_the_whole_import_and_writes_nothing(
     assert str(exc).endswith("import refused: 1 problem; nothing was written")
     assert before["residents"] == before["tax_assessments"] == before["bank_accounts"] == 0
     assert counts(home) == before  # no row and no audit entry beyond `init`
+
+
+def staging_left(home: Home) -> list[Path]:
+    """What a staging area left in the home (on SQLite it is a scratch file beside the database)."""
+    return list(home.path.glob("*.part"))
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
+def test_a_refusal_found_after_most_rows_were_staged_leaves_nothing(
+    home: Home, cipher: FieldCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: bool
+) -> None:
+    monkeypatch.setattr(importer, "BATCH_BYTES", 1024)  # a few rows a batch: most batches are staged first
+    if workers:
+        monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    before = counts(home)
+    people = [person(f"N{i}", f"H{i}") for i in range(200)]
+    residents = residents_csv(tmp_path, [*people, person("N7", "H7", relationship="child")])
+    taxes = tax_csv(tmp_path, [*(tax_row(f"N{i}") for i in range(200)), tax_row("N999")])
+
+    assert problems(refusal(home, cipher, residents, taxes)) == [
+        ("residents.csv", 202, "resident_code", "appears twice (first on line 9)"),
+        ("tax.csv", 202, "resident_code", "names no resident in the register"),
+    ]
+    assert counts(home) == before
+    assert staging_left(home) == []
+
+    summary = do_import(home, cipher, residents, taxes, rejects=tmp_path / "rejects.csv")
+    assert (summary.residents.new, summary.tax.new, summary.rejected) == (200, 200, 2)
+
+
+def test_an_import_stopped_inside_its_merge_leaves_nothing(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    before = counts(home)
+    files = [
+        residents_csv(tmp_path, [person("K1", "H1"), person("K2", "H2")]),
+        tax_csv(tmp_path, [tax_row("K1"), tax_row("K2")]),
+        accounts_csv(tmp_path, [account_row("H1")]),
+    ]
+
+    def stop_after_two_tables(stage: str, done: int, total: int) -> None:
+        if stage == "writing" and done == 2:  # residents and tax merged, accounts not yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        do_import(home, cipher, *files, progress=stop_after_two_tables)
+    assert counts(home) == before
+    assert staging_left(home) == []
+    assert do_import(home, cipher, *files).residents.new == 2
 
 
 def test_errors_name_file_line_column_and_rule_never_the_value(

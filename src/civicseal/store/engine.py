@@ -79,13 +79,25 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     On SQLite, a write lock not obtained within the busy timeout is :class:`StoreBusy` (retry), never an
     internal error.
     """
+    with engine.connect() as conn, writing(conn):
+        yield conn
+
+
+@contextmanager
+def writing(conn: Connection) -> Iterator[None]:
+    """A :func:`transaction` on a connection the caller already holds (one with a staging area attached).
+
+    The connection's earlier transactions may have been readers; this one begins IMMEDIATE on SQLite.
+    """
     try:
-        with engine.connect() as conn:
-            conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
+        conn.execution_options(**{_WRITER: True})  # in place: SQLite begins IMMEDIATE
+        try:
             with conn.begin():
-                yield conn
+                yield
+        finally:
+            conn.execution_options(**{_WRITER: False})
     except OperationalError as exc:
-        if not (is_sqlite(engine) and _is_lock_timeout(exc)):
+        if not (is_sqlite(conn) and _is_lock_timeout(exc)):
             raise
         raise StoreBusy("the store is busy (another job holds its write lock): try again when it ends") from None
 
