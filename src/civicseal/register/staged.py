@@ -65,6 +65,8 @@ def create(conn: Connection) -> None:
     """Every staging table, empty: a rule may look for rows of a file that is not in this import."""
     for kind, name in STAGED.items():
         extra = ["line INTEGER PRIMARY KEY", "rejected SMALLINT NOT NULL DEFAULT 0", f"fate SMALLINT DEFAULT {NEW}"]
+        if kind is Kind.TAX:
+            extra += ["unsupported SMALLINT NOT NULL DEFAULT 0"]  # its supporter names no resident
         if kind is Kind.ACCOUNTS:
             extra += ["zengin_column VARCHAR(50)", "zengin_rule VARCHAR(200)"]
         table, columns, _ = TABLES[kind]
@@ -103,11 +105,11 @@ def _current(t: str) -> str:
     return f"({t}.moved_out IS NULL OR {t}.moved_out > :today) AND ({t}.deceased IS NULL OR {t}.deceased > :today)"
 
 
-def _known_resident(code: str) -> str:
-    """A resident the register holds after the merge: stored, or a valid row of this import."""
+def _unknown_resident(code: str) -> str:
+    """Not a resident the register holds after the merge: neither stored nor a valid row of this import."""
     return (
-        f"(EXISTS (SELECT 1 FROM residents k WHERE k.resident_code = {code})"
-        f" OR EXISTS (SELECT 1 FROM staged_residents k WHERE k.resident_code = {code} AND k.rejected = 0))"
+        f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.resident_code = {code})"
+        f" AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.resident_code = {code} AND k.rejected = 0)"
     )
 
 
@@ -191,47 +193,69 @@ def check_tax(conn: Connection) -> None:
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        " SELECT 'tax', line,"
-        "  CASE WHEN NOT known THEN 'resident_code' WHEN first IS NOT NULL THEN 'fiscal_year' ELSE 'dependent_of' END,"
-        "  CASE WHEN NOT known OR first IS NULL THEN 'names no resident in the register'"
-        "   ELSE 'second row for this resident and year (first on line ' || first || ')' END"
-        " FROM ("
-        f"  SELECT s.line, {_known_resident('s.resident_code')} AS known,"
-        f"   (s.dependent_of IS NULL OR {_known_resident('s.dependent_of')}) AS supported,"
-        "   (SELECT MIN(y.line) FROM staged_tax y WHERE y.resident_code = s.resident_code"
-        "    AND y.fiscal_year = s.fiscal_year AND y.line < s.line"
-        f"    AND (y.dependent_of IS NULL OR {_known_resident('y.dependent_of')})) AS first"
-        "  FROM staged_tax s"
-        " ) AS t"
-        " WHERE NOT known OR first IS NOT NULL OR NOT supported",
+        " SELECT 'tax', s.line, 'resident_code', 'names no resident in the register' FROM staged_tax s"
+        f" WHERE {_unknown_resident('s.resident_code')}",
     )
     _mark(conn, Kind.TAX)
+    _run(
+        conn,
+        "UPDATE staged_tax SET unsupported = 1 WHERE rejected = 0 AND dependent_of IS NOT NULL"
+        f" AND {_unknown_resident('staged_tax.dependent_of')}",
+    )
+    _later_rows(
+        conn,
+        Kind.TAX,
+        "resident_code, fiscal_year",
+        "unsupported = 0",
+        ("fiscal_year", "second row for this resident and year"),
+        ("'dependent_of'", "'names no resident in the register'"),
+    )
 
 
 def check_accounts(conn: Connection) -> None:
     """An account names a known household; then it is not a second account for it (the first being the first
     row that breaks no rule); then its bank and branch are in the Zengin data."""
-    known = (
-        "(EXISTS (SELECT 1 FROM residents k WHERE k.household_code = s.household_code)"
-        " OR EXISTS (SELECT 1 FROM staged_residents k WHERE k.household_code = s.household_code AND k.rejected = 0))"
-    )
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        " SELECT 'accounts', line,"
-        "  CASE WHEN NOT known OR first IS NOT NULL THEN 'household_code' ELSE zengin_column END,"
-        "  CASE WHEN NOT known THEN 'names no household in the register'"
-        "   WHEN first IS NOT NULL THEN 'second account for this household (first on line ' || first || ')'"
-        "   ELSE zengin_rule END"
-        " FROM ("
-        f"  SELECT s.line, s.zengin_column, s.zengin_rule, {known} AS known,"
-        "   (SELECT MIN(y.line) FROM staged_accounts y WHERE y.household_code = s.household_code"
-        "    AND y.line < s.line AND y.zengin_rule IS NULL) AS first"
-        "  FROM staged_accounts s"
-        " ) AS a"
-        " WHERE NOT known OR first IS NOT NULL OR zengin_rule IS NOT NULL",
+        " SELECT 'accounts', s.line, 'household_code', 'names no household in the register' FROM staged_accounts s"
+        " WHERE NOT EXISTS (SELECT 1 FROM residents k WHERE k.household_code = s.household_code)"
+        " AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.household_code = s.household_code"
+        "  AND k.rejected = 0)",
     )
     _mark(conn, Kind.ACCOUNTS)
+    _later_rows(
+        conn,
+        Kind.ACCOUNTS,
+        "household_code",
+        "zengin_rule IS NULL",
+        ("household_code", "second account for this household"),
+        ("s.zengin_column", "s.zengin_rule"),
+    )
+
+
+def _later_rows(
+    conn: Connection, kind: Kind, key: str, fine: str, second: tuple[str, str], otherwise: tuple[str, str]
+) -> None:
+    """A valid row after the first row of its key that is ``fine`` is a second row (``second``: column and
+    rule); a row not ``fine`` otherwise breaks ``otherwise`` (SQL for its column and rule). Only keys with
+    more than one row are grouped."""
+    name = STAGED[kind]
+    on = " AND ".join(f"d.{c} = s.{c}" for c in key.split(", "))
+    column, rule = second
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        f" SELECT '{kind}', s.line,"
+        f"  CASE WHEN d.first < s.line THEN '{column}' ELSE {otherwise[0]} END,"
+        f"  CASE WHEN d.first < s.line THEN '{rule} (first on line ' || d.first || ')' ELSE {otherwise[1]} END"
+        f" FROM {name} s LEFT JOIN ("
+        f"  SELECT {key}, MIN(CASE WHEN {fine} THEN line END) AS first FROM {name} WHERE rejected = 0"
+        f"  GROUP BY {key} HAVING COUNT(*) > 1"
+        f" ) d ON {on}"
+        f" WHERE s.rejected = 0 AND (d.first < s.line OR NOT (s.{fine}))",
+    )
+    _mark(conn, kind)
 
 
 def classify(conn: Connection) -> None:
