@@ -41,7 +41,7 @@ from civicseal.store.bulk import insert_rows
 from civicseal.store.engine import writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
-from civicseal.store.staging import staging_area
+from civicseal.store.staging import staging_area, staging_file, write_to_file
 
 MAX_PRINTED_PROBLEMS = 100
 BATCH_BYTES = 2 << 20  # read, normalized and staged at a time: about 10,000 rows
@@ -422,18 +422,19 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
     kind = source.kind
     size = max(source.path.stat().st_size, 1)
     rows_read, done = 0, 0
-    for records, found, read, length in parse(source):
+    for records, found, read, length in parse(source, staging_file(conn)):
         problems.extend(found)
         rows_read += read
         done += length
-        with conn.begin():
-            insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+        if records:  # else a worker staged them itself
+            with conn.begin():
+                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         progress(f"reading {kind}", min(done, size), size)
     return rows_read
 
 
 Parsed = tuple[list[tuple], list[Problem], int, int]  # staged rows, problems, rows read, characters read
-_Parser = Callable[[_Source], Iterator[Parsed]]
+_Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
 
 
 def _parse_batch(source: _Source, lines: list[str], first: int, cipher: FieldCipher) -> Parsed:
@@ -449,7 +450,7 @@ def _parse_batch(source: _Source, lines: list[str], first: int, cipher: FieldCip
 
 
 def _parse_here(cipher: FieldCipher) -> _Parser:
-    def parse(source: _Source) -> Iterator[Parsed]:
+    def parse(source: _Source, _: Path | None) -> Iterator[Parsed]:
         for first, lines in line_batches(source.path, source.encoding):
             yield _parse_batch(source, lines, first, cipher)
 
@@ -464,9 +465,15 @@ def _start_worker(cipher: FieldCipher) -> None:
     _worker_cipher = cipher
 
 
-def _parse_in_worker(source: _Source, lines: list[str], first: int) -> Parsed:
+def _parse_in_worker(source: _Source, lines: list[str], first: int, stage: Path | None) -> Parsed:
+    """A batch parsed, and written straight into the staging file when there is one (SQLite): the rows
+    need not travel back to the parent, and the workers write in turn while each parses its next batch."""
     assert _worker_cipher is not None
-    return _parse_batch(source, lines, first, _worker_cipher)
+    records, problems, read, length = _parse_batch(source, lines, first, _worker_cipher)
+    if stage is None:
+        return records, problems, read, length
+    write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
+    return [], problems, read, length
 
 
 @contextmanager
@@ -484,10 +491,10 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
     context = multiprocessing.get_context("fork")
     with context.Pool(cores, initializer=_start_worker, initargs=(cipher,)) as pool:
 
-        def parse(source: _Source) -> Iterator[Parsed]:
+        def parse(source: _Source, stage: Path | None) -> Iterator[Parsed]:
             pending: deque[AsyncResult[Parsed]] = deque()
             for first, lines in line_batches(source.path, source.encoding):
-                pending.append(pool.apply_async(_parse_in_worker, (source, lines, first)))
+                pending.append(pool.apply_async(_parse_in_worker, (source, lines, first, stage)))
                 if len(pending) > cores:  # a few batches in flight: memory stays bounded
                     yield pending.popleft().get()
             while pending:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,3 +70,27 @@ def create_index(conn: Connection, table: str, columns: str) -> None:
     index = f"ix_{table}_{columns.replace(', ', '_')}"
     schema = f"{SCHEMA}." if is_sqlite(conn) else ""
     conn.exec_driver_sql(f"CREATE INDEX {schema}{index} ON {table} ({columns})")
+
+
+def staging_file(conn: Connection) -> Path | None:
+    """The file of a staging area on SQLite, which other processes may write to; None on PostgreSQL."""
+    if not is_sqlite(conn):
+        return None
+    files = {row[1]: row[2] for row in conn.connection.driver_connection.execute("PRAGMA database_list")}  # type: ignore[union-attr]
+    return Path(files[SCHEMA])
+
+
+_writers: dict[Path, sqlite3.Connection] = {}  # a worker process's connection to each staging file
+
+
+def write_to_file(path: Path, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Rows into a table of a staging file, from a process of its own: one writer at a time, each in turn."""
+    conn = _writers.get(path)
+    if conn is None:
+        conn = _writers[path] = sqlite3.connect(path, timeout=600, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=OFF")  # scratch: no journal, as in the staging area itself
+        conn.execute("PRAGMA synchronous=OFF")
+    marks = ", ".join("?" for _ in columns)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    conn.execute("COMMIT")
