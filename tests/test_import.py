@@ -15,6 +15,7 @@ import pytest
 from civicseal.cli import run
 from civicseal.register import importer
 from civicseal.register.columns import Kind, english_header
+from civicseal.register.errors import RegisterError
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
 from civicseal.register.models import tax_row_key
 from civicseal.register.normalize import my_number_check_digit
@@ -333,6 +334,23 @@ def test_an_import_stopped_inside_its_merge_leaves_nothing(home: Home, cipher: F
     assert counts(home) == before
     assert staging_left(home) == []
     assert do_import(home, cipher, *files).residents.new == 2
+
+
+def test_an_import_that_lands_while_another_is_checked_sends_that_one_back(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """The rules ran against the register as it was; another import changed it before the merge began."""
+    first = residents_csv(tmp_path, [person("J1", "H1")], name="first.csv")
+    other = residents_csv(tmp_path, [person("J2", "H1")], name="other.csv")  # H1 would have two heads
+
+    def land_the_other(stage: str, done: int, total: int) -> None:
+        if stage == "writing" and done == 0:
+            do_import(home, cipher, other)
+
+    with pytest.raises(RegisterError, match="another register import landed while this one was checked"):
+        do_import(home, cipher, first, progress=land_the_other)
+    assert query(home, "SELECT resident_code FROM residents") == [("J2",)]
+    assert problems(refusal(home, cipher, first)) == [("first.csv", 2, "relationship", "household has 2 current heads")]
 
 
 def test_errors_name_file_line_column_and_rule_never_the_value(

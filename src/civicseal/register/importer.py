@@ -19,7 +19,7 @@ import multiprocessing
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -554,11 +554,10 @@ def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher)
     return [pick[name] for name in names]
 
 
-def _check(
-    conn: Connection, sources: list[_Source], today: date
-) -> tuple[int, list[tuple[Kind, int, str | None, str]]]:
-    """The rules that span rows and files, over the staging area and the store as it is now; returns the
-    register's generation they saw and what they found."""
+def _check(conn: Connection, sources: list[_Source], today: date, summary: ImportSummary) -> tuple[int, list]:
+    """The rules that span rows and files, over the staging area and the store as it is now, and what the
+    merge will do with each valid row (``summary``'s counts); returns the register's generation they saw
+    and what they found: (kind, line, column, rule), column None for a row rejected with its household."""
     kinds = {source.kind for source in sources}
     with conn.begin():  # a reader: on SQLite, no write lock
         generation = staged.register_generation(conn)
@@ -569,6 +568,11 @@ def _check(
         if Kind.ACCOUNTS in kinds:
             staged.check_accounts(conn)
         staged.classify(conn)
+        for source in sources:
+            counts: Counts = getattr(summary, source.kind.value)
+            fates = staged.fates(conn, source.kind)
+            counts.new, counts.updated = fates.get(staged.NEW, 0), fates.get(staged.CHANGED, 0)
+            counts.unchanged = fates.get(staged.UNCHANGED, 0)
         return generation, list(staged.faults(conn))
 
 
@@ -676,14 +680,19 @@ def _import(
     problems: list[Problem] = []
     summary = ImportSummary()
     engine.dispose()  # no pooled connection may cross the fork of the parsing workers
-    with _parsers(cipher, sources) as parse, staging_area(engine) as conn:
+    with ExitStack() as stack:
+        workers = ExitStack()
+        parse = workers.enter_context(_parsers(cipher, sources))
+        stack.push(workers)
+        conn = stack.enter_context(staging_area(engine))
         with conn.begin():
             staged.create(conn)
         for source in sources:
             summary.rows_read += _stage(conn, source, parse, problems, progress)
+        workers.close()  # their memory is not held through the checks and the merge
         with conn.begin():
             staged.index(conn)
-        generation, found = _check(conn, sources, tokyo_today(now))
+        generation, found = _check(conn, sources, tokyo_today(now), summary)
         names = {source.kind: source.path.name for source in sources}
         cascaded: dict[tuple[str, int], str] = {}
         for kind, line, column, rule in found:
@@ -706,10 +715,7 @@ def _import(
                 raise RegisterError("another register import landed while this one was checked; run it again")
             for done, source in enumerate(sources, 1):
                 counts: Counts = getattr(summary, source.kind.value)
-                fates = staged.fates(conn, source.kind)
-                counts.new, counts.updated = fates.get(staged.NEW, 0), fates.get(staged.CHANGED, 0)
-                counts.unchanged = fates.get(staged.UNCHANGED, 0)
-                staged.merge(conn, source.kind)
+                staged.merge(conn, source.kind, new=counts.new, changed=counts.updated)
                 progress("writing", done, len(sources))
             details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
             audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)

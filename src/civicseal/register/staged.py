@@ -53,6 +53,7 @@ INDEXES = {
 }
 # A row's fate in the merge, found before it: a key the store lacks, a changed digest, or nothing to write.
 NEW, CHANGED, UNCHANGED = 1, 2, 0
+BULK_LOAD = 10_000  # new rows into an empty table from which indexes are built afterwards
 ZENGIN = ("zengin_column", "zengin_rule")  # the account's bank and branch rule, checked while reading
 
 
@@ -294,22 +295,25 @@ def lock_register(conn: Connection) -> None:
         conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN SHARE ROW EXCLUSIVE MODE")
 
 
-def merge(conn: Connection, kind: Kind) -> None:
-    """New rows in key order (a b-tree filled from its end), then changed rows; unchanged rows are not touched."""
+def merge(conn: Connection, kind: Kind, *, new: int, changed: int) -> None:
+    """``new`` rows in key order (a b-tree filled from its end), then ``changed`` rows; unchanged rows are
+    not touched. Counted beforehand by :func:`fates`, so nothing is asked of a table that has nothing to do."""
     table, names, key_width = TABLES[kind]
     name = STAGED[kind]
     keys, rest = names[:key_width], names[key_width:]
     columns = ", ".join(names)
-    empty = conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
-    with _indexes_built_after(conn, table, bulk=empty):
+    if new:
+        empty = conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
+        with _indexes_built_after(conn, table, bulk=empty and new > BULK_LOAD):
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}"
+                f" WHERE rejected = 0 AND fate = {NEW} ORDER BY {', '.join(keys)}"
+            )
+    if changed:
         conn.exec_driver_sql(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}"
-            f" WHERE rejected = 0 AND fate = {NEW} ORDER BY {', '.join(keys)}"
+            f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in rest)} FROM {name} AS s"
+            f" WHERE {' AND '.join(f's.{c} = {table}.{c}' for c in keys)} AND s.rejected = 0 AND s.fate = {CHANGED}"
         )
-    conn.exec_driver_sql(
-        f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in rest)} FROM {name} AS s"
-        f" WHERE {' AND '.join(f's.{c} = {table}.{c}' for c in keys)} AND s.rejected = 0 AND s.fate = {CHANGED}"
-    )
 
 
 @contextmanager
