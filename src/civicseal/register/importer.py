@@ -25,6 +25,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from itertools import compress
 from multiprocessing.pool import AsyncResult
+from multiprocessing.synchronize import Lock
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -170,11 +171,12 @@ def _encoding(path: Path, f: io.BufferedReader) -> str:
     return "cp932"
 
 
-def line_batches(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """The file's lines (ends cut at LF or CRLF) in batches, each with the number of its first line.
+def byte_batches(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file in batches of whole lines, still encoded, each with the number of its first line.
 
     A batch runs on while it holds an odd number of quotes (a quoted field spanning lines stays in one
-    batch, and is refused there as a control character), up to QUOTED_LINES lines.
+    batch, and is refused there as a control character), up to QUOTED_LINES lines. Undecoded, a batch
+    travels to a parsing worker as one object, and the worker decodes it.
     """
     number = 1
     try:
@@ -182,19 +184,35 @@ def line_batches(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
             while chunk := f.readlines(BATCH_BYTES):
                 if number == 1:
                     chunk[0] = chunk[0].removeprefix(UTF8_BOM)
-                quotes = sum(line.count(b'"') for line in chunk)  # b'"' is never part of a CP932 character
+                data = b"".join(chunk)
+                quotes = data.count(b'"')  # b'"' is never part of a CP932 character
                 for _ in range(QUOTED_LINES):
                     if quotes % 2 == 0 or not (more := f.readline()):
                         break
                     chunk.append(more)
+                    data += more
                     quotes += more.count(b'"')
-                lines = b"".join(chunk).decode(encoding).split("\n")
-                if lines[-1] == "":
-                    lines.pop()
-                yield number, [line[:-1] if line.endswith("\r") else line for line in lines]
-                number += len(lines)
+                yield number, data
+                number += len(chunk)
     except OSError as exc:
         raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
+
+
+def split_lines(data: bytes, encoding: str) -> list[str]:
+    """A batch's lines, ends cut at LF or CRLF (a CR elsewhere stays, and is refused as a control character)."""
+    text = data.decode(encoding)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").removesuffix("\r")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def line_batches(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """The file's lines (ends cut at LF or CRLF) in batches, each with the number of its first line."""
+    for number, data in byte_batches(path):
+        yield number, split_lines(data, encoding)
 
 
 def decode_lines(path: Path) -> list[str]:
@@ -214,7 +232,7 @@ class _ColumnCache(dict):
     def __init__(self, column: Column) -> None:
         super().__init__()
         self.column = column
-        self.bad: set[str] = set()
+        self.bad: dict[str, str] = {}  # raw value → the rule it breaks
 
     def __missing__(self, raw: str) -> object:
         fast = self.column.fast
@@ -225,17 +243,39 @@ class _ColumnCache(dict):
             value = self.column.read(raw)
         except InvalidValue as exc:
             value = exc
-            self.bad.add(raw)
+            self.bad[raw] = exc.rule
         self[raw] = value
         return value
 
 
-def _parse_column(column: Column, raw: Sequence[str]) -> tuple[list[object], _ColumnCache]:
-    """A whole column at once; a column every value of which needs no normalization skips the cache."""
-    cache = _ColumnCache(column)
+CACHED_VALUES = 50_000  # distinct values a column's cache keeps before it starts afresh
+
+
+class ColumnCaches(dict[Column, _ColumnCache]):
+    """Each column's cache, kept across the batches of one import in one process: dates, relationship
+    words, postcodes and bank codes repeat across the whole register, not only within a batch. A column
+    whose values hardly repeat (names) starts afresh past CACHED_VALUES, so memory stays bounded; the
+    caches end with the import, so no register value outlives it in a long-running process."""
+
+    def __missing__(self, column: Column) -> _ColumnCache:
+        cache = self[column] = _ColumnCache(column)
+        return cache
+
+    def of(self, column: Column) -> _ColumnCache:
+        cache = self[column]
+        if len(cache) > CACHED_VALUES:
+            del self[column]
+            cache = self[column]
+        return cache
+
+
+def _parse_column(column: Column, raw: Sequence[str], caches: ColumnCaches) -> tuple[list[object], dict[str, str]]:
+    """A whole column at once, and its bad values with their rules; a column every value of which needs no
+    normalization skips the cache."""
     if column.bulk is not None and (values := column.bulk(raw, column.required)) is not None:
-        return values, cache
-    return list(map(cache.__getitem__, raw)), cache
+        return values, {}
+    cache = caches.of(column)
+    return list(map(cache.__getitem__, raw)), cache.bad
 
 
 INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, columns in COLUMNS.items()}
@@ -354,8 +394,10 @@ def parse_rows(
     columns: Sequence[Column],
     positions: Sequence[int | None],
     problems: list[Problem],
+    caches: ColumnCaches | None = None,
 ) -> Rows:
     """Split into rows, then normalize column by column: registers repeat their values endlessly."""
+    caches = ColumnCaches() if caches is None else caches
     raw_rows, line_numbers, unreadable = _split_rows(name, lines, first, width, problems)
     raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
     valid = [True] * len(raw_rows)
@@ -364,12 +406,12 @@ def parse_rows(
         if index is None:
             values_by_column.append([None] * len(raw_rows))
             continue
-        values, cache = _parse_column(column, raw_columns[index])
+        values, bad = _parse_column(column, raw_columns[index], caches)
         values_by_column.append(values)
-        if cache.bad:
+        if bad:
             for i, raw in enumerate(raw_columns[index]):
-                if raw in cache.bad:
-                    problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
+                if raw in bad:
+                    problems.append(Problem(name, line_numbers[i], column.name, bad[raw]))
                     valid[i] = False
     return Rows(line_numbers, values_by_column, valid, unreadable)
 
@@ -433,46 +475,54 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
     return rows_read
 
 
-Parsed = tuple[list[tuple], list[Problem], int, int]  # staged rows, problems, rows read, characters read
+Parsed = tuple[list[tuple], list[Problem], int, int]  # staged rows, problems, rows read, bytes read
 _Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
 
 
-def _parse_batch(source: _Source, lines: list[str], first: int, cipher: FieldCipher) -> Parsed:
+def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, caches: ColumnCaches) -> Parsed:
     """One batch, normalized and encrypted, its header line (line 1) left out."""
-    length = sum(map(len, lines)) + len(lines)
+    lines = split_lines(data, source.encoding)
     if first == 1:
         lines, first = lines[1:], 2
     problems: list[Problem] = []
     kind = source.kind
-    rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems)
+    rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
     records = _records(kind, rows, lines, first, cipher)
-    return records, problems, len(rows.line_numbers) + len(rows.unreadable), length
+    return records, problems, len(rows.line_numbers) + len(rows.unreadable), len(data)
 
 
 def _parse_here(cipher: FieldCipher) -> _Parser:
+    caches = ColumnCaches()
+
     def parse(source: _Source, _: Path | None) -> Iterator[Parsed]:
-        for first, lines in line_batches(source.path, source.encoding):
-            yield _parse_batch(source, lines, first, cipher)
+        for first, data in byte_batches(source.path):
+            yield _parse_batch(source, data, first, cipher, caches)
 
     return parse
 
 
 _worker_cipher: FieldCipher | None = None  # a parsing worker's cipher, inherited when it is forked
+_worker_caches = ColumnCaches()  # a parsing worker's column caches; the worker ends with its import
+_worker_turn: Lock | None = None  # held by the worker writing to the staging file
 
 
-def _start_worker(cipher: FieldCipher) -> None:
-    global _worker_cipher  # one per worker process, set once as it starts (it inherits the paused GC)
-    _worker_cipher = cipher
+def _start_worker(cipher: FieldCipher, turn: Lock) -> None:
+    global _worker_cipher, _worker_turn  # one per worker process, set once as it starts (it inherits the paused GC)
+    _worker_cipher, _worker_turn = cipher, turn
 
 
-def _parse_in_worker(source: _Source, lines: list[str], first: int, stage: Path | None) -> Parsed:
+def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | None) -> Parsed:
     """A batch parsed, and written straight into the staging file when there is one (SQLite): the rows
-    need not travel back to the parent, and the workers write in turn while each parses its next batch."""
-    assert _worker_cipher is not None
-    records, problems, read, length = _parse_batch(source, lines, first, _worker_cipher)
+    need not travel back to the parent, and the workers write in turn while each parses its next batch.
+
+    The turn is a lock, not SQLite's busy wait, whose growing sleeps leave the file idle after a write ends.
+    """
+    assert _worker_cipher is not None and _worker_turn is not None
+    records, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
     if stage is None:
         return records, problems, read, length
-    write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
+    with _worker_turn:
+        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
     return [], problems, read, length
 
 
@@ -489,12 +539,12 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
         yield _parse_here(cipher)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(cores, initializer=_start_worker, initargs=(cipher,)) as pool:
+    with context.Pool(cores, initializer=_start_worker, initargs=(cipher, context.Lock())) as pool:
 
         def parse(source: _Source, stage: Path | None) -> Iterator[Parsed]:
             pending: deque[AsyncResult[Parsed]] = deque()
-            for first, lines in line_batches(source.path, source.encoding):
-                pending.append(pool.apply_async(_parse_in_worker, (source, lines, first, stage)))
+            for first, data in byte_batches(source.path):
+                pending.append(pool.apply_async(_parse_in_worker, (source, data, first, stage)))
                 if len(pending) > cores:  # a few batches in flight: memory stays bounded
                     yield pending.popleft().get()
             while pending:
@@ -511,7 +561,7 @@ def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: Field
         columns = [list(compress(column, rows.valid)) for column in rows.columns]
         numbers = list(compress(rows.line_numbers, rows.valid))
     # The row digests, over each row's line (a row that spans lines holds a line break and is refused).
-    digests = list(map(cipher.row_mac, [lines[number - first] for number in numbers]))
+    digests = cipher.row_macs([lines[number - first] for number in numbers])
     table = _table_columns(kind, [*columns, digests], cipher)
     if kind is Kind.ACCOUNTS:
         pick = INDEX[kind]
