@@ -317,6 +317,42 @@ def test_a_refusal_found_after_most_rows_were_staged_leaves_nothing(
     assert (summary.residents.new, summary.tax.new, summary.rejected) == (200, 200, 2)
 
 
+def test_rows_staged_by_workers_are_stored_as_parsed_here(
+    home: Home, cipher: FieldCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers send their rows on as COPY text (PostgreSQL) or write them to the staging file (SQLite):
+    backslashes, empty optional values, flags, numbers and ciphertexts arrive as the parent would store them."""
+    monkeypatch.setattr(importer, "BATCH_BYTES", 512)
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    names = ["A\\B", "\\N", "C\\tD"]  # a backslash, and what COPY would read as NULL or a tab if unescaped
+    numbers = [MY_NUMBER, "", ""]
+    people = [person(f"W{i}", f"H{i}", name=name, my_number=numbers[i]) for i, name in enumerate(names)]
+    taxes = [tax_row("W0", income="1200000"), tax_row("W1", levy="taxed", income="", dependent_of="W0")]
+    files = [residents_csv(tmp_path, people), tax_csv(tmp_path, taxes), accounts_csv(tmp_path, [account_row("H0")])]
+
+    summary = do_import(home, cipher, *files)
+
+    assert (summary.residents.new, summary.tax.new, summary.accounts.new) == (3, 2, 1)
+    residents = query(home, "SELECT resident_code, name, my_number_enc, moved_out FROM residents ORDER BY 1")
+    assert [(code, name, moved_out) for code, name, _, moved_out in residents] == [
+        ("W0", "A\\B", None),
+        ("W1", "\\N", None),
+        ("W2", "C\\tD", None),
+    ]
+    assert cipher.decrypt(bytes(residents[0][2]), "residents.my_number", "W0") == MY_NUMBER
+    assert [row[2] for row in residents[1:]] == [None, None]
+    stored = query(home, "SELECT resident_code, taxed, income_enc, dependent_of FROM tax_assessments ORDER BY 1")
+    assert [(code, bool(taxed), dependent) for code, taxed, _, dependent in stored] == [
+        ("W0", False, None),
+        ("W1", True, "W0"),
+    ]
+    assert cipher.decrypt(bytes(stored[0][2]), "tax_assessments.income", tax_row_key("W0", 2022)) == "1200000"
+    assert stored[1][2] is None
+    account = query(home, "SELECT bank_code, account_number_enc FROM bank_accounts")
+    assert account[0][0] == "0001"
+    assert cipher.decrypt(bytes(account[0][1]), "bank_accounts.account_number", "H0") == "1234567"
+
+
 def test_an_import_stopped_inside_its_merge_leaves_nothing(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     before = counts(home)
     files = [

@@ -38,7 +38,7 @@ from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_key
-from civicseal.store.bulk import insert_rows
+from civicseal.store.bulk import copy_in, copy_text, insert_rows
 from civicseal.store.engine import writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
@@ -468,14 +468,17 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
         problems.extend(found)
         rows_read += read
         done += length
-        if records:  # else a worker staged them itself
+        if isinstance(records, bytes):  # a worker's rows, ready for COPY (PostgreSQL)
+            with conn.begin():
+                copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+        elif records:  # else a worker staged them itself (SQLite)
             with conn.begin():
                 insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         progress(f"reading {kind}", min(done, size), size)
     return rows_read
 
 
-Parsed = tuple[list[tuple], list[Problem], int, int]  # staged rows, problems, rows read, bytes read
+Parsed = tuple[list[tuple] | bytes, list[Problem], int, int]  # staged rows, problems, rows read, bytes read
 _Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
 
 
@@ -514,13 +517,15 @@ def _start_worker(cipher: FieldCipher, turn: Lock) -> None:
 def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | None) -> Parsed:
     """A batch parsed, and written straight into the staging file when there is one (SQLite): the rows
     need not travel back to the parent, and the workers write in turn while each parses its next batch.
+    Else (PostgreSQL, whose staging tables are the parent's session's) the rows go back as COPY text, so
+    the parent only sends them on.
 
     The turn is a lock, not SQLite's busy wait, whose growing sleeps leave the file idle after a write ends.
     """
     assert _worker_cipher is not None and _worker_turn is not None
     records, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
     if stage is None:
-        return records, problems, read, length
+        return copy_text(records), problems, read, length
     with _worker_turn:
         write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
     return [], problems, read, length
