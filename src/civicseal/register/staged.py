@@ -47,7 +47,7 @@ TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
 }  # fmt: skip
 STAGED = {Kind.RESIDENTS: "staged_residents", Kind.TAX: "staged_tax", Kind.ACCOUNTS: "staged_accounts"}
 INDEXES = {
-    Kind.RESIDENTS: ("resident_code", "household_code"),
+    Kind.RESIDENTS: ("resident_code, rejected", "household_code, rejected"),
     Kind.TAX: ("resident_code, fiscal_year",),
     Kind.ACCOUNTS: ("household_code",),
 }
