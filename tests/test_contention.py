@@ -1,6 +1,7 @@
 """Revocation always lands: while a long write transaction holds the store, reads go on, and a revocation and an
 unlock attempt (with its log row) land as soon as it ends — on SQLite by retrying past the busy timeout, on
-PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, never an internal error."""
+PostgreSQL by waiting for the rows. A store that stays busy is a clear refusal, never an internal error. A
+register import holds the write lock only for its final merge."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from civicseal.keys.city import load_unlock_key
 from civicseal.keys.evidence import verify_evidence
 from civicseal.keys.revocation import revoke_package
 from civicseal.keys.unlock import unlock
+from civicseal.register.importer import import_register
+from civicseal.register.synth import synthesize
 from civicseal.scratch import SEAL_PREFIX
 from civicseal.seal.service import SealRequest, seal
 from civicseal.store.engine import make_engine, transaction, write_patiently
@@ -133,4 +136,51 @@ def test_a_revocation_lands_while_a_seal_is_still_running(home: Home, cipher: Fi
     assert revoked_at - started < 5.0
     assert sealed_at and revoked_at < sealed_at[0]  # it did not wait for the seal to end
     assert Path(tmp_path / "mailing.cseal").exists()
+    engine.dispose()
+
+
+REGISTER = 20_000  # residents: an import of a few seconds; the hooks below pin down when each revocation runs
+
+
+def test_a_revocation_lands_while_a_register_import_runs(
+    home: Home, cipher: FieldCipher, backend: str, tmp_path: Path
+) -> None:
+    """Staging holds no lock of the store, so a revocation then lands at once; the merge holds SQLite's write
+    lock for one short transaction, and a revocation issued inside it lands as soon as it commits."""
+    make_contractor(home.engine, "alice")
+    add_package(home, cipher, "alice", "pkg_staging")
+    add_package(home, cipher, "alice", "pkg_merging")
+    city = synthesize(REGISTER, 7, tmp_path / "register")
+    engine = _impatient(home)
+    waited: dict[str, float] = {}
+    contenders: list[threading.Thread] = []
+
+    def revoke(package_id: str) -> None:
+        started = time.monotonic()
+        revoke_package(engine, package_id, "reported lost", now=NOW, actor=ACTOR)
+        waited[package_id] = time.monotonic() - started
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage.startswith("reading") and "pkg_staging" not in waited:
+            revoke("pkg_staging")  # the import waits for it, half-way through staging
+        if stage == "writing" and done == 1 and not contenders:
+            contenders.append(threading.Thread(target=revoke, args=("pkg_merging",)))
+            contenders[0].start()
+            time.sleep(1.0)  # inside the merge's transaction
+
+    files = [city.residents_path, city.tax_path, city.accounts_path]
+    summary = import_register(home.engine, cipher, files, now=NOW, progress=progress)
+    contenders[0].join()
+
+    assert summary.residents.new == REGISTER
+    assert waited["pkg_staging"] < 1.0
+    assert waited["pkg_merging"] < 5.0
+    if backend == "sqlite":
+        assert waited["pkg_merging"] > 0.5  # it did wait for the merge's write lock, then landed
+    else:
+        assert waited["pkg_merging"] < 0.5  # PostgreSQL locks rows: the merge's are not the package's
+    with engine.connect() as conn:
+        revoked = conn.execute(text("SELECT COUNT(*) FROM packages WHERE revoked_at IS NOT NULL")).scalar_one()
+    assert revoked == 2
+    assert verify_evidence(home).ok
     engine.dispose()

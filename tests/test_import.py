@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from civicseal.cli import run
+from civicseal.register import importer
 from civicseal.register.columns import Kind, english_header
+from civicseal.register.errors import RegisterError
 from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
 from civicseal.register.models import tax_row_key
 from civicseal.register.normalize import my_number_check_digit
@@ -285,6 +287,106 @@ def test_one_bad_row_refuses_the_whole_import_and_writes_nothing(
     assert str(exc).endswith("import refused: 1 problem; nothing was written")
     assert before["residents"] == before["tax_assessments"] == before["bank_accounts"] == 0
     assert counts(home) == before  # no row and no audit entry beyond `init`
+
+
+def staging_left(home: Home) -> list[Path]:
+    """What a staging area left in the home (on SQLite it is a scratch file beside the database)."""
+    return list(home.path.glob("*.part"))
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
+def test_a_refusal_found_after_most_rows_were_staged_leaves_nothing(
+    home: Home, cipher: FieldCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: bool
+) -> None:
+    monkeypatch.setattr(importer, "BATCH_BYTES", 1024)  # a few rows a batch: most batches are staged first
+    if workers:
+        monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    before = counts(home)
+    people = [person(f"N{i}", f"H{i}") for i in range(200)]
+    residents = residents_csv(tmp_path, [*people, person("N7", "H7", relationship="child")])
+    taxes = tax_csv(tmp_path, [*(tax_row(f"N{i}") for i in range(200)), tax_row("N999")])
+
+    assert problems(refusal(home, cipher, residents, taxes)) == [
+        ("residents.csv", 202, "resident_code", "appears twice (first on line 9)"),
+        ("tax.csv", 202, "resident_code", "names no resident in the register"),
+    ]
+    assert counts(home) == before
+    assert staging_left(home) == []
+
+    summary = do_import(home, cipher, residents, taxes, rejects=tmp_path / "rejects.csv")
+    assert (summary.residents.new, summary.tax.new, summary.rejected) == (200, 200, 2)
+
+
+def test_rows_staged_by_workers_are_stored_as_parsed_here(
+    home: Home, cipher: FieldCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers send their rows on as COPY text (PostgreSQL) or write them to the staging file (SQLite):
+    backslashes, empty optional values, flags, numbers and ciphertexts arrive as the parent would store them."""
+    monkeypatch.setattr(importer, "BATCH_BYTES", 512)
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    names = ["A\\B", "\\N", "C\\tD"]  # a backslash, and what COPY would read as NULL or a tab if unescaped
+    numbers = [MY_NUMBER, "", ""]
+    people = [person(f"W{i}", f"H{i}", name=name, my_number=numbers[i]) for i, name in enumerate(names)]
+    taxes = [tax_row("W0", income="1200000"), tax_row("W1", levy="taxed", income="", dependent_of="W0")]
+    files = [residents_csv(tmp_path, people), tax_csv(tmp_path, taxes), accounts_csv(tmp_path, [account_row("H0")])]
+
+    summary = do_import(home, cipher, *files)
+
+    assert (summary.residents.new, summary.tax.new, summary.accounts.new) == (3, 2, 1)
+    residents = query(home, "SELECT resident_code, name, my_number_enc, moved_out FROM residents ORDER BY 1")
+    assert [(code, name, moved_out) for code, name, _, moved_out in residents] == [
+        ("W0", "A\\B", None),
+        ("W1", "\\N", None),
+        ("W2", "C\\tD", None),
+    ]
+    assert cipher.decrypt(bytes(residents[0][2]), "residents.my_number", "W0") == MY_NUMBER
+    assert [row[2] for row in residents[1:]] == [None, None]
+    stored = query(home, "SELECT resident_code, taxed, income_enc, dependent_of FROM tax_assessments ORDER BY 1")
+    assert [(code, bool(taxed), dependent) for code, taxed, _, dependent in stored] == [
+        ("W0", False, None),
+        ("W1", True, "W0"),
+    ]
+    assert cipher.decrypt(bytes(stored[0][2]), "tax_assessments.income", tax_row_key("W0", 2022)) == "1200000"
+    assert stored[1][2] is None
+    account = query(home, "SELECT bank_code, account_number_enc FROM bank_accounts")
+    assert account[0][0] == "0001"
+    assert cipher.decrypt(bytes(account[0][1]), "bank_accounts.account_number", "H0") == "1234567"
+
+
+def test_an_import_stopped_inside_its_merge_leaves_nothing(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    before = counts(home)
+    files = [
+        residents_csv(tmp_path, [person("K1", "H1"), person("K2", "H2")]),
+        tax_csv(tmp_path, [tax_row("K1"), tax_row("K2")]),
+        accounts_csv(tmp_path, [account_row("H1")]),
+    ]
+
+    def stop_after_two_tables(stage: str, done: int, total: int) -> None:
+        if stage == "writing" and done == 2:  # residents and tax merged, accounts not yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        do_import(home, cipher, *files, progress=stop_after_two_tables)
+    assert counts(home) == before
+    assert staging_left(home) == []
+    assert do_import(home, cipher, *files).residents.new == 2
+
+
+def test_an_import_that_lands_while_another_is_checked_sends_that_one_back(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """The rules ran against the register as it was; another import changed it before the merge began."""
+    first = residents_csv(tmp_path, [person("J1", "H1")], name="first.csv")
+    other = residents_csv(tmp_path, [person("J2", "H1")], name="other.csv")  # H1 would have two heads
+
+    def land_the_other(stage: str, done: int, total: int) -> None:
+        if stage == "writing" and done == 0:
+            do_import(home, cipher, other)
+
+    with pytest.raises(RegisterError, match="another register import landed while this one was checked"):
+        do_import(home, cipher, first, progress=land_the_other)
+    assert query(home, "SELECT resident_code FROM residents") == [("J2",)]
+    assert problems(refusal(home, cipher, first)) == [("first.csv", 2, "relationship", "household has 2 current heads")]
 
 
 def test_errors_name_file_line_column_and_rule_never_the_value(

@@ -290,9 +290,9 @@ class _Form:
 
 def _read_forms(path: Path, problems: list[Problem]) -> list[_Form]:
     """Each valid row as a form; rows breaking a column's rule or the account's all-or-none rule are problems."""
-    lines, reader, header = open_csv(path)
+    lines, header = open_csv(path)
     positions = locate_columns(path, header_cells(path, header), FORM_COLUMNS, "a confirmations file")
-    rows = parse_rows(path, lines, reader, len(header), FORM_COLUMNS, positions, problems)
+    rows = parse_rows(path.name, lines[1:], 2, len(header), FORM_COLUMNS, positions, problems)
     forms = []
     for i, line in enumerate(rows.line_numbers):
         if not rows.valid[i]:

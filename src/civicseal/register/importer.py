@@ -1,26 +1,31 @@
 """Register import: three CSV files in, one transaction out — all of it, or (with rejects) the valid rows.
 
-Every rule that fails is reported as ``file:line: column: rule`` and never with the value. Each distinct
-raw value is normalized once per column (registers repeat dates, towns and codes endlessly), rows are
-written with the driver's ``executemany``, and a row whose keyed digest is unchanged is not written at all,
-so re-importing the same files changes nothing.
+Every rule that fails is reported as ``file:line: column: rule`` and never with the value. Files are read
+as a stream, in batches: each batch is normalized (each distinct raw value once per column), encrypted and
+written to a staging area with each row's line; the rules that span rows and files (keys, references,
+heads) then run as set-based SQL over the staging area and the store, and one short transaction merges
+it. Memory does not grow with the register, and on SQLite the store's write lock is held only for that
+last transaction. A row whose keyed digest is unchanged is not written at all, so re-importing the same
+files changes nothing.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import io
 import multiprocessing
-import operator
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+import os
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from itertools import compress
+from multiprocessing.pool import AsyncResult
+from multiprocessing.synchronize import Lock
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -28,21 +33,24 @@ from sqlalchemy import Connection, Engine
 from civicseal.audit import log as audit
 from civicseal.clock import tokyo_today, utcnow
 from civicseal.register import normalize as n
+from civicseal.register import staged
 from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_key
-from civicseal.store.base import Base
-from civicseal.store.engine import placeholder, transaction
+from civicseal.store.bulk import copy_in, copy_text, insert_rows
+from civicseal.store.engine import writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
+from civicseal.store.staging import staging_area, staging_file, write_to_file
 
 MAX_PRINTED_PROBLEMS = 100
-WRITE_BATCH = 20_000
-BULK_LOAD = 10_000  # rows into an empty table from which indexes are built afterwards
+BATCH_BYTES = 2 << 20  # read, normalized and staged at a time: about 10,000 rows
+PARALLEL_BYTES = 8 << 20  # files larger than this together are parsed by worker processes
+QUOTED_LINES = 100  # lines a batch may run on to keep a quoted field that spans lines in one batch
 UTF8_BOM = b"\xef\xbb\xbf"
 # csv's default (128 KiB) would turn a long cell into a "broken quote"; read it, and let its column's limit
-# name the rule. The whole file is in memory anyway.
+# name the rule. A batch is in memory anyway.
 FIELD_SIZE_LIMIT = 1 << 30
 ProgressFn = Callable[[str, int, int], None]
 
@@ -74,10 +82,6 @@ class ImportRefused(RegisterError):
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{shown}{tail}\nimport refused: {count} {noun}; nothing was written")
 
-    def __reduce__(self) -> tuple[type, tuple[list[Problem]]]:
-        """Rebuilt from its problems when it crosses from the parsing worker (pickling passes the message)."""
-        return (ImportRefused, (self.problems,))
-
 
 @dataclass
 class Counts:
@@ -107,41 +111,46 @@ class ImportSummary:
 
 
 ZIP_MAGIC = b"PK\x03\x04"  # .cseal packages and .xlsx workbooks are ZIP archives
+CHUNK = 1 << 20
 
 
 def _file_problem(path: Path, rule: str) -> ImportRefused:
     return ImportRefused([Problem(path.name, 0, "", rule)])
 
 
-def decode_lines(path: Path) -> list[str]:
-    """UTF-8 (BOM or not) when the file decodes as UTF-8, else CP932; UTF-16 and mixed files are refused."""
+def file_encoding(path: Path) -> str:
+    """UTF-8 (BOM or not) when the file decodes as UTF-8, else CP932; UTF-16 and mixed files are refused.
+
+    Read as a stream: the file is never whole in memory.
+    """
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            return _encoding(path, f)
     except OSError as exc:
         raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
-    if data.startswith(ZIP_MAGIC):
+
+
+def _encoding(path: Path, f: io.BufferedReader) -> str:
+    head = f.read(4096)
+    if head.startswith(ZIP_MAGIC):
         raise _file_problem(
             path,
             "is a ZIP archive, not a CSV file: a sealed package (.cseal) opens with `civicseal open`;"
             " save a spreadsheet (.xlsx) as CSV (UTF-8 or CP932)",
         )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
         raise _file_problem(path, "is UTF-16 or binary; save it as CSV in UTF-8 or CP932")
-    data = data.removeprefix(UTF8_BOM)
+    f.seek(0)
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        text = data.decode("utf-8")
+        while chunk := f.read(CHUNK):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        return "utf-8"
     except UnicodeDecodeError:
-        text = _decode_cp932(path, data)
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def _decode_cp932(path: Path, data: bytes) -> str:
-    utf8_seen = False
-    first_bad = 0
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+        f.seek(0)
+    utf8_seen, first_bad, cp932 = False, 0, True
+    for number, raw in enumerate(f, start=1):  # lines end at b"\n", which no CP932 character holds
         if raw.isascii():
             continue
         try:
@@ -153,10 +162,65 @@ def _decode_cp932(path: Path, data: bytes) -> str:
             raise ImportRefused(
                 [Problem(path.name, first_bad, "-", "not UTF-8 while other lines are (mixed encodings)")]
             )
+        try:
+            raw.removeprefix(UTF8_BOM).decode("cp932")
+        except UnicodeDecodeError:
+            cp932 = False
+    if not cp932:
+        raise _file_problem(path, "is neither UTF-8 nor CP932")
+    return "cp932"
+
+
+def byte_batches(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file in batches of whole lines, still encoded, each with the number of its first line.
+
+    A batch runs on while it holds an odd number of quotes (a quoted field spanning lines stays in one
+    batch, and is refused there as a control character), up to QUOTED_LINES lines. Undecoded, a batch
+    travels to a parsing worker as one object, and the worker decodes it.
+    """
+    number = 1
     try:
-        return data.decode("cp932")
-    except UnicodeDecodeError:
-        raise _file_problem(path, "is neither UTF-8 nor CP932") from None
+        with path.open("rb") as f:
+            while chunk := f.readlines(BATCH_BYTES):
+                if number == 1:
+                    chunk[0] = chunk[0].removeprefix(UTF8_BOM)
+                data = b"".join(chunk)
+                quotes = data.count(b'"')  # b'"' is never part of a CP932 character
+                for _ in range(QUOTED_LINES):
+                    if quotes % 2 == 0 or not (more := f.readline()):
+                        break
+                    chunk.append(more)
+                    data += more
+                    quotes += more.count(b'"')
+                yield number, data
+                number += len(chunk)
+    except OSError as exc:
+        raise _file_problem(path, f"cannot be read ({exc.strerror})") from None
+
+
+def split_lines(data: bytes, encoding: str) -> list[str]:
+    """A batch's lines, ends cut at LF or CRLF (a CR elsewhere stays, and is refused as a control character)."""
+    text = data.decode(encoding)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").removesuffix("\r")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def line_batches(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """The file's lines (ends cut at LF or CRLF) in batches, each with the number of its first line."""
+    for number, data in byte_batches(path):
+        yield number, split_lines(data, encoding)
+
+
+def decode_lines(path: Path) -> list[str]:
+    """A whole (small) file's lines, read by the import's rules (encodings, line ends)."""
+    return [line for _, lines in line_batches(path, file_encoding(path)) for line in lines]
+
+
+# ---------------------------------------------------------------------------------------------- parsing
 
 
 class _ColumnCache(dict):
@@ -168,7 +232,7 @@ class _ColumnCache(dict):
     def __init__(self, column: Column) -> None:
         super().__init__()
         self.column = column
-        self.bad: set[str] = set()
+        self.bad: dict[str, str] = {}  # raw value → the rule it breaks
 
     def __missing__(self, raw: str) -> object:
         fast = self.column.fast
@@ -179,48 +243,39 @@ class _ColumnCache(dict):
             value = self.column.read(raw)
         except InvalidValue as exc:
             value = exc
-            self.bad.add(raw)
+            self.bad[raw] = exc.rule
         self[raw] = value
         return value
 
 
-def _parse_column(column: Column, raw: Sequence[str]) -> tuple[list[object], _ColumnCache]:
-    """A whole column at once; a column every value of which needs no normalization skips the cache."""
-    cache = _ColumnCache(column)
+CACHED_VALUES = 50_000  # distinct values a column's cache keeps before it starts afresh
+
+
+class ColumnCaches(dict[Column, _ColumnCache]):
+    """Each column's cache, kept across the batches of one import in one process: dates, relationship
+    words, postcodes and bank codes repeat across the whole register, not only within a batch. A column
+    whose values hardly repeat (names) starts afresh past CACHED_VALUES, so memory stays bounded; the
+    caches end with the import, so no register value outlives it in a long-running process."""
+
+    def __missing__(self, column: Column) -> _ColumnCache:
+        cache = self[column] = _ColumnCache(column)
+        return cache
+
+    def of(self, column: Column) -> _ColumnCache:
+        cache = self[column]
+        if len(cache) > CACHED_VALUES:
+            del self[column]
+            cache = self[column]
+        return cache
+
+
+def _parse_column(column: Column, raw: Sequence[str], caches: ColumnCaches) -> tuple[list[object], dict[str, str]]:
+    """A whole column at once, and its bad values with their rules; a column every value of which needs no
+    normalization skips the cache."""
     if column.bulk is not None and (values := column.bulk(raw, column.required)) is not None:
-        return values, cache
-    return list(map(cache.__getitem__, raw)), cache
-
-
-@dataclass
-class ParsedFile:
-    """One file, column by column: ``columns[i]`` holds COLUMNS[kind][i]'s values, the last the row digests.
-
-    ``valid[i]`` is False once row i broke a rule; ``lines[i]`` is its first physical line. Rows refused
-    before their fields could be read (wrong width, broken quoting) are only in ``unreadable``.
-    """
-
-    path: Path
-    kind: Kind
-    lines: list[int]
-    columns: list[list[object]]
-    valid: list[bool]
-    unreadable: list[int]
-    records: list[list[object]]  # the table's columns (TABLES order), every row read, secrets encrypted
-
-    def column(self, name: str) -> list[object]:
-        return self.columns[INDEX[self.kind][name]]
-
-    def valid_indexes(self) -> Iterator[int]:
-        return compress(range(len(self.lines)), self.valid)
-
-    @property
-    def rows_read(self) -> int:
-        return len(self.lines) + len(self.unreadable)
-
-    @property
-    def rejected_lines(self) -> list[int]:
-        return sorted([line for line, ok in zip(self.lines, self.valid, strict=True) if not ok] + self.unreadable)
+        return values, {}
+    cache = caches.of(column)
+    return list(map(cache.__getitem__, raw)), cache.bad
 
 
 INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, columns in COLUMNS.items()}
@@ -268,23 +323,23 @@ ANY_HEADER = {cell: name for kind in Kind for cell, name in header_names(kind).i
 
 
 def _split_rows(
-    name: str, lines: list[str], reader: Iterator[list[str]], width: int, problems: list[Problem]
+    name: str, lines: list[str], first: int, width: int, problems: list[Problem]
 ) -> tuple[list[list[str]], list[int], list[int]]:
-    """Rows with their first physical line; rows of the wrong width or broken quoting are rejected."""
+    """Rows with their first physical line (``lines[0]`` is line ``first``); rows of the wrong width or
+    broken quoting are rejected."""
     try:
-        body = list(reader)
+        body = list(csv.reader(lines, strict=True))
     except csv.Error:
         body = None
-    one_row_per_line = body is not None and len(body) == len(lines) - 1
-    if one_row_per_line and set(map(len, body)) <= {width}:  # the common case, at C speed
-        return body, list(range(2, len(lines) + 1)), []
+    if body is not None and len(body) == len(lines) and set(map(len, body)) <= {width}:  # the common case
+        return body, list(range(first, first + len(lines))), []
     # Each line keeps its end here, so a line break inside a quoted field stays in the field and is refused
     # as a control character (csv.reader given lines without ends would join the two lines silently).
-    reader = csv.reader([line + "\n" for line in lines[1:]], strict=True)
+    reader = csv.reader([line + "\n" for line in lines], strict=True)
     raw_rows: list[list[str]] = []
     line_numbers: list[int] = []
     rejected: list[int] = []
-    start = 2
+    start = first
     while True:
         try:
             values = next(reader)
@@ -293,9 +348,9 @@ def _split_rows(
         except csv.Error:
             problems.append(Problem(name, start, "-", "contains a control character or a broken quote"))
             rejected.append(start)
-            start = reader.line_num + 2
+            start = first + reader.line_num
             continue
-        line, start = start, reader.line_num + 2
+        line, start = start, first + reader.line_num
         if len(values) != width:
             problems.append(Problem(name, line, "-", f"has {len(values)} fields where the header has {width}"))
             rejected.append(line)
@@ -305,18 +360,20 @@ def _split_rows(
     return raw_rows, line_numbers, rejected
 
 
-def open_csv(path: Path) -> tuple[list[str], Iterator[list[str]], list[str]]:
-    """A file's decoded lines, a CSV reader past its header, and the header; an empty file is refused."""
+def read_header(path: Path, line: str) -> list[str]:
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error:
+        raise ImportRefused([Problem(path.name, 1, "-", "contains a control character or a broken quote")]) from None
+
+
+def open_csv(path: Path) -> tuple[list[str], list[str]]:
+    """A (small) file's decoded lines and its header; an empty file is refused."""
     lines = decode_lines(path)
     if not lines:
         raise _file_problem(path, "empty file")
-    csv.field_size_limit(FIELD_SIZE_LIMIT)
-    reader = csv.reader(lines, strict=True)
-    try:
-        header = next(reader)
-    except csv.Error:
-        raise ImportRefused([Problem(path.name, 1, "-", "contains a control character or a broken quote")]) from None
-    return lines, reader, header
+    return lines, read_header(path, lines[0])
 
 
 @dataclass
@@ -330,17 +387,18 @@ class Rows:
 
 
 def parse_rows(
-    path: Path,
+    name: str,
     lines: list[str],
-    reader: Iterator[list[str]],
+    first: int,
     width: int,
     columns: Sequence[Column],
     positions: Sequence[int | None],
     problems: list[Problem],
+    caches: ColumnCaches | None = None,
 ) -> Rows:
     """Split into rows, then normalize column by column: registers repeat their values endlessly."""
-    name = path.name
-    raw_rows, line_numbers, unreadable = _split_rows(name, lines, reader, width, problems)
+    caches = ColumnCaches() if caches is None else caches
+    raw_rows, line_numbers, unreadable = _split_rows(name, lines, first, width, problems)
     raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
     valid = [True] * len(raw_rows)
     values_by_column: list[list[object]] = []
@@ -348,279 +406,173 @@ def parse_rows(
         if index is None:
             values_by_column.append([None] * len(raw_rows))
             continue
-        values, cache = _parse_column(column, raw_columns[index])
+        values, bad = _parse_column(column, raw_columns[index], caches)
         values_by_column.append(values)
-        if cache.bad:
+        if bad:
             for i, raw in enumerate(raw_columns[index]):
-                if raw in cache.bad:
-                    problems.append(Problem(name, line_numbers[i], column.name, cache[raw].rule))
+                if raw in bad:
+                    problems.append(Problem(name, line_numbers[i], column.name, bad[raw]))
                     valid[i] = False
     return Rows(line_numbers, values_by_column, valid, unreadable)
 
 
-def parse_file(path: Path, problems: list[Problem], cipher: FieldCipher) -> ParsedFile:
-    lines, reader, header = open_csv(path)
+# ---------------------------------------------------------------------------------------------- staging
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A file about to be read: its encoding, its kind and where its columns stand."""
+
+    path: Path
+    encoding: str
+    kind: Kind
+    positions: list[int | None]
+    width: int
+
+
+def _open_source(path: Path) -> _Source:
+    encoding = file_encoding(path)
+    with path.open("rb") as f:
+        first = f.readline().removeprefix(UTF8_BOM)
+    if not first:
+        raise _file_problem(path, "empty file")
+    text = first.decode(encoding).removesuffix("\n").removesuffix("\r")
+    header = read_header(path, text)
     kind, positions = detect_kind(path, header)
-    rows = parse_rows(path, lines, reader, len(header), COLUMNS[kind], positions, problems)
-    line_numbers, columns, valid, unreadable = rows.line_numbers, rows.columns, rows.valid, rows.unreadable
-    # The row digests, last: over each row's line (a row that spans lines holds a line break and is refused).
-    columns.append(list(map(cipher.row_mac, [lines[number - 1] for number in line_numbers])))
-    # Secrets are encrypted here, for every row read: in the worker process too, and at C speed per column.
-    return ParsedFile(path, kind, line_numbers, columns, valid, unreadable, _table_columns(kind, columns, cipher))
+    return _Source(path, encoding, kind, positions, len(header))
 
 
-def _parse_in_worker(path: Path, cipher: FieldCipher) -> tuple[ParsedFile, list[Problem]]:
+ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
+
+
+def _sources(paths: Sequence[Path]) -> list[_Source]:
+    """The files' kinds from their headers, residents first; a second file of one kind is refused."""
+    sources: list[_Source] = []
+    seen: dict[Kind, str] = {}
+    for path in paths:
+        source = _open_source(path)
+        if source.kind in seen:
+            rule = f"a second {source.kind} file (the first is {seen[source.kind]}); import them one at a time"
+            raise ImportRefused([Problem(path.name, 0, "", rule)])
+        seen[source.kind] = path.name
+        sources.append(source)
+    return sorted(sources, key=lambda s: ORDER[s.kind])
+
+
+def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Problem], progress: ProgressFn) -> int:
+    """Read, normalize, encrypt and stage the file batch by batch; return how many rows it has."""
+    kind = source.kind
+    size = max(source.path.stat().st_size, 1)
+    rows_read, done = 0, 0
+    for records, found, read, length in parse(source, staging_file(conn)):
+        problems.extend(found)
+        rows_read += read
+        done += length
+        if isinstance(records, bytes):  # a worker's rows, ready for COPY (PostgreSQL)
+            with conn.begin():
+                copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+        elif records:  # else a worker staged them itself (SQLite)
+            with conn.begin():
+                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+        progress(f"reading {kind}", min(done, size), size)
+    return rows_read
+
+
+Parsed = tuple[list[tuple] | bytes, list[Problem], int, int]  # staged rows, problems, rows read, bytes read
+_Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
+
+
+def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, caches: ColumnCaches) -> Parsed:
+    """One batch, normalized and encrypted, its header line (line 1) left out."""
+    lines = split_lines(data, source.encoding)
+    if first == 1:
+        lines, first = lines[1:], 2
     problems: list[Problem] = []
-    return parse_file(path, problems, cipher), problems
+    kind = source.kind
+    rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
+    records = _records(kind, rows, lines, first, cipher)
+    return records, problems, len(rows.line_numbers) + len(rows.unreadable), len(data)
 
 
-def _kind_of(path: Path) -> Kind | None:
-    """The file's kind from its header alone, or None when that is unclear (the full parse then says why)."""
-    try:
-        with path.open("rb") as f:
-            first = f.readline(64 * 1024).removeprefix(UTF8_BOM).rstrip(b"\r\n")
-        for encoding in ("utf-8", "cp932"):
-            try:
-                return detect_kind(path, next(csv.reader([first.decode(encoding)])))[0]
-            except UnicodeDecodeError:
-                continue
-    except (OSError, RegisterError, StopIteration, csv.Error):
-        return None
-    return None
+def _parse_here(cipher: FieldCipher) -> _Parser:
+    caches = ColumnCaches()
+
+    def parse(source: _Source, _: Path | None) -> Iterator[Parsed]:
+        for first, data in byte_batches(source.path):
+            yield _parse_batch(source, data, first, cipher, caches)
+
+    return parse
 
 
-def parse_files(
-    paths: list[Path], problems: list[Problem], cipher: FieldCipher, progress: ProgressFn
-) -> Iterator[ParsedFile]:
-    """Parsed files, the residents file (else the largest) first: it is parsed here while a second process
-    parses the others, so the caller can check and write residents before the rest arrives.
+_worker_cipher: FieldCipher | None = None  # a parsing worker's cipher, inherited when it is forked
+_worker_caches = ColumnCaches()  # a parsing worker's column caches; the worker ends with its import
+_worker_turn: Lock | None = None  # held by the worker writing to the staging file
 
-    The worker is forked (it starts at once and inherits the paused GC) when this generator is first
-    advanced: the caller must hold no database connection then, since none may be shared across a fork.
+
+def _start_worker(cipher: FieldCipher, turn: Lock) -> None:
+    global _worker_cipher, _worker_turn  # one per worker process, set once as it starts (it inherits the paused GC)
+    _worker_cipher, _worker_turn = cipher, turn
+
+
+def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | None) -> Parsed:
+    """A batch parsed, and written straight into the staging file when there is one (SQLite): the rows
+    need not travel back to the parent, and the workers write in turn while each parses its next batch.
+    Else (PostgreSQL, whose staging tables are the parent's session's) the rows go back as COPY text, so
+    the parent only sends them on.
+
+    The turn is a lock, not SQLite's busy wait, whose growing sleeps leave the file idle after a write ends.
     """
-    if len(paths) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        for done, path in enumerate(paths, 1):
-            yield parse_file(path, problems, cipher)
-            progress("reading", done, len(paths))
+    assert _worker_cipher is not None and _worker_turn is not None
+    records, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
+    if stage is None:
+        return copy_text(records), problems, read, length
+    with _worker_turn:
+        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
+    return [], problems, read, length
+
+
+@contextmanager
+def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
+    """Batches parsed by forked workers, one per core, while this process stages the ones they finished.
+
+    Small files are parsed here: starting workers would cost more than it saves. The workers are forked
+    before any connection is opened: none may be shared across a fork.
+    """
+    size = sum(source.path.stat().st_size for source in sources)
+    cores = os.cpu_count() or 1
+    if size < PARALLEL_BYTES or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield _parse_here(cipher)
         return
-    kinds = {path: _kind_of(path) for path in paths}
-    local = next(
-        (path for path in paths if kinds[path] is Kind.RESIDENTS),
-        max(paths, key=lambda p: p.stat().st_size if p.exists() else 0),
-    )
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-        others = [(path, pool.submit(_parse_in_worker, path, cipher)) for path in paths if path != local]
-        yield parse_file(local, problems, cipher)
-        progress("reading", 1, len(paths))
-        for done, (_, future) in enumerate(others, 2):
-            parsed, found = future.result()
-            problems.extend(found)
-            progress("reading", done, len(paths))
-            yield parsed
+    context = multiprocessing.get_context("fork")
+    with context.Pool(cores, initializer=_start_worker, initargs=(cipher, context.Lock())) as pool:
+
+        def parse(source: _Source, stage: Path | None) -> Iterator[Parsed]:
+            pending: deque[AsyncResult[Parsed]] = deque()
+            for first, data in byte_batches(source.path):
+                pending.append(pool.apply_async(_parse_in_worker, (source, data, first, stage)))
+                if len(pending) > cores:  # a few batches in flight: memory stays bounded
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
+
+        yield parse
 
 
-# ---------------------------------------------------------------------------------------------- checking
-
-
-@dataclass
-class StoredRegister:
-    """What the store already holds, read only when it holds anything: keys, heads and row digests."""
-
-    residents: dict[str, tuple[str, bool, str | None, str | None, bytes]] = field(default_factory=dict)
-    tax: dict[tuple[str, int], bytes] = field(default_factory=dict)
-    accounts: dict[str, bytes] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, conn: Connection) -> StoredRegister:
-        stored = cls()
-        if conn.exec_driver_sql("SELECT 1 FROM residents LIMIT 1").first() is None:
-            return stored
-        rows = conn.exec_driver_sql(
-            "SELECT resident_code, household_code, is_head, moved_out, deceased, row_mac FROM residents"
-        )
-        stored.residents = {r[0]: (r[1], bool(r[2]), _iso(r[3]), _iso(r[4]), bytes(r[5])) for r in rows}
-        rows = conn.exec_driver_sql("SELECT resident_code, fiscal_year, row_mac FROM tax_assessments")
-        stored.tax = {(r[0], r[1]): bytes(r[2]) for r in rows}
-        rows = conn.exec_driver_sql("SELECT household_code, row_mac FROM bank_accounts")
-        stored.accounts = {r[0]: bytes(r[1]) for r in rows}
-        return stored
-
-    def digests(self, kind: Kind) -> dict:
-        if kind is Kind.RESIDENTS:
-            return {code: row[-1] for code, row in self.residents.items()}
-        return self.tax if kind is Kind.TAX else self.accounts
-
-
-def _iso(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else value.isoformat()  # type: ignore[attr-defined]
-
-
-def _head_rule(current_heads: int) -> str:
-    return "household has no current head" if current_heads == 0 else f"household has {current_heads} current heads"
-
-
-def _is_current(moved_out: str | None, deceased: str | None, today: str) -> bool:
-    """Current = neither moved out nor deceased as of today (a date after today has not happened yet)."""
-    return (moved_out is None or moved_out > today) and (deceased is None or deceased > today)
-
-
-class _Check:
-    """Cross-row rules over the parsed files; rows that fail are marked invalid."""
-
-    def __init__(self, files: list[ParsedFile], stored: StoredRegister, today: str, problems: list[Problem]) -> None:
-        self.files = files
-        self.stored = stored
-        self.today = today
-        self.problems = problems
-        self.cascaded: dict[tuple[str, int], str] = {}
-
-    def reject(self, parsed: ParsedFile, index: int, column: str, rule: str) -> None:
-        self.problems.append(Problem(parsed.path.name, parsed.lines[index], column, rule))
-        parsed.valid[index] = False
-
-    def residents(self, parsed: ParsedFile) -> None:
-        codes, births = parsed.column("resident_code"), parsed.column("birth_date")
-        clean = all(parsed.valid) and len(set(codes)) == len(codes) and max(births, default="") <= self.today  # type: ignore[type-var]
-        if not clean:  # find the rows at fault; the common case needs no loop
-            seen: dict[object, int] = {}
-            for i in list(parsed.valid_indexes()):
-                code = codes[i]
-                if code in seen:
-                    self.reject(parsed, i, "resident_code", f"appears twice (first on line {seen[code]})")
-                elif births[i] > self.today:  # type: ignore[operator]
-                    self.reject(parsed, i, "birth_date", "after today")
-                else:
-                    seen[code] = parsed.lines[i]
-        self._heads(parsed)
-
-    def _heads(self, parsed: ParsedFile) -> None:
-        """After the merge, a household with a current member has exactly one current head.
-
-        Households named in the file are checked with their stored members; a household only left by
-        someone in the file (a move to another household) is checked too, at the mover's line.
-        """
-        codes, household_of = parsed.column("resident_code"), parsed.column("household_code")
-        relationship, moved_out, deceased = (parsed.column(c) for c in ("relationship", "moved_out", "deceased"))
-        valid = list(parsed.valid_indexes())
-        stored = self.stored.residents
-        in_file = {codes[i]: i for i in valid} if stored else {}
-        in_file_households = {household_of[i] for i in valid} if stored else set()
-        heads: Counter[object] = Counter()  # current heads per household, after the merge
-        occupied: set[object] = set()  # households with a current member, after the merge
-        left: dict[str, list[int]] = defaultdict(list)  # former household → movers' row indexes
-        today = self.today
-        for code, (household, is_head, gone, died, _) in stored.items():
-            mover = in_file.get(code)
-            if mover is None:
-                if _is_current(gone, died, today):
-                    occupied.add(household)
-                    heads[household] += is_head
-            elif household_of[mover] != household and household not in in_file_households:
-                left[household].append(mover)
-        rows = valid if len(valid) < len(codes) else None  # None: every row, whole columns at C speed
-        pick = (lambda column: column) if rows is None else (lambda column: [column[i] for i in rows])
-        households_column = pick(household_of)
-        current = [
-            (gone is None or gone > today) and (died is None or died > today)  # type: ignore[operator]
-            for gone, died in zip(pick(moved_out), pick(deceased), strict=True)
-        ]
-        is_head = n.head_flags(pick(relationship))  # type: ignore[arg-type]
-        occupied.update(compress(households_column, current))
-        heads.update(compress(households_column, map(operator.and_, current, is_head)))
-        broken = {h: _head_rule(heads[h]) for h in occupied if heads[h] != 1}
-        if broken:
-            by_household: dict[object, list[int]] = defaultdict(list)
-            for i in valid:
-                by_household[household_of[i]].append(i)
-            for household, indexes in by_household.items():
-                if household in broken:
-                    self._reject_household(parsed, indexes, broken[household])
-            for household, movers in left.items():
-                if household in broken:
-                    self._reject_household(parsed, movers, f"leaves its former household: {broken[household]}")
-
-    def _reject_household(self, parsed: ParsedFile, indexes: list[int], rule: str) -> None:
-        first_line = min(parsed.lines[i] for i in indexes)
-        self.problems.append(Problem(parsed.path.name, first_line, "relationship", rule))
-        for i in indexes:
-            self.cascaded[(parsed.path.name, parsed.lines[i])] = f"household rejected (see line {first_line})"
-            parsed.valid[i] = False
-
-    def known(self, column: str, stored: Iterable[str]) -> set[object]:
-        """Codes the register will hold after the merge: stored ones and this import's valid residents."""
-        codes: set[object] = set(stored)
-        for parsed in self.files:
-            if parsed.kind is Kind.RESIDENTS:
-                codes.update(compress(parsed.column(column), parsed.valid))
-        return codes
-
-    def tax(self, parsed: ParsedFile, residents: set[object]) -> None:
-        codes, years, supporters = (parsed.column(c) for c in ("resident_code", "fiscal_year", "dependent_of"))
-        if (
-            all(parsed.valid)
-            and set(codes) <= residents
-            and set(supporters) - {None} <= residents
-            and len(set(zip(codes, years, strict=True))) == len(codes)
-        ):
-            return  # every rule holds: no row to find
-        seen: dict[tuple[object, object], int] = {}
-        for i in list(parsed.valid_indexes()):
-            key = (codes[i], years[i])
-            if codes[i] not in residents:
-                self.reject(parsed, i, "resident_code", "names no resident in the register")
-            elif key in seen:
-                self.reject(
-                    parsed, i, "fiscal_year", f"second row for this resident and year (first on line {seen[key]})"
-                )
-            elif supporters[i] is not None and supporters[i] not in residents:
-                self.reject(parsed, i, "dependent_of", "names no resident in the register")
-            else:
-                seen[key] = parsed.lines[i]
-
-    def accounts(self, parsed: ParsedFile, households: set[object]) -> None:
-        codes, banks, branches = (parsed.column(c) for c in ("household_code", "bank_code", "branch_code"))
-        seen: dict[object, int] = {}
-        for i in list(parsed.valid_indexes()):
-            if codes[i] not in households:
-                self.reject(parsed, i, "household_code", "names no household in the register")
-            elif codes[i] in seen:
-                self.reject(
-                    parsed, i, "household_code", f"second account for this household (first on line {seen[codes[i]]})"
-                )
-            elif zengin := zengin_problem(banks[i], branches[i]):  # type: ignore[arg-type]
-                self.reject(parsed, i, *zengin)
-            else:
-                seen[codes[i]] = parsed.lines[i]
-
-
-# ---------------------------------------------------------------------------------------------- writing
-
-TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
-    Kind.RESIDENTS: (
-        "residents",
-        (
-            "resident_code", "household_code", "relationship", "name", "name_kana", "sex", "birth_date",
-            "postcode", "address", "moved_in", "moved_out", "deceased", "row_mac", "is_head",
-            "my_number_enc", "my_number_bidx",
-        ),
-        1,
-    ),
-    Kind.TAX: (
-        "tax_assessments",
-        ("resident_code", "fiscal_year", "taxed", "dependent_of", "row_mac", "income_enc"),
-        2,
-    ),
-    Kind.ACCOUNTS: (
-        "bank_accounts",
-        (
-            "household_code", "bank_code", "branch_code", "account_type", "holder_kana", "row_mac",
-            "account_number_enc", "account_number_bidx",
-        ),
-        1,
-    ),
-}  # fmt: skip
+def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: FieldCipher) -> list[tuple]:
+    """The staged rows of a batch's valid rows: line, the table's columns (secrets encrypted), what rules need."""
+    if all(rows.valid):  # the common case: every row, no copies
+        columns, numbers = rows.columns, rows.line_numbers
+    else:
+        columns = [list(compress(column, rows.valid)) for column in rows.columns]
+        numbers = list(compress(rows.line_numbers, rows.valid))
+    # The row digests, over each row's line (a row that spans lines holds a line break and is refused).
+    digests = cipher.row_macs([lines[number - first] for number in numbers])
+    table = _table_columns(kind, [*columns, digests], cipher)
+    if kind is Kind.ACCOUNTS:
+        pick = INDEX[kind]
+        found = list(map(zengin_problem, columns[pick["bank_code"]], columns[pick["branch_code"]]))
+        table += [[z and z[0] for z in found], [z and z[1] for z in found]]
+    return list(zip(numbers, *table, strict=True))
 
 
 def _encrypted(
@@ -634,8 +586,11 @@ def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[b
 
 
 def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher) -> list[list[object]]:
-    """The table's columns in TABLES order: plain ones as parsed, secret ones encrypted and blind-indexed."""
-    _, names, _ = TABLES[kind]
+    """The table's columns in TABLES order: plain ones as parsed, secret ones encrypted and blind-indexed.
+
+    ``columns`` are COLUMNS[kind]'s values and, last, the row digests.
+    """
+    _, names, _ = staged.TABLES[kind]
     pick = {name: columns[i] for name, i in INDEX[kind].items()}
     pick["row_mac"] = columns[-1]
     if kind is Kind.RESIDENTS:
@@ -654,73 +609,29 @@ def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher)
     return [pick[name] for name in names]
 
 
-def _record_columns(parsed: ParsedFile, rows: list[int]) -> list[list[object]]:
-    if len(rows) == len(parsed.lines):  # the common case: every row, no copies
-        return parsed.records
-    return [[column[i] for i in rows] for column in parsed.records]
+def _check(conn: Connection, sources: list[_Source], today: date, summary: ImportSummary) -> tuple[int, list]:
+    """The rules that span rows and files, over the staging area and the store as it is now, and what the
+    merge will do with each valid row (``summary``'s counts); returns the register's generation they saw
+    and what they found: (kind, line, column, rule), column None for a row rejected with its household."""
+    kinds = {source.kind for source in sources}
+    with conn.begin():  # a reader: on SQLite, no write lock
+        generation = staged.register_generation(conn)
+        if Kind.RESIDENTS in kinds:
+            staged.check_residents(conn, today)
+        if Kind.TAX in kinds:
+            staged.check_tax(conn)
+        if Kind.ACCOUNTS in kinds:
+            staged.check_accounts(conn)
+        staged.classify(conn)
+        for source in sources:
+            counts: Counts = getattr(summary, source.kind.value)
+            fates = staged.fates(conn, source.kind)
+            counts.new, counts.updated = fates.get(staged.NEW, 0), fates.get(staged.CHANGED, 0)
+            counts.unchanged = fates.get(staged.UNCHANGED, 0)
+        return generation, list(staged.faults(conn))
 
 
-def _write(conn: Connection, parsed: ParsedFile, stored: dict, counts: Counts, progress: ProgressFn) -> None:
-    table, names, key_width = TABLES[parsed.kind]
-    mark = placeholder(conn)
-    insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-    keys, rest = names[:key_width], names[key_width:]
-    update = (
-        f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in rest)} "
-        f"WHERE {' AND '.join(f'{c} = {mark}' for c in keys)}"
-    )
-    valid = list(parsed.valid_indexes())
-    new, changed = _partition(parsed, valid, key_width, stored, counts)
-    inserts = list(zip(*_record_columns(parsed, new), strict=True)) if new else []
-    updates: list[tuple] = []
-    if changed:
-        records = _record_columns(parsed, changed)
-        updates = list(zip(*records[key_width:], *records[:key_width], strict=True))
-    done = counts.unchanged
-    with _indexes_built_after(conn, table, bulk=not stored and len(inserts) > BULK_LOAD):
-        for statement, rows in ((insert, inserts), (update, updates)):
-            for start in range(0, len(rows), WRITE_BATCH):
-                batch = rows[start : start + WRITE_BATCH]
-                conn.exec_driver_sql(statement, batch)
-                done += len(batch)
-                progress(f"writing {parsed.kind}", done, len(valid))
-    counts.new += len(inserts)
-    counts.updated += len(updates)
-
-
-@contextmanager
-def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterator[None]:
-    """Loading an empty table: secondary indexes are built once afterwards (a sort) rather than row by row.
-
-    Inside the import's transaction, so a failure leaves them as they were.
-    """
-    indexes = list(Base.metadata.tables[table].indexes) if bulk else []
-    for index in indexes:
-        index.drop(conn)
-    yield
-    for index in indexes:
-        index.create(conn)
-
-
-def _partition(
-    parsed: ParsedFile, valid: list[int], key_width: int, stored: dict, counts: Counts
-) -> tuple[list[int], list[int]]:
-    """Rows to insert and rows to update; a row whose digest is stored unchanged is neither."""
-    if not stored:
-        return valid, []
-    _, names, _ = TABLES[parsed.kind]
-    key_columns = [parsed.column(name) for name in names[:key_width]]
-    digests = parsed.columns[-1]
-    new, changed = [], []
-    for i in valid:
-        old = stored.get(key_columns[0][i] if key_width == 1 else tuple(c[i] for c in key_columns))
-        if old is None:
-            new.append(i)
-        elif old == digests[i]:
-            counts.unchanged += 1
-        else:
-            changed.append(i)
-    return new, changed
+# ---------------------------------------------------------------------------------------------- rejects
 
 
 # The encodings a rejects file is written in: UTF-8 with a BOM (without one, Japanese Excel shows it
@@ -734,7 +645,7 @@ CODECS = {RejectsEncoding.UTF8: "utf-8-sig", RejectsEncoding.CP932: "cp932"}
 
 
 def _write_rejects(
-    path: Path, parsed_files: list[ParsedFile], problems: list[Problem], cascaded: dict, encoding: RejectsEncoding
+    path: Path, sources: list[_Source], problems: list[Problem], cascaded: dict, encoding: RejectsEncoding
 ) -> None:
     """Rejected rows go aside with the rules they broke, in a private file, to be fixed and re-imported."""
     rules: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -744,12 +655,17 @@ def _write_rejects(
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(["file", "line", "rules", "raw_line"])
-    for parsed in parsed_files:
-        lines = decode_lines(parsed.path)
-        name = parsed.path.name
-        for line in parsed.rejected_lines:
+    for source in sources:
+        name = source.path.name
+        wanted = sorted({line for file, line in [*rules, *cascaded] if file == name})
+        if not wanted:
+            continue
+        raw: dict[int, str] = {}
+        for first, lines in line_batches(source.path, source.encoding):
+            raw |= {line: lines[line - first] for line in wanted if first <= line < first + len(lines)}
+        for line in wanted:
             found = rules.get((name, line)) or [cascaded.get((name, line), "rejected")]
-            writer.writerow([name, line, "; ".join(found), lines[line - 1]])
+            writer.writerow([name, line, "; ".join(found), raw[line]])
     try:
         data = text.getvalue().encode(CODECS[encoding])
     except UnicodeEncodeError:
@@ -760,11 +676,11 @@ def _write_rejects(
     write_private(path, data)
 
 
+# ---------------------------------------------------------------------------------------------- import
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
-
-
-ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
 
 
 def import_register(
@@ -778,7 +694,7 @@ def import_register(
     actor: str | None = None,
     progress: ProgressFn = _no_progress,
 ) -> ImportSummary:
-    """Import any subset of the three files in one transaction; see the module docstring for the rules."""
+    """Import any subset of the three files atomically; see the module docstring for the rules."""
     with paused_gc():
         return _import(
             engine,
@@ -815,53 +731,47 @@ def _import(
     actor: str | None,
     progress: ProgressFn,
 ) -> ImportSummary:
-    today = tokyo_today(now).isoformat()
+    sources = _sources([Path(p) for p in files])
     problems: list[Problem] = []
-    engine.dispose()  # no pooled connection may cross the fork below
-    arriving = parse_files([Path(p) for p in files], problems, cipher, progress)
-    first = next(arriving)  # forks the worker, before any connection is opened
-    parsed_files = [first]
     summary = ImportSummary()
-    counts = {Kind.RESIDENTS: summary.residents, Kind.TAX: summary.tax, Kind.ACCOUNTS: summary.accounts}
-    written: set[Kind] = set()
-    with transaction(engine) as conn:
-        stored = StoredRegister.load(conn)
-        check = _Check(parsed_files, stored, today, problems)
-        if first.kind is Kind.RESIDENTS:
-            check.residents(first)
-            if not problems or rejects is not None:  # written while the other files are still being parsed;
-                _write(conn, first, stored.digests(first.kind), counts[first.kind], progress)  # undone on refusal
-                written.add(first.kind)
-        parsed_files.extend(arriving)
-        seen: dict[Kind, str] = {}
-        for parsed in parsed_files:
-            if parsed.kind in seen:
-                rule = f"a second {parsed.kind} file (the first is {seen[parsed.kind]}); import them one at a time"
-                raise ImportRefused([Problem(parsed.path.name, 0, "", rule)])
-            seen[parsed.kind] = parsed.path.name
-        parsed_files.sort(key=lambda p: ORDER[p.kind])
-        for parsed in parsed_files:
-            if parsed.kind is Kind.RESIDENTS and parsed is not first:
-                check.residents(parsed)
-        residents = check.known("resident_code", stored.residents)
-        households = check.known("household_code", (row[0] for row in stored.residents.values()))
-        for parsed in parsed_files:
-            if parsed.kind is Kind.TAX:
-                check.tax(parsed, residents)
-            elif parsed.kind is Kind.ACCOUNTS:
-                check.accounts(parsed, households)
+    engine.dispose()  # no pooled connection may cross the fork of the parsing workers
+    with ExitStack() as stack:
+        workers = ExitStack()
+        parse = workers.enter_context(_parsers(cipher, sources))
+        stack.push(workers)
+        conn = stack.enter_context(staging_area(engine))
+        with conn.begin():
+            staged.create(conn)
+        for source in sources:
+            summary.rows_read += _stage(conn, source, parse, problems, progress)
+        workers.close()  # their memory is not held through the checks and the merge
+        with conn.begin():
+            staged.index(conn)
+        generation, found = _check(conn, sources, tokyo_today(now), summary)
+        names = {source.kind: source.path.name for source in sources}
+        cascaded: dict[tuple[str, int], str] = {}
+        for kind, line, column, rule in found:
+            if column is None:
+                cascaded[(names[kind], line)] = rule
+            else:
+                problems.append(Problem(names[kind], line, column, rule))
         if problems and rejects is None:
             raise ImportRefused(problems)
-        summary.rows_read = sum(p.rows_read for p in parsed_files)
         if summary.rows_read == 0:
             return summary
-        for parsed in parsed_files:
-            if parsed.kind not in written:
-                _write(conn, parsed, stored.digests(parsed.kind), counts[parsed.kind], progress)
-        summary.rejected = sum(len(p.rejected_lines) for p in parsed_files)
-        summary.problems = problems
-        details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
-        audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
-        if rejects is not None and problems:
-            _write_rejects(rejects, parsed_files, problems, check.cascaded, rejects_encoding)
+        summary.rejected = len({(p.file, p.line) for p in problems} | set(cascaded))
+        summary.problems = sorted(problems)
+        if rejects is not None and (problems or cascaded):
+            _write_rejects(rejects, sources, problems, cascaded, rejects_encoding)
+        progress("writing", 0, len(sources))
+        with writing(conn):
+            staged.lock_register(conn)
+            if staged.register_generation(conn) != generation:
+                raise RegisterError("another register import landed while this one was checked; run it again")
+            for done, source in enumerate(sources, 1):
+                counts: Counts = getattr(summary, source.kind.value)
+                staged.merge(conn, source.kind, new=counts.new, changed=counts.updated)
+                progress("writing", done, len(sources))
+            details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
+            audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
     return summary

@@ -6,6 +6,7 @@ in-process, where executemany is already the fast path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection
@@ -25,6 +26,45 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
     with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
         for row in rows:
             copy.write_row(row)
+
+
+def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -> None:
+    """Rows already in COPY text format (see :func:`copy_text`) into a PostgreSQL table, as they are."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        copy.write(data)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+NULL = type(None)
+
+
+def copy_text(rows: Sequence[Sequence[object]]) -> bytes:
+    """Rows (text, numbers, flags, bytes or None) in PostgreSQL's COPY text format, built a column at a time
+    with a few C calls each rather than a Python call per value: a process that has no connection (a
+    parsing worker) prepares them, and the one with the connection only sends the bytes."""
+    if not rows:
+        return b""
+    columns = [_copy_column(list(column)) for column in zip(*rows, strict=True)]
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
+
+
+def _copy_column(values: list) -> list[str]:
+    kinds = set(map(type, values))
+    nulls = NULL in kinds
+    kinds.discard(NULL)
+    if kinds == {bytes}:
+        text = [v if v is None else "\\\\x" + v.hex() for v in values]  # bytea's hex input, its \\ escaped
+    elif kinds <= {str}:
+        present = [v for v in values if v is not None] if nulls else values
+        if _NEEDS_ESCAPE.search("".join(present)) is None:
+            text = values
+        else:
+            text = [v if v is None else v.translate(_COPY_ESCAPES) for v in values]
+    else:  # numbers and flags: str(True) is a boolean PostgreSQL reads
+        text = [v if v is None else str(v) for v in values]
+    return ["\\N" if v is None else v for v in text] if nulls else text
 
 
 def analyze(conn: Connection, *tables: str) -> None:

@@ -1,0 +1,330 @@
+"""The import's staging area: its tables, the rules that span rows and files as set-based SQL, and the merge.
+
+Each staged row keeps its file line, so a rule broken across rows is still reported as ``file:line``. The
+rules run in one read transaction (on SQLite it takes no write lock); each finding is a row of
+``staged_faults`` and marks its row rejected. Rules run in the order the files are merged (residents, then
+tax and accounts, which must name residents and households that remain valid), and within a file in the
+order a reader checks a row: the first failing rule is the one reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+from sqlalchemy import Connection, Date, bindparam, text
+
+from civicseal.register.columns import Kind
+from civicseal.store import staging
+from civicseal.store.base import Base
+from civicseal.store.bulk import analyze
+from civicseal.store.engine import is_sqlite
+
+TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
+    Kind.RESIDENTS: (
+        "residents",
+        (
+            "resident_code", "household_code", "relationship", "name", "name_kana", "sex", "birth_date",
+            "postcode", "address", "moved_in", "moved_out", "deceased", "row_mac", "is_head",
+            "my_number_enc", "my_number_bidx",
+        ),
+        1,
+    ),
+    Kind.TAX: (
+        "tax_assessments",
+        ("resident_code", "fiscal_year", "taxed", "dependent_of", "row_mac", "income_enc"),
+        2,
+    ),
+    Kind.ACCOUNTS: (
+        "bank_accounts",
+        (
+            "household_code", "bank_code", "branch_code", "account_type", "holder_kana", "row_mac",
+            "account_number_enc", "account_number_bidx",
+        ),
+        1,
+    ),
+}  # fmt: skip
+STAGED = {Kind.RESIDENTS: "staged_residents", Kind.TAX: "staged_tax", Kind.ACCOUNTS: "staged_accounts"}
+INDEXES = {
+    Kind.RESIDENTS: ("resident_code, rejected", "household_code, rejected"),
+    Kind.TAX: ("resident_code, fiscal_year",),
+    Kind.ACCOUNTS: ("household_code",),
+}
+# A row's fate in the merge, found before it: a key the store lacks, a changed digest, or nothing to write.
+NEW, CHANGED, UNCHANGED = 1, 2, 0
+BULK_LOAD = 10_000  # new rows into an empty table from which indexes are built afterwards
+ZENGIN = ("zengin_column", "zengin_rule")  # the account's bank and branch rule, checked while reading
+
+
+def staged_columns(kind: Kind) -> tuple[str, ...]:
+    """The columns a batch fills, in order: the row's line, the table's columns, then what the rules need."""
+    return ("line", *TABLES[kind][1], *(ZENGIN if kind is Kind.ACCOUNTS else ()))
+
+
+def create(conn: Connection) -> None:
+    """Every staging table, empty: a rule may look for rows of a file that is not in this import."""
+    for kind, name in STAGED.items():
+        extra = ["line INTEGER PRIMARY KEY", "rejected SMALLINT NOT NULL DEFAULT 0", f"fate SMALLINT DEFAULT {NEW}"]
+        if kind is Kind.TAX:
+            extra += ["unsupported SMALLINT NOT NULL DEFAULT 0"]  # its supporter names no resident
+        if kind is Kind.ACCOUNTS:
+            extra += ["zengin_column VARCHAR(50)", "zengin_rule VARCHAR(200)"]
+        table, columns, _ = TABLES[kind]
+        staging.create_table(conn, name, extra, table, columns)
+    staging.create_table(conn, "staged_faults", ["kind VARCHAR(20)", "line INTEGER", "col VARCHAR(50)", "rule TEXT"])
+    staging.create_table(conn, "staged_broken", ["household_code VARCHAR(50) PRIMARY KEY", "rule TEXT"])
+
+
+def index(conn: Connection) -> None:
+    """Indexes are built once the rows are in (a sort), not row by row."""
+    for kind, columns in INDEXES.items():
+        for column in columns:
+            staging.create_index(conn, STAGED[kind], column)
+    analyze(conn, *STAGED.values())
+
+
+def _run(conn: Connection, sql: str, today: date | None = None, **params: object) -> None:
+    statement = text(sql)
+    if today is not None:
+        statement = statement.bindparams(bindparam("today", type_=Date))
+        params["today"] = today
+    conn.execute(statement, params)
+
+
+def _mark(conn: Connection, kind: Kind) -> None:
+    _run(
+        conn,
+        f"UPDATE {STAGED[kind]} SET rejected = 1 WHERE rejected = 0"
+        " AND line IN (SELECT line FROM staged_faults WHERE kind = :kind)",
+        kind=str(kind),
+    )
+
+
+def _current(t: str) -> str:
+    """Neither moved out nor deceased as of today (a date after today has not happened yet)."""
+    return f"({t}.moved_out IS NULL OR {t}.moved_out > :today) AND ({t}.deceased IS NULL OR {t}.deceased > :today)"
+
+
+def _unknown_resident(code: str) -> str:
+    """Not a resident the register holds after the merge: neither stored nor a valid row of this import."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.resident_code = {code})"
+        f" AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.resident_code = {code} AND k.rejected = 0)"
+    )
+
+
+def check_residents(conn: Connection, today: date) -> None:
+    # A code twice: every row after the first that is not born after today; else a birth after today.
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        " SELECT 'residents', s.line,"
+        "  CASE WHEN f.first < s.line THEN 'resident_code' ELSE 'birth_date' END,"
+        "  CASE WHEN f.first < s.line THEN 'appears twice (first on line ' || f.first || ')' ELSE 'after today' END"
+        " FROM staged_residents s LEFT JOIN ("
+        "  SELECT resident_code, MIN(CASE WHEN birth_date <= :today THEN line END) AS first FROM staged_residents"
+        "  GROUP BY resident_code HAVING COUNT(*) > 1"
+        " ) f ON f.resident_code = s.resident_code"
+        " WHERE f.first < s.line OR s.birth_date > :today",
+        today,
+    )
+    _mark(conn, Kind.RESIDENTS)
+    _check_heads(conn, today)
+    _mark(conn, Kind.RESIDENTS)
+
+
+def _check_heads(conn: Connection, today: date) -> None:
+    """After the merge, a household with a current member has exactly one current head.
+
+    Households named in the file are checked with their stored members; a household only left by someone
+    in the file (a move to another household) is checked too, at the first mover's line. A household's
+    problem is reported at its first row; its other rows are rejected with it.
+    """
+    head = (
+        "CASE WHEN {t}.is_head AND {current} THEN 1 ELSE 0 END AS head, CASE WHEN {current} THEN 1 ELSE 0 END AS here"
+    )
+    _run(
+        conn,
+        "INSERT INTO staged_broken (household_code, rule)"
+        " SELECT household_code, CASE WHEN SUM(head) = 0 THEN 'household has no current head'"
+        "  ELSE 'household has ' || SUM(head) || ' current heads' END"
+        " FROM ("
+        f"  SELECT s.household_code, {head.format(t='s', current=_current('s'))}"
+        "   FROM staged_residents s WHERE s.rejected = 0"
+        "  UNION ALL"
+        f"  SELECT r.household_code, {head.format(t='r', current=_current('r'))}"
+        "   FROM residents r"
+        "   WHERE r.household_code IN (SELECT household_code FROM staged_residents WHERE rejected = 0"
+        "    UNION SELECT m.household_code FROM staged_residents s JOIN residents m"
+        "     ON m.resident_code = s.resident_code WHERE s.rejected = 0)"
+        "   AND NOT EXISTS (SELECT 1 FROM staged_residents s WHERE s.resident_code = r.resident_code"
+        "    AND s.rejected = 0)"
+        " ) AS merged"
+        " GROUP BY household_code HAVING SUM(here) > 0 AND SUM(head) <> 1",
+        today,
+    )
+    household_rows = (
+        "SELECT s.line, b.rule, MIN(s.line) OVER (PARTITION BY s.household_code) AS first"
+        " FROM staged_broken b JOIN staged_residents s ON s.household_code = b.household_code"
+        " WHERE s.rejected = 0"
+    )
+    movers = (
+        "SELECT s.line, 'leaves its former household: ' || b.rule AS rule,"
+        " MIN(s.line) OVER (PARTITION BY r.household_code) AS first"
+        " FROM staged_broken b JOIN residents r ON r.household_code = b.household_code"
+        " JOIN staged_residents s ON s.resident_code = r.resident_code"
+        " WHERE s.rejected = 0 AND s.household_code <> r.household_code"
+        " AND NOT EXISTS (SELECT 1 FROM staged_residents x WHERE x.household_code = r.household_code"
+        "  AND x.rejected = 0)"
+    )
+    for rows in (household_rows, movers):
+        _run(
+            conn,
+            "INSERT INTO staged_faults (kind, line, col, rule)"
+            " SELECT 'residents', line, CASE WHEN line = first THEN 'relationship' END,"
+            "  CASE WHEN line = first THEN rule ELSE 'household rejected (see line ' || first || ')' END"
+            f" FROM ({rows}) AS h",
+        )
+
+
+def check_tax(conn: Connection) -> None:
+    """A row names a known resident; then it is not a second row for its resident and year (the first being
+    the first row that breaks no rule); then its supporter, if any, is a known resident."""
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        " SELECT 'tax', s.line, 'resident_code', 'names no resident in the register' FROM staged_tax s"
+        f" WHERE {_unknown_resident('s.resident_code')}",
+    )
+    _mark(conn, Kind.TAX)
+    _run(
+        conn,
+        "UPDATE staged_tax SET unsupported = 1 WHERE rejected = 0 AND dependent_of IS NOT NULL"
+        f" AND {_unknown_resident('staged_tax.dependent_of')}",
+    )
+    _later_rows(
+        conn,
+        Kind.TAX,
+        "resident_code, fiscal_year",
+        "unsupported = 0",
+        ("fiscal_year", "second row for this resident and year"),
+        ("'dependent_of'", "'names no resident in the register'"),
+    )
+
+
+def check_accounts(conn: Connection) -> None:
+    """An account names a known household; then it is not a second account for it (the first being the first
+    row that breaks no rule); then its bank and branch are in the Zengin data."""
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        " SELECT 'accounts', s.line, 'household_code', 'names no household in the register' FROM staged_accounts s"
+        " WHERE NOT EXISTS (SELECT 1 FROM residents k WHERE k.household_code = s.household_code)"
+        " AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.household_code = s.household_code"
+        "  AND k.rejected = 0)",
+    )
+    _mark(conn, Kind.ACCOUNTS)
+    _later_rows(
+        conn,
+        Kind.ACCOUNTS,
+        "household_code",
+        "zengin_rule IS NULL",
+        ("household_code", "second account for this household"),
+        ("s.zengin_column", "s.zengin_rule"),
+    )
+
+
+def _later_rows(
+    conn: Connection, kind: Kind, key: str, fine: str, second: tuple[str, str], otherwise: tuple[str, str]
+) -> None:
+    """A valid row after the first row of its key that is ``fine`` is a second row (``second``: column and
+    rule); a row not ``fine`` otherwise breaks ``otherwise`` (SQL for its column and rule). Only keys with
+    more than one row are grouped."""
+    name = STAGED[kind]
+    on = " AND ".join(f"d.{c} = s.{c}" for c in key.split(", "))
+    column, rule = second
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        f" SELECT '{kind}', s.line,"
+        f"  CASE WHEN d.first < s.line THEN '{column}' ELSE {otherwise[0]} END,"
+        f"  CASE WHEN d.first < s.line THEN '{rule} (first on line ' || d.first || ')' ELSE {otherwise[1]} END"
+        f" FROM {name} s LEFT JOIN ("
+        f"  SELECT {key}, MIN(CASE WHEN {fine} THEN line END) AS first FROM {name} WHERE rejected = 0"
+        f"  GROUP BY {key} HAVING COUNT(*) > 1"
+        f" ) d ON {on}"
+        f" WHERE s.rejected = 0 AND (d.first < s.line OR NOT (s.{fine}))",
+    )
+    _mark(conn, kind)
+
+
+def classify(conn: Connection) -> None:
+    """Each valid row's fate: a key the store has is an update when its digest changed, else nothing."""
+    for kind, name in STAGED.items():
+        table, _, key_width = TABLES[kind]
+        keys = " AND ".join(f"t.{c} = {name}.{c}" for c in TABLES[kind][1][:key_width])
+        _run(
+            conn,
+            f"UPDATE {name} SET fate = CASE WHEN {name}.row_mac = t.row_mac THEN {UNCHANGED} ELSE {CHANGED} END"
+            f" FROM {table} AS t WHERE {keys} AND {name}.rejected = 0",
+        )
+
+
+def faults(conn: Connection) -> Iterator[tuple[Kind, int, str | None, str]]:
+    """What the rules found: (kind, line, column, rule); column None for a row rejected with its household."""
+    for kind, line, column, rule in conn.exec_driver_sql("SELECT kind, line, col, rule FROM staged_faults"):
+        yield Kind(kind), line, column, rule
+
+
+def fates(conn: Connection, kind: Kind) -> dict[int, int]:
+    """How many valid rows of each fate."""
+    sql = f"SELECT fate, COUNT(*) FROM {STAGED[kind]} WHERE rejected = 0 GROUP BY fate"
+    return {fate: number for fate, number in conn.exec_driver_sql(sql)}
+
+
+def register_generation(conn: Connection) -> int:
+    """The last import that changed the register: the merge refuses when another landed since the rules ran."""
+    sql = "SELECT COALESCE(MAX(seq), 0) FROM audit_log WHERE object_id = 'register' AND action = 'register.import'"
+    return int(conn.exec_driver_sql(sql).scalar_one())
+
+
+def lock_register(conn: Connection) -> None:
+    """One import merges at a time: SQLite's write lock does it; PostgreSQL is told (readers go on)."""
+    if not is_sqlite(conn):
+        conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN SHARE ROW EXCLUSIVE MODE")
+
+
+def merge(conn: Connection, kind: Kind, *, new: int, changed: int) -> None:
+    """``new`` rows in key order (a b-tree filled from its end), then ``changed`` rows; unchanged rows are
+    not touched. Counted beforehand by :func:`fates`, so nothing is asked of a table that has nothing to do."""
+    table, names, key_width = TABLES[kind]
+    name = STAGED[kind]
+    keys, rest = names[:key_width], names[key_width:]
+    columns = ", ".join(names)
+    if new:
+        empty = conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
+        with _indexes_built_after(conn, table, bulk=empty and new > BULK_LOAD):
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}"
+                f" WHERE rejected = 0 AND fate = {NEW} ORDER BY {', '.join(keys)}"
+            )
+    if changed:
+        conn.exec_driver_sql(
+            f"UPDATE {table} SET {', '.join(f'{c} = s.{c}' for c in rest)} FROM {name} AS s"
+            f" WHERE {' AND '.join(f's.{c} = {table}.{c}' for c in keys)} AND s.rejected = 0 AND s.fate = {CHANGED}"
+        )
+
+
+@contextmanager
+def _indexes_built_after(conn: Connection, table: str, *, bulk: bool) -> Iterator[None]:
+    """Loading an empty table: secondary indexes are built once afterwards (a sort) rather than row by row.
+
+    Inside the merge's transaction, so a failure leaves them as they were.
+    """
+    indexes = list(Base.metadata.tables[table].indexes) if bulk else []
+    for ix in indexes:
+        ix.drop(conn)
+    yield
+    for ix in indexes:
+        ix.create(conn)
