@@ -38,8 +38,8 @@ from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_key
-from civicseal.store.bulk import copy_in, copy_text, insert_rows
-from civicseal.store.engine import writing
+from civicseal.store.bulk import analyze, copy_in, copy_text, insert_rows
+from civicseal.store.engine import reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 from civicseal.store.staging import staging_area, staging_file, write_to_file
@@ -774,4 +774,6 @@ def _import(
                 progress("writing", done, len(sources))
             details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
             audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
+        with reading(conn):  # PostgreSQL plans the programme run from these; after the commit, outside its lock
+            analyze(conn, *(staged.TABLES[source.kind][0] for source in sources))
     return summary

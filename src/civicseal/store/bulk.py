@@ -68,8 +68,8 @@ def _copy_column(values: list) -> list[str]:
 
 
 def analyze(conn: Connection, *tables: str) -> None:
-    """Give PostgreSQL's planner the size of freshly filled temporary tables (it has no statistics for them,
-    and guesses a nested loop over 200,000 rows); SQLite plans these joins well without."""
+    """Give PostgreSQL's planner the size of freshly filled tables (it has no statistics for them until
+    autovacuum comes by, and guesses a nested loop over 200,000 rows); SQLite plans these joins well without."""
     if not is_sqlite(conn):
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {table}")
