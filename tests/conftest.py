@@ -50,9 +50,11 @@ def backend(
         stores.pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{prepared_homes.template_database}"')
     else:
         stores.pg_admin(f'CREATE DATABASE "{name}"')
-    prepared_homes.dropper.drop(name)
     monkeypatch.setenv(DATABASE_URL_ENV, stores.pg_url(name))
-    yield "postgresql"
+    try:
+        yield "postgresql"
+    finally:
+        prepared_homes.dropper.drop(name)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ Making a home runs every migration, about 2 s on PostgreSQL, and several hundred
 city imported and run is saved the first time a test builds it and laid over the next test's home, which
 must be a fresh copy of the same home (same keys, nothing written yet): otherwise the test builds it.
 
-Databases are dropped when the session ends, many at once: each DROP DATABASE makes PostgreSQL 15
+Databases are dropped many at once, while later tests run: each DROP DATABASE makes PostgreSQL 15
 checkpoint (one to three seconds on a busy machine) and checkpoints asked for together are one, so dropping
 as each test ends cost more than the tests themselves.
 """
@@ -18,7 +18,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,17 +51,34 @@ def database_name() -> str:
 
 
 class Dropper:
-    """The session's databases, dropped by ``close`` over parallel connections."""
+    """Drops the session's databases over parallel connections, a batch at a time in the background."""
 
     def __init__(self) -> None:
-        self.names: list[str] = []
+        self.pool = ThreadPoolExecutor(DROPPING_CONNECTIONS, thread_name_prefix="drop-test-database")
+        self.unused: list[str] = []  # no test uses them any more
+        self.at_end: list[str] = []  # tests clone them until the session ends
+        self.dropping: list[Future[None]] = []
 
     def drop(self, name: str) -> None:
-        self.names.append(name)
+        """Drop a database no test will use again, with the next batch."""
+        self.unused.append(name)
+        if len(self.unused) >= DROPPING_CONNECTIONS:
+            self._submit(self.unused)
+            self.unused = []
+
+    def drop_at_end(self, name: str) -> None:
+        self.at_end.append(name)
 
     def close(self) -> None:
-        with ThreadPoolExecutor(DROPPING_CONNECTIONS) as pool:
-            list(pool.map(lambda name: pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), self.names))
+        self._submit(self.unused + self.at_end)
+        self.pool.shutdown()
+        for dropped in self.dropping:
+            dropped.result()  # a drop that failed fails the session
+
+    def _submit(self, names: list[str]) -> None:
+        self.dropping += [
+            self.pool.submit(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)') for name in names
+        ]
 
 
 def _backend() -> str:
@@ -115,7 +132,7 @@ class PreparedHomes:
                     env.delenv(DATABASE_URL_ENV, raising=False)
                 else:
                     pg_admin(f'CREATE DATABASE "{self.template_database}"')
-                    self.dropper.drop(self.template_database)
+                    self.dropper.drop_at_end(self.template_database)
                     env.setenv(DATABASE_URL_ENV, pg_url(self.template_database))
                 home = init_home(folder)
                 self.fresh[backend] = (_row_counts(home), _files(home.keys))
@@ -156,7 +173,7 @@ class PreparedHomes:
                 pg_admin(f'CREATE DATABASE "{store}" TEMPLATE "{_database_of_env()}"')
             except psycopg.errors.ObjectInUse:  # another engine of the test holds a connection: not saved
                 return
-            self.dropper.drop(store)
+            self.dropper.drop_at_end(store)
         shutil.copytree(files, folder / "files")
         self.saved[(backend, state)] = Saved(folder / "files", store)
 
