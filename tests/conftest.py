@@ -1,52 +1,68 @@
 """Every test that touches the store runs twice: on an embedded SQLite file and on the PostgreSQL server
-at 127.0.0.1:5432 (user postgres, trust), in a database each test session creates and drops."""
+at 127.0.0.1:5432 (user postgres, trust), in a database each test session creates and drops.
+
+A test's `home` is a copy of one home the session makes per store (see tests/stores.py): the homes of one
+run therefore share their keys, which no test can tell, as each test has one `home` and a test that needs a
+second home makes it with `init_home` itself.
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.store.engine import DATABASE_URL_ENV
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
+from tests import stores
 
-PG_ADMIN = os.environ.get("CIVICSEAL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-
-def _pg_url(admin: str, name: str) -> str:
-    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{name}"
+@pytest.fixture(scope="session")
+def prepared_homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stores.PreparedHomes]:
+    dropper = stores.Dropper()
+    stores.session = stores.PreparedHomes(tmp_path_factory.mktemp("prepared-homes"), dropper)
+    try:
+        yield stores.session
+    finally:
+        stores.session = None
+        dropper.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point CIVICSEAL_DATABASE_URL at a fresh database of the backend (unset for SQLite)."""
+def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, prepared_homes: stores.PreparedHomes
+) -> Iterator[str]:
+    """Point CIVICSEAL_DATABASE_URL at a fresh database of the backend (unset for SQLite).
+
+    On PostgreSQL the database is empty, or, for a test taking a `home`, a clone of the prepared home's.
+    """
     if request.param == "sqlite":
         monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
         yield "sqlite"
         return
-    name = f"civicseal_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    monkeypatch.setenv(DATABASE_URL_ENV, _pg_url(PG_ADMIN, name))
+    name = stores.database_name()
+    if "home" in request.fixturenames:
+        prepared_homes.folder("postgresql")
+        stores.pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{prepared_homes.template_database}"')
+    else:
+        stores.pg_admin(f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv(DATABASE_URL_ENV, stores.pg_url(name))
     try:
         yield "postgresql"
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        prepared_homes.dropper.drop(name)
 
 
 @pytest.fixture
-def home(backend: str, tmp_path: Path) -> Iterator[Home]:
-    """A fresh civicseal home on the backend under test."""
-    created = init_home(tmp_path / "home")
+def home(backend: str, tmp_path: Path, prepared_homes: stores.PreparedHomes) -> Iterator[Home]:
+    """A fresh civicseal home on the backend under test (a copy of the session's)."""
+    path = tmp_path / "home"
+    shutil.copytree(prepared_homes.folder(backend), path)
+    created = Home(path)
     yield created
     created.engine.dispose()
 

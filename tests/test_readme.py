@@ -1,11 +1,11 @@
 """The README's walkthrough, run command by command as written, on a small synthetic city.
 
 A person follows the README in order; so does this test. Every command of the walkthrough's ```sh blocks runs
-with the installed `civicseal` in a fresh folder; the README's placeholders (`age1…`, `cst_…`, `pkg_…`…) are
+as a process of its own of the installed `civicseal` (forked from a server that imported it once, see
+tests/cli_process.py) in a fresh folder; the README's placeholders (`age1…`, `cst_…`, `pkg_…`…) are
 filled from what earlier commands printed or from the store. Between commands the test only does what a
 person does off-screen (writes the files the README names, fills in the city's contact block), each marked
-`glue` below. One run, on the embedded SQLite store: the commands' store code is tested on PostgreSQL
-elsewhere, and this test is about the README, not the store.
+`glue` below. It runs on each store: the README's own (SQLite in its home) and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import csv
 import os
 import re
 import shlex
-import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ from sqlalchemy import text as sql_text
 
 from civicseal.clock import TOKYO
 from civicseal.store.engine import DATABASE_URL_ENV, database_url, make_engine
+from tests import cli_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -134,14 +132,13 @@ def free_port() -> int:
 @dataclass
 class Walk:
     folder: Path
-    executable: str
     env: dict[str, str]
     readme: str
     port: int = field(default_factory=free_port)
     printed: dict[str, str] = field(default_factory=dict)
     used_references: set[str] = field(default_factory=set)
     moments: dict[str, datetime] = field(default_factory=dict)
-    background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    background: list[cli_process.Running] = field(default_factory=list)
 
     @property
     def home(self) -> Path:
@@ -227,11 +224,9 @@ class Walk:
             if tuple(argv[: len(prefix)]) == prefix:
                 glue(self)
         if command.background:
-            self.start_background(command, [self.executable, *argv], env)
+            self.start_background(command, argv, env)
             return
-        done = subprocess.run(
-            [self.executable, *argv], cwd=self.folder, env=env, capture_output=True, text=True, timeout=TIMEOUT
-        )
+        done = cli_process.run(argv, self.folder, env, TIMEOUT)
         if done.returncode != 0:
             pytest.fail(
                 f"README.md:{command.line}: {command.text}\n(ran: {text})\nexit {done.returncode}\n"
@@ -242,12 +237,12 @@ class Walk:
 
     def start_background(self, command: Command, argv: list[str], env: dict[str, str]) -> None:
         """glue: a `… &` line is a server; wait until it answers on its port, stop it at the end."""
-        process = subprocess.Popen(argv, cwd=self.folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = cli_process.start(argv, self.folder, env)
         self.background.append(process)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"README.md:{command.line}: {command.text}\nstderr:\n{process.stderr.read().decode()}")
+            if process.returncode is not None:
+                pytest.fail(f"README.md:{command.line}: {command.text}\nstderr:\n{process.stderr()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
@@ -257,12 +252,7 @@ class Walk:
 
     def stop(self) -> None:
         for process in self.background:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.stop()
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -344,15 +334,9 @@ def test_walkthrough_parser_reads_blocks_comments_continuations_and_backgrounds(
     ]
 
 
-def installed_civicseal() -> str:
-    executable = shutil.which("civicseal", path=str(Path(sys.executable).parent))
-    assert executable, "civicseal is not installed next to this Python"
-    return executable
-
-
 def test_a_failing_readme_command_fails_with_its_line_and_stderr(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_")}
-    walk = Walk(tmp_path, installed_civicseal(), env | {"CIVICSEAL_HOME": str(tmp_path / "home")}, "")
+    walk = Walk(tmp_path, env | {"CIVICSEAL_HOME": str(tmp_path / "home")}, "")
     readme = "## Using it on a real register\n\n```sh\ncivicseal verify lost.cseal   # not there\n```\n"
     (command,) = walkthrough_commands(readme)
     with pytest.raises(
@@ -362,7 +346,6 @@ def test_a_failing_readme_command_fails_with_its_line_and_stderr(tmp_path: Path)
 
 
 def test_readme_walkthrough_runs_as_written(backend: str, tmp_path: Path) -> None:
-    executable = installed_civicseal()
     readme = README.read_text(encoding="utf-8")
     commands = walkthrough_commands(readme)
     assert len(commands) > 40, "the walkthrough's blocks were not found"
@@ -370,14 +353,9 @@ def test_readme_walkthrough_runs_as_written(backend: str, tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICSEAL_") or k == DATABASE_URL_ENV}
     env["TZ"] = "UTC"  # the README speaks Tokyo time itself; the machine's zone must not matter
     # glue: the register files the README imports, for a small synthetic city
-    subprocess.run(
-        [executable, "synth", "--residents", "3000", "--out", "."],
-        cwd=tmp_path,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    walk = Walk(tmp_path, executable, env, readme)
+    synth = cli_process.run(["synth", "--residents", "3000", "--out", "."], tmp_path, env, TIMEOUT)
+    assert synth.returncode == 0, synth.stderr
+    walk = Walk(tmp_path, env, readme)
     try:
         for command in commands:
             walk.run(command)
