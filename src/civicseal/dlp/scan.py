@@ -51,6 +51,7 @@ from civicseal.dlp.normalize import (
 )
 from civicseal.dlp.report import MAX_POSITIONS, FileReport, ScanReport
 from civicseal.register.normalize import my_number_valid
+from civicseal.workers import as_pool_worker
 
 BLOCK_BYTES = 8 << 20
 WINDOW = 120  # characters: a name and a birth date on one line or on the next
@@ -675,6 +676,7 @@ _WORKER: dict[str, Matcher] = {}  # in a worker process: its own matcher, with i
 
 
 def _start_worker(index: FingerprintIndex, memo_limit: int) -> None:
+    as_pool_worker()
     _WORKER["matcher"] = Matcher(index, memo_limit)
 
 

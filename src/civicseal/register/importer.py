@@ -43,6 +43,7 @@ from civicseal.store.engine import reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 from civicseal.store.staging import staging_area, staging_file, write_to_file
+from civicseal.workers import as_pool_worker
 
 MAX_PRINTED_PROBLEMS = 100
 BATCH_BYTES = 2 << 20  # read, normalized and staged at a time: about 10,000 rows
@@ -511,6 +512,7 @@ _worker_turn: Lock | None = None  # held by the worker writing to the staging fi
 
 def _start_worker(cipher: FieldCipher, turn: Lock) -> None:
     global _worker_cipher, _worker_turn  # one per worker process, set once as it starts (it inherits the paused GC)
+    as_pool_worker()
     _worker_cipher, _worker_turn = cipher, turn
 
 
