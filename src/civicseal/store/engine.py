@@ -78,6 +78,16 @@ def placeholder(conn: Connection) -> str:
 
 
 @contextmanager
+def one_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a single reading statement. On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK
+    round trips around the statement (two of the four an API request's token check cost, ping included)."""
+    with engine.connect() as conn:
+        if not is_sqlite(conn):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One atomic unit of work that writes: everything in it is committed together or not at all.
 
