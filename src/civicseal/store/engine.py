@@ -18,7 +18,8 @@ from typing import Final, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from civicseal.store.errors import StoreBusy
 
@@ -27,6 +28,7 @@ T = TypeVar("T")
 DATABASE_URL_ENV = "CIVICSEAL_DATABASE_URL"
 SQLITE_FILE = "civicseal.db"
 POOL_SIZE: Final = 16  # connections a process keeps open on PostgreSQL; the API works in no more at once
+TRUSTED_FOR: Final = 1.0  # seconds a connection back in the pool is handed out again without a ping
 BUSY_TIMEOUT: Final = 10.0  # seconds SQLite itself waits for the write lock, per attempt
 PATIENCE: Final = 60.0  # seconds write_patiently keeps trying before it refuses
 _WRITER: Final = "civicseal_writer"  # execution option: this connection's transactions write
@@ -47,7 +49,28 @@ def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     # one (a PostgreSQL backend) for most requests, which cost more CPU than the request itself. Last in,
     # first out: a quiet server keeps reusing its few warm connections (cycling through all sixteen doubled
     # the paced look-up's median and tripled its p99 in bench/contact.py).
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, pool_use_lifo=True, hide_parameters=True)
+    engine = create_engine(url, pool_size=POOL_SIZE, pool_use_lifo=True, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection before handing it out only when it has been idle (or is new): one that was in use a
+    moment ago is alive, and a ping on every checkout was a round trip, two or three per look-up. A
+    connection the database dropped (restart, terminated backend) is replaced, never handed out."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record: ConnectionPoolEntry) -> None:  # type: ignore[no-untyped-def]
+        record.info["returned"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection, record: ConnectionPoolEntry, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("returned", -TRUSTED_FOR) < TRUSTED_FOR:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the connection failed its ping") from exc
 
 
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
