@@ -27,7 +27,7 @@ from civicseal.contact.models import ContactSession, ContactUser, SignInFailure
 from civicseal.contact.organizations import approved_for_contact_centre
 from civicseal.contact.roles import Role
 from civicseal.keys.recipients import new_token, token_digest, token_id_of
-from civicseal.store.engine import transaction
+from civicseal.store.engine import one_read, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 
@@ -458,7 +458,7 @@ def api_principal(engine: Engine, token: str) -> Principal | None:
     token_id = token_id_of(token)
     if token_id is None:
         return None
-    with engine.connect() as conn:
+    with one_read(engine) as conn:
         user = conn.execute(BY_TOKEN, {"token_id": token_id}).first()
     if user is None or not secrets.compare_digest(user.api_token_sha256 or "", token_digest(token)):
         return None

@@ -12,17 +12,18 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime
 from typing import Any, Final, Literal
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from civicseal.contact import actions, lookup, users
 from civicseal.contact.errors import AccountLocked, NotAllowed
 from civicseal.contact.users import Principal
 from civicseal.errors import CivicsealError
+from civicseal.store.engine import POOL_SIZE
 from civicseal.store.fieldcrypt import FieldCipher
 
 PREFIX: Final = "/api/v1"
@@ -35,11 +36,18 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+def store_threads() -> CapacityLimiter:
+    """One app's limit on API requests working in the store at once: the store's pool size. A request past
+    it would open a connection (a PostgreSQL backend) for itself and close it again, which cost more CPU than
+    its look-up did."""
+    return CapacityLimiter(POOL_SIZE)
+
+
 class TokenGate:
     """ASGI middleware: for /api/ paths, resolve the bearer token to a user or answer 401/403 at once."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], engine: Engine) -> None:
-        self.app, self.engine = app, engine
+    def __init__(self, app: Callable[..., Awaitable[None]], engine: Engine, threads: CapacityLimiter) -> None:
+        self.app, self.engine, self.threads = app, engine, threads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
@@ -50,7 +58,9 @@ class TokenGate:
         status, error, principal = 401, "missing or unknown API token", None
         if scheme.lower() == "bearer" and token.strip():
             try:
-                principal = await run_in_threadpool(users.api_principal, self.engine, token.strip())
+                principal = await to_thread.run_sync(
+                    users.api_principal, self.engine, token.strip(), limiter=self.threads
+                )
             except AccountLocked as exc:
                 status, error = 403, str(exc)
         if principal is None:
@@ -161,13 +171,15 @@ def _found(household: lookup.Household | None) -> dict[str, object]:
     return {"found": household is not None, "household": household.as_dict() if household else None}
 
 
-def api_router(engine: Engine, cipher: FieldCipher, clock: Callable[[], datetime]) -> APIRouter:
+def api_router(
+    engine: Engine, cipher: FieldCipher, clock: Callable[[], datetime], threads: CapacityLimiter
+) -> APIRouter:
     router = APIRouter(prefix=PREFIX, dependencies=[Security(bearer)], responses=ERRORS, tags=["contact centre"])
 
     async def call(request: Request, fn: Callable[..., Any], head: tuple, tail: tuple, *, answer: Callable) -> Any:
         principal: Principal = request.state.principal
         try:
-            result = await run_in_threadpool(lambda: fn(*head, principal, *tail, now=clock()))
+            result = await to_thread.run_sync(lambda: fn(*head, principal, *tail, now=clock()), limiter=threads)
         except CivicsealError as exc:
             response = _error(exc)
         else:

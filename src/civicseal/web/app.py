@@ -27,7 +27,7 @@ from civicseal.keys.service import DEFAULT_PORT
 from civicseal.store.engine import is_sqlite
 from civicseal.store.errors import StoreError
 from civicseal.store.home import HOME_ENV, Home
-from civicseal.web.api import TokenGate, api_router
+from civicseal.web.api import TokenGate, api_router, store_threads
 from civicseal.web.pages import Forbidden, Pages, forbidden_page
 
 __all__ = ["DEFAULT_PORT", "create_app", "serve", "serves_pages"]
@@ -107,9 +107,10 @@ def create_app(
     cipher = load_city_keys(home.keys).field_cipher()
     city = city_name(home)
     app.include_router(Pages(engine, cipher, city, clock).router)
-    app.include_router(api_router(engine, cipher, clock))
+    threads = store_threads()
+    app.include_router(api_router(engine, cipher, clock, threads))
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.add_middleware(TokenGate, engine=engine)
+    app.add_middleware(TokenGate, engine=engine, threads=threads)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, _exc: Forbidden) -> Response:
