@@ -211,7 +211,16 @@ class _Column:
 
 
 def _encode(array: pa.Array, matcher: Matcher) -> _Column:
-    """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
+    """Dictionary-encode a column; fingerprint the distinct values that could be a register value.
+
+    A column of digits alone none of which is twelve long (a resident or household code) holds no
+    register value: it is not encoded, its cells stand for themselves. Such codes are nearly all distinct,
+    so encoding them would only build a hash table as large as the column."""
+    if len(array) and pc.all(pc.ascii_is_decimal(array.slice(0, 16))).as_py():
+        lengths = pc.utf8_length(array).to_numpy(zero_copy_only=False)
+        if not (lengths == 12).any() and pc.all(pc.ascii_is_decimal(array)).as_py():
+            rows = len(array)
+            return _Column(np.full(rows, -1, np.int32), array, np.ones(rows, np.int64), lengths, np.ones(rows, bool))
     encoded = pc.dictionary_encode(array)
     dictionary = encoded.dictionary
     dictionary.validate(full=True)  # UTF-8 is checked here, once per distinct value, not by the CSV reader
@@ -236,7 +245,10 @@ _ANY_CELL_PATTERN = "|".join(f"(?:{pattern})" for pattern in CELL_PATTERNS.value
 
 
 def _count_patterns(column: _Column, report: FileReport) -> None:
-    short = np.flatnonzero((column.lengths > 0) & (column.lengths <= PATTERN_MAX_CHARS))
+    # Of digits alone only ten to twelve (a phone number, a My Number) can match a pattern.
+    lengths = column.lengths
+    tried = (lengths > 0) & (lengths <= PATTERN_MAX_CHARS) & (~column.decimal | ((lengths >= 10) & (lengths <= 12)))
+    short = np.flatnonzero(tried)
     if not short.size:
         return
     values = column.dictionary.take(pa.array(short))
