@@ -20,7 +20,7 @@ from civicseal.cli import run
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import FingerprintIndex, build_index, export_index, index_path, load_home_index
 from civicseal.dlp.normalize import canonical
-from civicseal.dlp.scan import scan
+from civicseal.dlp.scan import Matcher, scan
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
@@ -330,6 +330,18 @@ def test_a_bank_account_row_corroborates_its_holder(index: FingerprintIndex, tmp
 def test_a_small_memory_gives_the_same_answer(index: FingerprintIndex, tmp_path: Path) -> None:
     path = write_table(tmp_path / "big.csv", rows_of("name", "birth_date", "address") * 50)
     assert scan([path], index, memo_limit=3).as_dict() == scan([path], index).as_dict()
+
+
+def test_twelve_digits_are_remembered_by_their_integer_as_by_their_text(index: FingerprintIndex) -> None:
+    """My Numbers of the register among numbers that share their low bits (which must not crowd one slot of
+    the memory), looked up twice so the second answer comes from memory; a tiny memory is emptied meanwhile."""
+    values = [p["my_number"] for p in PEOPLE if p["my_number"]] + [f"{n << 20:012d}" for n in range(1, 400)]
+    for limit in (3, 10_000):
+        matcher = Matcher(index, limit)
+        by_text = matcher.strings(values)
+        assert (by_text[: len(values) - 399] >= 0).all() and (by_text[len(values) - 399 :] == -1).all()
+        for _ in range(2):
+            assert (matcher.digits(pa.array(values)) == by_text).all()
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "cp932"])

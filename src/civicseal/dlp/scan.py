@@ -104,7 +104,7 @@ class _Memory:
         mask = len(self._keys) - 1
         out = np.full(len(hashes), self.MISSING, dtype=np.int32)
         pending = np.arange(len(hashes))
-        slot = hashes & mask
+        slot = self._slots(hashes) & mask
         while pending.size:
             key = self._keys[slot]
             hit = key == hashes[pending]
@@ -129,10 +129,13 @@ class _Memory:
             self._insert(keys[kept], held[kept])
         self._insert(hashes, numbers)
 
+    def _slots(self, hashes: np.ndarray) -> np.ndarray:
+        return hashes
+
     def _insert(self, hashes: np.ndarray, numbers: np.ndarray) -> None:
         mask = len(self._keys) - 1
         pending = np.arange(len(hashes))
-        slot = hashes & mask
+        slot = self._slots(hashes) & mask
         while pending.size:
             free = np.flatnonzero(self._keys[slot] == self.EMPTY)
             # Of new values aiming at one free slot the last written stays (hashes are distinct); the rest
@@ -146,31 +149,53 @@ class _Memory:
         self.count += len(hashes)
 
 
+class _DigitMemory(_Memory):
+    """Twelve-digit values (My Numbers) keyed by their integer, exact and with no Python string made for
+    one seen before. Slots come from the integer times a random odd number, high bits: a file of numbers
+    crafted to share low bits does not pile up on one slot."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self._spread = np.uint64(int.from_bytes(os.urandom(8), "little") | 1)
+
+    def _slots(self, hashes: np.ndarray) -> np.ndarray:
+        return ((hashes.view(np.uint64) * self._spread) >> np.uint64(32)).view(np.int64)
+
+
 class Matcher:
     """Turns values into fingerprint numbers of the index (-1: not a register value), remembering values.
 
-    The memory maps values as read (before folding) to their numbers, up to ``memo_limit`` values, and
-    is emptied when full: a file of a repeated register folds and hashes each distinct value once, and
-    memory stays bounded however large the drive. It lives as long as one scan, in memory only.
+    The memory maps values as read (before folding) to their numbers, up to ``memo_limit`` values (and as
+    many twelve-digit ones), and is emptied when full: a file of a repeated register folds and hashes each
+    distinct value once, and memory stays bounded however large the drive. It lives as long as one scan, in memory only.
     """
 
     def __init__(self, index: FingerprintIndex, memo_limit: int = MEMO_LIMIT) -> None:
         self.index = index
         self._fingerprint = Fingerprinter(index.key)
         self._memo = _Memory(memo_limit)
+        self._digits = _DigitMemory(memo_limit)
 
     def strings(self, values: Sequence[str]) -> np.ndarray:
         if not values:
             return np.zeros(0, dtype=np.int32)
         hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
-        found = self._memo.find(hashes)
+        return self._remembered(self._memo, hashes, lambda at: [values[i] for i in at.tolist()])
+
+    def digits(self, values: pa.Array) -> np.ndarray:
+        """Numbers for values of twelve ASCII digits: a large file holds a My Number in nearly every row."""
+        keys = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
+        return self._remembered(self._digits, keys, lambda at: values.take(pa.array(at)).to_pylist())
+
+    def _remembered(self, memo: _Memory, keys: np.ndarray, raw: Callable[[np.ndarray], list[str]]) -> np.ndarray:
+        """Numbers for keys; the values not remembered (``raw``: them, by position) are folded and hashed."""
+        found = memo.find(keys)
         missing = np.flatnonzero(found == _Memory.MISSING)
         if missing.size:
-            new, first = np.unique(hashes[missing], return_index=True)
-            raw = [values[i] for i in missing[first].tolist()]
-            numbers = self.index.find(self._fingerprint(canonical(raw)))
-            self._memo.add(new, numbers)
-            found[missing] = numbers[np.searchsorted(new, hashes[missing])]
+            new, first = np.unique(keys[missing], return_index=True)
+            numbers = self.index.find(self._fingerprint(canonical(raw(missing[first]))))
+            memo.add(new, numbers)
+            found[missing] = numbers[np.searchsorted(new, keys[missing])]
         return found
 
     def dictionary(self, values: pa.Array, keep: np.ndarray) -> np.ndarray:
@@ -211,7 +236,16 @@ class _Column:
 
 
 def _encode(array: pa.Array, matcher: Matcher) -> _Column:
-    """Dictionary-encode a column; fingerprint the distinct values that could be a register value."""
+    """Dictionary-encode a column; fingerprint the distinct values that could be a register value.
+
+    A column of digits alone none of which is twelve long (a resident or household code) holds no
+    register value: it is not encoded, its cells stand for themselves. Such codes are nearly all distinct,
+    so encoding them would only build a hash table as large as the column."""
+    if len(array) and pc.all(pc.ascii_is_decimal(array.slice(0, 16))).as_py():
+        lengths = pc.utf8_length(array).to_numpy(zero_copy_only=False)
+        if not (lengths == 12).any() and pc.all(pc.ascii_is_decimal(array)).as_py():
+            rows = len(array)
+            return _Column(np.full(rows, -1, np.int32), array, np.ones(rows, np.int64), lengths, np.ones(rows, bool))
     encoded = pc.dictionary_encode(array)
     dictionary = encoded.dictionary
     dictionary.validate(full=True)  # UTF-8 is checked here, once per distinct value, not by the CSV reader
@@ -220,13 +254,16 @@ def _encode(array: pa.Array, matcher: Matcher) -> _Column:
     decimal = pc.ascii_is_decimal(dictionary).to_numpy(zero_copy_only=False)
     ascii_ = pc.string_is_ascii(dictionary).to_numpy(zero_copy_only=False)
     lookup = (lengths > 0) & ~ascii_
-    # Of digits alone only twelve (a My Number) can be a value; codes and counts skip the pattern below.
-    lookup |= decimal & (lengths == 12)
+    # Of digits alone only twelve (a My Number) can be a value, looked up by its integer; codes and counts
+    # skip the pattern below.
+    twelve = decimal & (lengths == 12)
     if ascii_.any():
         where = np.flatnonzero(ascii_ & (lengths > 0) & ~decimal)
         shaped = pc.match_substring_regex(dictionary.take(pa.array(where)), _ASCII_VALUE)
         lookup[where] = shaped.to_numpy(zero_copy_only=False)
     numbers = matcher.dictionary(dictionary, lookup)
+    if twelve.any():
+        numbers[twelve] = matcher.digits(dictionary.filter(pa.array(twelve)))
     occurrences = np.bincount(indices, minlength=len(dictionary))
     return _Column(numbers[indices], dictionary, occurrences, lengths, decimal)
 
@@ -236,7 +273,10 @@ _ANY_CELL_PATTERN = "|".join(f"(?:{pattern})" for pattern in CELL_PATTERNS.value
 
 
 def _count_patterns(column: _Column, report: FileReport) -> None:
-    short = np.flatnonzero((column.lengths > 0) & (column.lengths <= PATTERN_MAX_CHARS))
+    # Of digits alone only ten to twelve (a phone number, a My Number) can match a pattern.
+    lengths = column.lengths
+    tried = (lengths > 0) & (lengths <= PATTERN_MAX_CHARS) & (~column.decimal | ((lengths >= 10) & (lengths <= 12)))
+    short = np.flatnonzero(tried)
     if not short.size:
         return
     values = column.dictionary.take(pa.array(short))
