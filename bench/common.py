@@ -6,10 +6,14 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+import psycopg
 
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
@@ -20,6 +24,26 @@ from civicseal.store.engine import DATABASE_URL_ENV
 from civicseal.store.home import Home
 
 PROGRAMME = "bench"
+# The PostgreSQL server the benchmarks create their databases on (an admin URL; CIVICSEAL_BENCH_PG to change it).
+PG_ADMIN = os.environ.get("CIVICSEAL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def postgres_database(prefix: str = "civicseal_bench") -> Iterator[str]:
+    """A database of its own for one run (its libpq URL), dropped afterwards whatever happens."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def store_url(url: str) -> str:
+    """The store's (SQLAlchemy's) URL for a libpq URL: civicseal speaks psycopg 3."""
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @dataclass

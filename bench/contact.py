@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import date, timedelta
@@ -56,6 +55,7 @@ from civicseal.register.importer import import_register
 from civicseal.register.models import Resident
 from civicseal.register.synth import synthesize
 from civicseal.store.engine import DATABASE_URL_ENV
+from common import PG_ADMIN, postgres_database, store_url
 
 OPERATORS = 50
 PACE_S = 2.0
@@ -64,7 +64,6 @@ FLAT_S = 7.5
 P99_BUDGET_MS = 50.0
 RATIO_BUDGET = 0.25
 PARTS = ("server", "database", "client")
-ADMIN = os.environ.get("CIVICSEAL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _arguments() -> argparse.Namespace:
@@ -213,7 +212,7 @@ class CpuMeter:
                 self.seen[key] = (self.seen.get(key, (spent, spent))[0], spent)
 
     def _watch(self) -> None:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             while not self.stop.wait(0.2):
                 self._sample(admin)
             self._sample(admin)
@@ -224,7 +223,7 @@ class CpuMeter:
         self.stop.clear()
         self.server_pids = _descendants(self.server)  # the workers: they live as long as the server
         client = time.process_time()
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             self._sample(admin)
         watcher = threading.Thread(target=self._watch, daemon=True)
         watcher.start()
@@ -286,29 +285,22 @@ async def _run(url: str, tokens: list[str], households: list[tuple[str, str]], m
     }
 
 
-def main() -> None:
-    args = _arguments()
-    name = f"civicseal_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    os.environ[DATABASE_URL_ENV] = (
-        ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+def _measure(args: argparse.Namespace, database: str) -> dict[str, float]:
+    """The city set up in the bench's database, the server started, both phases run; the server always stops."""
+    work = Path(tempfile.mkdtemp(prefix="civicseal-bench-contact-"))
+    (work / "register").mkdir()
+    started = time.perf_counter()
+    home, households, tokens = _city(work, args.residents, args.seed)
+    print(
+        f"set-up: {args.residents:,} residents, {len(households):,} households to look up, "
+        f"{OPERATORS} operators ({time.perf_counter() - started:.1f} s)"
     )
-    server = None
+    port = _free_port()
+    cli = str(Path(sys.executable).parent / "civicseal")
+    server = subprocess.Popen(
+        [cli, "serve", "--home", str(home), "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL
+    )
     try:
-        work = Path(tempfile.mkdtemp(prefix="civicseal-bench-contact-"))
-        (work / "register").mkdir()
-        started = time.perf_counter()
-        home, households, tokens = _city(work, args.residents, args.seed)
-        print(
-            f"set-up: {args.residents:,} residents, {len(households):,} households to look up, "
-            f"{OPERATORS} operators ({time.perf_counter() - started:.1f} s)"
-        )
-        port = _free_port()
-        cli = str(Path(sys.executable).parent / "civicseal")
-        server = subprocess.Popen(
-            [cli, "serve", "--home", str(home), "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL
-        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -320,13 +312,17 @@ def main() -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not start")
             time.sleep(0.2)
-        figures = asyncio.run(_run(url, tokens, households, CpuMeter(server.pid, name)))
+        return asyncio.run(_run(url, tokens, households, CpuMeter(server.pid, database)))
     finally:
-        if server is not None:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    args = _arguments()
+    with postgres_database() as database:
+        os.environ[DATABASE_URL_ENV] = store_url(database)
+        figures = _measure(args, database.rsplit("/", 1)[1])
     ratio = figures["flat_lookups_per_s"] / figures["health_per_s"]
     p99 = figures["p99_ms"]
     print(

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -31,9 +30,7 @@ from civicseal.keys.city import load_city_keys
 from civicseal.register.importer import import_register
 from civicseal.store.engine import DATABASE_URL_ENV, make_engine, write_patiently
 from civicseal.store.home import Home
-from common import build_city, city_arguments, timed
-
-PG_ADMIN = os.environ.get("CIVICSEAL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from common import build_city, city_arguments, postgres_database, store_url, timed
 
 # Tables equivalent to the store's: the same columns, primary keys and indexes; no validation, no
 # normalization, no encryption. Index upkeep is part of storing a register, so the reference pays it too.
@@ -116,23 +113,16 @@ def reference_copy(files: list[Path], url: str) -> float:
 
 def postgres_import(files: list[Path], work: Path) -> tuple[float, float]:
     """The import into a fresh PostgreSQL database, and the plain COPY into another, in this run."""
-    names = [f"civicseal_bench_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    try:
-        reference_s = reference_copy(files, f"{base}/{names[0]}")
-        os.environ[DATABASE_URL_ENV] = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{names[1]}"
-        home = init_home(work / "home-postgresql")
-        cipher = load_city_keys(home.keys).field_cipher()
-        import_s = timed(lambda: import_register(home.engine, cipher, files))
-        home.engine.dispose()
-    finally:
-        os.environ.pop(DATABASE_URL_ENV, None)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            for name in names:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as reference_url, postgres_database() as store:
+        reference_s = reference_copy(files, reference_url)
+        os.environ[DATABASE_URL_ENV] = store_url(store)
+        try:
+            home = init_home(work / "home-postgresql")
+            cipher = load_city_keys(home.keys).field_cipher()
+            import_s = timed(lambda: import_register(home.engine, cipher, files))
+            home.engine.dispose()
+        finally:
+            os.environ.pop(DATABASE_URL_ENV, None)
     return import_s, reference_s
 
 

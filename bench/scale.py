@@ -20,17 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
+from common import postgres_database, store_url
 
 REFERENCE = 460_517
 PER_RESIDENT_BUDGET = 1.2
-PG_ADMIN = os.environ.get("CIVICSEAL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLI = [str(Path(sys.executable).with_name("civicseal"))]  # the console script a city runs
 STEPS = ("import", "programme run")
 
@@ -72,29 +70,15 @@ def civicseal(*args: str, env: dict[str, str]) -> Step:
         return Step(seconds, cpu, usage.ru_maxrss / 1024, json.loads(out.read()))
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A database of its own for one run, dropped afterwards whatever happens."""
-    name = f"civicseal_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_city(residents: int, store: str, register: Path, work: Path) -> Run:
     env = dict(os.environ)
     env.pop("CIVICSEAL_DATABASE_URL", None)
     run = Run(residents, store)
     home = work / f"home-{store}-{residents}"
     files = [str(register / name) for name in ("residents.csv", "tax.csv", "accounts.csv")]
-    with postgres_database() if store == "postgresql" else _nothing() as url:
+    with postgres_database("civicseal_scale") if store == "postgresql" else _nothing() as url:
         if url:
-            env["CIVICSEAL_DATABASE_URL"] = url
+            env["CIVICSEAL_DATABASE_URL"] = store_url(url)
         civicseal("init", "--home", str(home), env=env)
         run.steps["import"] = civicseal("register", "import", *files, "--home", str(home), env=env)
         civicseal(
