@@ -568,6 +568,36 @@ def test_a_resident_code_twice(home: Home, cipher: FieldCipher, tmp_path: Path) 
     ]
 
 
+def test_a_birth_after_today_is_refused_before_a_code_is_counted_twice(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """A birth after today is refused as its row is read, so a code's first row is its first row born by
+    today, wherever the later birth stands."""
+    path = residents_csv(
+        tmp_path,
+        [
+            person("P1", "H1", birth_date="2024-06-02"),
+            person("P1", "H2"),
+            person("P2", "H3"),
+            person("P2", "H4", birth_date="2030-01-01"),
+            person("P2", "H5"),
+        ],
+    )
+    assert problems(refusal(home, cipher, path)) == [
+        ("residents.csv", 2, "birth_date", "after today"),
+        ("residents.csv", 5, "birth_date", "after today"),
+        ("residents.csv", 6, "resident_code", "appears twice (first on line 4)"),
+    ]
+
+
+def test_plain_batches_are_cut_as_csv_reader_cuts_them() -> None:
+    """The split that skips csv.reader gives its columns, and leaves every batch it could read otherwise to it."""
+    lines = ["a,b,c", "d,,f", ",,"]
+    assert importer._plain_columns(lines, 3) == [list(c) for c in zip(*csv.reader(lines), strict=True)]
+    for other in (['a,"b",c'], ["a,b\r,c"], ["a,\x00,c"], ["a,b,c", ""], ["a,b"], ["a,b,c,d"], []):
+        assert importer._plain_columns(other, 3) is None, other
+
+
 def test_tax_rows_must_name_residents_once_a_year(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     residents = residents_csv(
         tmp_path,

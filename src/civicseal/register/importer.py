@@ -23,7 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from itertools import compress
+from itertools import compress, repeat
 from multiprocessing.pool import AsyncResult
 from multiprocessing.synchronize import Lock
 from pathlib import Path
@@ -37,7 +37,7 @@ from civicseal.register import staged
 from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
-from civicseal.register.models import tax_row_key
+from civicseal.register.models import tax_row_keys
 from civicseal.store.bulk import analyze, copy_in, copy_text, insert_rows
 from civicseal.store.engine import reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
@@ -323,6 +323,22 @@ def locate_columns(path: Path, cells: list[str], columns: Sequence[Column], what
 ANY_HEADER = {cell: name for kind in Kind for cell, name in header_names(kind).items()}
 
 
+CSV_SPECIAL = ('"', "\r", "\x00")  # what makes csv.reader do more than split at commas
+
+
+def _plain_columns(lines: list[str], width: int) -> list[list[str]] | None:
+    """The common batch's columns, cut without csv.reader: no quote, CR or NUL anywhere, and every line
+    ``width`` fields (so no empty line). Each column is a slice of one split of the whole batch; any other
+    batch goes through csv.reader, which names what is wrong with which line."""
+    text = "\n".join(lines)
+    if width < 2 or any(special in text for special in CSV_SPECIAL):
+        return None
+    if set(map(str.count, lines, repeat(","))) != {width - 1}:
+        return None
+    cells = text.replace("\n", ",").split(",")
+    return [cells[i::width] for i in range(width)]
+
+
 def _split_rows(
     name: str, lines: list[str], first: int, width: int, problems: list[Problem]
 ) -> tuple[list[list[str]], list[int], list[int]]:
@@ -399,13 +415,17 @@ def parse_rows(
 ) -> Rows:
     """Split into rows, then normalize column by column: registers repeat their values endlessly."""
     caches = ColumnCaches() if caches is None else caches
-    raw_rows, line_numbers, unreadable = _split_rows(name, lines, first, width, problems)
-    raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
-    valid = [True] * len(raw_rows)
+    raw_columns: Sequence[Sequence[str]] | None = _plain_columns(lines, width)
+    if raw_columns is not None:
+        line_numbers, unreadable = list(range(first, first + len(lines))), []
+    else:
+        raw_rows, line_numbers, unreadable = _split_rows(name, lines, first, width, problems)
+        raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
+    valid = [True] * len(line_numbers)
     values_by_column: list[list[object]] = []
     for index, column in zip(positions, columns, strict=True):
         if index is None:
-            values_by_column.append([None] * len(raw_rows))
+            values_by_column.append([None] * len(line_numbers))
             continue
         values, bad = _parse_column(column, raw_columns[index], caches)
         values_by_column.append(values)
@@ -422,16 +442,18 @@ def parse_rows(
 
 @dataclass(frozen=True)
 class _Source:
-    """A file about to be read: its encoding, its kind and where its columns stand."""
+    """A file about to be read: its encoding, its kind, where its columns stand, and the day its rows are
+    read against (ISO: a birth after it is refused)."""
 
     path: Path
     encoding: str
     kind: Kind
     positions: list[int | None]
     width: int
+    today: str
 
 
-def _open_source(path: Path) -> _Source:
+def _open_source(path: Path, today: date) -> _Source:
     encoding = file_encoding(path)
     with path.open("rb") as f:
         first = f.readline().removeprefix(UTF8_BOM)
@@ -440,18 +462,18 @@ def _open_source(path: Path) -> _Source:
     text = first.decode(encoding).removesuffix("\n").removesuffix("\r")
     header = read_header(path, text)
     kind, positions = detect_kind(path, header)
-    return _Source(path, encoding, kind, positions, len(header))
+    return _Source(path, encoding, kind, positions, len(header), today.isoformat())
 
 
 ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
 
 
-def _sources(paths: Sequence[Path]) -> list[_Source]:
+def _sources(paths: Sequence[Path], today: date) -> list[_Source]:
     """The files' kinds from their headers, residents first; a second file of one kind is refused."""
     sources: list[_Source] = []
     seen: dict[Kind, str] = {}
     for path in paths:
-        source = _open_source(path)
+        source = _open_source(path, today)
         if source.kind in seen:
             rule = f"a second {source.kind} file (the first is {seen[source.kind]}); import them one at a time"
             raise ImportRefused([Problem(path.name, 0, "", rule)])
@@ -491,6 +513,8 @@ def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, 
     problems: list[Problem] = []
     kind = source.kind
     rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
+    if kind is Kind.RESIDENTS:
+        _refuse_births_after(source, rows, problems)
     records = _records(kind, rows, lines, first, cipher)
     return records, problems, len(rows.line_numbers) + len(rows.unreadable), len(data)
 
@@ -560,6 +584,20 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
         yield parse
 
 
+BIRTH_DATE = INDEX[Kind.RESIDENTS]["birth_date"]
+
+
+def _refuse_births_after(source: _Source, rows: Rows, problems: list[Problem]) -> None:
+    """A birth after today (in Tokyo) is refused as the row is read, before any rule that spans rows."""
+    births = rows.columns[BIRTH_DATE]
+    if max((b for b in births if type(b) is str), default="") <= source.today:
+        return
+    for i, birth in enumerate(births):
+        if rows.valid[i] and type(birth) is str and birth > source.today:
+            problems.append(Problem(source.path.name, rows.line_numbers[i], "birth_date", "after today"))
+            rows.valid[i] = False
+
+
 def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: FieldCipher) -> list[tuple]:
     """The staged rows of a batch's valid rows: line, the table's columns (secrets encrypted), what rules need."""
     if all(rows.valid):  # the common case: every row, no copies
@@ -568,23 +606,13 @@ def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: Field
         columns = [list(compress(column, rows.valid)) for column in rows.columns]
         numbers = list(compress(rows.line_numbers, rows.valid))
     # The row digests, over each row's line (a row that spans lines holds a line break and is refused).
-    digests = cipher.row_macs([lines[number - first] for number in numbers])
+    digests = cipher.row_macs(lines if len(numbers) == len(lines) else [lines[number - first] for number in numbers])
     table = _table_columns(kind, [*columns, digests], cipher)
     if kind is Kind.ACCOUNTS:
         pick = INDEX[kind]
         found = list(map(zengin_problem, columns[pick["bank_code"]], columns[pick["branch_code"]]))
         table += [[z and z[0] for z in found], [z and z[1] for z in found]]
     return list(zip(numbers, *table, strict=True))
-
-
-def _encrypted(
-    values: Sequence[object], cipher: FieldCipher, column: str, row_keys: Sequence[object]
-) -> list[bytes | None]:
-    return cipher.encrypt_many([None if v is None else str(v) for v in values], column, row_keys)
-
-
-def _blind(values: Sequence[object], cipher: FieldCipher, column: str) -> list[bytes | None]:
-    return [None if v is None else cipher.blind_index(str(v), column) for v in values]
 
 
 def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher) -> list[list[object]]:
@@ -597,17 +625,16 @@ def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher)
     pick["row_mac"] = columns[-1]
     if kind is Kind.RESIDENTS:
         pick["is_head"] = n.head_flags(pick["relationship"])  # type: ignore[arg-type]
-        pick["my_number_enc"] = _encrypted(pick["my_number"], cipher, "residents.my_number", pick["resident_code"])
-        pick["my_number_bidx"] = _blind(pick["my_number"], cipher, "residents.my_number")
+        pick["my_number_enc"] = cipher.encrypt_many(pick["my_number"], "residents.my_number", pick["resident_code"])
+        pick["my_number_bidx"] = cipher.blind_many(pick["my_number"], "residents.my_number")
     elif kind is Kind.TAX:
         pick["taxed"] = pick["per_capita_levy"]
-        row_keys = list(map(tax_row_key, pick["resident_code"], pick["fiscal_year"]))
-        pick["income_enc"] = _encrypted(pick["income"], cipher, "tax_assessments.income", row_keys)
+        row_keys = tax_row_keys(pick["resident_code"], pick["fiscal_year"])
+        pick["income_enc"] = cipher.encrypt_many(pick["income"], "tax_assessments.income", row_keys)
     else:
-        pick["account_number_enc"] = _encrypted(
-            pick["account_number"], cipher, "bank_accounts.account_number", pick["household_code"]
-        )
-        pick["account_number_bidx"] = _blind(pick["account_number"], cipher, "bank_accounts.account_number")
+        number = pick["account_number"]
+        pick["account_number_enc"] = cipher.encrypt_many(number, "bank_accounts.account_number", pick["household_code"])
+        pick["account_number_bidx"] = cipher.blind_many(number, "bank_accounts.account_number")
     return [pick[name] for name in names]
 
 
@@ -624,10 +651,9 @@ def _check(conn: Connection, sources: list[_Source], today: date, summary: Impor
             staged.check_tax(conn)
         if Kind.ACCOUNTS in kinds:
             staged.check_accounts(conn)
-        staged.classify(conn)
         for source in sources:
             counts: Counts = getattr(summary, source.kind.value)
-            fates = staged.fates(conn, source.kind)
+            fates = staged.classify(conn, source.kind)
             counts.new, counts.updated = fates.get(staged.NEW, 0), fates.get(staged.CHANGED, 0)
             counts.unchanged = fates.get(staged.UNCHANGED, 0)
         return generation, list(staged.faults(conn))
@@ -733,7 +759,8 @@ def _import(
     actor: str | None,
     progress: ProgressFn,
 ) -> ImportSummary:
-    sources = _sources([Path(p) for p in files])
+    today = tokyo_today(now)
+    sources = _sources([Path(p) for p in files], today)
     problems: list[Problem] = []
     summary = ImportSummary()
     engine.dispose()  # no pooled connection may cross the fork of the parsing workers
@@ -749,7 +776,7 @@ def _import(
         workers.close()  # their memory is not held through the checks and the merge
         with conn.begin():
             staged.index(conn)
-        generation, found = _check(conn, sources, tokyo_today(now), summary)
+        generation, found = _check(conn, sources, today, summary)
         names = {source.kind: source.path.name for source in sources}
         cascaded: dict[tuple[str, int], str] = {}
         for kind, line, column, rule in found:

@@ -6,6 +6,7 @@ Encrypted columns end in ``_enc``; ``_bidx`` columns are keyed blind indexes for
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import ClassVar
 
@@ -67,5 +68,10 @@ class BankAccount(Base):
 
 
 def tax_row_key(resident_code: object, fiscal_year: object) -> str:
-    """The row key a tax row's encrypted income is bound to (the table's key: resident and fiscal year)."""
-    return f"{resident_code}/{fiscal_year}"
+    return tax_row_keys([resident_code], [fiscal_year])[0]
+
+
+def tax_row_keys(resident_codes: Iterable[object], fiscal_years: Iterable[object]) -> list[str]:
+    """The row key each tax row's encrypted income is bound to (the table's key: resident and fiscal year),
+    for whole columns, formatted from C: import binds millions."""
+    return list(map("{}/{}".format, resident_codes, fiscal_years))

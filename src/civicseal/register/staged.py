@@ -46,9 +46,11 @@ TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
     ),
 }  # fmt: skip
 STAGED = {Kind.RESIDENTS: "staged_residents", Kind.TAX: "staged_tax", Kind.ACCOUNTS: "staged_accounts"}
+# Each index covers what a rule reads of its rows (the line is the rowid, in every index), so the rules
+# walk narrow indexes in key order instead of sorting the wide staged rows.
 INDEXES = {
-    Kind.RESIDENTS: ("resident_code, rejected", "household_code, rejected"),
-    Kind.TAX: ("resident_code, fiscal_year",),
+    Kind.RESIDENTS: ("resident_code, rejected", "household_code, rejected, is_head, moved_out, deceased"),
+    Kind.TAX: ("resident_code, fiscal_year, rejected, unsupported",),
     Kind.ACCOUNTS: ("household_code",),
 }
 # A row's fate in the merge, found before it: a key the store lacks, a changed digest, or nothing to write.
@@ -106,28 +108,27 @@ def _current(t: str) -> str:
     return f"({t}.moved_out IS NULL OR {t}.moved_out > :today) AND ({t}.deceased IS NULL OR {t}.deceased > :today)"
 
 
-def _unknown_resident(code: str) -> str:
-    """Not a resident the register holds after the merge: neither stored nor a valid row of this import."""
-    return (
-        f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.resident_code = {code})"
-        f" AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.resident_code = {code} AND k.rejected = 0)"
-    )
+def _holds_residents(conn: Connection) -> bool:
+    """Whether the register holds anyone yet: a first import's rules need not look at the stored rows."""
+    return conn.exec_driver_sql("SELECT 1 FROM residents LIMIT 1").first() is not None
+
+
+def _unknown(column: str, value: str, stored: bool) -> str:
+    """No resident (``column`` resident_code or household_code) the register holds after the merge has
+    ``value``: neither a stored one (looked for only when ``stored``) nor a valid row of this import."""
+    staged = f"NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.{column} = {value} AND k.rejected = 0)"
+    return f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.{column} = {value}) AND {staged}" if stored else staged
 
 
 def check_residents(conn: Connection, today: date) -> None:
-    # A code twice: every row after the first that is not born after today; else a birth after today.
+    """A code twice: every row after its first (a birth after today was refused as the row was read)."""
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        " SELECT 'residents', s.line,"
-        "  CASE WHEN f.first < s.line THEN 'resident_code' ELSE 'birth_date' END,"
-        "  CASE WHEN f.first < s.line THEN 'appears twice (first on line ' || f.first || ')' ELSE 'after today' END"
-        " FROM staged_residents s LEFT JOIN ("
-        "  SELECT resident_code, MIN(CASE WHEN birth_date <= :today THEN line END) AS first FROM staged_residents"
-        "  GROUP BY resident_code HAVING COUNT(*) > 1"
-        " ) f ON f.resident_code = s.resident_code"
-        " WHERE f.first < s.line OR s.birth_date > :today",
-        today,
+        " SELECT 'residents', s.line, 'resident_code', 'appears twice (first on line ' || f.first || ')'"
+        " FROM (SELECT resident_code, MIN(line) AS first FROM staged_residents"
+        "  GROUP BY resident_code HAVING COUNT(*) > 1) AS f"
+        " JOIN staged_residents s ON s.resident_code = f.resident_code WHERE s.line > f.first",
     )
     _mark(conn, Kind.RESIDENTS)
     _check_heads(conn, today)
@@ -139,8 +140,10 @@ def _check_heads(conn: Connection, today: date) -> None:
 
     Households named in the file are checked with their stored members; a household only left by someone
     in the file (a move to another household) is checked too, at the first mover's line. A household's
-    problem is reported at its first row; its other rows are rejected with it.
+    problem is reported at its first row; its other rows are rejected with it. Into an empty register the
+    households are the file's alone, counted straight from their covering index.
     """
+    stored = _holds_residents(conn)
     head = (
         "CASE WHEN {t}.is_head AND {current} THEN 1 ELSE 0 END AS head, CASE WHEN {current} THEN 1 ELSE 0 END AS here"
     )
@@ -152,14 +155,7 @@ def _check_heads(conn: Connection, today: date) -> None:
         " FROM ("
         f"  SELECT s.household_code, {head.format(t='s', current=_current('s'))}"
         "   FROM staged_residents s WHERE s.rejected = 0"
-        "  UNION ALL"
-        f"  SELECT r.household_code, {head.format(t='r', current=_current('r'))}"
-        "   FROM residents r"
-        "   WHERE r.household_code IN (SELECT household_code FROM staged_residents WHERE rejected = 0"
-        "    UNION SELECT m.household_code FROM staged_residents s JOIN residents m"
-        "     ON m.resident_code = s.resident_code WHERE s.rejected = 0)"
-        "   AND NOT EXISTS (SELECT 1 FROM staged_residents s WHERE s.resident_code = r.resident_code"
-        "    AND s.rejected = 0)"
+        f"{_stored_members(head.format(t='r', current=_current('r'))) if stored else ''}"
         " ) AS merged"
         " GROUP BY household_code HAVING SUM(here) > 0 AND SUM(head) <> 1",
         today,
@@ -178,7 +174,7 @@ def _check_heads(conn: Connection, today: date) -> None:
         " AND NOT EXISTS (SELECT 1 FROM staged_residents x WHERE x.household_code = r.household_code"
         "  AND x.rejected = 0)"
     )
-    for rows in (household_rows, movers):
+    for rows in (household_rows, movers) if stored else (household_rows,):
         _run(
             conn,
             "INSERT INTO staged_faults (kind, line, col, rule)"
@@ -188,20 +184,35 @@ def _check_heads(conn: Connection, today: date) -> None:
         )
 
 
+def _stored_members(columns: str) -> str:
+    """The stored members of the households the file names or its movers leave, less those it holds."""
+    return (
+        "  UNION ALL"
+        f"  SELECT r.household_code, {columns}"
+        "   FROM residents r"
+        "   WHERE r.household_code IN (SELECT household_code FROM staged_residents WHERE rejected = 0"
+        "    UNION SELECT m.household_code FROM staged_residents s JOIN residents m"
+        "     ON m.resident_code = s.resident_code WHERE s.rejected = 0)"
+        "   AND NOT EXISTS (SELECT 1 FROM staged_residents s WHERE s.resident_code = r.resident_code"
+        "    AND s.rejected = 0)"
+    )
+
+
 def check_tax(conn: Connection) -> None:
     """A row names a known resident; then it is not a second row for its resident and year (the first being
     the first row that breaks no rule); then its supporter, if any, is a known resident."""
+    stored = _holds_residents(conn)
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
         " SELECT 'tax', s.line, 'resident_code', 'names no resident in the register' FROM staged_tax s"
-        f" WHERE {_unknown_resident('s.resident_code')}",
+        f" WHERE {_unknown('resident_code', 's.resident_code', stored)}",
     )
     _mark(conn, Kind.TAX)
     _run(
         conn,
         "UPDATE staged_tax SET unsupported = 1 WHERE rejected = 0 AND dependent_of IS NOT NULL"
-        f" AND {_unknown_resident('staged_tax.dependent_of')}",
+        f" AND {_unknown('resident_code', 'staged_tax.dependent_of', stored)}",
     )
     _later_rows(
         conn,
@@ -220,9 +231,7 @@ def check_accounts(conn: Connection) -> None:
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
         " SELECT 'accounts', s.line, 'household_code', 'names no household in the register' FROM staged_accounts s"
-        " WHERE NOT EXISTS (SELECT 1 FROM residents k WHERE k.household_code = s.household_code)"
-        " AND NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.household_code = s.household_code"
-        "  AND k.rejected = 0)",
+        f" WHERE {_unknown('household_code', 's.household_code', _holds_residents(conn))}",
     )
     _mark(conn, Kind.ACCOUNTS)
     _later_rows(
@@ -240,7 +249,7 @@ def _later_rows(
 ) -> None:
     """A valid row after the first row of its key that is ``fine`` is a second row (``second``: column and
     rule); a row not ``fine`` otherwise breaks ``otherwise`` (SQL for its column and rule). Only keys with
-    more than one row are grouped."""
+    more than one row are grouped; a row alone with its key is looked at only when it is not ``fine``."""
     name = STAGED[kind]
     on = " AND ".join(f"d.{c} = s.{c}" for c in key.split(", "))
     column, rule = second
@@ -250,37 +259,46 @@ def _later_rows(
         f" SELECT '{kind}', s.line,"
         f"  CASE WHEN d.first < s.line THEN '{column}' ELSE {otherwise[0]} END,"
         f"  CASE WHEN d.first < s.line THEN '{rule} (first on line ' || d.first || ')' ELSE {otherwise[1]} END"
-        f" FROM {name} s LEFT JOIN ("
-        f"  SELECT {key}, MIN(CASE WHEN {fine} THEN line END) AS first FROM {name} WHERE rejected = 0"
-        f"  GROUP BY {key} HAVING COUNT(*) > 1"
-        f" ) d ON {on}"
-        f" WHERE s.rejected = 0 AND (d.first < s.line OR NOT (s.{fine}))",
+        f" FROM (SELECT {key}, MIN(CASE WHEN {fine} THEN line END) AS first FROM {name} WHERE rejected = 0"
+        f"  GROUP BY {key} HAVING COUNT(*) > 1) AS d"
+        f" JOIN {name} s ON {on}"
+        f" WHERE s.rejected = 0 AND (d.first < s.line OR NOT (s.{fine}))"
+        " UNION ALL"
+        f" SELECT '{kind}', s.line, {otherwise[0]}, {otherwise[1]} FROM {name} s"
+        f" WHERE s.rejected = 0 AND NOT (s.{fine}) AND NOT EXISTS (SELECT 1 FROM {name} d"
+        f"  WHERE {on} AND d.rejected = 0 AND d.line <> s.line)",
     )
     _mark(conn, kind)
 
 
-def classify(conn: Connection) -> None:
-    """Each valid row's fate: a key the store has is an update when its digest changed, else nothing."""
-    for kind, name in STAGED.items():
-        table, _, key_width = TABLES[kind]
-        keys = " AND ".join(f"t.{c} = {name}.{c}" for c in TABLES[kind][1][:key_width])
-        _run(
-            conn,
-            f"UPDATE {name} SET fate = CASE WHEN {name}.row_mac = t.row_mac THEN {UNCHANGED} ELSE {CHANGED} END"
-            f" FROM {table} AS t WHERE {keys} AND {name}.rejected = 0",
+def classify(conn: Connection, kind: Kind) -> dict[int, int]:
+    """Each valid row's fate, and how many rows have each: a key the store has is an update when its digest
+    changed, else nothing to write; any other valid row is new. Counted from the statements' own row
+    counts, not by scanning the staged rows again."""
+    table, names, key_width = TABLES[kind]
+    name = STAGED[kind]
+    staged_rows = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {name}").scalar_one()
+    rejected = conn.execute(
+        text("SELECT COUNT(DISTINCT line) FROM staged_faults WHERE kind = :kind"), {"kind": str(kind)}
+    ).scalar_one()
+    fates = {NEW: staged_rows - rejected}
+    if conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None:
+        return fates  # an empty table: every valid row is new
+    keys = " AND ".join(f"t.{c} = {name}.{c}" for c in names[:key_width])
+    for fate, same in ((UNCHANGED, "="), (CHANGED, "<>")):
+        found = conn.exec_driver_sql(
+            f"UPDATE {name} SET fate = {fate} FROM {table} AS t"
+            f" WHERE {keys} AND {name}.rejected = 0 AND {name}.row_mac {same} t.row_mac"
         )
+        fates[fate] = found.rowcount
+        fates[NEW] -= found.rowcount
+    return fates
 
 
 def faults(conn: Connection) -> Iterator[tuple[Kind, int, str | None, str]]:
     """What the rules found: (kind, line, column, rule); column None for a row rejected with its household."""
     for kind, line, column, rule in conn.exec_driver_sql("SELECT kind, line, col, rule FROM staged_faults"):
         yield Kind(kind), line, column, rule
-
-
-def fates(conn: Connection, kind: Kind) -> dict[int, int]:
-    """How many valid rows of each fate."""
-    sql = f"SELECT fate, COUNT(*) FROM {STAGED[kind]} WHERE rejected = 0 GROUP BY fate"
-    return {fate: number for fate, number in conn.exec_driver_sql(sql)}
 
 
 def register_generation(conn: Connection) -> int:

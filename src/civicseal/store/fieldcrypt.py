@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
-from itertools import repeat
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import compress, repeat
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -64,24 +64,24 @@ class FieldCipher:
                 raise StoreError("too many values to encrypt in one call")
             self._fresh_prefix()
         start, self._next = self._next, self._next + count
-        prefix = self._key_id + self._prefix
-        return [prefix + n.to_bytes(4, "big") for n in range(start, start + count)]
+        counters = map(int.to_bytes, range(start, start + count), repeat(4), repeat("big"))
+        return list(map(bytes.__add__, repeat(self._prefix), counters))
 
     def encrypt(self, value: str, column: str, row_key: object) -> bytes:
         return self.encrypt_many([value], column, [row_key])[0]  # type: ignore[return-value]
 
-    def encrypt_many(self, values: Sequence[str | None], column: str, row_keys: Sequence[object]) -> list[bytes | None]:
-        """A column at once (None stays None), each value bound to ``column`` and its row's key.
+    def encrypt_many(self, values: Sequence[object], column: str, row_keys: Sequence[object]) -> list[bytes | None]:
+        """A column at once, each value stored as its text (None stays None), bound to ``column`` and its
+        row's key.
 
-        The AEAD is called from C through map, the associated data built by map too: import encrypts
-        millions, so the row keys come as a column beside the values.
+        Every step is a map over the column, so the AEAD is called from C: import encrypts millions.
         """
-        present = [(v.encode(), str(k).encode()) for v, k in zip(values, row_keys, strict=True) if v is not None]
-        headers = self._nonces(len(present))
-        aad = map(bytes.__add__, repeat(column.encode() + b"\0"), [k for _, k in present])
-        sealed = map(self._aead[self._key_id].encrypt, [h[4:] for h in headers], [v for v, _ in present], aad)
-        blobs = iter(list(map(bytes.__add__, headers, sealed)))
-        return [None if v is None else next(blobs) for v in values]
+        plain, keys = _present(values, row_keys)
+        nonces = self._nonces(len(plain))
+        aad = map(bytes.__add__, repeat(column.encode() + b"\0"), _texts(keys))
+        sealed = map(self._aead[self._key_id].encrypt, nonces, _texts(plain), aad)
+        blobs = list(map(bytes.__add__, map(self._key_id.__add__, nonces), sealed))
+        return _in_place(values, blobs)
 
     def decrypt(self, blob: bytes, column: str, row_key: object) -> str:
         return self._open(blob, column, column.encode() + b"\0" + str(row_key).encode())
@@ -103,7 +103,13 @@ class FieldCipher:
 
     def blind_index(self, value: str, column: str) -> bytes:
         """Equality look-up without the plaintext: equal values give equal indexes, only with the key."""
-        return hmac.digest(self._blind, column.encode() + b"\0" + value.encode(), "sha256")
+        return self.blind_many([value], column)[0]  # type: ignore[return-value]
+
+    def blind_many(self, values: Sequence[object], column: str) -> list[bytes | None]:
+        """:meth:`blind_index` of a column of values, each as its text (None stays None)."""
+        plain, _ = _present(values, values)
+        messages = map(bytes.__add__, repeat(column.encode() + b"\0"), _texts(plain))
+        return _in_place(values, list(map(hmac.digest, repeat(self._blind), messages, repeat("sha256"))))
 
     def row_macs(self, lines: Sequence[str]) -> list[bytes]:
         """Keyed digests of rows as the file gave them, so re-importing the same files writes nothing.
@@ -119,6 +125,26 @@ class FieldCipher:
             state.update(data)
             digests.append(state.digest())
         return digests
+
+
+def _present(values: Sequence[object], keys: Sequence[object]) -> tuple[Sequence[object], Sequence[object]]:
+    """The values that are not None, and their keys."""
+    if None not in values:
+        return values, keys
+    kept = [v is not None for v in values]
+    return list(compress(values, kept)), list(compress(keys, kept))
+
+
+def _texts(values: Iterable[object]) -> Iterator[bytes]:
+    return map(str.encode, map(str, values))
+
+
+def _in_place(values: Sequence[object], results: list[bytes]) -> list[bytes | None]:
+    """``results`` (one per value that is not None) with None where ``values`` had it."""
+    if None not in values:
+        return results  # type: ignore[return-value]
+    done = iter(results)
+    return [None if v is None else next(done) for v in values]
 
 
 def _cipher(master: bytes, older: tuple[bytes, ...]) -> FieldCipher:
