@@ -67,9 +67,15 @@ def _copy_column(values: list) -> list[str]:
     return ["\\N" if v is None else v for v in text] if nulls else text
 
 
-def analyze(conn: Connection, *tables: str) -> None:
+def analyze(conn: Connection, *tables: str, sample: int | None = None) -> None:
     """Give PostgreSQL's planner the size of freshly filled tables (it has no statistics for them until
-    autovacuum comes by, and guesses a nested loop over 200,000 rows); SQLite plans these joins well without."""
-    if not is_sqlite(conn):
-        for table in tables:
-            conn.exec_driver_sql(f"ANALYZE {table}")
+    autovacuum comes by, and guesses a nested loop over 200,000 rows); SQLite plans these joins well without.
+
+    ``sample`` lowers the statistics target for this transaction, for scratch tables whose plans need their
+    sizes more than their value distributions: ANALYZE reads 300 rows per unit of it."""
+    if is_sqlite(conn):
+        return
+    if sample is not None:
+        conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {int(sample)}")
+    for table in tables:
+        conn.exec_driver_sql(f"ANALYZE {table}")
