@@ -590,7 +590,8 @@ BIRTH_DATE = INDEX[Kind.RESIDENTS]["birth_date"]
 def _refuse_births_after(source: _Source, rows: Rows, problems: list[Problem]) -> None:
     """A birth after today (in Tokyo) is refused as the row is read, before any rule that spans rows."""
     births = rows.columns[BIRTH_DATE]
-    if max((b for b in births if type(b) is str), default="") <= source.today:
+    latest = max(births, default="") if all(rows.valid) else max((b for b in births if type(b) is str), default="")
+    if latest <= source.today:  # type: ignore[operator]
         return
     for i, birth in enumerate(births):
         if rows.valid[i] and type(birth) is str and birth > source.today:
