@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import TRANSITIONS, Status, check_transition
-from civicseal.programme.reference import damm_digit, is_valid, parse_printed, printed
-from civicseal.programme.service import create_programme, run_programme
+from civicseal.programme.reference import damm_digit, is_valid, new_references, parse_printed, printed
+from civicseal.programme.service import create_programme, issue_references, run_programme
 from civicseal.register.importer import import_register
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -197,6 +197,20 @@ def test_reference_numbers_are_unique_checked_and_not_sequential(
     assert all(is_valid(n) and n[0] != "0" for n in numbers)
     gaps = {int(b) - int(a) for a, b in itertools.pairwise(numbers)}
     assert min(gaps) > 1000
+
+
+def test_reference_numbers_skip_a_drawn_number_the_store_holds(home: Home) -> None:
+    """A draw meeting a number in use records none of that number's rows twice and draws a replacement."""
+    first_draw = new_references(random.Random(5), 40)
+    with home.engine.begin() as conn:
+        conn.execute(text("INSERT INTO reference_numbers (number, kind) VALUES (:n, 'canary')"), {"n": first_draw[17]})
+    with home.engine.begin() as conn:
+        issued = issue_references(conn, 40, "entitlement", random.Random(5))
+    with home.engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT number, kind FROM reference_numbers")).all())
+    assert issued[:39] == first_draw[:17] + first_draw[18:]
+    assert len(set(issued)) == 40 and first_draw[17] not in issued
+    assert kinds == {first_draw[17]: "canary"} | {n: "entitlement" for n in issued}
 
 
 def test_damm_check_digit_catches_single_errors_and_swaps() -> None:
