@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -166,10 +166,10 @@ def bench_store(kind: str, files: list[Path], work: Path, sources: dict[str, str
                 cleanup(admin_url, database)
         interpreter = statistics.median(reference.wall)
         for label, timing in timings.items():
-            wall = statistics.median(timing.wall)
+            wall, cpu = statistics.median(timing.wall), statistics.median(timing.cpu)
             server = f"  server {statistics.median(timing.server):5.2f} s" if timing.server else ""
             print(
-                f"{kind:<10} {label:<7} programme run  {wall:6.2f} s  cpu {statistics.median(timing.cpu):5.2f} s{server}"
+                f"{kind:<10} {label:<7} programme run  {wall:6.2f} s  cpu {cpu:5.2f} s{server}"
                 f"  (median of {runs}; python -c pass {interpreter:.3f} s; budget ≤ {BUDGET[kind]} s)",
                 flush=True,
             )
