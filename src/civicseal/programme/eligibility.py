@@ -130,7 +130,8 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     conn.execute(
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
     )
-    analyze(conn, HOUSEHOLDS)
+    # HOUSEHOLDS is only ever scanned (the earlier-programme rule is one set, not a join), so it needs no
+    # statistics; QUALIFYING is joined with the entitlements.
     conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
     analyze(conn, QUALIFYING)
     row = conn.execute(
