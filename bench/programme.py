@@ -4,8 +4,9 @@ The city is synthesized and imported once per store (SQLite in the home; Postgre
 script creates and drops); then a new programme is run several times as the command staff type, each run
 on the same register (the run's programme, entitlements and reference numbers are deleted after it, outside
 the timing). Printed: the median wall seconds, the process's CPU seconds (``wait4``) and, on PostgreSQL,
-the CPU seconds of the run's server backend (read from ``/proc`` while it lives, so other databases'
-work on the same server is not counted); ``python -c pass`` runs in the same invocation as the reference.
+the CPU seconds of the run's server backend and its parallel workers (read from ``/proc`` while they
+live, so other databases' work on the same server is not counted); ``python -c pass`` runs in the same
+invocation as the reference.
 ``--before SRC`` times a second source tree (e.g. an older ``src/``) interleaved with this one, run for run.
 Budgets at 460,517 residents: ≤ 1.5 s on SQLite and ≤ 2.5 s on PostgreSQL, whole process.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -60,12 +62,13 @@ class Timing:
 
 
 class BackendCpu:
-    """CPU seconds of the server backends serving one database, sampled from /proc every 5 ms while they live
-    (a backend's last few milliseconds before it exits may be missed)."""
+    """CPU seconds of the server backends serving one database and of their parallel workers, sampled from
+    /proc every 5 ms while they live (a process's last few milliseconds before it exits may be missed)."""
 
     def __init__(self, database: str) -> None:
         self.marker = f" {database} ".encode()
         self.seen: dict[int, float] = {}
+        self.backends: set[int] = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -88,13 +91,19 @@ class BackendCpu:
                 if not pid.isdigit():
                     continue
                 try:
-                    if self.marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if self.marker in title:
+                        self.backends.add(int(pid))
+                    elif not ((leader := PARALLEL_WORKER.search(title)) and int(leader[1]) in self.backends):
                         continue
                     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:
                     continue
                 self.seen[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
             time.sleep(0.005)
+
+
+PARALLEL_WORKER = re.compile(rb"parallel worker for PID (\d+)")
 
 
 def process(command: list[str], env: dict[str, str]) -> tuple[float, float]:
