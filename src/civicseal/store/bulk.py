@@ -104,8 +104,9 @@ def foreign_keys_checked_once(conn: Connection, tables: Sequence[str], *, adding
         return
     keys = conn.execute(
         text(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), confrelid::regclass::text"
-            " FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN :tables ORDER BY conname"
+            "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid),"
+            " confrelid::regclass::text FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid::regclass::text IN :tables ORDER BY conname"
         ).bindparams(bindparam("tables", expanding=True)),
         {"tables": list(tables)},
     ).all()
