@@ -271,6 +271,28 @@ def test_a_row_the_bulk_check_refuses_fails_the_whole_transaction(home: Home, mo
             assert len(conn.execute(text(FOREIGN_KEYS)).all()) == 3
 
 
+def test_a_failure_inside_the_bulk_insert_undoes_it_even_when_caught(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that catches the failure and commits commits neither the unchecked rows nor the dropped keys."""
+    monkeypatch.setattr(bulk, "BULK_ROWS", 0)
+    postgresql = home.engine.dialect.name == "postgresql"
+    with home.engine.begin() as conn:
+        try:
+            with bulk.foreign_keys_checked_once(conn, ("entitlements", "entitlement_members"), adding=1):
+                if postgresql:  # accepted for now: its key is not checked until the end
+                    conn.execute(
+                        text("INSERT INTO entitlement_members (entitlement_id, resident_code) VALUES (9, 'R')")
+                    )
+                raise RuntimeError("the work failed half-way")
+        except RuntimeError:
+            pass
+    with home.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM entitlement_members")).scalar_one() == 0
+        if postgresql:
+            assert len(conn.execute(text(FOREIGN_KEYS)).all()) == 3
+
+
 def test_a_bulk_insert_keeps_row_checks_when_its_tables_are_in_use(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader holding the tables is not waited for while holding some of them: the keys stay, checking rows."""
     monkeypatch.setattr(bulk, "BULK_ROWS", 0)

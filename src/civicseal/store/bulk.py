@@ -110,14 +110,16 @@ def foreign_keys_checked_once(conn: Connection, tables: Sequence[str], *, adding
         ).bindparams(bindparam("tables", expanding=True)),
         {"tables": list(tables)},
     ).all()
-    if not _lock_at_once(conn, sorted({table for table, *_ in keys} | {referenced for *_, referenced in keys})):
+    locked = sorted({table for table, *_ in keys} | {referenced for *_, referenced in keys})
+    if not keys or not _lock_at_once(conn, locked):
         yield
         return
-    for table, name, _, _ in keys:
-        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-    yield
-    for table, name, definition, _ in keys:
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+    with conn.begin_nested():  # a failure inside undoes the inserts and the drops, even for a caller that goes on
+        for table, name, _, _ in keys:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        yield
+        for table, name, definition, _ in keys:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
 
 
 def _lock_at_once(conn: Connection, tables: Sequence[str]) -> bool:
