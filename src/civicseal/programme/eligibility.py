@@ -60,15 +60,19 @@ def household_not_dependants_only() -> str:
 
 def household_not_paid_before() -> str:
     """Excluded where an excluded earlier programme has an entitlement, in any state, for the household
-    code, or for a household whose recorded head is a member here on D."""
+    code, or for a household whose recorded head is a member here on D.
+
+    One set of excluded household codes for the whole run, not a search per household: per household, the
+    second search walked the members of every all-exempt household (0.18 s of a city's run on SQLite)
+    even when the programme excludes none.
+    """
     return (
-        "NOT EXISTS (SELECT 1 FROM entitlements e JOIN programme_exclusions x ON x.excluded_id = e.programme_id"
-        " WHERE x.programme_id = :programme AND e.household_code = h.household_code)"
-        " AND NOT EXISTS (SELECT 1 FROM entitlements e"
+        "h.household_code NOT IN (SELECT e.household_code FROM entitlements e"
+        " JOIN programme_exclusions x ON x.excluded_id = e.programme_id WHERE x.programme_id = :programme"
+        " UNION SELECT m.household_code FROM entitlements e"
         " JOIN programme_exclusions x ON x.excluded_id = e.programme_id"
         " JOIN residents m ON m.resident_code = e.head_resident_code"
-        f" WHERE x.programme_id = :programme AND m.household_code = h.household_code"
-        f" AND {resident_on_reference_date('m')})"
+        f" WHERE x.programme_id = :programme AND {resident_on_reference_date('m')})"
     )
 
 
@@ -126,7 +130,8 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
     conn.execute(
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
     )
-    analyze(conn, HOUSEHOLDS)
+    # HOUSEHOLDS is only ever scanned (the earlier-programme rule is one set, not a join), so it needs no
+    # statistics; QUALIFYING is joined with the entitlements.
     conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
     analyze(conn, QUALIFYING)
     row = conn.execute(

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import random
 import re
+import struct
 from functools import cache
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import numpy as np
 
 DAMM = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
@@ -49,30 +46,34 @@ SPAN = 9 * 10**10
 
 
 @cache
-def _vectors() -> tuple[np.ndarray, np.ndarray]:
-    """The Damm table and the powers of ten as arrays; numpy loads only when numbers are drawn."""
-    import numpy as np
-
-    return np.array(DAMM, dtype=np.int64), 10 ** np.arange(10, -1, -1, dtype=np.int64)
+def _after_three_digits() -> tuple[tuple[int, ...], ...]:
+    """The Damm interim after three more digits, for each interim and each three-digit group: a number's
+    check digit then takes four look-ups (a leading 0 leaves the interim 0 at 0, so eleven digits are read
+    as twelve)."""
+    return tuple(
+        tuple(DAMM[DAMM[DAMM[interim][group // 100]][group // 10 % 10]][group % 10] for group in range(1000))
+        for interim in range(10)
+    )
 
 
 def new_references(rng: random.Random, count: int) -> list[str]:
     """``count`` numbers from one draw of 64 random bits each, folded onto the 9×10^10 bodies (bias < 10^-8).
 
-    Vectorized: a programme run numbers tens of thousands of households at once.
+    Plain Python with look-ups by groups of three digits: a programme run numbers tens of thousands of
+    households at once, and this takes less time than loading numpy (which it replaced) did.
     """
     if count == 0:
         return []
-    import numpy as np
-
-    table, powers = _vectors()
+    after = _after_three_digits()
+    start = after[0]
     raw = rng.getrandbits(64 * count).to_bytes(8 * count, "little")
-    bodies = FIRST + (np.frombuffer(raw, dtype="<u8") % SPAN).astype(np.int64)
-    digits = (bodies[:, None] // powers) % 10
-    interim = np.zeros(count, dtype=np.int64)
-    for position in range(digits.shape[1]):
-        interim = table[interim, digits[:, position]]
-    return [str(n) for n in (bodies * 10 + interim).tolist()]
+    numbers = []
+    for value in struct.unpack(f"<{count}Q", raw):
+        body = FIRST + value % SPAN
+        high, low = divmod(body, 1_000_000)
+        interim = after[after[start[high // 1000]][high % 1000]][low // 1000]
+        numbers.append(str(body * 10 + after[interim][low % 1000]))
+    return numbers
 
 
 def printed(number: str) -> str:

@@ -7,9 +7,13 @@ in-process, where executemany is already the fast path.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Final
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.exc import OperationalError
 
 from civicseal.store.engine import is_sqlite, placeholder
 
@@ -79,3 +83,73 @@ def analyze(conn: Connection, *tables: str, sample: int | None = None) -> None:
         conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {int(sample)}")
     for table in tables:
         conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+BULK_ROWS: Final = 10_000  # rows below which PostgreSQL's per-row foreign-key checks stay cheaper than DDL
+BULK_SHARE: Final = 0.1  # the share of the table's rows an insert must add for one validation to be cheaper
+LOCK_PATIENCE: Final = 2.0  # seconds of asking for the tables before settling for per-row checks
+LOCK_NOT_AVAILABLE: Final = "55P03"
+
+
+@contextmanager
+def foreign_keys_checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Iterator[None]:
+    """On PostgreSQL, a bulk insert into ``tables`` with their foreign keys checked by one query each.
+
+    PostgreSQL checks a foreign key with a trigger per inserted row (a look-up and a row lock written to the
+    WAL each): half of a city's programme run. Its manual ("Populating a Database") drops the constraints
+    for the load and adds them back, which validates each with one set-based query over the whole table.
+    Here they are dropped and re-added, with their definitions as the catalog holds them, in the caller's
+    transaction: a violation fails the ``ADD`` and with it the whole transaction, so nothing unchecked is
+    ever committed, and no other transaction ever sees the tables without their keys.
+    Only for a bulk insert (``adding`` rows many, and a tenth of the first table's rows or more), since a
+    validation reads every row of the tables; only when the tables can be had at once (see
+    :func:`_lock_at_once`). Otherwise, and on SQLite, the constraints stay and check each row.
+    """
+    if is_sqlite(conn) or adding < max(BULK_ROWS, BULK_SHARE * _estimated_rows(conn, tables[0])):
+        yield
+        return
+    keys = conn.execute(
+        text(
+            "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid),"
+            " confrelid::regclass::text FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid::regclass::text IN :tables ORDER BY conname"
+        ).bindparams(bindparam("tables", expanding=True)),
+        {"tables": list(tables)},
+    ).all()
+    locked = sorted({table for table, *_ in keys} | {referenced for *_, referenced in keys})
+    if not keys or not _lock_at_once(conn, locked):
+        yield
+        return
+    with conn.begin_nested():  # a failure inside undoes the inserts and the drops, even for a caller that goes on
+        for table, name, _, _ in keys:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        yield
+        for table, name, definition, _ in keys:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+
+
+def _lock_at_once(conn: Connection, tables: Sequence[str]) -> bool:
+    """Lock ``tables`` for the rest of the transaction (the ``ALTER``s need them alone: their readers wait
+    until it ends), or say it could not within :data:`LOCK_PATIENCE`.
+
+    Never waits while holding some of them (``NOWAIT``, released by a savepoint and tried again), so it
+    cannot deadlock with a transaction that holds one of them and waits for another.
+    """
+    deadline = time.monotonic() + LOCK_PATIENCE
+    while True:
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            return True
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _estimated_rows(conn: Connection, table: str) -> float:
+    """The planner's estimate of a PostgreSQL table's rows (-1 before it was first analyzed, as 0 here)."""
+    estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table})
+    return max(0.0, estimate.scalar_one())
