@@ -88,12 +88,13 @@ def index(conn: Connection) -> None:
     analyze(conn, *STAGED.values(), sample=STAGED_SAMPLE)
 
 
-def _run(conn: Connection, sql: str, today: date | None = None, **params: object) -> None:
+def _run(conn: Connection, sql: str, today: date | None = None, **params: object) -> int:
+    """Run a rule's statement; returns how many rows it wrote."""
     statement = text(sql)
     if today is not None:
         statement = statement.bindparams(bindparam("today", type_=Date))
         params["today"] = today
-    conn.execute(statement, params)
+    return conn.execute(statement, params).rowcount
 
 
 def _mark(conn: Connection, kind: Kind) -> None:
@@ -211,7 +212,7 @@ def check_tax(conn: Connection) -> None:
         f" WHERE {_unknown('resident_code', 's.resident_code', stored)}",
     )
     _mark(conn, Kind.TAX)
-    _run(
+    unsupported = _run(
         conn,
         "UPDATE staged_tax SET unsupported = 1 WHERE rejected = 0 AND dependent_of IS NOT NULL"
         f" AND {_unknown('resident_code', 'staged_tax.dependent_of', stored)}",
@@ -223,6 +224,7 @@ def check_tax(conn: Connection) -> None:
         "unsupported = 0",
         ("fiscal_year", "second row for this resident and year"),
         ("'dependent_of'", "'names no resident in the register'"),
+        all_fine=unsupported == 0,
     )
 
 
@@ -247,11 +249,19 @@ def check_accounts(conn: Connection) -> None:
 
 
 def _later_rows(
-    conn: Connection, kind: Kind, key: str, fine: str, second: tuple[str, str], otherwise: tuple[str, str]
+    conn: Connection,
+    kind: Kind,
+    key: str,
+    fine: str,
+    second: tuple[str, str],
+    otherwise: tuple[str, str],
+    *,
+    all_fine: bool = False,
 ) -> None:
     """A valid row after the first row of its key that is ``fine`` is a second row (``second``: column and
     rule); a row not ``fine`` otherwise breaks ``otherwise`` (SQL for its column and rule). Only keys with
-    more than one row are grouped; a row alone with its key is looked at only when it is not ``fine``."""
+    more than one row are grouped; a row alone with its key is looked at only when it is not ``fine``, and
+    not at all when the caller knows every row is (``all_fine``)."""
     name = STAGED[kind]
     on = " AND ".join(f"d.{c} = s.{c}" for c in key.split(", "))
     column, rule = second
@@ -265,10 +275,14 @@ def _later_rows(
         f"  GROUP BY {key} HAVING COUNT(*) > 1) AS d"
         f" JOIN {name} s ON {on}"
         f" WHERE s.rejected = 0 AND (d.first < s.line OR NOT (s.{fine}))"
-        " UNION ALL"
-        f" SELECT '{kind}', s.line, {otherwise[0]}, {otherwise[1]} FROM {name} s"
-        f" WHERE s.rejected = 0 AND NOT (s.{fine}) AND NOT EXISTS (SELECT 1 FROM {name} d"
-        f"  WHERE {on} AND d.rejected = 0 AND d.line <> s.line)",
+        + (
+            ""
+            if all_fine
+            else " UNION ALL"
+            f" SELECT '{kind}', s.line, {otherwise[0]}, {otherwise[1]} FROM {name} s"
+            f" WHERE s.rejected = 0 AND NOT (s.{fine}) AND NOT EXISTS (SELECT 1 FROM {name} d"
+            f"  WHERE {on} AND d.rejected = 0 AND d.line <> s.line)"
+        ),
     )
     _mark(conn, kind)
 
