@@ -121,11 +121,14 @@ def demo(
     """The whole story on a synthetic Amagasaki, in a fresh temporary home (or --home)."""
     import sys
 
+    from civicseal.cli.demo_synth import start_synthesis
+
+    synthesis = start_synthesis(residents, seed)  # first: it runs while the story's modules load
     from civicseal.cli.demo import run_demo
 
     if json_out:
         console.file = sys.stderr  # the story goes to stderr; stdout carries the one JSON object
-    figures = run_demo(home, residents=residents, seed=seed, serve=serve)
+    figures = run_demo(home, synthesis, serve=serve)
     if json_out:
         print_json(figures)
 
