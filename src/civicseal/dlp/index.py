@@ -203,20 +203,34 @@ def _pairs(own: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Every pair of one resident's fingerprints in two different elements, as sorted unique keys with their
     residents (CSR): corroboration is then one look-up per pair of matched cells in a row, whatever the
     number of namesakes."""
+    columns = [np.ascontiguousarray(own[:, s]) for s in range(own.shape[1])]  # read once, not per pair
+    present = [column >= 0 for column in columns]
     keys, residents = [], []
     for s in range(own.shape[1]):
         for t in range(s + 1, own.shape[1]):
             if SLOT_ELEMENT[s] == SLOT_ELEMENT[t]:
                 continue
-            both = np.flatnonzero((own[:, s] >= 0) & (own[:, t] >= 0))
-            keys.append(pair_key(own[both, s], own[both, t], count))
+            both = np.flatnonzero(present[s] & present[t])
+            keys.append(pair_key(columns[s][both], columns[t][both], count))
             residents.append(both.astype(np.uint32))
     all_keys = np.concatenate(keys)
-    order = np.argsort(all_keys, kind="stable")
+    order = _stable_order(all_keys, count * count)
     all_keys = all_keys[order]
     starts = np.flatnonzero(np.r_[True, all_keys[1:] != all_keys[:-1]]) if len(all_keys) else np.zeros(0, np.int64)
     offsets = np.r_[starts, len(all_keys)].astype(np.int64)
     return all_keys[starts], offsets, np.concatenate(residents)[order]
+
+
+def _stable_order(keys: np.ndarray, bound: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for non-negative int64 keys below ``bound``: where each key and its
+    position fit in 63 bits together, one plain sort of the two packed (a city's 3.4 M pair keys: 0.39 ->
+    0.25 s); else the stable argsort itself."""
+    shift = max(len(keys) - 1, 0).bit_length()
+    if max(bound - 1, 0).bit_length() + shift > 63:
+        return np.argsort(keys, kind="stable")
+    packed = (keys << shift) | np.arange(len(keys), dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << shift) - 1)
 
 
 @dataclass(frozen=True)
