@@ -42,6 +42,8 @@ def read_batches(
     cursor, so that the rows are not all held at once.
     """
     if is_sqlite(conn):
+        if not conn.in_transaction():
+            conn.begin()  # what executing through SQLAlchemy begins: later reads see the same snapshot
         cursor = conn.connection.driver_connection.execute(sql, dict(params or {}))  # type: ignore[union-attr]
         try:
             while rows := cursor.fetchmany(size):
