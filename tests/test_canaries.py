@@ -384,3 +384,16 @@ def test_migration_folds_per_package_canaries_into_households(home: Home, tmp_pa
         assert conn.execute(text("SELECT package_id, reference_number FROM canaries")).all() == [
             ("pkg_old", "123456789018")
         ]
+
+
+def test_a_file_holding_the_screens_separators_is_still_judged_row_by_row(holdings, tmp_path: Path) -> None:
+    """trace screens a chunk of rows at once, joined by control characters; a file that holds them itself
+    must find what it finds otherwise."""
+    home, held, _ = holdings
+    victim = held[5]
+    leak = tmp_path / "odd.csv"
+    leak.write_text("\n".join(f"{r['head_name']},{r['address']},\x01" for r in victim.second), encoding="utf-8")
+    found = trace(home.engine, [leak])
+    assert found.recipients[0].recipient == victim.recipient
+    assert found.recipients[0].canaries == 3 and "address" in found.recipients[0].fields
+    assert all(r.canaries == 0 for r in found.recipients[1:])

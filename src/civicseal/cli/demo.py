@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from civicseal.cli.demo_contractors import refuse_unapproved_subcontractor
 from civicseal.cli.demo_dlp import index_in_background, scan_contractor_folder
 from civicseal.cli.demo_forms import returned_forms
 from civicseal.cli.demo_payments import pay_confirmed_households
+from civicseal.cli.demo_synth import Synthesis
 from civicseal.cli.output import console, print_done, progress_bars
 from civicseal.cli.programme_cmds import render_funnel
 from civicseal.clock import utcnow
@@ -33,7 +33,6 @@ from civicseal.keys.service import BackgroundServer, create_app
 from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.programme.service import create_programme, run_programme
 from civicseal.register.importer import import_register
-from civicseal.register.synth import synthesize
 from civicseal.seal.open import open_sealed
 from civicseal.seal.records import show_package
 from civicseal.seal.service import SealRequest, seal
@@ -51,12 +50,13 @@ def _step(title: str, action: Callable[[], T]) -> T:
     return result
 
 
-def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = False) -> dict[str, object]:
-    """The story, step by step on the console; returns its main figures (what `demo --json` prints)."""
-    workdir = Path(tempfile.mkdtemp(prefix="civicseal-demo-"))
+def run_demo(home: Path | None, synthesis: Synthesis, *, serve: bool = False) -> dict[str, object]:
+    """The story, step by step on the console; returns its main figures (what `demo --json` prints).
+
+    The synthetic register is being written by ``synthesis`` (started before this module was loaded)."""
+    workdir, register_dir = synthesis.workdir, synthesis.register_dir
+    residents, seed = synthesis.residents, synthesis.seed
     home_path = home or workdir / "home"
-    register_dir = workdir / "register"
-    register_dir.mkdir()
     console.rule("civicseal demo: the city of Amagasaki, June 2022")
     console.print(
         "A contractor's worker lost a USB stick holding all 460,517 residents' data on the way to the contact"
@@ -66,13 +66,13 @@ def run_demo(home: Path | None, *, residents: int, seed: int, serve: bool = Fals
     opened = _step(
         f"created a home at {home_path}", lambda: init_home(home_path, issuer="amagasaki", issuer_name="尼崎市")
     )
-    with progress_bars() as progress:
-        summary = _step(
-            f"synthesized {residents:,} residents (seed {seed}) into {register_dir}",
-            lambda: synthesize(
-                residents, seed, register_dir, progress=lambda n: progress("synthesizing", n, residents)
-            ),
-        )
+    started = time.perf_counter()
+    summary = synthesis.finish()
+    print_done(
+        f"synthesized {residents:,} residents (seed {seed}) into {register_dir}",
+        time.perf_counter() - started,
+        note="waited ",
+    )
     cipher = load_city_keys(opened.keys).field_cipher()
     with progress_bars() as progress:
         imported = _step(

@@ -44,7 +44,7 @@ from civicseal.programme.service import get_programme
 from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonyms
-from civicseal.store.bulk import insert_rows
+from civicseal.store.bulk import insert_rows, read_batches
 from civicseal.store.engine import reading, writing
 from civicseal.store.home import Home
 
@@ -139,16 +139,19 @@ def _selection_sql(purpose: Purpose, columns: str) -> str:
     )
 
 
+def _record_columns(fields: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(alias, SQL) of each column the records are read with, in the order the query returns them."""
+    columns = [("entitlement_id", "e.id"), ("household_code", "e.household_code"), ("sort_key", "e.reference_number")]
+    columns += [(f, FIELDS[f].sql) for f in fields if FIELDS[f].sql]  # type: ignore[misc]
+    for f in fields:
+        under, row_key = FIELDS[f].encrypted_under_sql, FIELDS[f].encrypted_row_key_sql
+        if under and row_key:
+            columns += [(f"{f}_under", under), (f"{f}_row_key", row_key)]
+    return columns
+
+
 def _records_sql(purpose: Purpose, fields: tuple[str, ...]) -> str:
-    columns = "".join(f", {FIELDS[f].sql} AS {f}" for f in fields if FIELDS[f].sql)
-    columns += "".join(
-        f", {FIELDS[f].encrypted_under_sql} AS {f}_under, {FIELDS[f].encrypted_row_key_sql} AS {f}_row_key"
-        for f in fields
-        if FIELDS[f].encrypted_under_sql
-    )
-    return _selection_sql(
-        purpose, f"e.id AS entitlement_id, e.household_code AS household_code, e.reference_number AS sort_key{columns}"
-    )
+    return _selection_sql(purpose, ", ".join(f"{sql} AS {alias}" for alias, sql in _record_columns(fields)))
 
 
 # What canaries are drawn from: the package's own real rows (canaries.canaries_for).
@@ -159,7 +162,7 @@ _REAL_ROWS = (
 
 
 class _TableWriter:
-    """Parquet (row groups per batch) or CSV with a BOM for spreadsheet users."""
+    """Parquet (row groups per batch) or CSV with a BOM for spreadsheet users, a batch of columns at a time."""
 
     def __init__(self, path: Path, fields: tuple[str, ...], payload_format: str) -> None:
         self.fields = fields
@@ -173,13 +176,13 @@ class _TableWriter:
             self.csv = csv.writer(self.text, lineterminator="\r\n")
             self.csv.writerow(fields)
 
-    def write(self, rows: list[dict[str, object]]) -> None:
-        if not rows:
+    def write(self, columns: dict[str, list[object]]) -> None:
+        if not columns[self.fields[0]]:
             return
         if self.format == "parquet":
-            self.parquet.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+            self.parquet.write_table(pa.Table.from_pydict(columns, schema=self.schema))
         else:
-            self.csv.writerows([[row[f] for f in self.fields] for row in rows])
+            self.csv.writerows(zip(*(columns[f] for f in self.fields), strict=True))
 
     def close(self) -> None:
         if self.format == "parquet":
@@ -197,33 +200,44 @@ def _stream_records(
     fields: tuple[str, ...],
     pseudonym_key: bytes,
     canaries: list[Canary],
-) -> Iterator[tuple[list[dict[str, object]], list[tuple[int, str, str]]]]:
-    """Batches of (rows, [(entitlement id, household code, pseudonym)]) in reference-number order, the
-    canaries (sorted by reference number) each in its place among the real rows."""
+) -> Iterator[tuple[dict[str, list[object]], list[tuple[int, str, str]]]]:
+    """Batches of (columns by field, [(entitlement id, household code, pseudonym)]) in reference-number
+    order, the canaries (sorted by reference number) each in its place among the real rows.
+
+    A batch is handled a column at a time (plain driver rows, one pseudonym call, Arrow built from lists):
+    building a dictionary per row cost more than reading the rows."""
     pending = list(canaries)
     cipher = keys.field_cipher()
-    decrypt = [f for f in fields if FIELDS[f].encrypted_under_sql]
-    # Options on the statement, not the connection: the connection keeps writing while this streams.
-    result = conn.execute(
-        text(sql).execution_options(stream_results=True, yield_per=BATCH), {"programme": programme_id}
-    )
-    for partition in result.mappings().partitions(BATCH):
-        rows, seen = [], []
-        aliases = pseudonyms(pseudonym_key, [record["household_code"] for record in partition])
-        for record, alias in zip(partition, aliases, strict=True):
-            row = {f: record[f] if FIELDS[f].sql else alias for f in fields}
-            for f in decrypt:
-                under, row_key = record[f"{f}_under"], record[f"{f}_row_key"]
-                row[f] = cipher.decrypt(record[f], under, row_key)  # type: ignore[arg-type]
-            if "head_birth_date" in row and row["head_birth_date"] is not None:
-                row["head_birth_date"] = str(row["head_birth_date"])[:10]
-            while pending and pending[0].reference_number < record["sort_key"]:
-                rows.append(pending.pop(0).row(pseudonym_key, fields))
-            rows.append(row)
-            seen.append((record["entitlement_id"], record["household_code"], alias))
-        yield rows, seen
+    at = {alias: i for i, (alias, _) in enumerate(_record_columns(fields))}
+    for batch in read_batches(conn, sql, {"programme": programme_id}, size=BATCH):
+        read = list(zip(*batch, strict=True))
+        ids, codes = read[at["entitlement_id"]], read[at["household_code"]]
+        aliases = pseudonyms(pseudonym_key, codes)
+        columns: dict[str, list[object]] = {}
+        for f in fields:
+            if not FIELDS[f].sql:
+                columns[f] = list(aliases)
+            elif FIELDS[f].encrypted_under_sql:
+                values, under, row_keys = read[at[f]], read[at[f"{f}_under"]], read[at[f"{f}_row_key"]]
+                columns[f] = [cipher.decrypt(*v) for v in zip(values, under, row_keys, strict=True)]
+            else:
+                columns[f] = list(read[at[f]])
+        if "head_birth_date" in columns:
+            columns["head_birth_date"] = [None if b is None else str(b)[:10] for b in columns["head_birth_date"]]
+        places = []
+        for place, sort_key in enumerate(read[at["sort_key"]] if pending else ()):
+            while pending and pending[0].reference_number < sort_key:
+                places.append((place, pending.pop(0)))
+            if not pending:
+                break
+        for place, canary in reversed(places):  # from the last, so that earlier places stay where they are
+            row = canary.row(pseudonym_key, fields)
+            for f in fields:
+                columns[f].insert(place, row[f])
+        yield columns, list(zip(ids, codes, aliases, strict=True))
     if pending:
-        yield [c.row(pseudonym_key, fields) for c in pending], []
+        rows = [c.row(pseudonym_key, fields) for c in pending]
+        yield {f: [row[f] for row in rows] for f in fields}, []
 
 
 STAGED = "cs_seal_households"
@@ -338,15 +352,16 @@ def seal(
             plain = work / "payload"
             with reading(conn):
                 households, residents = _register_size(conn)
-                total = conn.execute(
-                    text(f"SELECT COUNT(*) FROM ({sql}) counted"), {"programme": programme.id}
-                ).scalar_one()
+                total = 0  # the real records, counted as they stream (one read transaction: what a count would say)
                 writer = _TableWriter(plain, fields, request.payload_format)
                 _start_staging(conn)
                 try:
-                    for rows, seen in _stream_records(conn, sql, programme.id, keys, fields, pseudonym_key, canaries):
-                        writer.write(rows)
+                    for columns, seen in _stream_records(
+                        conn, sql, programme.id, keys, fields, pseudonym_key, canaries
+                    ):
+                        writer.write(columns)
                         _stage_households(conn, seen)
+                        total += len(seen)
                 finally:
                     writer.close()
             sealed = work / "payload.age"

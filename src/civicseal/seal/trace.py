@@ -18,12 +18,13 @@ counts, recipients and package ids are reported, never a value from the file.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ SPACES = re.compile(r"\s+")
 PREFECTURE = re.compile(r"^\w{2,3}?[都道府県]")
 CITY = re.compile(r"^\w+?[市区]")
 SEPARATORS = re.compile(r"[,\t;|]")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+SEP, ROW = "\x00", "\x01"  # between cells and rows where a chunk is searched whole
+CHUNK_ROWS = 10_000
 CHUNK = 500
 MAX_ROWS = 5_000_000
 
@@ -104,6 +108,30 @@ class CanaryIndex:
                 self.by_value[variant].add((canary, "address"))
                 self.at_address[variant].add(canary)
         self.shared = {c for canaries in self.at_address.values() if len(canaries) > 1 for c in canaries}
+        # Every candidate of a row but its dates is a run of a squashed cell, so a row none of whose squashed
+        # cells holds a value of some field other than a birth date names no canary (a birth date alone
+        # names none): one search over a chunk of rows skips the rest of the work for nearly every row.
+        telling = [value for value, entries in self.by_value.items() if any(f != "birth_date" for _, f in entries)]
+        dated = [entries for value, entries in self.by_value.items() if ISO_DATE.fullmatch(value)]
+        self._screened = all(f == "birth_date" for entries in dated for _, f in entries) and not any(
+            SEP in value or ROW in value for value in telling
+        )  # else a date in a row could be an address or a name, or a value spans what separates cells
+        self._telling = re.compile("|".join(map(re.escape, telling))) if telling else None
+
+    def naming(self, rows: list[list[str]]) -> list[int]:
+        """The places of the rows that may name or hint at a canary; a row left out cannot."""
+        if not self._screened:
+            return list(range(len(rows)))
+        if self._telling is None:
+            return []
+        block = squash(ROW.join(SEP.join(row) for row in rows))
+        if block.count(ROW) != len(rows) - 1:  # a cell holds the separator itself: row by row
+            return [i for i, row in enumerate(rows) if self._telling.search(squash(SEP.join(row)))]
+        found = [m.start() for m in self._telling.finditer(block)]
+        if not found:
+            return []
+        ends = [m.start() for m in re.finditer(ROW, block)]
+        return sorted({bisect.bisect(ends, at) for at in found})
 
 
 @dataclass
@@ -116,14 +144,20 @@ class Found:
     possible: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))  # by a name alone
 
     def add_file(self, path: Path, index: CanaryIndex) -> None:
-        for count, row in enumerate(_rows(path)):
-            if count > MAX_ROWS:
+        """A chunk of rows at a time: tokens are found in the chunk's text at once (no pattern can cross the
+        line break between rows), and only the rows that may name a canary are judged one by one."""
+        rows, count = _rows(path), 0
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            count += len(chunk)
+            if count > MAX_ROWS + 1:
                 raise SealError(f"{path.name}: too large to trace here (more than {MAX_ROWS:,} rows)")
-            text = " ".join(row)
-            self.pseudonyms.update(PSEUDONYM.findall(text.lower()))
-            self.references.update("".join(m) for m in REFERENCE.findall(text))
+            texts = [" ".join(row) for row in chunk]
+            block = "\n".join(texts)
+            self.pseudonyms.update(PSEUDONYM.findall(block.lower()))
+            self.references.update("".join(m) for m in REFERENCE.findall(block))
             if index.by_value:
-                self._add_canaries(row, text, index)
+                for i in index.naming(chunk):
+                    self._add_canaries(chunk[i], texts[i], index)
 
     def _add_canaries(self, row: list[str], text: str, index: CanaryIndex) -> None:
         """Judged row by row: a name beside the same canary's birth date or address is that canary; apart, it

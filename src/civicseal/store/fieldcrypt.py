@@ -147,5 +147,34 @@ def _in_place(values: Sequence[object], results: list[bytes]) -> list[bytes | No
     return [None if v is None else next(done) for v in values]
 
 
+class KeyedSha256:
+    """HMAC-SHA-256 under one key for many short messages, each after an optional fixed prefix.
+
+    The inner and outer pads are hashed once and copied per message (RFC 2104 as written), which costs a
+    third of ``hmac.digest``: OpenSSL 3 sets up a new HMAC context on every one-shot call. The DLP index
+    and a package's pseudonyms each key hundreds of thousands of values.
+    """
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        if len(key) > 64:
+            raise ValueError("an HMAC-SHA-256 key of at most one block (64 bytes)")
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._inner.update(prefix)
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digests(self, messages: Iterable[bytes], size: int = 32) -> bytes:
+        """The first ``size`` bytes of each message's HMAC, concatenated."""
+        inner_pad, outer_pad = self._inner, self._outer
+        out = []
+        for message in messages:
+            inner = inner_pad.copy()
+            inner.update(message)
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            out.append(outer.digest()[:size])
+        return b"".join(out)
+
+
 def _cipher(master: bytes, older: tuple[bytes, ...]) -> FieldCipher:
     return FieldCipher(master, older=older)
