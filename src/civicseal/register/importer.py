@@ -494,14 +494,15 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
         if isinstance(records, bytes):  # a worker's rows, ready for COPY (PostgreSQL)
             with conn.begin():
                 copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
-        elif records:  # else a worker staged them itself (SQLite)
+        elif records and records[0]:  # parsed here; else a worker staged them itself (SQLite)
             with conn.begin():
-                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), zip(*records, strict=True))
         progress(f"reading {kind}", min(done, size), size)
     return rows_read
 
 
-Parsed = tuple[list[tuple] | bytes, list[Problem], int, int]  # staged rows, problems, rows read, bytes read
+# The staged rows (by column), problems, rows read, bytes read.
+Parsed = tuple[list[list[object]] | bytes, list[Problem], int, int]
 _Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
 
 
@@ -515,8 +516,8 @@ def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, 
     rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
     if kind is Kind.RESIDENTS:
         _refuse_births_after(source, rows, problems)
-    records = _records(kind, rows, lines, first, cipher)
-    return records, problems, len(rows.line_numbers) + len(rows.unreadable), len(data)
+    read = len(rows.line_numbers) + len(rows.unreadable)
+    return _staged_rows(kind, rows, lines, first, cipher), problems, read, len(data)
 
 
 def _parse_here(cipher: FieldCipher) -> _Parser:
@@ -549,11 +550,12 @@ def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | Non
     The turn is a lock, not SQLite's busy wait, whose growing sleeps leave the file idle after a write ends.
     """
     assert _worker_cipher is not None and _worker_turn is not None
-    records, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
+    columns, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
+    assert not isinstance(columns, bytes)
     if stage is None:
-        return copy_text(records), problems, read, length
+        return copy_text(columns), problems, read, length
     with _worker_turn:
-        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), records)
+        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), zip(*columns, strict=True))
     return [], problems, read, length
 
 
@@ -599,8 +601,9 @@ def _refuse_births_after(source: _Source, rows: Rows, problems: list[Problem]) -
             rows.valid[i] = False
 
 
-def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: FieldCipher) -> list[tuple]:
-    """The staged rows of a batch's valid rows: line, the table's columns (secrets encrypted), what rules need."""
+def _staged_rows(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: FieldCipher) -> list[list[object]]:
+    """The staged rows of a batch's valid rows, by column: line, the table's columns (secrets encrypted),
+    what rules need. Kept as columns: COPY text is built a column at a time, and SQLite takes them zipped."""
     if all(rows.valid):  # the common case: every row, no copies
         columns, numbers = rows.columns, rows.line_numbers
     else:
@@ -613,7 +616,7 @@ def _records(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: Field
         pick = INDEX[kind]
         found = list(map(zengin_problem, columns[pick["bank_code"]], columns[pick["branch_code"]]))
         table += [[z and z[0] for z in found], [z and z[1] for z in found]]
-    return list(zip(numbers, *table, strict=True))
+    return [numbers, *table]
 
 
 def _table_columns(kind: Kind, columns: list[list[object]], cipher: FieldCipher) -> list[list[object]]:

@@ -67,14 +67,14 @@ _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
 NULL = type(None)
 
 
-def copy_text(rows: Sequence[Sequence[object]]) -> bytes:
-    """Rows (text, numbers, flags, bytes or None) in PostgreSQL's COPY text format, built a column at a time
-    with a few C calls each rather than a Python call per value: a process that has no connection (a
-    parsing worker) prepares them, and the one with the connection only sends the bytes."""
-    if not rows:
+def copy_text(columns: Sequence[list[object]]) -> bytes:
+    """Rows given by column (text, numbers, flags, bytes or None) in PostgreSQL's COPY text format, built a
+    column at a time with a few C calls each rather than a Python call per value: a process that has no
+    connection (a parsing worker) prepares them, and the one with the connection only sends the bytes."""
+    if not columns or not columns[0]:
         return b""
-    columns = [_copy_column(list(column)) for column in zip(*rows, strict=True)]
-    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
+    texts = [_copy_column(column) for column in columns]
+    return ("\n".join(map("\t".join, zip(*texts, strict=True))) + "\n").encode()
 
 
 def _copy_column(values: list) -> list[str]:

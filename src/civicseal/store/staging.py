@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def staging_file(conn: Connection) -> Path | None:
 _writers: dict[Path, sqlite3.Connection] = {}  # a worker process's connection to each staging file
 
 
-def write_to_file(path: Path, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def write_to_file(path: Path, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """Rows into a table of a staging file, from a process of its own: one writer at a time, each in turn."""
     conn = _writers.get(path)
     if conn is None:
