@@ -269,10 +269,7 @@ def _resident_batches(
             kanas,
             [str(b)[:10] for b in births],
             addresses,
-            [
-                None if n is None else cipher.decrypt(n, "residents.my_number", code)
-                for n, code in zip(numbers, codes, strict=True)
-            ],
+            cipher.decrypt_many(numbers, "residents.my_number", codes),
             households,
             [bool(h) for h in heads],
         )
@@ -351,7 +348,9 @@ def _postings(conn: Connection, cipher: FieldCipher, fingerprint: Fingerprinter)
     ).all()
     if rows:
         which, owners = _owners(pa.array(households, pa.string()), np.array(heads, bool), [r[0] for r in rows])
-        numbers = [cipher.decrypt(r.account_number_enc, "bank_accounts.account_number", r.household_code) for r in rows]
+        numbers = cipher.decrypt_many(
+            [r.account_number_enc for r in rows], "bank_accounts.account_number", [r.household_code for r in rows]
+        )
         accounts = [account_text(r.bank_code, r.branch_code, n) for r, n in zip(rows, numbers, strict=True)]
         add([accounts[i] for i in which.tolist()], owners, Slot.ACCOUNT)
         add([rows[i].holder_kana for i in which.tolist()], owners, Slot.HOLDER_KANA)
