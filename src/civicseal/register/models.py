@@ -1,7 +1,8 @@
 """The resident register as the city exports it: residents (grouped in households), tax rows, bank accounts.
 
 Residents who moved out or died are marked, never deleted: entitlements and packages keep referring to them.
-Encrypted columns end in ``_enc``; ``_bidx`` columns are keyed blind indexes for equality look-ups.
+Encrypted columns end in ``_enc``; ``_bidx`` columns are keyed blind indexes for equality look-ups (no
+query looks anyone up by one yet, so they carry no b-tree: the one that first does adds it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Resident(Base):
     moved_out: Mapped[date | None] = mapped_column(Date)
     deceased: Mapped[date | None] = mapped_column(Date)
     my_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    my_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    my_number_bidx: Mapped[bytes | None] = mapped_column(LargeBinary)
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__: ClassVar = {"sqlite_with_rowid": False}  # the code is the key: one b-tree, not two
@@ -60,7 +61,7 @@ class BankAccount(Base):
     branch_code: Mapped[str] = mapped_column(String(3))
     account_type: Mapped[int] = mapped_column(SmallInteger)
     account_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    account_number_bidx: Mapped[bytes] = mapped_column(LargeBinary, index=True)
+    account_number_bidx: Mapped[bytes] = mapped_column(LargeBinary)
     holder_kana: Mapped[str] = mapped_column(String(100))
     row_mac: Mapped[bytes] = mapped_column(LargeBinary)
 
