@@ -45,6 +45,7 @@ class FieldCipher:
         self._key_id = master_key_id(master)
         self._aead = {master_key_id(m): AESGCM(derive_key(m, b"field")) for m in (*older, master)}
         self._blind = derive_key(master, b"blind-index")
+        self._blind_by_column: dict[str, KeyedSha256] = {}  # its pads hashed once per column, not per value
         self._row = derive_key(master, b"row-mac")
         self._fresh_prefix()
 
@@ -126,8 +127,11 @@ class FieldCipher:
 
     def blind_many(self, values: Sequence[object], column: str) -> list[bytes | None]:
         """:meth:`blind_index` of a column of values, each as its text (None stays None)."""
+        keyed = self._blind_by_column.get(column)
+        if keyed is None:
+            keyed = self._blind_by_column[column] = KeyedSha256(self._blind, column.encode() + b"\0")
         plain, _ = _present(values, values)
-        joined = KeyedSha256(self._blind, column.encode() + b"\0").digests(_texts(plain))
+        joined = keyed.digests(_texts(plain))
         return _in_place(values, [joined[i : i + 32] for i in range(0, len(joined), 32)])
 
     def row_macs(self, lines: Sequence[str]) -> list[bytes]:
