@@ -111,9 +111,10 @@ def _current(t: str) -> str:
     return f"({t}.moved_out IS NULL OR {t}.moved_out > :today) AND ({t}.deceased IS NULL OR {t}.deceased > :today)"
 
 
-def _holds_residents(conn: Connection) -> bool:
-    """Whether the register holds anyone yet: a first import's rules need not look at the stored rows."""
-    return conn.exec_driver_sql("SELECT 1 FROM residents LIMIT 1").first() is not None
+def _holds_rows(conn: Connection, table: str) -> bool:
+    """Whether a register table holds any row yet: a first import's rules need not look at the stored rows,
+    nor its merge keep the table's indexes up row by row."""
+    return conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is not None
 
 
 def _unknown(column: str, value: str, stored: bool) -> str:
@@ -146,7 +147,7 @@ def _check_heads(conn: Connection, today: date) -> None:
     problem is reported at its first row; its other rows are rejected with it. Into an empty register the
     households are the file's alone, counted straight from their covering index.
     """
-    stored = _holds_residents(conn)
+    stored = _holds_rows(conn, "residents")
     head = (
         "CASE WHEN {t}.is_head AND {current} THEN 1 ELSE 0 END AS head, CASE WHEN {current} THEN 1 ELSE 0 END AS here"
     )
@@ -204,7 +205,7 @@ def _stored_members(columns: str) -> str:
 def check_tax(conn: Connection) -> None:
     """A row names a known resident; then it is not a second row for its resident and year (the first being
     the first row that breaks no rule); then its supporter, if any, is a known resident."""
-    stored = _holds_residents(conn)
+    stored = _holds_rows(conn, "residents")
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
@@ -235,7 +236,7 @@ def check_accounts(conn: Connection) -> None:
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
         " SELECT 'accounts', s.line, 'household_code', 'names no household in the register' FROM staged_accounts s"
-        f" WHERE {_unknown('household_code', 's.household_code', _holds_residents(conn))}",
+        f" WHERE {_unknown('household_code', 's.household_code', _holds_rows(conn, 'residents'))}",
     )
     _mark(conn, Kind.ACCOUNTS)
     _later_rows(
@@ -298,7 +299,7 @@ def classify(conn: Connection, kind: Kind) -> dict[int, int]:
         text("SELECT COUNT(DISTINCT line) FROM staged_faults WHERE kind = :kind"), {"kind": str(kind)}
     ).scalar_one()
     fates = {NEW: staged_rows - rejected}
-    if conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None:
+    if not _holds_rows(conn, table):
         return fates  # an empty table: every valid row is new
     keys = " AND ".join(f"t.{c} = {name}.{c}" for c in names[:key_width])
     for fate, same in ((UNCHANGED, "="), (CHANGED, "<>")):
@@ -337,8 +338,7 @@ def merge(conn: Connection, kind: Kind, *, new: int, changed: int) -> None:
     keys, rest = names[:key_width], names[key_width:]
     columns = ", ".join(names)
     if new:
-        empty = conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
-        with _indexes_built_after(conn, table, bulk=empty and new > BULK_LOAD):
+        with _indexes_built_after(conn, table, bulk=not _holds_rows(conn, table) and new > BULK_LOAD):
             conn.exec_driver_sql(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}"
                 f" WHERE rejected = 0 AND fate = {NEW} ORDER BY {', '.join(keys)}"
