@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 
 from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.store.bulk import analyze
-from civicseal.store.engine import is_sqlite
+from civicseal.store.engine import bytewise, is_sqlite
 
 HOUSEHOLDS = "cs_run_households"
 NEW = "cs_run_new"
@@ -92,11 +92,13 @@ class Funnel:
     tax_rows_for_year: bool  # any tax row at all for fiscal year Y
 
 
-def head_rank() -> str:
+def head_rank(collate: str) -> str:
     """The head of a household: the registered head if resident on D, else the oldest member, ties broken by
     resident code — as one sortable key per member (``0``/``1``, the ISO birth date, the resident code), whose
-    minimum over the household is its head; :data:`HEAD_CODE_AT` is where the resident code starts."""
-    return "CASE WHEN r.is_head THEN '0' ELSE '1' END || CAST(r.birth_date AS VARCHAR(10)) || r.resident_code"
+    minimum over the household is its head; :data:`HEAD_CODE_AT` is where the resident code starts.
+    ``collate``: :func:`~civicseal.store.engine.bytewise`, so both stores break ties alike."""
+    key = "CASE WHEN r.is_head THEN '0' ELSE '1' END || CAST(r.birth_date AS VARCHAR(10)) || r.resident_code"
+    return f"({key}){collate}"
 
 
 HEAD_CODE_AT = 12  # 1 + len("0") + len("YYYY-MM-DD")
@@ -118,7 +120,7 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
             f" SUM({member_is_taxed()}) AS taxed_members,"
             f" SUM({member_is_dependant_of_taxed()}) AS dependant_members,"
             " SUM(CASE WHEN t.resident_code IS NULL THEN 1 ELSE 0 END) AS without_row,"
-            f" SUBSTR(MIN({head_rank()}), {HEAD_CODE_AT}) AS head"
+            f" SUBSTR(MIN({head_rank(bytewise(conn))}), {HEAD_CODE_AT}) AS head"
             " FROM residents r"
             " LEFT JOIN tax_assessments t ON t.resident_code = r.resident_code AND t.fiscal_year = :y"
             " LEFT JOIN tax_assessments s ON s.resident_code = t.dependent_of AND s.fiscal_year = :y"
@@ -127,8 +129,10 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
         ),
         params,
     )
+    # No key: the households are unique by the grouping, and a b-tree filled in hash order cost PostgreSQL
+    # 0.15 s; only a later run's look-up of its entitlements in it wants an index (SQLite makes one then).
     conn.execute(
-        text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) PRIMARY KEY, head VARCHAR(50) NOT NULL)")
+        text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) NOT NULL, head VARCHAR(50) NOT NULL)")
     )
     # HOUSEHOLDS is only ever scanned (the earlier-programme rule is one set, not a join), so it needs no
     # statistics; QUALIFYING is joined with the entitlements.
@@ -173,7 +177,7 @@ def stage_new(conn: Connection, params: dict[str, object]) -> int:
     conn.execute(
         text(
             f"CREATE TEMPORARY TABLE {NEW} AS SELECT household_code, head,"
-            " ROW_NUMBER() OVER (ORDER BY household_code) AS n"
+            f" ROW_NUMBER() OVER (ORDER BY household_code{bytewise(conn)}) AS n"
             f" FROM {QUALIFYING} q WHERE NOT EXISTS (SELECT 1 FROM entitlements e"
             " WHERE e.programme_id = :programme AND e.household_code = q.household_code)"
         ),

@@ -24,7 +24,7 @@ from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ProgrammeRun, ReferenceNumber
 from civicseal.programme.reference import new_references
-from civicseal.store.bulk import analyze, foreign_keys_checked_once, insert_rows
+from civicseal.store.bulk import analyze, checked_once, insert_rows
 from civicseal.store.engine import transaction
 
 MAX_AMOUNT = 10**9
@@ -365,7 +365,7 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
         " SELECT :programme, q.household_code, q.head, r.number, :status, :amount, :now, :now"
         f" FROM {eligibility.NEW} q JOIN {REFS} r ON r.n = q.n"
     ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
-    with foreign_keys_checked_once(conn, ("entitlements", "entitlement_members"), adding=len(references)):
+    with checked_once(conn, ("entitlements", "entitlement_members"), adding=len(references)):
         conn.execute(
             statement,
             {"programme": programme.id, "status": Status.ELIGIBLE.value, "amount": programme.amount, "now": now},

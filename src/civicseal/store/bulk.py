@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Connection, bindparam, text
@@ -115,17 +116,21 @@ LOCK_NOT_AVAILABLE: Final = "55P03"
 
 
 @contextmanager
-def foreign_keys_checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Iterator[None]:
-    """On PostgreSQL, a bulk insert into ``tables`` with their foreign keys checked by one query each.
+def checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Iterator[None]:
+    """On PostgreSQL, a bulk insert into ``tables`` with their foreign keys checked, and their secondary
+    indexes built, once each.
 
     PostgreSQL checks a foreign key with a trigger per inserted row (a look-up and a row lock written to the
-    WAL each): half of a city's programme run. Its manual ("Populating a Database") drops the constraints
-    for the load and adds them back, which validates each with one set-based query over the whole table.
+    WAL each): half of a city's programme run. An index whose key arrives in random order (a reference
+    number, a resident code) takes a b-tree descent per row, four times what sorting the whole table once
+    costs: most of what was left. Its manual ("Populating a Database") drops both for the load and adds them
+    back, which validates each key with one set-based query and builds each index with one sort.
     Here they are dropped and re-added, with their definitions as the catalog holds them, in the caller's
-    transaction: a violation fails the ``ADD`` and with it the whole transaction, so nothing unchecked is
-    ever committed, and no other transaction ever sees the tables without their keys.
+    transaction: a violation (a foreign key, or a duplicate under a unique index) fails the re-add and with it
+    the whole transaction, so nothing unchecked is ever committed, and no other transaction ever sees the
+    tables without them. The primary keys and the indexes a foreign key relies on stay.
     Only for a bulk insert (``adding`` rows many, and a tenth of the first table's rows or more), since a
-    validation reads every row of the tables; only when the tables can be had at once (see
+    validation or a build reads every row of the table; only when the tables can be had at once (see
     :func:`_lock_at_once`). Otherwise, and on SQLite, the constraints stay and check each row.
     """
     if is_sqlite(conn) or adding < max(BULK_ROWS, BULK_SHARE * _estimated_rows(conn, tables[0])):
@@ -139,16 +144,51 @@ def foreign_keys_checked_once(conn: Connection, tables: Sequence[str], *, adding
         ).bindparams(bindparam("tables", expanding=True)),
         {"tables": list(tables)},
     ).all()
-    locked = sorted({table for table, *_ in keys} | {referenced for *_, referenced in keys})
-    if not keys or not _lock_at_once(conn, locked):
+    indexes = _secondary_indexes(conn, tables)
+    locked = sorted({*tables} | {referenced for *_, referenced in keys})
+    if not (keys or indexes) or not _lock_at_once(conn, locked):
         yield
         return
     with conn.begin_nested():  # a failure inside undoes the inserts and the drops, even for a caller that goes on
         for table, name, _, _ in keys:
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        for index in indexes:
+            conn.exec_driver_sql(index.drop)
         yield
+        for index in indexes:
+            conn.exec_driver_sql(index.create)
         for table, name, definition, _ in keys:
             conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+
+
+@dataclass(frozen=True)
+class _Index:
+    drop: str
+    create: str
+
+
+def _secondary_indexes(conn: Connection, tables: Sequence[str]) -> list[_Index]:
+    """The indexes of ``tables`` other than their primary keys and those a foreign key points at, as the
+    statements that drop them and make them again (a unique constraint as a constraint, so it keeps its name
+    and its kind)."""
+    rows = conn.execute(
+        text(
+            "SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, quote_ident(c.conname),"
+            " pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid) FROM pg_index i"
+            " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid"
+            " AND c.contype IN ('u', 'p', 'x')"
+            " WHERE i.indrelid::regclass::text IN :tables AND NOT i.indisprimary"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
+            " ORDER BY 2"
+        ).bindparams(bindparam("tables", expanding=True)),
+        {"tables": list(tables)},
+    ).all()
+    return [
+        _Index(f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        if name is not None
+        else _Index(f"DROP INDEX {index}", create)
+        for table, index, name, definition, create in rows
+    ]
 
 
 def _lock_at_once(conn: Connection, tables: Sequence[str]) -> bool:

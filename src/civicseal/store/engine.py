@@ -95,6 +95,16 @@ def is_sqlite(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "sqlite"
 
 
+def bytewise(conn: Connection) -> str:
+    """The collation clause that compares strings byte by byte, as SQLite always does.
+
+    For codes and keys made of digits and letters, not words: PostgreSQL's default collation follows the
+    database's locale (``strcoll`` for each comparison, a fifth of a programme run's aggregate), and
+    ties broken in locale order could differ between the two stores.
+    """
+    return "" if is_sqlite(conn) else ' COLLATE "C"'
+
+
 def placeholder(conn: Connection) -> str:
     """The DB-API parameter marker, for bulk statements sent straight to the driver."""
     return "?" if is_sqlite(conn) else "%s"
