@@ -12,6 +12,37 @@ from civicseal.cli import lift_global_options, run
 from civicseal.homes import init_home
 
 
+def test_each_first_word_loads_the_command_modules_that_define_it() -> None:
+    """The table a command line's first word is looked up in says what the modules register, no more."""
+    from civicseal.cli.app import ALL_MODULES, COMMAND_MODULES, app, load_commands
+
+    load_commands(None)
+    defined: dict[str, set[str]] = {}
+    for command in app.registered_commands:
+        module = command.callback.__module__.rsplit(".", 1)[1]
+        if module != "app":
+            defined.setdefault(command.name or command.callback.__name__, set()).add(module)
+    for group in app.registered_groups:
+        commands = group.typer_instance.registered_commands
+        modules = {command.callback.__module__.rsplit(".", 1)[1] for command in commands}
+        defined.setdefault(group.name, set()).update(modules)
+    assert {word: set(modules) for word, modules in COMMAND_MODULES.items()} == defined
+    assert set(ALL_MODULES) == set().union(*defined.values())
+
+
+def test_a_command_loads_only_its_own_command_modules() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from civicseal.cli import run; run(['programme', 'run', '--help']);"
+        " sys.stderr.write(repr(sorted(m for m in sys.modules if m.endswith('_cmds'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "Usage: civicseal programme run" in done.stdout
+    assert done.stderr.strip().endswith("['civicseal.cli.programme_cmds']"), done.stderr
+
+
 def test_home_and_actor_are_taken_from_anywhere_before_the_double_dash() -> None:
     rest, lifted = lift_global_options(["--home", "/h", "audit", "show", "--actor=佐藤", "--json", "--", "--home"])
     assert rest == ["audit", "show", "--json", "--", "--home"]

@@ -92,9 +92,10 @@ def _refuse(message: str, rule: str, code: int, as_json: bool) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code; a refusal is one line, never a traceback."""
-    from civicseal.cli.app import app
+    from civicseal.cli.app import load_commands
 
     args, lifted = lift_global_options(list(argv) if argv is not None else sys.argv[1:])
+    app = load_commands(next((arg for arg in args if not arg.startswith("-")), None))
     as_json = "--json" in (args[: args.index("--")] if "--" in args else args)
     # Every command starts by removing scratch files a killed run left in the home (they may hold
     # plaintext), and a SIGTERM ends the run through its cleanup, like Ctrl-C.
