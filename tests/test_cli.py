@@ -30,6 +30,19 @@ def test_each_first_word_loads_the_command_modules_that_define_it() -> None:
     assert set(ALL_MODULES) == set().union(*defined.values())
 
 
+def test_the_top_level_help_lists_what_the_whole_tree_would(capsys: pytest.CaptureFixture[str]) -> None:
+    """`civicseal --help` is built from the groups' names and help alone: it reads as the whole tree's."""
+    from civicseal.cli.app import app, load_commands
+
+    shown = []
+    for tree in (load_commands(None), app):
+        tree(args=["--help"], prog_name="civicseal", standalone_mode=False)
+        shown.append(capsys.readouterr().out)
+    assert shown[0] == shown[1]
+    assert all(group.name in shown[0] for group in app.registered_groups)
+    assert "programme" in shown[0] and "Relief programmes and their entitlements." in shown[0]
+
+
 def test_a_command_loads_only_its_own_command_modules() -> None:
     import subprocess
     import sys
