@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import text
 from zxcvbn import zxcvbn
 
-import civicseal.cli.incident_cmds  # noqa: F401  (registers `incident` until cli/app.py imports it)
 from civicseal import cseal as fmt
 from civicseal.cli import run
 from civicseal.custody.service import current_state, record_event
