@@ -92,8 +92,10 @@ SLOT_ELEMENT = np.array(
 )  # fmt: skip
 
 
-REPEATING = frozenset({Slot.NAME, Slot.KANA, Slot.BIRTH_DATE, Slot.HOLDER_KANA})
-"""Slots whose values recur across the register (a household's address or a My Number hardly does)."""
+REPEATING = frozenset({Slot.NAME, Slot.KANA, Slot.BIRTH_DATE, Slot.ADDRESS, Slot.HOLDER_KANA})
+"""Slots whose values recur across the register. A household's address recurs too: its members are read in
+resident-code order, so they fall in different batches (432,000 address HMACs for 207,000 addresses, 0.5 s
+of a city's build). A My Number never does."""
 
 
 def account_text(bank: str, branch: str, number: str) -> str:
