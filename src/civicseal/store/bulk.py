@@ -122,8 +122,8 @@ def checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Ite
 
     PostgreSQL checks a foreign key with a trigger per inserted row (a look-up and a row lock written to the
     WAL each): half of a city's programme run. An index whose key arrives in random order (a reference
-    number, a resident code) takes a b-tree descent per row, four times what sorting the whole table once
-    costs: most of what was left. Its manual ("Populating a Database") drops both for the load and adds them
+    number, a resident code) takes a b-tree descent per row, two to three times what sorting the whole table
+    once costs: most of what was left. Its manual ("Populating a Database") drops both for the load and adds them
     back, which validates each key with one set-based query and builds each index with one sort.
     Here they are dropped and re-added, with their definitions as the catalog holds them, in the caller's
     transaction: a violation (a foreign key, or a duplicate under a unique index) fails the re-add and with it
