@@ -197,7 +197,7 @@ def _record_unused(conn: Connection, numbers: list[str], kind: str) -> list[str]
     unique_violation = (IntegrityError, conn.dialect.loaded_dbapi.IntegrityError)
     try:
         with conn.begin_nested():
-            insert_rows(conn, "reference_numbers", ("number", "kind"), ((n, kind) for n in sorted(numbers)))
+            _record(conn, numbers, kind)
         return numbers
     except unique_violation:
         pass  # rolled back to the savepoint: nothing of this draw is recorded
@@ -206,8 +206,13 @@ def _record_unused(conn: Connection, numbers: list[str], kind: str) -> list[str]
         chunk = numbers[start : start + IN_CHUNK]
         taken.update(conn.execute(select(ReferenceNumber.number).where(ReferenceNumber.number.in_(chunk))).scalars())
     new = [n for n in numbers if n not in taken]
-    insert_rows(conn, "reference_numbers", ("number", "kind"), ((n, kind) for n in sorted(new)))
+    _record(conn, new, kind)
     return new
+
+
+def _record(conn: Connection, numbers: list[str], kind: str) -> None:
+    """Into the store's reference numbers, in key order (cheap for the b-tree)."""
+    insert_rows(conn, "reference_numbers", ("number", "kind"), ((n, kind) for n in sorted(numbers)))
 
 
 IN_CHUNK = 5000  # numbers a collision check sends in one query, within every store's limit on parameters

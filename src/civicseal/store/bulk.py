@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.exc import OperationalError
 
 from civicseal.store.engine import is_sqlite, placeholder
@@ -136,57 +136,62 @@ def checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Ite
     if is_sqlite(conn) or adding < max(BULK_ROWS, BULK_SHARE * _estimated_rows(conn, tables[0])):
         yield
         return
-    keys = conn.execute(
-        text(
-            "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid),"
-            " confrelid::regclass::text FROM pg_constraint"
-            " WHERE contype = 'f' AND conrelid::regclass::text IN :tables ORDER BY conname"
-        ).bindparams(bindparam("tables", expanding=True)),
-        {"tables": list(tables)},
-    ).all()
-    indexes = _secondary_indexes(conn, tables)
+    keys = _catalog(
+        conn,
+        "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid),"
+        " confrelid::regclass::text FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid::regclass::text IN :tables ORDER BY conname",
+        tables,
+    )
+    taken = [_constraint(table, name, definition) for table, name, definition, _ in keys]
+    taken += _secondary_indexes(conn, tables)
     locked = sorted({*tables} | {referenced for *_, referenced in keys})
-    if not (keys or indexes) or not _lock_at_once(conn, locked):
+    if not taken or not _lock_at_once(conn, locked):
         yield
         return
     with conn.begin_nested():  # a failure inside undoes the inserts and the drops, even for a caller that goes on
-        for table, name, _, _ in keys:
-            conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
-        for index in indexes:
-            conn.exec_driver_sql(index.drop)
+        for undone in taken:
+            conn.exec_driver_sql(undone.drop)
         yield
-        for index in indexes:
-            conn.exec_driver_sql(index.create)
-        for table, name, definition, _ in keys:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        for undone in reversed(taken):  # the indexes first, so each key is checked with them in place
+            conn.exec_driver_sql(undone.make)
 
 
 @dataclass(frozen=True)
-class _Index:
+class _TakenOff:
+    """A constraint or an index dropped for a load: the statements that drop it and make it again."""
+
     drop: str
-    create: str
+    make: str
 
 
-def _secondary_indexes(conn: Connection, tables: Sequence[str]) -> list[_Index]:
-    """The indexes of ``tables`` other than their primary keys and those a foreign key points at, as the
-    statements that drop them and make them again (a unique constraint as a constraint, so it keeps its name
-    and its kind)."""
-    rows = conn.execute(
-        text(
-            "SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, quote_ident(c.conname),"
-            " pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid) FROM pg_index i"
-            " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid"
-            " AND c.contype IN ('u', 'p', 'x')"
-            " WHERE i.indrelid::regclass::text IN :tables AND NOT i.indisprimary"
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
-            " ORDER BY 2"
-        ).bindparams(bindparam("tables", expanding=True)),
-        {"tables": list(tables)},
-    ).all()
+def _constraint(table: str, name: str, definition: str) -> _TakenOff:
+    return _TakenOff(
+        f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+    )
+
+
+def _catalog(conn: Connection, sql: str, tables: Sequence[str]) -> Sequence[Row]:
+    """The rows of a query of PostgreSQL's catalog about ``tables`` (``:tables`` in it)."""
+    return conn.execute(text(sql).bindparams(bindparam("tables", expanding=True)), {"tables": list(tables)}).all()
+
+
+def _secondary_indexes(conn: Connection, tables: Sequence[str]) -> list[_TakenOff]:
+    """The indexes of ``tables`` other than their primary keys and those a foreign key points at (a unique
+    constraint as the constraint it is, so it keeps its name and its kind)."""
+    rows = _catalog(
+        conn,
+        "SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text, quote_ident(c.conname),"
+        " pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid) FROM pg_index i"
+        " LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid"
+        " AND c.contype IN ('u', 'p', 'x')"
+        " WHERE i.indrelid::regclass::text IN :tables AND NOT i.indisprimary"
+        " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)"
+        " ORDER BY 2",
+        tables,
+    )
     return [
-        _Index(f"ALTER TABLE {table} DROP CONSTRAINT {name}", f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
-        if name is not None
-        else _Index(f"DROP INDEX {index}", create)
+        _constraint(table, name, definition) if name is not None else _TakenOff(f"DROP INDEX {index}", create)
         for table, index, name, definition, create in rows
     ]
 

@@ -79,13 +79,12 @@ class FieldCipher:
         """
         plain, keys = _present(values, row_keys)
         nonces = self._nonces(len(plain))
-        aad = map(bytes.__add__, repeat(column.encode() + b"\0"), _texts(keys))
-        sealed = map(self._aead[self._key_id].encrypt, nonces, _texts(plain), aad)
+        sealed = map(self._aead[self._key_id].encrypt, nonces, _texts(plain), _bound_to(column, keys))
         blobs = list(map(bytes.__add__, map(self._key_id.__add__, nonces), sealed))
         return _in_place(values, blobs)
 
     def decrypt(self, blob: bytes, column: str, row_key: object) -> str:
-        return self._open(blob, column, column.encode() + b"\0" + str(row_key).encode())
+        return self._open(blob, column, next(_bound_to(column, [row_key])))
 
     def decrypt_many(self, blobs: Sequence[bytes | None], column: str, row_keys: Sequence[object]) -> list[str | None]:
         """:meth:`decrypt` of a column (None stays None): one AEAD call per value from C through map when
@@ -97,9 +96,8 @@ class FieldCipher:
             return _in_place(blobs, [self.decrypt(b, column, k) for b, k in zip(present, keys, strict=True)])
         nonces = map(bytes, map(_NONCE, present))
         bodies = map(bytes, map(_SEALED, present))
-        aad = map(bytes.__add__, repeat(column.encode() + b"\0"), _texts(keys))
         try:
-            opened = list(map(bytes.decode, map(aead.decrypt, nonces, bodies, aad)))
+            opened = list(map(bytes.decode, map(aead.decrypt, nonces, bodies, _bound_to(column, keys))))
         except InvalidTag:
             raise StoreError(
                 f"{column}: ciphertext does not authenticate (altered, or moved from another row)"
@@ -163,6 +161,12 @@ def _present(values: Sequence[object], keys: Sequence[object]) -> tuple[Sequence
 
 def _texts(values: Iterable[object]) -> Iterator[bytes]:
     return map(str.encode, map(str, values))
+
+
+def _bound_to(column: str, row_keys: Iterable[object]) -> Iterator[bytes]:
+    """The associated data a value is sealed under: its column and its row's key, so that a ciphertext moved
+    to another column or row does not open."""
+    return map(bytes.__add__, repeat(column.encode() + b"\0"), _texts(row_keys))
 
 
 def _in_place(values: Sequence[object], results: list[bytes]) -> list[bytes | None]:
