@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.register.importer import import_register
 from civicseal.register.synth import synthesize
+from civicseal.store.driver import sqlite3
 from civicseal.store.engine import DATABASE_URL_ENV
 from common import postgres_database, store_url
 

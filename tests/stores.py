@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +28,7 @@ from sqlalchemy import func, select
 
 from civicseal.homes import init_home
 from civicseal.schema import metadata
+from civicseal.store.driver import sqlite3
 from civicseal.store.engine import DATABASE_URL_ENV, SQLITE_FILE
 from civicseal.store.home import Home
 

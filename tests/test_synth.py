@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sqlite3
 import time
 from datetime import date
 from pathlib import Path
@@ -29,6 +28,7 @@ from civicseal.register.synth import (
     my_number_check_digit,
     synthesize,
 )
+from civicseal.store.driver import sqlite3
 
 SMALL = 20_000
 FULL = 460_517

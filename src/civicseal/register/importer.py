@@ -38,7 +38,7 @@ from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_keys
-from civicseal.store.bulk import analyze, copy_in, copy_text, insert_rows
+from civicseal.store.bulk import analyze, copy_in, copy_text, insert_rows, rows_of
 from civicseal.store.engine import reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
@@ -496,7 +496,7 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
                 copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         elif records and records[0]:  # parsed here; else a worker staged them itself (SQLite)
             with conn.begin():
-                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), zip(*records, strict=True))
+                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), rows_of(records))
         progress(f"reading {kind}", min(done, size), size)
     return rows_read
 
@@ -555,7 +555,7 @@ def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | Non
     if stage is None:
         return copy_text(columns), problems, read, length
     with _worker_turn:
-        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), zip(*columns, strict=True))
+        write_to_file(stage, staged.STAGED[source.kind], staged.staged_columns(source.kind), columns)
     return [], problems, read, length
 
 

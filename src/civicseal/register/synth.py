@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from civicseal.register.columns import Kind, english_header
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.normalize import parse_zengin_kana, to_fullwidth_katakana
+from civicseal.store.driver import sqlite3
 
 EXTRACT_DATE = date(2022, 7, 1)
 """The day the register was extracted; every date in the files is on or before it."""

@@ -33,6 +33,27 @@ def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iter
             copy.write_row(row)
 
 
+def rows_of(columns: Sequence[list[object]]) -> Iterator[tuple[object, ...]]:
+    """The rows of values given by column, for SQLite's executemany: bytes come as bytearrays, flags as 0 and 1.
+
+    The sqlite3 modules bind a bytearray or an int as it is, but look each bytes or bool value up among their
+    adapters first (pysqlite3's with attribute look-ups that raise): staging a city's rows bound in 6.8 s as
+    they came and in 3.4 s so. SQLite stores the same values either way.
+    """
+    return zip(*map(_bindable, columns), strict=True)
+
+
+_AS_BOUND: Final = {bytes: bytearray, bool: int}
+
+
+def _bindable(column: list[object]) -> list[object]:
+    kinds = set(map(type, column))
+    kinds.discard(NULL)
+    if len(kinds) != 1 or (convert := _AS_BOUND.get(kinds.pop())) is None:
+        return column
+    return [value if value is None else convert(value) for value in column]  # type: ignore[operator]
+
+
 def read_batches(
     conn: Connection, sql: str, params: Mapping[str, object] | None = None, *, size: int = 10_000
 ) -> Iterator[Sequence[Sequence[object]]]:

@@ -42,7 +42,9 @@ def database_url(home: Path) -> str:
 def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     """Statement parameters are hidden from every database error: they may be personal data."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": busy_timeout}, hide_parameters=True)
+        from civicseal.store.driver import sqlite3
+
+        engine = create_engine(url, module=sqlite3, connect_args={"timeout": busy_timeout}, hide_parameters=True)
         _configure_sqlite(engine, busy_timeout)
         return engine
     # Connections beyond the pool's size are closed when returned: a server busier than that would open a new
@@ -84,6 +86,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: a city's indexes stay in memory while they grow
         cursor.execute("PRAGMA temp_store=MEMORY")  # the programme run's staging tables
+        cursor.execute("PRAGMA secure_delete=ON")  # what a row held before it changed does not linger in free pages
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from civicseal.scratch import claimed
+from civicseal.store.bulk import rows_of
+from civicseal.store.driver import python_sqlite3
 from civicseal.store.engine import is_sqlite
 
 SCHEMA = "stage"
@@ -80,17 +81,18 @@ def staging_file(conn: Connection) -> Path | None:
     return Path(files[SCHEMA])
 
 
-_writers: dict[Path, sqlite3.Connection] = {}  # a worker process's connection to each staging file
+_writers: dict[Path, python_sqlite3.Connection] = {}  # a worker process's connection to each staging file
 
 
-def write_to_file(path: Path, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Rows into a table of a staging file, from a process of its own: one writer at a time, each in turn."""
+def write_to_file(path: Path, table: str, names: Sequence[str], columns: Sequence[list[object]]) -> None:
+    """Rows given by column into a table of a staging file, from a process of its own: one writer at a time,
+    each in turn."""
     conn = _writers.get(path)
     if conn is None:
-        conn = _writers[path] = sqlite3.connect(path, timeout=600, isolation_level=None)
+        conn = _writers[path] = python_sqlite3.connect(path, timeout=600, isolation_level=None)
         conn.execute("PRAGMA journal_mode=OFF")  # scratch: no journal, as in the staging area itself
         conn.execute("PRAGMA synchronous=OFF")
-    marks = ", ".join("?" for _ in columns)
+    marks = ", ".join("?" for _ in names)
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+    conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows_of(columns))
     conn.execute("COMMIT")
