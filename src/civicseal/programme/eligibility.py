@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from civicseal.programme.lifecycle import TRANSITIONS, Status
-from civicseal.store.bulk import analyze
+from civicseal.store.bulk import SCRATCH_SAMPLE, analyze
 from civicseal.store.engine import bytewise, is_sqlite
 
 HOUSEHOLDS = "cs_run_households"
@@ -135,9 +135,9 @@ def stage(conn: Connection, *, programme_id: int, reference_date: date, fiscal_y
         text(f"CREATE TEMPORARY TABLE {QUALIFYING} (household_code VARCHAR(50) NOT NULL, head VARCHAR(50) NOT NULL)")
     )
     # HOUSEHOLDS is only ever scanned (the earlier-programme rule is one set, not a join), so it needs no
-    # statistics; QUALIFYING is joined with the entitlements.
+    # statistics; QUALIFYING is joined with the entitlements, for which its size is what matters.
     conn.execute(text(f"INSERT INTO {QUALIFYING} {qualifying_households_sql()}"), params)
-    analyze(conn, QUALIFYING)
+    analyze(conn, QUALIFYING, sample=SCRATCH_SAMPLE)
     row = conn.execute(
         text(
             "SELECT"

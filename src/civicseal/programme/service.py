@@ -24,7 +24,7 @@ from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ProgrammeRun, ReferenceNumber
 from civicseal.programme.reference import new_references
-from civicseal.store.bulk import analyze, checked_once, insert_rows
+from civicseal.store.bulk import SCRATCH_SAMPLE, analyze, checked_once, insert_rows
 from civicseal.store.engine import transaction
 
 MAX_AMOUNT = 10**9
@@ -363,7 +363,7 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {REFS}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {REFS} (n INTEGER PRIMARY KEY, number VARCHAR(12) NOT NULL)")
     insert_rows(conn, REFS, ("n", "number"), enumerate(references, 1))
-    analyze(conn, REFS, eligibility.NEW)
+    analyze(conn, REFS, eligibility.NEW, sample=SCRATCH_SAMPLE)
     statement = text(
         "INSERT INTO entitlements (programme_id, household_code, head_resident_code, reference_number, status,"
         " amount, created_at, updated_at)"

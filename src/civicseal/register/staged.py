@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Date, bindparam, text
 from civicseal.register.columns import Kind
 from civicseal.store import staging
 from civicseal.store.base import Base
-from civicseal.store.bulk import analyze
+from civicseal.store.bulk import SCRATCH_SAMPLE, analyze
 from civicseal.store.engine import is_sqlite
 
 TABLES: dict[Kind, tuple[str, tuple[str, ...], int]] = {
@@ -55,7 +55,6 @@ INDEXES = {
 }
 # A row's fate in the merge, found before it: a key the store lacks, a changed digest, or nothing to write.
 NEW, CHANGED, UNCHANGED = 1, 2, 0
-STAGED_SAMPLE = 10  # statistics target for the staged tables: 3,000 sampled rows
 BULK_LOAD = 10_000  # new rows into an empty table from which indexes are built afterwards
 ZENGIN = ("zengin_column", "zengin_rule")  # the account's bank and branch rule, checked while reading
 
@@ -85,7 +84,7 @@ def index(conn: Connection) -> None:
     for kind, columns in INDEXES.items():
         for column in columns:
             staging.create_index(conn, STAGED[kind], column)
-    analyze(conn, *STAGED.values(), sample=STAGED_SAMPLE)
+    analyze(conn, *STAGED.values(), sample=SCRATCH_SAMPLE)
 
 
 def _run(conn: Connection, sql: str, today: date | None = None, **params: object) -> int:

@@ -130,6 +130,7 @@ def analyze(conn: Connection, *tables: str, sample: int | None = None) -> None:
         conn.exec_driver_sql(f"ANALYZE {table}")
 
 
+SCRATCH_SAMPLE: Final = 10  # statistics target for scratch tables, whose plans need sizes: 3,000 sampled rows
 BULK_ROWS: Final = 10_000  # rows below which PostgreSQL's per-row foreign-key checks stay cheaper than DDL
 BULK_SHARE: Final = 0.1  # the share of the table's rows an insert must add for one validation to be cheaper
 LOCK_PATIENCE: Final = 2.0  # seconds of asking for the tables before settling for per-row checks
