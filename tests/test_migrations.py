@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
+from civicseal.cli import run
 from civicseal.schema import metadata
+from civicseal.store.engine import transaction
 from civicseal.store.home import Home
+from civicseal.store.migrate import MIGRATIONS, REVISION, alembic_config
 
 # A length SQLite does not keep (it stores any text): not a difference a migration could make.
 SHAPE = {"add_table", "remove_table", "add_column", "remove_column", "add_index", "remove_index"}
@@ -37,3 +45,38 @@ def test_postgresql_indexes_carry_the_columns_the_models_include(home: Home) -> 
             for index in inspect(conn).get_indexes(table)
         }
     assert {name: stored[name] for name in declared} == declared
+
+
+def test_the_revision_commands_expect_is_the_newest_migration() -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == REVISION
+
+
+def test_a_store_an_older_civicseal_made_is_refused_until_upgraded(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command.downgrade(alembic_config(home.engine), "0014")
+    home.engine.dispose()
+    listing = ["programme", "list", "--json", "--home", str(home.path)]
+    assert run(listing) == 1
+    refused = json.loads(capsys.readouterr().out)["error"]
+    assert "schema 0014" in refused and f"needs {REVISION}" in refused and "civicseal upgrade" in refused
+    assert run(["upgrade", "--json", "--home", str(home.path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"from": "0014", "to": REVISION, "changed": True}
+    assert run(listing) == 0
+    assert json.loads(capsys.readouterr().out) == {"programmes": []}
+    assert run(["upgrade", "--json", "--home", str(home.path)]) == 0  # again: nothing to do, nothing logged
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+    assert run(["audit", "show", "--json", "--home", str(home.path)]) == 0
+    entries = json.loads(capsys.readouterr().out)["entries"]
+    upgrades = [json.loads(e["details"]) for e in entries if e["action"] == "store.upgrade"]
+    assert upgrades == [{"from": "0014", "to": REVISION}]
+    assert run(["audit", "verify", "--home", str(home.path)]) == 0
+
+
+def test_a_store_a_newer_civicseal_migrated_is_left_alone(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    with transaction(home.engine) as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    home.engine.dispose()
+    for args in (["programme", "list"], ["upgrade"]):
+        assert run([*args, "--json", "--home", str(home.path)]) == 1
+        assert "schema 9999, newer than this civicseal's" in json.loads(capsys.readouterr().out)["error"]

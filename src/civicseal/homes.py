@@ -10,10 +10,10 @@ from civicseal.keys.city import create_city_keys, load_city_keys
 from civicseal.keys.trust import add_trusted, format_public_key
 from civicseal.schema import metadata
 from civicseal.seal.canaries import default_addresses
-from civicseal.store.engine import SQLITE_FILE, transaction
+from civicseal.store.engine import SQLITE_FILE, make_engine, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.home import Home, default_config
-from civicseal.store.migrate import upgrade
+from civicseal.store.migrate import REVISION, revision, upgrade
 
 
 def init_home(
@@ -46,3 +46,26 @@ def init_home(
     with transaction(home.engine) as conn:
         audit.append(conn, "home.init", "home", config.issuer, {"signing_key_id": keys.signing_key_id}, actor=actor)
     return home
+
+
+def upgrade_home(path: Path | None, *, actor: str | None = None) -> tuple[str | None, str]:
+    """Bring a home's store to this civicseal's schema after a new version was installed; (before, after).
+
+    Run it with nothing else using the store, after a backup: a migration may rebuild a table. A store
+    already at this schema is left as it is, and no audit row is written for it.
+    """
+    home = Home(path)
+    home.require()
+    engine = make_engine(home.database_url)  # unchecked: this is what makes the store usable again
+    try:
+        before = revision(engine)
+        if before == REVISION:
+            return before, REVISION
+        if before is not None and before > REVISION:
+            raise StoreError(f"the store is at schema {before}, newer than this civicseal's {REVISION}")
+        upgrade(engine, metadata)
+        with transaction(engine) as conn:
+            audit.append(conn, "store.upgrade", "store", REVISION, {"from": before, "to": REVISION}, actor=actor)
+    finally:
+        engine.dispose()
+    return before, REVISION

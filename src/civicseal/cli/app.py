@@ -113,6 +113,20 @@ def init(
 
 
 @app.command()
+def upgrade(home: HomeOption = None, json_out: JsonOption = False) -> None:
+    """Bring the home's store to this civicseal's schema, after installing a new version (back up first)."""
+    from civicseal.homes import upgrade_home
+
+    before, after = upgrade_home(home)
+    if json_out:
+        print_json({"from": before, "to": after, "changed": before != after})
+    elif before == after:
+        console.print(f"the store is at schema {after} already: nothing to do")
+    else:
+        console.print(f"the store went from schema {before} to {after}")
+
+
+@app.command()
 def demo(
     home: HomeOption = None,
     residents: Annotated[int, typer.Option(min=1000, help="Size of the synthetic city.")] = 460_517,
@@ -140,10 +154,11 @@ def demo(
     gc.freeze()
 
 
-# The command modules that define each word a command line may start with (besides `init` and `demo`,
-# here). A command imports only its own modules, so that Typer turns only their commands into Click's:
+# The command modules that define each word a command line may start with (besides HERE's, defined in
+# this module). A command imports only its own modules, so that Typer turns only their commands into Click's:
 # all 63 of them took every command 0.09 s before it began. Help, and a word that is none of these, import
 # them all (ALL_MODULES, in the order `civicseal --help` lists them).
+HERE = ("init", "upgrade", "demo")
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "synth": ("register_cmds",),
     "register": ("register_cmds",),
@@ -189,7 +204,7 @@ def load_commands(word: str | None) -> typer.Typer:
     """The app with the commands a line starting with ``word`` may need (a module registers its commands
     on :data:`app` when imported); every command for a word no module defines; for a line with no command
     word (`civicseal --help`), :func:`_top_level`."""
-    known = word in COMMAND_MODULES or word in ("init", "demo")
+    known = word in COMMAND_MODULES or word in HERE
     for module in COMMAND_MODULES.get(word or "", ()) if known else ALL_MODULES:
         importlib.import_module(f"civicseal.cli.{module}")
     return app if word is not None else _top_level()

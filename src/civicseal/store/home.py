@@ -228,7 +228,11 @@ class Home:
 
     @cached_property
     def engine(self) -> Engine:
+        """The store, refused at another schema than this civicseal's (``civicseal upgrade`` migrates it)."""
         from civicseal.store.engine import make_engine
+        from civicseal.store.migrate import check_revision
 
         self.require()
-        return make_engine(self.database_url)
+        engine = make_engine(self.database_url)
+        check_revision(engine)
+        return engine

@@ -1,18 +1,35 @@
-"""Alembic migrations run from the installed package, with no alembic.ini to ship or find."""
+"""Alembic migrations run from the installed package, with no alembic.ini to ship or find.
+
+A store is used only at the schema this civicseal was written for (:data:`REVISION`): a command meeting a
+store an older civicseal made says to run ``civicseal upgrade`` instead of failing inside a query, and one
+meeting a store a newer civicseal migrated refuses to touch it. The check reads one row, and loads no Alembic.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.exc import DBAPIError
+
+from civicseal.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+REVISION: Final = "0015"  # the newest migration; tests/test_migrations.py checks it against Alembic's head
+
+
+class SchemaBehind(StoreError):
+    """The store was made by an older civicseal: ``civicseal upgrade`` brings it to this one's schema."""
 
 
 def alembic_config(engine: Engine, metadata: MetaData | None = None) -> Config:
     """``metadata`` (``civicseal.schema.metadata``) is needed only to autogenerate a migration."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -21,4 +38,27 @@ def alembic_config(engine: Engine, metadata: MetaData | None = None) -> Config:
 
 
 def upgrade(engine: Engine, metadata: MetaData | None = None) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine, metadata), "head")
+
+
+def revision(engine: Engine) -> str | None:
+    """The store's schema revision; None for a store no migration has run on yet (a new one)."""
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        except DBAPIError:
+            return None  # no version table: nothing has been created in this store yet
+
+
+def check_revision(engine: Engine) -> None:
+    """Refuse a store at another schema than this civicseal's, saying what to do about it."""
+    found = revision(engine)
+    if found is None or found == REVISION:
+        return
+    if found < REVISION:  # revisions are numbered 0001, 0002, …
+        raise SchemaBehind(
+            f"the store is at schema {found}, this civicseal needs {REVISION}: run `civicseal upgrade` (back up first)"
+        )
+    raise StoreError(f"the store is at schema {found}, newer than this civicseal's {REVISION}: install that version")
