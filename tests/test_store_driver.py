@@ -7,8 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from civicseal.store.bulk import rows_of
-from civicseal.store.driver import python_sqlite3, sqlite3
+from civicseal.store.bulk import sqlite_insert
+from civicseal.store.driver import sqlite3
 from civicseal.store.home import Home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,14 +37,25 @@ def test_the_store_opens_through_the_driver(home: Home) -> None:
         assert version >= (3, 51)
 
 
-def test_rows_of_binds_what_it_was_given() -> None:
-    """Bytes bound as bytearrays and flags as integers are stored as the same BLOBs and integers."""
-    columns: list[list[object]] = [[1, 2, 3], [b"\x00a", None, b""], [True, False, True], ["x", None, "山田"]]
-    rows = list(rows_of(columns))
-    assert [type(v) for v in rows[0]] == [int, bytearray, int, str]
-    for library in (sqlite3, python_sqlite3):
-        conn = library.connect(":memory:")
-        conn.execute("CREATE TABLE t (a, b, c, d)")
-        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
-        assert conn.execute("SELECT * FROM t ORDER BY a").fetchall() == list(zip(*columns, strict=True))
-        conn.close()
+def test_sqlite_insert_stores_what_it_was_given() -> None:
+    """Flags as integers, bytes as bytearrays and NULLs as empty values turned back by the statement are
+    stored as the values given; a column holding empty values of its own keeps its NULLs as they are."""
+    columns: list[list[object]] = [
+        [1, 2, 3, 4],
+        [b"\x00a", None, b"\xff", None],
+        [True, False, True, False],
+        ["x", None, "山田", "y"],
+        ["", None, "z", ""],  # an empty text of its own
+        [None, None, None, None],
+        [7, None, 8, None],
+        [b"", None, b"q", b""],  # an empty blob of its own
+    ]
+    statement, rows = sqlite_insert("t", [f"c{i}" for i in range(len(columns))], columns)
+    assert statement.count("NULLIF") == 3  # blobs, texts, all NULLs; not integers nor columns with empties
+    conn = sqlite3.connect(":memory:")
+    conn.execute(f"CREATE TABLE t ({', '.join(f'c{i}' for i in range(len(columns)))})")
+    conn.executemany(statement, rows)
+    stored = conn.execute("SELECT * FROM t ORDER BY c0").fetchall()
+    assert stored == list(zip(*columns, strict=True))
+    assert [type(v) for v in stored[0]] == [int, bytes, int, str, str, type(None), int, bytes]
+    conn.close()

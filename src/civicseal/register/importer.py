@@ -38,7 +38,7 @@ from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_keys
-from civicseal.store.bulk import analyze, copy_in, copy_text, insert_rows, rows_of
+from civicseal.store.bulk import analyze, copy_in, copy_text, insert_columns
 from civicseal.store.engine import reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
@@ -496,7 +496,7 @@ def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Pro
                 copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         elif records and records[0]:  # parsed here; else a worker staged them itself (SQLite)
             with conn.begin():
-                insert_rows(conn, staged.STAGED[kind], staged.staged_columns(kind), rows_of(records))
+                insert_columns(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         progress(f"reading {kind}", min(done, size), size)
     return rows_read
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from civicseal.scratch import claimed
-from civicseal.store.bulk import rows_of
-from civicseal.store.driver import python_sqlite3
+from civicseal.store.bulk import sqlite_insert
+from civicseal.store.driver import sqlite3
 from civicseal.store.engine import is_sqlite
 
 SCHEMA = "stage"
@@ -81,7 +81,7 @@ def staging_file(conn: Connection) -> Path | None:
     return Path(files[SCHEMA])
 
 
-_writers: dict[Path, python_sqlite3.Connection] = {}  # a worker process's connection to each staging file
+_writers: dict[Path, sqlite3.Connection] = {}  # a worker process's connection to each staging file
 
 
 def write_to_file(path: Path, table: str, names: Sequence[str], columns: Sequence[list[object]]) -> None:
@@ -89,10 +89,10 @@ def write_to_file(path: Path, table: str, names: Sequence[str], columns: Sequenc
     each in turn."""
     conn = _writers.get(path)
     if conn is None:
-        conn = _writers[path] = python_sqlite3.connect(path, timeout=600, isolation_level=None)
+        conn = _writers[path] = sqlite3.connect(path, timeout=600, isolation_level=None)
         conn.execute("PRAGMA journal_mode=OFF")  # scratch: no journal, as in the staging area itself
         conn.execute("PRAGMA synchronous=OFF")
-    marks = ", ".join("?" for _ in names)
+    statement, rows = sqlite_insert(table, names, columns)
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", rows_of(columns))
+    conn.executemany(statement, rows)
     conn.execute("COMMIT")
