@@ -482,28 +482,31 @@ def _sources(paths: Sequence[Path], today: date) -> list[_Source]:
     return sorted(sources, key=lambda s: ORDER[s.kind])
 
 
-def _stage(conn: Connection, source: _Source, parse: _Parser, problems: list[Problem], progress: ProgressFn) -> int:
-    """Read, normalize, encrypt and stage the file batch by batch; return how many rows it has."""
-    kind = source.kind
-    size = max(source.path.stat().st_size, 1)
-    rows_read, done = 0, 0
-    for records, found, read, length in parse(source, staging_file(conn)):
+def _stage(
+    conn: Connection, sources: list[_Source], parse: _Parser, problems: list[Problem], progress: ProgressFn
+) -> int:
+    """Read, normalize, encrypt and stage the files batch by batch; return how many rows they have."""
+    sizes = {source.kind: max(source.path.stat().st_size, 1) for source in sources}
+    done = dict.fromkeys(sizes, 0)
+    rows_read = 0
+    for kind, (records, found, read, length) in parse(sources, staging_file(conn)):
         problems.extend(found)
         rows_read += read
-        done += length
+        done[kind] += length
         if isinstance(records, bytes):  # a worker's rows, ready for COPY (PostgreSQL)
             with conn.begin():
                 copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
         elif records and records[0]:  # parsed here; else a worker staged them itself (SQLite)
             with conn.begin():
                 insert_columns(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
-        progress(f"reading {kind}", min(done, size), size)
+        progress(f"reading {kind}", min(done[kind], sizes[kind]), sizes[kind])
     return rows_read
 
 
 # The staged rows (by column), problems, rows read, bytes read.
 Parsed = tuple[list[list[object]] | bytes, list[Problem], int, int]
-_Parser = Callable[[_Source, Path | None], Iterator[Parsed]]  # a file, its staging file if it has one
+# The files, their staging file if they have one; each batch parsed, in the files' order, with its kind.
+_Parser = Callable[[list[_Source], Path | None], Iterator[tuple[Kind, Parsed]]]
 
 
 def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, caches: ColumnCaches) -> Parsed:
@@ -523,9 +526,10 @@ def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, 
 def _parse_here(cipher: FieldCipher) -> _Parser:
     caches = ColumnCaches()
 
-    def parse(source: _Source, _: Path | None) -> Iterator[Parsed]:
-        for first, data in byte_batches(source.path):
-            yield _parse_batch(source, data, first, cipher, caches)
+    def parse(sources: list[_Source], _: Path | None) -> Iterator[tuple[Kind, Parsed]]:
+        for source in sources:
+            for first, data in byte_batches(source.path):
+                yield source.kind, _parse_batch(source, data, first, cipher, caches)
 
     return parse
 
@@ -574,14 +578,19 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
     context = multiprocessing.get_context("fork")
     with context.Pool(cores, initializer=_start_worker, initargs=(cipher, context.Lock())) as pool:
 
-        def parse(source: _Source, stage: Path | None) -> Iterator[Parsed]:
-            pending: deque[AsyncResult[Parsed]] = deque()
-            for first, data in byte_batches(source.path):
-                pending.append(pool.apply_async(_parse_in_worker, (source, data, first, stage)))
-                if len(pending) > cores:  # a few batches in flight: memory stays bounded
-                    yield pending.popleft().get()
+        def parse(sources: list[_Source], stage: Path | None) -> Iterator[tuple[Kind, Parsed]]:
+            """A few batches in flight (memory stays bounded), across the files: the workers do not wait for
+            the last batches of one file before starting on the next."""
+            pending: deque[tuple[Kind, AsyncResult[Parsed]]] = deque()
+            for source in sources:
+                for first, data in byte_batches(source.path):
+                    pending.append((source.kind, pool.apply_async(_parse_in_worker, (source, data, first, stage))))
+                    if len(pending) > cores:
+                        kind, result = pending.popleft()
+                        yield kind, result.get()
             while pending:
-                yield pending.popleft().get()
+                kind, result = pending.popleft()
+                yield kind, result.get()
 
         yield parse
 
@@ -775,8 +784,7 @@ def _import(
         conn = stack.enter_context(staging_area(engine))
         with conn.begin():
             staged.create(conn)
-        for source in sources:
-            summary.rows_read += _stage(conn, source, parse, problems, progress)
+        summary.rows_read = _stage(conn, sources, parse, problems, progress)
         workers.close()  # their memory is not held through the checks and the merge
         with conn.begin():
             staged.index(conn)
