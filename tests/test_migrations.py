@@ -58,8 +58,10 @@ def test_a_store_an_older_civicseal_made_is_refused_until_upgraded(
     home.engine.dispose()
     listing = ["programme", "list", "--json", "--home", str(home.path)]
     assert run(listing) == 1
-    refused = json.loads(capsys.readouterr().out)["error"]
-    assert "schema 0014" in refused and f"needs {REVISION}" in refused and "civicseal upgrade" in refused
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["rule"] == "schema_behind"
+    assert "schema 0014" in refused["error"] and f"needs {REVISION}" in refused["error"]
+    assert "civicseal upgrade" in refused["error"]
     assert run(["upgrade", "--json", "--home", str(home.path)]) == 0
     assert json.loads(capsys.readouterr().out) == {"from": "0014", "to": REVISION, "changed": True}
     assert run(listing) == 0
