@@ -13,7 +13,7 @@ from civicseal.seal.canaries import default_addresses
 from civicseal.store.engine import SQLITE_FILE, make_engine, transaction
 from civicseal.store.errors import StoreError
 from civicseal.store.home import Home, default_config
-from civicseal.store.migrate import REVISION, revision, upgrade
+from civicseal.store.migrate import REVISION, SchemaBehind, refusal, revision, upgrade
 
 
 def init_home(
@@ -61,8 +61,9 @@ def upgrade_home(path: Path | None, *, actor: str | None = None) -> tuple[str | 
         before = revision(engine)
         if before == REVISION:
             return before, REVISION
-        if before is not None and before > REVISION:
-            raise StoreError(f"the store is at schema {before}, newer than this civicseal's {REVISION}")
+        refused = refusal(before)
+        if refused is not None and not isinstance(refused, SchemaBehind):
+            raise refused  # a newer civicseal's store: never migrated back
         upgrade(engine, metadata)
         with transaction(engine) as conn:
             audit.append(conn, "store.upgrade", "store", REVISION, {"from": before, "to": REVISION}, actor=actor)

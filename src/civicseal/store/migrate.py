@@ -54,11 +54,17 @@ def revision(engine: Engine) -> str | None:
 
 def check_revision(engine: Engine) -> None:
     """Refuse a store at another schema than this civicseal's, saying what to do about it."""
-    found = revision(engine)
+    refused = refusal(revision(engine))
+    if refused is not None:
+        raise refused
+
+
+def refusal(found: str | None) -> StoreError | None:
+    """Why a store at revision ``found`` may not be used by this civicseal; None when it may (or is new)."""
     if found is None or found == REVISION:
-        return
+        return None
     if found < REVISION:  # revisions are numbered 0001, 0002, …
-        raise SchemaBehind(
+        return SchemaBehind(
             f"the store is at schema {found}, this civicseal needs {REVISION}: run `civicseal upgrade` (back up first)"
         )
-    raise StoreError(f"the store is at schema {found}, newer than this civicseal's {REVISION}: install that version")
+    return StoreError(f"the store is at schema {found}, newer than this civicseal's {REVISION}: install that version")
