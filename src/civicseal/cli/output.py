@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -69,11 +69,12 @@ def print_table(title: str, rows: Mapping[str, object]) -> None:
 
 @contextmanager
 def progress_bars(enabled: bool = True) -> Iterator:
-    """A progress callback ``(stage, done, total)`` drawing one bar per stage; rows are counted, never shown."""
+    """A progress callback ``(stage, done, total)`` drawing one bar per stage, with its share done: what a
+    stage counts may be bytes (the import's files), which as "65005596/65005596" read like residents."""
     bars = Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
         console=err_console,
         disable=not enabled,
