@@ -144,6 +144,14 @@ def test_head_is_the_registered_head_else_the_oldest_member(home: Home, cipher: 
         resident("3", "B", moved_in="2022-07-01"),  # the registered head arrived after D
         resident("4", "B", relationship="child", birth_date="2000-01-01"),
         resident("5", "B", relationship="parent", birth_date="1940-01-01"),
+        # Two registered heads on D: the former one moved out after D; the older of them heads.
+        resident("7", "C", birth_date="1970-01-01"),
+        resident("6", "C", birth_date="1945-01-01", moved_out="2022-08-01"),
+        resident("8", "C", relationship="parent", birth_date="1930-01-01"),
+        # Two members born the same day, neither the registered head on D: the lower resident code heads.
+        resident("9", "D", moved_in="2022-07-01"),
+        resident("11", "D", relationship="child", birth_date="1990-01-01"),
+        resident("10", "D", relationship="child", birth_date="1990-01-01"),
     ]
     load(home, cipher, tmp_path, residents, [])
     run_programme(home.engine, benefit(home), rng=random.Random(5), now=NOW, accept_missing_tax=True)
@@ -157,7 +165,7 @@ def test_head_is_the_registered_head_else_the_oldest_member(home: Home, cipher: 
                 )
             ).scalars()
         )
-    assert heads == {"A": "1", "B": "5"}
+    assert heads == {"A": "1", "B": "5", "C": "6", "D": "10"}
     assert members_b == {"4", "5"}
 
 
