@@ -24,7 +24,7 @@ from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, Programme, ProgrammeExclusion, ProgrammeRun, ReferenceNumber
 from civicseal.programme.reference import new_references
-from civicseal.store.bulk import SCRATCH_SAMPLE, analyze, checked_once, insert_rows
+from civicseal.store.bulk import SCRATCH_SAMPLE, analyze, checked_once, insert_columns
 from civicseal.store.engine import transaction
 
 MAX_AMOUNT = 10**9
@@ -212,7 +212,7 @@ def _record_unused(conn: Connection, numbers: list[str], kind: str) -> list[str]
 
 def _record(conn: Connection, numbers: list[str], kind: str) -> None:
     """Into the store's reference numbers, in key order (cheap for the b-tree)."""
-    insert_rows(conn, "reference_numbers", ("number", "kind"), ((n, kind) for n in sorted(numbers)))
+    insert_columns(conn, "reference_numbers", ("number", "kind"), [sorted(numbers), [kind] * len(numbers)])
 
 
 IN_CHUNK = 5000  # numbers a collision check sends in one query, within every store's limit on parameters
@@ -362,7 +362,7 @@ def _add_entitlements(conn: Connection, programme: Programme, references: list[s
         return
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {REFS}")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {REFS} (n INTEGER PRIMARY KEY, number VARCHAR(12) NOT NULL)")
-    insert_rows(conn, REFS, ("n", "number"), enumerate(references, 1))
+    insert_columns(conn, REFS, ("n", "number"), [list(range(1, len(references) + 1)), references])
     analyze(conn, REFS, eligibility.NEW, sample=SCRATCH_SAMPLE)
     statement = text(
         "INSERT INTO entitlements (programme_id, household_code, head_resident_code, reference_number, status,"
