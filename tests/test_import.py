@@ -797,6 +797,40 @@ def test_importing_the_same_files_twice_changes_nothing(home: Home, cipher: Fiel
     assert stored_bytes(home) == before  # not even re-encrypted
 
 
+def test_a_monthly_extract_adds_updates_and_leaves_the_rest(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """New, changed and unchanged rows in one re-import: only the new are inserted and only the changed
+    rewritten; an unchanged row keeps its stored bytes, and a rejected row is neither."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    residents = [person("M1", "H1"), person("M2", "H1", relationship="child"), person("M3", "H2")]
+    taxes = [tax_row("M1"), tax_row("M3")]
+    do_import(home, cipher, residents_csv(first, residents), tax_csv(first, taxes))
+    unchanged_before = [row for row in stored_bytes(home) if row[1] in ("M1", "M2")]
+
+    moved = {**residents[2], "address": "兵庫県尼崎市東七松町1丁目23-1"}
+    born = person("M4", "H1", relationship="child", birth_date="2024-05-20")
+    unborn = person("M5", "H1", relationship="child", birth_date="2099-01-01")  # after today: rejected
+    summary = do_import(
+        home,
+        cipher,
+        residents_csv(second, [residents[0], residents[1], moved, born, unborn]),
+        tax_csv(second, [*taxes, tax_row("M4")]),
+        rejects=tmp_path / "rejects.csv",
+    )
+
+    assert (summary.residents.new, summary.residents.updated, summary.residents.unchanged) == (1, 1, 2)
+    assert (summary.tax.new, summary.tax.updated, summary.tax.unchanged) == (1, 0, 2)
+    assert summary.rejected == 1
+    assert query(home, "SELECT resident_code, address FROM residents ORDER BY resident_code") == [
+        ("M1", "兵庫県尼崎市昭和通2丁目1-1"),
+        ("M2", "兵庫県尼崎市昭和通2丁目1-1"),
+        ("M3", "兵庫県尼崎市東七松町1丁目23-1"),
+        ("M4", "兵庫県尼崎市昭和通2丁目1-1"),
+    ]
+    assert [row for row in stored_bytes(home) if row[1] in ("M1", "M2")] == unchanged_before
+
+
 def test_a_newer_register_updates_and_never_deletes(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()
