@@ -47,6 +47,21 @@ def test_postgresql_indexes_carry_the_columns_the_models_include(home: Home) -> 
     assert {name: stored[name] for name in declared} == declared
 
 
+def test_postgresql_tables_keep_the_room_the_models_declare(home: Home) -> None:
+    """Also unseen by compare_metadata: a table's fillfactor, which keeps its status changes on the page."""
+    declared = {
+        name: [f"{key}={value}" for key, value in (table.dialect_options["postgresql"]["with"] or {}).items()]
+        for name, table in metadata.tables.items()
+    }
+    assert declared["entitlements"] == ["fillfactor=50"]
+    with home.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            return  # SQLite has no such setting
+        options = "SELECT relname, COALESCE(reloptions, '{}') FROM pg_class WHERE relkind = 'r' AND relname = ANY(:t)"
+        stored = dict(conn.execute(text(options), {"t": list(declared)}).all())
+    assert {name: list(stored[name]) for name in declared} == declared
+
+
 def test_the_revision_commands_expect_is_the_newest_migration() -> None:
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == REVISION
 
