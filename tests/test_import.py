@@ -831,6 +831,31 @@ def test_a_monthly_extract_adds_updates_and_leaves_the_rest(home: Home, cipher: 
     assert [row for row in stored_bytes(home) if row[1] in ("M1", "M2")] == unchanged_before
 
 
+def test_an_export_in_another_spelling_rewrites_its_rows_with_the_same_values(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """A new system exports the same register with slashed dates: every row's digest changes, so every row is
+    an update, and each holds afterwards what it held before."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    residents = [person("S1", "H1", moved_in="2020-04-01"), person("S2", "H1", relationship="child")]
+    do_import(home, cipher, residents_csv(first, residents))
+    values = (
+        "SELECT resident_code, household_code, relationship, is_head, name, name_kana, sex, birth_date, postcode,"
+        " address, moved_in, moved_out, deceased FROM residents ORDER BY resident_code"
+    )
+    before, digests = query(home, values), query(home, "SELECT row_mac FROM residents ORDER BY resident_code")
+    slashed = [{**r, **{k: r[k].replace("-", "/") for k in ("birth_date", "moved_in")}} for r in residents]
+
+    summary = do_import(home, cipher, residents_csv(second, slashed))
+
+    assert (summary.residents.new, summary.residents.updated, summary.residents.unchanged) == (0, 2, 0)
+    assert query(home, values) == before
+    rewritten = query(home, "SELECT row_mac FROM residents ORDER BY resident_code")
+    assert all(a != b for a, b in zip(rewritten, digests, strict=True))
+
+
 def test_a_newer_register_updates_and_never_deletes(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     old = tmp_path / "old"
     old.mkdir()
