@@ -44,7 +44,7 @@ from civicseal.programme.service import get_programme
 from civicseal.scratch import SEAL_PREFIX, claimed
 from civicseal.seal.canaries import Canary, canaries_for, check_fields, record_in_package
 from civicseal.seal.secrets import check_typed_passphrase, generate_passphrase, new_package_id, pseudonyms
-from civicseal.store.bulk import insert_rows, read_batches
+from civicseal.store.bulk import analyze, insert_rows, read_batches
 from civicseal.store.engine import reading, writing
 from civicseal.store.home import Home
 
@@ -256,7 +256,11 @@ def _stage_households(conn: Connection, seen: list[tuple[int, str, str]]) -> Non
 
 
 def _record_members(conn: Connection, package_id: str) -> int:
-    """Every member of each household carried: the entitlement itself says each member is tax-exempt."""
+    """Every member of each household carried: the entitlement itself says each member is tax-exempt.
+
+    Then PostgreSQL is told how many rows a package holds. Without statistics it guessed 136, and handing a
+    city's mailing package over (which notifies its households through these rows) intersected the whole
+    package's key range once per household: 243 s for 74,661 households, 0.2 s with them."""
     result = conn.execute(
         text(
             "INSERT INTO package_members (package_id, resident_code, household_code, pseudonym)"
@@ -265,6 +269,7 @@ def _record_members(conn: Connection, package_id: str) -> int:
         ),
         {"package": package_id},
     )
+    analyze(conn, "package_members")
     return result.rowcount
 
 
