@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from civicseal.store.bulk import copy_in, copy_text, sqlite_insert
+from civicseal.store.bulk import copy_in, copy_text, insert_rows, sqlite_insert
 from civicseal.store.driver import sqlite3
 from civicseal.store.home import Home
 
@@ -114,3 +114,16 @@ def test_copy_text_round_trips_through_postgresql(home: Home) -> None:
         copy_in(conn, "t", ("n", "a", "b", "f", "x"), copy_text(columns))
         stored = [tuple(row) for row in conn.execute(text("SELECT * FROM t ORDER BY n"))]
     assert stored == list(zip(*columns, strict=True))
+
+
+def test_insert_rows_stores_each_row_as_given_on_both_stores(home: Home) -> None:
+    """Rows go by their columns (one bulk path per store): escapes, bytes, flags and NULLs kept; no rows, no
+    statement."""
+    rows = [(1, "山田\t太郎", b"\x00\\", True, None), (2, None, None, False, "x")]
+    with home.engine.begin() as conn:
+        blob = "BLOB" if conn.dialect.name == "sqlite" else "BYTEA"
+        conn.execute(text(f"CREATE TEMP TABLE r (n INTEGER, a TEXT, b {blob}, f BOOLEAN, c TEXT)"))
+        insert_rows(conn, "r", ("n", "a", "b", "f", "c"), iter(rows))
+        insert_rows(conn, "r", ("n", "a", "b", "f", "c"), iter([]))
+        stored = [tuple(row) for row in conn.execute(text("SELECT n, a, b, f, c FROM r ORDER BY n"))]
+    assert [(n, a, None if b is None else bytes(b), bool(f), c) for n, a, b, f, c in stored] == rows

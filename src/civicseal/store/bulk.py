@@ -16,26 +16,20 @@ from typing import Final
 from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.exc import OperationalError
 
-from civicseal.store.engine import is_sqlite, placeholder
+from civicseal.store.engine import is_sqlite
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    names = ", ".join(columns)
-    if is_sqlite(conn):
-        marks = ", ".join(placeholder(conn) for _ in columns)
-        batch = list(rows)
-        if batch:
-            conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", batch)
-        return
-    raw = conn.connection.driver_connection  # the transaction's own psycopg connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[union-attr]
-        for row in rows:
-            copy.write_row(row)
+    """Rows into a table inside the caller's transaction: :func:`insert_columns` of their columns, so every bulk
+    insert takes one path per store (psycopg's ``write_row`` per row cost 0.1 s per 150,000 rows)."""
+    insert_columns(conn, table, columns, [list(column) for column in zip(*rows, strict=True)])
 
 
 def insert_columns(conn: Connection, table: str, names: Sequence[str], columns: Sequence[list[object]]) -> None:
-    """Rows given by column into a table inside the caller's transaction: :func:`insert_rows`, shaped for
-    SQLite's binding (:func:`sqlite_insert`), or sent to PostgreSQL as COPY text built a column at a time."""
+    """Rows given by column into a table inside the caller's transaction: shaped for SQLite's binding
+    (:func:`sqlite_insert`), or sent to PostgreSQL as COPY text built a column at a time."""
+    if not columns or not columns[0]:
+        return
     if is_sqlite(conn):
         statement, rows = sqlite_insert(table, names, columns)
         conn.exec_driver_sql(statement, list(rows))

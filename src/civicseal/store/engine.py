@@ -108,11 +108,6 @@ def bytewise(conn: Connection) -> str:
     return "" if is_sqlite(conn) else ' COLLATE "C"'
 
 
-def placeholder(conn: Connection) -> str:
-    """The DB-API parameter marker, for bulk statements sent straight to the driver."""
-    return "?" if is_sqlite(conn) else "%s"
-
-
 @contextmanager
 def one_read(engine: Engine) -> Iterator[Connection]:
     """A connection for a single reading statement. On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK
