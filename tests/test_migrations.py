@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 
 from civicseal.cli import run
 from civicseal.schema import metadata
+from civicseal.store.base import unsampled
 from civicseal.store.engine import transaction
 from civicseal.store.home import Home
 from civicseal.store.migrate import MIGRATIONS, REVISION, alembic_config
@@ -60,6 +61,23 @@ def test_postgresql_tables_keep_the_room_the_models_declare(home: Home) -> None:
         options = "SELECT relname, COALESCE(reloptions, '{}') FROM pg_class WHERE relkind = 'r' AND relname = ANY(:t)"
         stored = dict(conn.execute(text(options), {"t": list(declared)}).all())
     assert {name: list(stored[name]) for name in declared} == declared
+
+
+def test_postgresql_samples_only_the_columns_the_models_let_it(home: Home) -> None:
+    """Also unseen by compare_metadata: a column's statistics target. Names and addresses are never sampled."""
+    declared = {(name, column) for name, table in metadata.tables.items() for column in unsampled(table)}
+    assert declared == {("residents", "name"), ("residents", "address")}
+    with home.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            return  # SQLite keeps no per-column statistics target
+        stored = conn.execute(
+            text(
+                "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE c.relnamespace = to_regnamespace(current_schema())::oid AND c.relkind = 'r'"
+                " AND a.attnum > 0 AND a.attstattarget = 0"
+            )
+        ).all()
+    assert {(table, column) for table, column in stored} == declared
 
 
 def test_the_revision_commands_expect_is_the_newest_migration() -> None:

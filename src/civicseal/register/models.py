@@ -14,7 +14,7 @@ from typing import ClassVar
 from sqlalchemy import Boolean, Date, Index, Integer, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from civicseal.store.base import Base
+from civicseal.store.base import NOT_SAMPLED, Base
 
 
 class Resident(Base):
@@ -24,12 +24,12 @@ class Resident(Base):
     household_code: Mapped[str] = mapped_column(String(50))
     relationship: Mapped[str] = mapped_column(String(50))  # the 続柄 word as written
     is_head: Mapped[bool] = mapped_column(Boolean)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100), info=NOT_SAMPLED)
     name_kana: Mapped[str] = mapped_column(String(100))
     sex: Mapped[int] = mapped_column(SmallInteger)
     birth_date: Mapped[date] = mapped_column(Date)
     postcode: Mapped[str] = mapped_column(String(8))
-    address: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(200), info=NOT_SAMPLED)
     moved_in: Mapped[date | None] = mapped_column(Date)
     moved_out: Mapped[date | None] = mapped_column(Date)
     deceased: Mapped[date | None] = mapped_column(Date)

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from civicseal.scratch import claimed
+from civicseal.store.base import Base, unsampled
 from civicseal.store.bulk import sqlite_insert
 from civicseal.store.driver import sqlite3
 from civicseal.store.engine import is_sqlite
@@ -59,12 +60,15 @@ def create_table(
     conn: Connection, name: str, columns: Sequence[str], like: str | None = None, like_columns: Sequence[str] = ()
 ) -> None:
     """A staging table: ``columns`` (full definitions), then ``like_columns``, the columns of table ``like``,
-    typed as there on PostgreSQL (SQLite takes values as they come)."""
+    typed as there on PostgreSQL (SQLite takes values as they come). ``LIKE`` copies no statistics target, so
+    a column the store does not sample (``NOT_SAMPLED``) is not sampled in the copy either."""
     if is_sqlite(conn):
         conn.exec_driver_sql(f"CREATE TABLE {SCHEMA}.{name} ({', '.join([*columns, *like_columns])})")
-    else:
-        copied = [f"LIKE {like}"] if like else []
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({', '.join([*columns, *copied])})")
+        return
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({', '.join([*columns, *([f'LIKE {like}'] if like else [])])})")
+    if like and (columns_apart := unsampled(Base.metadata.tables[like])):
+        settings = ", ".join(f"ALTER COLUMN {column} SET STATISTICS 0" for column in columns_apart)
+        conn.exec_driver_sql(f"ALTER TABLE {name} {settings}")
 
 
 def create_index(conn: Connection, table: str, columns: str) -> None:
