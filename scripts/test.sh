@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in age chromium fonts-noto-cjk fonts-ipaexfont-mincho fonts-ipaexfont-gothic libpango-1.0-0 \
+for pkg in age chromium fonts-noto-cjk fonts-ipaexfont-mincho fonts-ipaexfont-gothic fonts-ipamj-mincho libpango-1.0-0 \
   libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

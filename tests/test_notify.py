@@ -19,9 +19,10 @@ from sqlalchemy import text
 
 from civicseal import cseal as fmt
 from civicseal.custody.service import Event, record_event
+from civicseal.incident import glyphs
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.letter import phrases, wareki
-from civicseal.incident.notify import letter_context, notify
+from civicseal.incident.notify import addressees, letter_context, notify
 from civicseal.incident.service import open_incident
 from civicseal.keys.city import load_unlock_key
 from civicseal.keys.unlock import unlock
@@ -210,6 +211,53 @@ def _check_letter(out: Path, pdf: str, mailing_list: str, letters: int, says: tu
     with (out / mailing_list).open(encoding="utf-8", newline="") as f:
         first = next(csv.DictReader(f))
     assert _squashed(f"参照番号 {first['reference_number']}") in page
+
+
+# A head of household as a real register may name them: 𠮷 (beyond JIS X 0208, in IPAmj Mincho), 辻 with a
+# variation selector (an MJ variant), and a city's 外字 (a private-use character: CP932's user-defined row F0 40).
+REGISTER_NAME = "𠮷田 辻\U000e0100" + b"\xf0\x40".decode("cp932") + "子"
+
+
+def test_a_name_beyond_the_letter_font_prints_from_the_register_font_and_gaiji_as_geta(
+    home: Home, tmp_path: Path
+) -> None:
+    home = _with_contact(home)
+    incident, package = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
+    with home.engine.begin() as conn:
+        first = next(addressees(conn, package))
+        conn.execute(
+            text(
+                "UPDATE residents SET name = :name, address = :address WHERE resident_code ="
+                " (SELECT head_resident_code FROM entitlements WHERE reference_number = :number)"
+            ),
+            {"name": REGISTER_NAME, "address": "兵庫県尼崎市𠮷町1丁目2-3", "number": first.reference_number},
+        )
+    out = tmp_path / "letters"
+    summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
+    with (out / summary.mailing_list).open(encoding="utf-8", newline="") as f:
+        listed = next(row for row in csv.DictReader(f) if row["reference_number"] == printed(first.reference_number))
+    assert listed["name"] == REGISTER_NAME  # the print shop's list keeps every character as the register has it
+    page = pypdf.PdfReader(out / listed["file"]).pages[int(listed["page"]) - 1]
+    printed_text = _squashed(page.extract_text())
+    # reportlab's text layer maps no character beyond the BMP (pypdf reads 𠮷 as nothing): the drawn page has it.
+    assert "田辻〓子様" in printed_text and "兵庫県尼崎市町1丁目2-3" in printed_text
+    assert "\ue000" not in printed_text and "\U000e0100" not in printed_text
+    fonts = {str(font.get_object()["/BaseFont"]) for font in page["/Resources"]["/Font"].values()}
+    assert any("IPAmjMincho" in font for font in fonts) and any("IPAexMincho" in font for font in fonts)
+
+
+def test_each_character_is_drawn_in_the_first_font_that_has_it() -> None:
+    assert glyphs.runs(REGISTER_NAME + " 様") == [
+        ("IPAmjMincho", "𠮷"),
+        ("IPAexMincho", "田 辻〓子 様"),
+    ]
+    assert glyphs.width("𠮷田", 10) > glyphs.width("田", 10) > 0
+
+
+def test_a_missing_letter_font_names_the_debian_package_to_install() -> None:
+    missing = dataclasses.replace(glyphs.REGISTER, hints=("No Such Font",), markers=("nosuchfont",), paths=())
+    with pytest.raises(IncidentError, match="apt-get install fonts-ipamj-mincho"):
+        glyphs.font_path(missing)
 
 
 def test_notify_refuses_while_the_contact_block_is_empty(home: Home, tmp_path: Path) -> None:

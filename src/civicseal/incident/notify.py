@@ -10,11 +10,9 @@ no letter.
 from __future__ import annotations
 
 import csv
-import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Final
 
@@ -22,6 +20,7 @@ from sqlalchemy import Connection, select, text
 
 from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, utcnow
+from civicseal.incident import glyphs
 from civicseal.incident.appi import Assessment, assess, assess_incident, read_facts
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.letter import Block, LetterFacts, compose, wareki, wrap
@@ -37,8 +36,7 @@ from civicseal.store.files import atomic_writer
 from civicseal.store.home import Home
 
 LETTERS_PER_FILE = 1_000
-FONT_NAME = "IPAexMincho"
-FONT_HINTS = ("IPAexMincho", "IPAex明朝")
+FONT_NAME = glyphs.BODY.name
 MM: Final = 72 / 25.4
 MARGIN: Final = 22 * MM
 BODY_SIZE: Final = 10.0
@@ -80,27 +78,6 @@ class NotifySummary:
             "files": self.files,
             "mailing_list": self.mailing_list,
         }
-
-
-@cache
-def font_path() -> Path:
-    """The Debian IPAex Mincho font (fonts-ipaexfont-mincho), found through fontconfig."""
-    for hint in FONT_HINTS:
-        try:
-            found = subprocess.run(
-                ["fc-match", "-f", "%{file}", hint], capture_output=True, text=True, timeout=10, check=False
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            break
-        if found and ("ipaex" in found.lower() or "japanese-mincho" in found.lower()):
-            return Path(found)
-    for candidate in (
-        Path("/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf"),
-        Path("/usr/share/fonts/truetype/fonts-japanese-mincho.ttf"),
-    ):
-        if candidate.exists():
-            return candidate
-    raise IncidentError("letters need the IPAex Mincho font: apt-get install fonts-ipaexfont-mincho")
 
 
 @dataclass(frozen=True)
@@ -181,7 +158,7 @@ def _layout(blocks: tuple[Block, ...]) -> tuple[tuple[Line, ...], float]:
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
-    _register_font()
+    glyphs.register_fonts()
     width, height = A4
     right = width - MARGIN
     lines: list[Line] = []
@@ -220,20 +197,11 @@ def addressees(conn: Connection, package_id: str) -> Iterator[Addressee]:
         yield Addressee(*row)
 
 
-def _register_font() -> None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if FONT_NAME not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(FONT_NAME, str(font_path())))
-
-
 def _address_lines(address: str) -> list[str]:
     """The address as the envelope's window shows it: one line, or (rarely) broken between phrases."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
 
     def width_of(text: str) -> float:
-        return stringWidth(text, FONT_NAME, ADDRESS_SIZE)
+        return glyphs.width(text, ADDRESS_SIZE)
 
     return [address] if width_of(address) <= ADDRESS_WIDTH else wrap(address, ADDRESS_WIDTH, width_of)
 
@@ -249,7 +217,7 @@ class _LetterFile:
         from reportlab.lib.pagesizes import A4
         from reportlab.pdfgen.canvas import Canvas
 
-        _register_font()
+        glyphs.register_fonts()
         self.path = path
         self._writer = atomic_writer(path)
         self._file = self._writer.__enter__()
@@ -280,14 +248,12 @@ class _LetterFile:
             self._body_form(context)
         c = self.canvas
         left, top = MARGIN, self.height - MARGIN
-        c.setFont(FONT_NAME, ADDRESS_SIZE)
-        c.drawString(left, top, f"〒{to.postcode}")
+        glyphs.draw(c, left, top, f"〒{to.postcode}", ADDRESS_SIZE)
         y = top - 6 * MM
         for line in _address_lines(to.address):
-            c.drawString(left, y, line)
+            glyphs.draw(c, left, y, line, ADDRESS_SIZE)
             y -= 5 * MM
-        c.setFont(FONT_NAME, 13)
-        c.drawString(left, y - 3 * MM, f"{to.name} 様")
+        glyphs.draw(c, left, y - 3 * MM, f"{to.name} 様", 13)
         c.doForm("body")
         c.setFont(FONT_NAME, 12)
         c.drawString(left + 4 * MM, context.reference_y, f"参照番号　{printed(to.reference_number)}")
