@@ -16,7 +16,7 @@ from civicseal.cli import run
 from civicseal.register import importer, staged
 from civicseal.register.columns import Kind, english_header
 from civicseal.register.errors import RegisterError
-from civicseal.register.importer import ImportRefused, ImportSummary, Problem, import_register
+from civicseal.register.importer import GAIJI, ImportRefused, ImportSummary, Problem, import_register
 from civicseal.register.models import tax_row_key
 from civicseal.register.normalize import my_number_check_digit
 from civicseal.store.errors import StoreError
@@ -368,6 +368,44 @@ def test_the_staged_register_keeps_names_and_addresses_out_of_the_planners_sampl
                 " AND attstattarget = 0"
             )
             assert sorted(apart.scalars()) == ["address", "name"]
+
+
+GAIJI_CHAR = b"\xf0\x40".decode("cp932")  # a city's own character: CP932's first user-defined code
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["here", "workers"])
+def test_a_gaiji_is_imported_as_it_is_and_its_row_named_never_its_value(
+    home: Home, cipher: FieldCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: bool
+) -> None:
+    if workers:
+        monkeypatch.setattr(importer, "BATCH_BYTES", 512)
+        monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    people = [
+        person("G1", "H1", name=f"髙橋 {GAIJI_CHAR}子"),
+        person("G2", "H2"),
+        person("G3", "H3", address=f"兵庫県尼崎市{GAIJI_CHAR}町1-2"),
+        person("G4", "H4", name=f"{GAIJI_CHAR}田 太郎", birth_date="2099-01-01"),  # rejected: no note
+    ]
+    path = residents_csv(tmp_path, people, encoding="cp932", crlf=True)
+
+    summary = do_import(home, cipher, path, rejects=tmp_path / "rejects.csv")
+
+    assert [str(note) for note in summary.notes] == [
+        f"residents.csv:2: name: {GAIJI}",
+        f"residents.csv:4: address: {GAIJI}",
+    ]
+    assert (summary.rejected, summary.as_dict()["rows_with_gaiji"]) == (1, 2)
+    assert query(home, "SELECT name FROM residents WHERE resident_code = 'G1'") == [(f"髙橋 {GAIJI_CHAR}子",)]
+
+
+def test_cli_names_the_rows_with_a_gaiji_and_what_to_do(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = residents_csv(tmp_path, [person("G1", "H1", name=f"髙橋 {GAIJI_CHAR}子")], encoding="cp932")
+    assert run(["register", "import", str(path), "--home", str(home.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"residents.csv:2: name: {GAIJI}" in out and "mapped with the city's 外字 table" in out
+    assert GAIJI_CHAR not in out
 
 
 def test_an_import_stopped_inside_its_merge_leaves_nothing(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from civicseal.cli.app import HomeOption, JsonOption, app, open_home, register_app
 from civicseal.cli.output import console, print_json, print_table, progress_bars
+
+if TYPE_CHECKING:
+    from civicseal.register.importer import Note
 
 # The values of the importer's RejectsEncoding, named here so that `--help` does not load the importer.
 RejectsEncodingName = Literal["utf-8", "cp932"]
@@ -78,3 +81,20 @@ def register_import(
     print_table("register import", figures)
     if summary.rejected:
         console.print(f"{summary.rejected} rows rejected and written to {rejects}")
+    if summary.notes:
+        _print_gaiji(summary.notes)
+
+
+def _print_gaiji(notes: list[Note]) -> None:
+    """Where the register holds characters of the city's own: the city tells whoever prints from a package."""
+    from civicseal.register.importer import MAX_PRINTED_PROBLEMS
+
+    for note in notes[:MAX_PRINTED_PROBLEMS]:
+        console.print(str(note), highlight=False)
+    if len(notes) > MAX_PRINTED_PROBLEMS:
+        console.print(f"… and {len(notes) - MAX_PRINTED_PROBLEMS} more")
+    console.print(
+        "外字 are stored as they are: civicseal's letters print them as 〓, and a package carries them to whoever"
+        " prints from it, to be mapped with the city's 外字 table",
+        highlight=False,
+    )
