@@ -10,6 +10,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from civicseal.register.columns import parse_code
 from civicseal.register.errors import InvalidValue
 from civicseal.register.normalize import (
     RELATIONSHIPS,
@@ -37,6 +38,10 @@ from civicseal.register.normalize import (
 )
 
 D = dt.date
+SCIENTIFIC = (
+    "in scientific notation (like 1.23457E+11): the spreadsheet rounded the number; format the column as text and"
+    " export again"
+)
 
 
 def fullwidth(text: str) -> str:
@@ -416,6 +421,9 @@ def test_parse_account_type_refuses(text):
         ("1，234，567", 1234567), ("-50,000", -50000), ("\u221250000", -50000), ("－５００", -500),
         ("300000円", 300000), ("300,000 円", 300000), ("123", 123), ("1,000", 1000), ("007", 7),
         ("999999999999999", 999999999999999),
+        # Excel's currency formats: ¥ or ￥, or a backslash (¥ read from a CP932 export), ▲ or △ for a loss
+        ("¥100", 100), ("￥1,234,567", 1234567), ("\\1,234,567", 1234567), ("-¥1,000", -1000),
+        ("\\-1,000", -1000), ("▲50,000", -50000), ("△50,000円", -50000), ("▲\\500", -500),
     ],
 )  # fmt: skip
 def test_parse_income(text, value):
@@ -433,8 +441,13 @@ def test_parse_income(text, value):
         ("1.5", "not a whole number of yen"),
         ("+5", "not a whole number of yen"),
         ("--5", "not a whole number of yen"),
-        ("¥100", "not a whole number of yen"),
+        ("¥¥100", "not a whole number of yen"),
+        ("-¥-100", "not a whole number of yen"),
+        ("▲-100", "not a whole number of yen"),
+        ("100¥", "not a whole number of yen"),
         ("円", "not a whole number of yen"),
+        ("1.2E+06", SCIENTIFIC),
+        ("1.23457e+11", SCIENTIFIC),
         ("1000000000000000", "income out of range"),
     ],
 )
@@ -485,6 +498,10 @@ def test_parse_postcode(text):
 @pytest.mark.parametrize("text", ["", "660-081", "66-00881", "660--0881", "660 0881", "6600-881", "〒", "T660-0881"])
 def test_parse_postcode_refuses(text):
     assert rule_of(parse_postcode, text) == "not a 7-digit postcode"
+
+
+def test_a_postcode_that_lost_its_leading_zero_says_why():
+    assert rule_of(parse_postcode, "600001").startswith("6 digits, not 7: a spreadsheet drops a postcode's leading 0")
 
 
 # ------------------------------------------------------------------------------------------ Zengin
@@ -574,6 +591,13 @@ def test_my_number_known_example():
 )
 def test_parse_my_number_refuses(text):
     assert rule_of(parse_my_number, text) == "not a valid My Number"
+
+
+@pytest.mark.parametrize("text", ["1.23457E+11", "１．２３４５７Ｅ＋１１", "1E+11"])
+def test_a_number_a_spreadsheet_wrote_in_scientific_notation_says_how_to_export_it(text):
+    assert rule_of(parse_my_number, text) == SCIENTIFIC
+    assert rule_of(parse_digits, text, min_len=1, max_len=7, pad_to=7) == SCIENTIFIC
+    assert rule_of(parse_code, normalize_text(text)) == SCIENTIFIC  # a column folds full-width text first
 
 
 def test_my_number_check_digit_refuses_bad_input():

@@ -24,7 +24,7 @@ def parse_code(text: str) -> str:
     """Resident and household codes: letters, digits and hyphens, as registers issue them."""
     code = n.normalize_hyphens(text)
     if not CODE.fullmatch(code):
-        raise InvalidValue("not a code of letters, digits and hyphens")
+        raise n.spreadsheet_mistake(code) or InvalidValue("not a code of letters, digits and hyphens")
     return code
 
 

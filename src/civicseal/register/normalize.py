@@ -479,20 +479,38 @@ def parse_account_type(raw: str) -> int:
 # Numbers
 # --------------------------------------------------------------------------------------------------
 
-_INCOME = re.compile(r"(-?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+) ?円?")
+# A sign (- or ▲/△, as Japanese accounts mark a loss) before or after a yen sign: ¥, ￥, or a backslash, which
+# is what ¥ becomes when a CP932 export (Excel's currency format) is read, since the two share one byte.
+_INCOME = re.compile(r"([-▲△]?)[¥￥\\]?([-▲△]?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+) ?円?")
 _INCOME_MAX_DIGITS = 15  # below 10**15 yen: fits any integer column, and no income comes near
 
 
+_SCIENTIFIC = re.compile(r"-?[0-9](?:\.[0-9]+)?E[+-]?[0-9]+", re.IGNORECASE)
+
+
+def spreadsheet_mistake(text: str) -> InvalidValue | None:
+    """A number a spreadsheet wrote in scientific notation (a 12-digit My Number shows as 1.23457E+11): its
+    digits are lost, so the rule to tell is how to export it again, not what the value should look like."""
+    if _SCIENTIFIC.fullmatch(text) is None:
+        return None
+    return InvalidValue(
+        "in scientific notation (like 1.23457E+11): the spreadsheet rounded the number;"
+        " format the column as text and export again"
+    )
+
+
 def parse_income(raw: str) -> int:
-    """Read an income in whole yen as spreadsheets write it: 1,234,567, -50,000 (a loss), 300000円."""
-    m = _INCOME.fullmatch(normalize_hyphens(normalize_text(raw)))
-    if not m:
-        raise InvalidValue("not a whole number of yen")
-    digits = m[2].replace(",", "")
+    """Read an income in whole yen as spreadsheets write it: 1,234,567, -50,000 or ▲50,000 (a loss), 300000円,
+    ¥1,234,567."""
+    text = normalize_hyphens(normalize_text(raw))
+    m = _INCOME.fullmatch(text)
+    if not m or (m[1] and m[2]):
+        raise spreadsheet_mistake(text) or InvalidValue("not a whole number of yen")
+    digits = m[3].replace(",", "")
     if len(digits.lstrip("0")) > _INCOME_MAX_DIGITS:
         raise InvalidValue("income out of range")
     value = int(digits)
-    return -value if m[1] else value
+    return -value if m[1] or m[2] else value
 
 
 def parse_digits(raw: str, *, min_len: int, max_len: int, pad_to: int | None = None) -> str:
@@ -503,6 +521,8 @@ def parse_digits(raw: str, *, min_len: int, max_len: int, pad_to: int | None = N
     """
     text = normalize_text(raw)
     if not (min_len <= len(text) <= max_len and text.isascii() and text.isdigit()):
+        if mistake := spreadsheet_mistake(text):
+            raise mistake
         if min_len == max_len:
             raise InvalidValue(f"not {min_len} digits")
         raise InvalidValue(f"not {min_len} to {max_len} digits")
@@ -514,8 +534,14 @@ _POSTCODE = re.compile(r"〒? ?([0-9]{3})-?([0-9]{4})")
 
 def parse_postcode(raw: str) -> str:
     """Read a Japanese postcode with or without its hyphen and 〒 mark; return it as 660-0881."""
-    m = _POSTCODE.fullmatch(normalize_hyphens(normalize_text(raw)))
+    text = normalize_hyphens(normalize_text(raw))
+    m = _POSTCODE.fullmatch(text)
     if not m:
+        if len(text) == 6 and text.isascii() and text.isdigit():
+            raise InvalidValue(
+                "6 digits, not 7: a spreadsheet drops a postcode's leading 0 (060-0001 becomes 600001);"
+                " format the column as text and export again"
+            )
         raise InvalidValue("not a 7-digit postcode")
     return f"{m[1]}-{m[2]}"
 
@@ -543,9 +569,10 @@ def parse_my_number(raw: str) -> str:
 
     The check digit catches most typing errors before a number is stored encrypted and out of sight.
     """
-    m = _MY_NUMBER.fullmatch(normalize_hyphens(normalize_text(raw)))
+    text = normalize_hyphens(normalize_text(raw))
+    m = _MY_NUMBER.fullmatch(text)
     if not m:
-        raise InvalidValue("not a valid My Number")
+        raise spreadsheet_mistake(text) or InvalidValue("not a valid My Number")
     number = m[1] + m[3] + m[4]
     if my_number_check_digit(number[:11]) != int(number[11]):
         raise InvalidValue("not a valid My Number")
