@@ -216,6 +216,7 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
             f"{refs['H1']},,,,,,",
             "1234 5678 9012,,,,,,",
             f"{canary},,,,,,",
+            "1.23457E+11,,,,,,",  # a reference number a spreadsheet turned into a number
         ],
     )
     before = _references(home), _last_seq(home)
@@ -227,6 +228,8 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
         "bad.csv:5: declined: declines but gives an account; keep one of them",
         "bad.csv:6: reference_number: appears twice (first on line 2)",
         "bad.csv:7: reference_number: not 12 digits with a valid check digit",
+        "bad.csv:9: reference_number: in scientific notation (like 1.23457E+11): the spreadsheet rounded the"
+        " number; format the column as text and export again",
     ]
     assert "7654321" not in str(refused.value)
     with home.engine.connect() as conn:

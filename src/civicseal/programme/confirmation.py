@@ -244,9 +244,10 @@ def show(engine: Engine, cipher: FieldCipher, reference_number: str) -> dict[str
 
 
 def _parse_reference_cell(raw: str) -> str:
-    number = parse_printed(n.normalize_hyphens(raw))
+    text = n.normalize_hyphens(raw)
+    number = parse_printed(text)
     if number is None or not is_valid(number):
-        raise InvalidValue("not 12 digits with a valid check digit")
+        raise n.spreadsheet_mistake(text) or InvalidValue("not 12 digits with a valid check digit")
     return number
 
 
