@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
@@ -26,14 +27,20 @@ from civicseal.store.home import Home
 PROGRAMME = "bench"
 # The PostgreSQL server the benchmarks create their databases on (an admin URL; CIVICSEAL_BENCH_PG to change it).
 PG_ADMIN = os.environ.get("CIVICSEAL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The locale the benchmarks' databases are created with (CIVICSEAL_BENCH_PG_LOCALE, e.g. ja_JP.utf8, as a Japanese
+# city's database often is; the server must know it); the server's default when unset.
+PG_LOCALE = os.environ.get("CIVICSEAL_BENCH_PG_LOCALE")
 
 
 @contextmanager
 def postgres_database(prefix: str = "civicseal_bench") -> Iterator[str]:
     """A database of its own for one run (its libpq URL), dropped afterwards whatever happens."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if PG_LOCALE:
+        create += sql.SQL(" TEMPLATE template0 ENCODING 'UTF8' LOCALE {}").format(sql.Literal(PG_LOCALE))
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(create)
     try:
         yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
     finally:
