@@ -245,10 +245,14 @@ def test_returned_forms_in_bulk_and_what_sealing_selects(
             f"{printed(refs['H1'])},1,1,普通,1234567,ﾔﾏﾀﾞ ﾀﾛｳ,",  # an account given: wins over the register's
             f"{refs['H2']},,,,,,",  # no account given: the register's
             f"{refs['H3']},,,,,,",  # confirmed, but no account anywhere
-            f"{refs['H4']},,,,,,1",
+            f"{refs['H4']},,,,,,○",  # the 辞退 box circled
             f"{canary},,,,,,",
         ],
     )
+    circled_zero = _forms(tmp_path / "zero.csv", [f"{refs['H4']},,,,,,〇"])  # the kanji zero: not read as a circle
+    with pytest.raises(ImportRefused) as refused:
+        confirmation.confirm_file(home.engine, cipher, name, circled_zero, now=NOW)
+    assert [str(p) for p in refused.value.problems] == ["zero.csv:2: declined: not 1, ○ or 辞退 (declines), or 0"]
     code, out, err = cli(home, capsys, "programme", "confirm", name, str(good), "--json")
     assert code == 0, err
     assert json.loads(out) == {"rows": 5, "confirmed": 3, "declined": 1, "accounts_given": 1, "canaries": 1}
@@ -302,3 +306,10 @@ def test_no_longer_qualifying_are_listed_withdrawn_and_never_sealed(
     contractor(home, tmp_path)
     mailing = _mailing(home, name, tmp_path / "m.cseal", 7)
     assert mailing.records == 2
+
+
+@pytest.mark.parametrize(("cell", "declines"), [("1", True), ("○", True), ("◯", True), ("辞退", True), ("0", False)])
+def test_the_declined_box_is_read_as_clerks_fill_it_in(cell: str, declines: bool) -> None:
+    column = next(c for c in confirmation.FORM_COLUMNS if c.name == "declined")
+    assert column.read(cell) is declines
+    assert column.read("") is None  # left empty: not declined

@@ -251,13 +251,15 @@ def _parse_reference_cell(raw: str) -> str:
     return number
 
 
-_DECLINED = {"1": True, "0": False}
+# A form's 辞退 box as clerks fill it in: 1, a circle (○ or ◯) or the word itself. Not 〇, the kanji zero an IME
+# also offers for まる: a refusal to be paid is not read from a mark that may mean 0.
+_DECLINED = {"1": True, "○": True, "◯": True, "辞退": True, "0": False}
 
 
 def _parse_declined(raw: str) -> bool:
     flag = _DECLINED.get(raw)
     if flag is None:
-        raise InvalidValue("not 1 (declines) or 0")
+        raise InvalidValue("not 1, ○ or 辞退 (declines), or 0")
     return flag
 
 
