@@ -125,9 +125,26 @@ def test_parse_at_reads_naive_times_on_the_tokyo_clock() -> None:
     assert parse_at("2024-06-01t05:30:00z") == datetime(2024, 6, 1, 5, 30, tzinfo=UTC)
     assert parse_at("2024-06-01T14:30+09:00") == datetime(2024, 6, 1, 5, 30, tzinfo=UTC)
     assert parse_at("2024-06-01T14:30+09:00").tzinfo is UTC
-    for bad in ("2024-06-01", "yesterday", "2024-13-01T10:00", ""):
+    for bad in ("2024-06-01", "yesterday", "2024-13-01T10:00", "", "2024/6/1", "2024/6/1 25:00", "平成32年1月1日 9:00"):
         with pytest.raises(CustodyError):
             parse_at(bad)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["2024/6/1 14:30", "2024/06/01 14:30:00", "令和6年6月1日 14時30分", "令和6年6月1日14時30分", "R6.6.1 14:30",
+     "２０２４／６／１　１４：３０", "2024年6月1日 14時30分0秒"],
+)  # fmt: skip
+def test_parse_at_reads_a_date_as_the_register_writes_it_on_the_tokyo_clock(typed: str) -> None:
+    assert parse_at(typed) == datetime(2024, 6, 1, 14, 30, tzinfo=TOKYO)
+
+
+def test_parse_at_says_what_is_missing() -> None:
+    with pytest.raises(CustodyError) as refused:
+        parse_at("令和6年6月1日")
+    assert "a date and a time are needed" in str(refused.value) and "令和6年6月1日14時30分" in str(refused.value)
+    with pytest.raises(CustodyError, match="date after the era ended"):
+        parse_at("平成32年1月1日 10:00")
 
 
 # --- recording, on both backends ---
@@ -361,7 +378,7 @@ def test_cli_refusals(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
         (["created"], "recorded by sealing the package, never by hand"),
         (["misplaced"], "unknown custody event; one of: created, handed-over"),
         (["lost", "--at", "2024-06-01"], "a date and a time are needed"),
-        (["lost", "--at", "tomorrow 9:00"], "not an ISO 8601 / RFC 3339 date and time"),
+        (["lost", "--at", "tomorrow 9:00"], "not a valid date, e.g. 2024-06-01T14:30+09:00"),
     ]:
         assert cli(home, *record, *bad) == 1
         out, err = capsys.readouterr()

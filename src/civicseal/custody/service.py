@@ -15,6 +15,7 @@ them so. Holders, locations and notes are kept in the timeline only, never in th
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ from civicseal.custody.events import ACCOUNTED_FOR, TRANSITIONS, UNLOCKABLE, Eve
 from civicseal.custody.models import CustodyEvent
 from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import mark_notified
+from civicseal.register import normalize as n
+from civicseal.register.errors import InvalidValue
 from civicseal.store.engine import transaction
 
 FIELD_LIMITS = {"holder": 100, "location": 200, "note": 1000}  # the column widths of custody_events
@@ -43,24 +46,58 @@ def parse_event(value: Event | str) -> Event:
         raise CustodyError(f"unknown custody event; one of: {', '.join(Event)}") from None
 
 
+# A date as the register's files may write it (2024/6/1, 2024年6月1日, 令和6年6月1日, R6.6.1), then the hour.
+_WALL_CLOCK = re.compile(r"(.+?) ?([0-9]{1,2})(?::([0-9]{2})(?::([0-9]{2}))?|時(?:([0-9]{1,2})分(?:([0-9]{1,2})秒)?)?)")
+EXAMPLES = "e.g. 2024-06-01T14:30+09:00, or on Tokyo's clock 2024/6/1 14:30 or 令和6年6月1日14時30分"
+
+
 def parse_at(text: str) -> datetime:
     """Read a time a person typed: RFC 3339 / ISO 8601 with an offset, or without one on the city's clock.
 
     A time without an offset is Asia/Tokyo time, wherever the machine runs, because that is the clock
-    the city's staff and its contractors read. A date alone is refused: custody needs the hour.
+    the city's staff and its contractors read; its date may be written as a register writes one (slashes,
+    年月日, an era). A date alone is refused: custody needs the hour.
     """
     raw = text.strip().upper()
-    if "T" not in raw and " " not in raw:
-        raise CustodyError(f"time {text!r}: a date and a time are needed, e.g. 2024-06-01T14:30 (Tokyo time)")
     try:
-        parsed = datetime.fromisoformat(raw)
+        parsed = datetime.fromisoformat(raw) if "T" in raw or " " in raw else None
     except ValueError:
-        raise CustodyError(
-            f"time {text!r}: not an ISO 8601 / RFC 3339 date and time, e.g. 2024-06-01T14:30+09:00"
-        ) from None
+        parsed = None
+    if parsed is None:
+        parsed = _wall_clock(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=TOKYO)
     return parsed.astimezone(UTC)
+
+
+def _a_date(text: str) -> bool:
+    try:
+        n.parse_date(text)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _wall_clock(text: str) -> datetime:
+    """A date as the register's files write one, and an hour (14:30 or 14時30分), on Tokyo's clock."""
+    try:
+        folded = n.normalize_text(text)
+    except InvalidValue as exc:
+        raise CustodyError(f"time {text!r}: {exc.rule}") from None
+    m = _WALL_CLOCK.fullmatch(folded)
+    if m is None:
+        raise CustodyError(
+            f"time {text!r}: {'a date and a time are needed' if _a_date(folded) else 'not a date and time'}, {EXAMPLES}"
+        )
+    try:
+        day = n.parse_date(m[1])
+    except InvalidValue as exc:
+        raise CustodyError(f"time {text!r}: {exc.rule}, {EXAMPLES}") from None
+    hour, minute, second = int(m[2]), int(m[3] or m[5] or 0), int(m[4] or m[6] or 0)
+    try:
+        return datetime(day.year, day.month, day.day, hour, minute, second)
+    except ValueError:
+        raise CustodyError(f"time {text!r}: no such time of day, {EXAMPLES}") from None
 
 
 def check_next(package_id: str, current: Event | None, event: Event) -> None:
