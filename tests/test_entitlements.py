@@ -60,6 +60,17 @@ def test_a_reference_number_is_checked_before_any_query(home: Home) -> None:
                 entitlements.find(conn, wrong)
 
 
+def test_a_reference_number_typed_with_a_japanese_input_method_is_found(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """An operator whose input method is on types full-width digits and spaces, or ー for a hyphen."""
+    (ref,) = _references(home, cipher, tmp_path, 1)
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else "\u3000" for c in printed(ref))  # １２３４　５６７８…
+    with home.engine.connect() as conn:
+        for typed in (wide, printed(ref).replace(" ", "ー"), f" {ref} "):
+            assert entitlements.find(conn, typed)["reference_number"] == ref
+
+
 def test_change_many_applies_all_or_nothing(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     refs = _references(home, cipher, tmp_path, 3)
     with home.engine.connect() as conn:

@@ -25,7 +25,7 @@ DAMM = (
     (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
 )
 LENGTH = 12
-PRINTED = re.compile(r"\d{4}[ -]?\d{4}[ -]?\d{4}")
+PRINTED = re.compile(r"[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}")
 
 
 def damm_digit(digits: str) -> int:
