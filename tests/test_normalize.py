@@ -332,7 +332,8 @@ def test_parse_fiscal_year_refuses(text, rule):
     ("text", "code"),
     [
         ("男", 1), ("M", 1), ("m", 1), ("male", 1), ("Male", 1), ("MALE", 1), ("1", 1), ("１", 1), ("Ｍ", 1),
-        ("女", 2), ("F", 2), ("f", 2), ("female", 2), ("Female", 2), ("2", 2), (" 女 ", 2),
+        ("男性", 1),  # as a list made in Excel writes it
+        ("女", 2), ("F", 2), ("f", 2), ("female", 2), ("Female", 2), ("2", 2), (" 女 ", 2), ("女性", 2),
         ("0", 0),
         ("9", 9), ("other", 9), ("Other", 9),
     ],
@@ -341,7 +342,7 @@ def test_parse_sex(text, code):
     assert parse_sex(text) == code
 
 
-@pytest.mark.parametrize("text", ["", "3", "男性", "x", "mal", "unknown", "01"])
+@pytest.mark.parametrize("text", ["", "3", "男子", "x", "mal", "unknown", "01"])
 def test_parse_sex_refuses(text):
     assert rule_of(parse_sex, text) == "not a known sex code"
 

@@ -370,8 +370,8 @@ def parse_fiscal_year(raw: str) -> int:
 
 # ISO 5218: 0 not known, 1 male, 2 female, 9 not applicable; "other" is stored as 9.
 _SEX: dict[str, int] = {
-    "男": 1, "m": 1, "male": 1, "1": 1,
-    "女": 2, "f": 2, "female": 2, "2": 2,
+    "男": 1, "男性": 1, "m": 1, "male": 1, "1": 1,
+    "女": 2, "女性": 2, "f": 2, "female": 2, "2": 2,
     "0": 0,
     "other": 9, "9": 9,
 }  # fmt: skip
