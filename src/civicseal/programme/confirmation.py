@@ -26,7 +26,7 @@ from civicseal.programme.defaults import FORM_REASON
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import TRANSITIONS, Status
 from civicseal.programme.models import Entitlement, EntitlementAccount, EntitlementMember, Programme, ReferenceNumber
-from civicseal.programme.reference import is_valid, parse_printed
+from civicseal.programme.reference import parse_printed
 from civicseal.programme.service import get_programme
 from civicseal.register import normalize as n
 from civicseal.register.banks import zengin_problem
@@ -243,10 +243,9 @@ def show(engine: Engine, cipher: FieldCipher, reference_number: str) -> dict[str
 # ------------------------------------------------------------------------------------- a file of forms
 
 
-def _parse_reference_cell(raw: str) -> str:
-    text = n.normalize_hyphens(raw)
+def _parse_reference_cell(text: str) -> str:
     number = parse_printed(text)
-    if number is None or not is_valid(number):
+    if number is None:
         raise n.spreadsheet_mistake(text) or InvalidValue("not 12 digits with a valid check digit")
     return number
 

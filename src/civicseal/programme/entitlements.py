@@ -17,9 +17,7 @@ from civicseal.audit import log as audit
 from civicseal.programme.errors import ProgrammeError
 from civicseal.programme.lifecycle import Status, check_transition
 from civicseal.programme.models import Entitlement, EntitlementEvent
-from civicseal.programme.reference import is_valid, parse_printed
-from civicseal.register.errors import InvalidValue
-from civicseal.register.normalize import normalize_hyphens, normalize_text
+from civicseal.programme.reference import parse_printed
 
 REASON_LIMIT = 500
 
@@ -38,14 +36,8 @@ class Change:
 
 
 def parse_reference(text: str) -> str:
-    """A reference number as people write it (`1234 5678 9012`, with hyphens or none), check digit verified;
-    typed with a Japanese input method on, its full-width digits and spaces are folded first."""
-    try:
-        folded = normalize_hyphens(normalize_text(text))
-    except InvalidValue:
-        folded = ""  # a control character: no reference number
-    digits = folded.isascii() and folded.isdigit()
-    number = parse_printed(folded) if not digits else (folded if is_valid(folded) else None)
+    """A reference number as people write or type it (:func:`parse_printed`), check digit verified."""
+    number = parse_printed(text)
     if number is None:
         raise UnknownReference("reference number: not 12 digits with a valid check digit; check it on the letter")
     return number

@@ -12,6 +12,9 @@ import re
 import struct
 from functools import cache
 
+from civicseal.register.errors import InvalidValue
+from civicseal.register.normalize import normalize_hyphens, normalize_text
+
 DAMM = (
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
     (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
@@ -82,8 +85,13 @@ def printed(number: str) -> str:
 
 
 def parse_printed(text: str) -> str | None:
-    """Accept what a caller reads out, with or without spaces or hyphens; None when it cannot be one."""
-    text = text.strip()
+    """Accept what a caller reads out, with or without spaces or hyphens; None when it cannot be one. Typed
+    with a Japanese input method on, its full-width digits and spaces (and ー for a hyphen) are folded first,
+    as the register import folds text."""
+    try:
+        text = normalize_hyphens(normalize_text(text))
+    except InvalidValue:
+        return None  # a control character: no reference number
     if not PRINTED.fullmatch(text):
         return None
     number = re.sub(r"[ -]", "", text)
