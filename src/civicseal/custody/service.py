@@ -86,9 +86,8 @@ def _wall_clock(text: str) -> datetime:
         raise CustodyError(f"time {text!r}: {exc.rule}") from None
     m = _WALL_CLOCK.fullmatch(folded)
     if m is None:
-        raise CustodyError(
-            f"time {text!r}: {'a date and a time are needed' if _a_date(folded) else 'not a date and time'}, {EXAMPLES}"
-        )
+        wanted = "a date and a time are needed" if _a_date(folded) else "not a date and time"
+        raise CustodyError(f"time {text!r}: {wanted}, {EXAMPLES}")
     try:
         day = n.parse_date(m[1])
     except InvalidValue as exc:

@@ -636,11 +636,12 @@ def _gaiji(source: _Source, rows: Rows) -> list[Note]:
     area (as a CP932 export's user-defined rows decode): imported as they are, but no font prints them and a
     package carries them to a print shop that must map them. One search per column finds none, as usual."""
     notes: list[Note] = []
+    every = all(rows.valid)
+    numbers = rows.line_numbers if every else list(compress(rows.line_numbers, rows.valid))
     for index, column in FREE_TEXT:
-        values = rows.columns[index] if all(rows.valid) else list(compress(rows.columns[index], rows.valid))
+        values = rows.columns[index] if every else list(compress(rows.columns[index], rows.valid))
         if PRIVATE_USE.search("\n".join(values)) is None:  # type: ignore[arg-type]  # valid: each a str
             continue
-        numbers = rows.line_numbers if all(rows.valid) else list(compress(rows.line_numbers, rows.valid))
         held = [n for n, value in zip(numbers, values, strict=True) if PRIVATE_USE.search(value)]  # type: ignore[arg-type]
         notes += [Note(source.path.name, number, column, GAIJI) for number in held]
     return notes
