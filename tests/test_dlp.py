@@ -245,6 +245,93 @@ def test_xlsx_and_parquet(index: FingerprintIndex, tmp_path: Path) -> None:
     assert {"row": 1, "column": "kana", "element": "name"} in parquet.positions
 
 
+def test_xls_workbook(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Excel 97–2003 (.xls), as many city offices still save: dates as date cells, My Number as a number."""
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("名簿")
+    dated = xlwt.easyxf(num_format_str="ggge年m月d日")
+    for column, title in enumerate(["氏名", "生年月日", "個人番号"]):
+        sheet.write(0, column, title)
+    for row, p in enumerate(PEOPLE, 1):
+        sheet.write(row, 0, p["name"])
+        sheet.write(row, 1, datetime.fromisoformat(p["birth_date"]), dated)
+        if p["my_number"]:
+            sheet.write(row, 2, int(p["my_number"]))
+    book.save(str(tmp_path / "list.xls"))
+    f = scan([tmp_path / "list.xls"], index).files[0]
+    assert (f.format, f.residents_matched, f.elements["my_number"]) == ("xls", 5, 1)
+    assert {"cell": "名簿!A2", "element": "name"} in f.positions
+
+
+def rename_stream(data: bytes, old: str, new: str) -> bytes:
+    """The OLE2 file with one directory entry renamed (a name of 64 bytes of UTF-16, then its length)."""
+    at = data.index(old.encode("utf-16-le") + b"\0\0")
+    name = new.encode("utf-16-le") + b"\0\0"
+    return data[:at] + name.ljust(64, b"\0") + len(name).to_bytes(2, "little") + data[at + 66 :]
+
+
+def mark_encrypted(path: Path) -> None:
+    """The workbook's first WRITEACCESS record turned into FILEPASS, as Excel writes for a password."""
+    import olefile
+
+    with olefile.OleFileIO(str(path), write_mode=True) as ole:
+        stream = bytearray(ole.openstream("Workbook").read())
+        at = 0
+        while int.from_bytes(stream[at : at + 2], "little") != 0x005C:
+            at += 4 + int.from_bytes(stream[at + 2 : at + 4], "little")
+        stream[at : at + 2] = (0x002F).to_bytes(2, "little")
+        ole.write_stream("Workbook", bytes(stream))
+
+
+def test_office_files_with_a_password_are_protected_and_old_word_is_named(
+    index: FingerprintIndex, tmp_path: Path
+) -> None:
+    """The Amagasaki stick's file was "encrypted and password-protected": such a file is listed as
+    protected, never read as clean text; a .doc the scanner cannot read is named, not passed over."""
+    import xlwt
+    from msoffcrypto.format.ooxml import OOXMLFile
+    from openpyxl import Workbook
+    from reportlab.lib.pdfencrypt import StandardEncryption
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    book = Workbook()
+    for p in PEOPLE:
+        book.active.append([p["name"], p["address"]])
+    plain = io.BytesIO()
+    book.save(plain)
+    with (tmp_path / "list.xlsx").open("wb") as out:
+        OOXMLFile(io.BytesIO(plain.getvalue())).encrypt("Amagasaki2022", out)
+    old = xlwt.Workbook(encoding="utf-8")
+    old.add_sheet("名簿").write(0, 0, PEOPLE[0]["name"])
+    old.save(str(tmp_path / "old.xls"))
+    mark_encrypted(tmp_path / "old.xls")
+    (tmp_path / "minutes.doc").write_bytes(
+        rename_stream((tmp_path / "list.xlsx").read_bytes(), "EncryptedPackage", "WordDocument")
+    )
+    pdfmetrics.registerFont(TTFont("IPAexGothic", str(FONT)))
+    for name, user in (("locked.pdf", "secret"), ("no-print.pdf", "")):
+        pdf = canvas.Canvas(str(tmp_path / name), encrypt=StandardEncryption(user, ownerPassword="owner"))
+        pdf.setFont("IPAexGothic", 11)
+        pdf.drawString(72, 720, "鈴木 一郎 様 昭和15年1月15日生")
+        pdf.showPage()
+        pdf.save()
+    report = scan([tmp_path], index)
+    found = {Path(f.path).name: (f.format, f.protected or f.skipped, f.residents_matched) for f in report.files}
+    assert found == {
+        "list.xlsx": ("office", "Office password (only as strong as the password chosen)", 0),
+        "old.xls": ("office", "Excel 97–2003 password (weak: RC4, broken without the password)", 0),
+        "minutes.doc": ("ole2", "Word 97–2003 document (.doc), not read: save it as .docx and scan it again", 0),
+        "locked.pdf": ("pdf", "PDF password (only as strong as the password chosen)", 0),
+        "no-print.pdf": ("pdf", None, 1),  # an owner password alone (no printing, say) hides nothing
+    }
+    counts = report.as_dict()
+    assert (counts["files_protected"], counts["files_skipped"]) == (3, 1)
+
+
 def test_pdf_text(index: FingerprintIndex, tmp_path: Path) -> None:
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont

@@ -1,6 +1,6 @@
 """Scanning files, folders and archives for resident data, by fingerprint and by pattern.
 
-Tables (CSV/TSV, Parquet, XLSX, JSON records) are scanned a block at a time, set-based: each column of
+Tables (CSV/TSV, Parquet, XLSX and XLS, JSON records) are scanned a block at a time, set-based: each column of
 a block is dictionary-encoded, only its distinct values are folded and fingerprinted (and a value seen
 in an earlier block is remembered, not hashed again), and corroboration is array arithmetic over the
 block. A resident counts as matched when two elements of theirs (name or kana, birth date, address,
@@ -24,6 +24,7 @@ import multiprocessing.pool
 import os
 import re
 import shutil
+import struct
 import sys
 import tempfile
 import zipfile
@@ -64,6 +65,16 @@ MAX_WORKERS = 4  # worker processes at most: each holds its own memory of values
 AGE_MAGIC = (b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")
 TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97–2003 files, and any Office file with a password
+# What an Office file in an OLE2 container is, by the stream it holds, when the scanner cannot read it.
+OLE2_PROTECTED = {"EncryptedPackage": "Office password (only as strong as the password chosen)"}
+XLS_PROTECTED = "Excel 97–2003 password (weak: RC4, broken without the password)"
+OLE2_UNREAD = {
+    "WordDocument": "Word 97–2003 document (.doc), not read: save it as .docx and scan it again",
+    "PowerPoint Document": "PowerPoint 97–2003 file (.ppt), not read: save it as .pptx and scan it again",
+}
+DAMAGED = "damaged file of its format"
+XLS_ROWS = 10_000  # rows of a sheet scanned at a time
 # The only ASCII cells that can hold an indexed value: a date, a My Number, an account (bank|branch|number,
 # as the scanner joins three columns) or a name in Latin script (letters, no digits). Codes, counts,
 # postcodes and phone numbers are never looked up (they are counted by pattern).
@@ -883,6 +894,50 @@ def _scan_xlsx(source: _Source, matcher: Matcher, report: FileReport) -> None:
             book.close()
 
 
+def _xls_value(cell: Any, datemode: int) -> str:
+    """A cell as its text: a whole number without ``.0`` (a My Number typed as a number), a date as ISO."""
+    import xlrd
+
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        try:
+            return _xlsx_value(xlrd.xldate_as_datetime(cell.value, datemode))
+        except (xlrd.xldate.XLDateError, OverflowError):
+            return ""
+    if cell.ctype == xlrd.XL_CELL_NUMBER and float(cell.value).is_integer():
+        return str(int(cell.value))
+    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR, xlrd.XL_CELL_BOOLEAN):
+        return ""
+    return str(cell.value)
+
+
+def _scan_xls(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    """An Excel 97–2003 workbook (at most 65,536 rows a sheet), read whole as xlrd does, a sheet at a time."""
+    import xlrd
+
+    with source.open() as f:
+        data = f.read()
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True)
+    except (xlrd.XLRDError, xlrd.compdoc.CompDocError) as exc:
+        if "encrypted" in str(exc):
+            report.format, report.protected = "office", XLS_PROTECTED
+        else:
+            report.format, report.skipped = "damaged", DAMAGED
+        return
+    try:
+        for index in range(book.nsheets):
+            sheet = book.sheet_by_index(index)
+            for first in range(0, sheet.nrows, XLS_ROWS):
+                rows = [
+                    [_xls_value(cell, book.datemode) for cell in sheet.row(r)]
+                    for r in range(first, min(first + XLS_ROWS, sheet.nrows))
+                ]
+                _scan_rows(rows, first + 1, sheet.name, matcher, report)
+            book.unload_sheet(index)
+    finally:
+        book.release_resources()
+
+
 def _scan_rows(
     rows: list[list[str]],
     first: int,
@@ -977,13 +1032,16 @@ def _scan_docx(source: _Source, matcher: Matcher, report: FileReport) -> None:
 
 def _scan_pdf(source: _Source, matcher: Matcher, report: FileReport) -> None:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
     with source.open() as f:
-        try:
+        try:  # a PDF with only an owner password (no printing, say) opens with the empty password, and is read
             pages = [page.extract_text() or "" for page in PdfReader(f).pages]
+        except FileNotDecryptedError:
+            report.protected = "PDF password (only as strong as the password chosen)"
+            return
         except (PdfReadError, ValueError, KeyError):
-            report.skipped = "damaged or encrypted PDF"
+            report.skipped = DAMAGED
             return
     lines, places = [], []
     for number, text in enumerate(pages, 1):
@@ -1079,6 +1137,8 @@ class _Scanner:
                 self.report(source.name, "age").protected = "age-encrypted"
             elif head.startswith(b"PK\x03\x04"):
                 self.zipped(source, lower)
+            elif head.startswith(OLE2_MAGIC):
+                self.compound(source)
             elif head.startswith(b"%PDF"):
                 _scan_pdf(source, self.matcher, self.report(source.name, "pdf"))
             elif head.startswith(b"PAR1") or lower.endswith(".parquet"):
@@ -1095,9 +1155,28 @@ class _Scanner:
         except OSError as exc:
             self.report(source.name, "unreadable").skipped = f"cannot be read ({exc.strerror or type(exc).__name__})"
         except (zipfile.BadZipFile, pa.ArrowException, ElementTree.ParseError, KeyError, EOFError, RecursionError):
-            self.report(source.name, "damaged").skipped = "damaged file of its format"
+            self.report(source.name, "damaged").skipped = DAMAGED
         except Exception as exc:  # one unreadable file must not end the sweep of a drive; its type is named
             self.report(source.name, "unreadable").skipped = f"could not be read ({type(exc).__name__})"
+
+    def compound(self, source: _Source) -> None:
+        """An OLE2 file: an Excel 97–2003 workbook is read; a password-protected Office file is protected; a
+        Word or PowerPoint 97–2003 file is named as not read, so a drive holding one is never called clean."""
+        import olefile
+
+        try:
+            with source.open() as f, olefile.OleFileIO(f) as ole:
+                streams = {"/".join(parts) for parts in ole.listdir()}
+        except (ValueError, IndexError, struct.error):  # olefile's errors on a broken container (OSError too)
+            self.report(source.name, "damaged").skipped = DAMAGED
+            return
+        if protected := next((OLE2_PROTECTED[s] for s in OLE2_PROTECTED if s in streams), None):
+            self.report(source.name, "office").protected = protected
+        elif "Workbook" in streams or "Book" in streams:
+            _scan_xls(source, self.matcher, self.report(source.name, "xls"))
+        else:
+            unread = next((OLE2_UNREAD[s] for s in OLE2_UNREAD if s in streams), None)
+            self.report(source.name, "ole2").skipped = unread or "OLE2 file of a format the scanner does not read"
 
     def zipped(self, source: _Source, lower: str) -> None:
         with source.open() as f, zipfile.ZipFile(f) as z:
