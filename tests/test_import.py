@@ -560,16 +560,24 @@ def test_fields_longer_than_their_limit_after_normalization(home: Home, cipher: 
 def test_header_errors_are_reported_on_line_1(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     unknown = write(tmp_path / "unknown.csv", csv_text([*RESIDENT_HEADER, "favourite_colour"], []))
     exc = refusal(home, cipher, unknown)
-    assert problems(exc) == [("unknown.csv", 1, "column 14", "unknown column for a residents file")]
+    assert problems(exc) == [("unknown.csv", 1, "column 14 (N)", "unknown column for a residents file")]
     assert "favourite_colour" not in str(exc)
 
     missing = write(tmp_path / "missing.csv", csv_text([c for c in RESIDENT_HEADER if c != "sex"], []))
-    assert problems(refusal(home, cipher, missing)) == [("missing.csv", 1, "sex", "required column is missing")]
+    assert problems(refusal(home, cipher, missing)) == [
+        ("missing.csv", 1, "sex", "required column is missing (headed 性別 or sex)")
+    ]
     # recognized by the columns only a residents file has, so each missing one is named, the name column too
     no_name = [c for c in RESIDENT_HEADER if c not in ("name", "resident_code")]
     assert problems(refusal(home, cipher, write(tmp_path / "no_name.csv", csv_text(no_name, [])))) == [
-        ("no_name.csv", 1, "name", "required column is missing"),
-        ("no_name.csv", 1, "resident_code", "required column is missing"),
+        ("no_name.csv", 1, "name", "required column is missing (headed 氏名, 漢字氏名, 氏名(漢字) or name)"),
+        (
+            "no_name.csv",
+            1,
+            "resident_code",
+            "required column is missing (headed 住民コード, 宛名番号, 宛名コード, 住民番号, 個人コード"
+            " or resident_code)",
+        ),
     ]
 
     twice = ["住民となった日" if c == "moved_in" else c for c in RESIDENT_HEADER] + ["住定日"]

@@ -123,3 +123,74 @@ def test_rejects_in_cp932_refuse_what_cp932_cannot_carry(home: Home, cipher: Fie
         do_import(home, cipher, path, rejects=rejects, rejects_encoding=RejectsEncoding.CP932)
     assert counts(home) == before
     assert not rejects.exists()
+
+
+# A municipal system's export, as a city's IT team hands it over: its own header words (宛名番号, 世帯主との続柄,
+# half-width ｶﾅ氏名, 〒, マイナンバー…), the building and room in a 方書 column apart from 住所, CP932, CRLF.
+SYSTEM_HEADERS = {
+    "resident_code": "宛名番号", "household_code": "世帯番号", "relationship": "世帯主との続柄", "name": "氏名（漢字）",
+    "name_kana": "ｶﾅ氏名", "sex": "性別", "birth_date": "生年月日", "postcode": "〒", "address": "住所",
+    "moved_in": "住民となった日", "moved_out": "転出年月日", "deceased": "死亡年月日", "my_number": "マイナンバー",
+}  # fmt: skip
+TAX_HEADERS = {"resident_code": "宛名番号", "fiscal_year": "課税年度", "per_capita_levy": "均等割",
+               "income": "合計所得金額", "dependent_of": "扶養者宛名番号"}  # fmt: skip
+ACCOUNT_HEADERS = {"household_code": "世帯コード", "bank_code": "銀行コード", "branch_code": "店舗コード",
+                   "account_type": "預金種別", "account_number": "口座番号", "holder_kana": "口座名義"}  # fmt: skip
+
+
+def system_export(path: Path, headers: dict[str, str], rows: list[dict[str, str]], extra: str | None = None) -> Path:
+    """Rows under a system's headers; ``extra`` is a 方書 column after 住所, from each row's ``方書``."""
+    columns = list(headers)
+    header = list(headers.values())
+    if extra is not None:
+        at = columns.index("address") + 1
+        columns.insert(at, "方書")
+        header.insert(at, extra)
+    lines = [header] + [[row.get(column, "") for column in columns] for row in rows]
+    return write(path, csv_text(header, lines[1:]), encoding="cp932", crlf=True)
+
+
+def test_a_municipal_system_export_imports_under_its_own_headers_with_its_katagaki(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    street = "兵庫県尼崎市昭和通2丁目1番1号"
+    rows = [
+        person("000101", "H1", address=street, 方書="コーポ昭和１０１号"),
+        person("000102", "H1", relationship="妻", address=street, 方書="コーポ昭和１０１号"),
+        person("000201", "H2", address="兵庫県尼崎市東七松町1丁目2-3"),  # a house: no 方書
+    ]
+    residents = system_export(tmp_path / "住基.csv", SYSTEM_HEADERS, rows, extra="方書")
+    tax = system_export(tmp_path / "税.csv", TAX_HEADERS, [tax_row(code) for code in ("000101", "000102", "000201")])
+    accounts = system_export(tmp_path / "口座.csv", ACCOUNT_HEADERS, [account_row("H1")])
+    summary = do_import(home, cipher, residents, tax, accounts)
+    assert (summary.residents.new, summary.tax.new, summary.accounts.new) == (3, 3, 1)
+    assert query(home, "SELECT resident_code, address FROM residents ORDER BY resident_code") == [
+        ("000101", f"{street} コーポ昭和101号"),
+        ("000102", f"{street} コーポ昭和101号"),
+        ("000201", "兵庫県尼崎市東七松町1丁目2-3"),
+    ]
+    assert do_import(home, cipher, residents, tax, accounts).residents.unchanged == 3  # re-import: a no-op
+
+    long = system_export(
+        tmp_path / "長.csv", SYSTEM_HEADERS, [person("9", "H9", address="尼" * 190, 方書="棟" * 10)], "方書き"
+    )
+    assert problems(refusal(home, cipher, long)) == [
+        ("長.csv", 2, "address", "longer than 200 characters with its 方書")
+    ]
+
+
+def test_a_header_civicseal_does_not_read_is_named_by_its_spreadsheet_column(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """Never by its text (a file without a header would show a resident's data there); in column order, with
+    the headers a missing column may have."""
+    headers = {k: v for k, v in SYSTEM_HEADERS.items() if k != "postcode"}
+    header = [*headers.values(), "行政区", *[f"予備{i}" for i in range(16)]]
+    path = write(tmp_path / "r.csv", csv_text(header, []), encoding="cp932")
+    found = problems(refusal(home, cipher, path))
+    assert found[:3] == [
+        ("r.csv", 1, "postcode", "required column is missing (headed 郵便番号, 〒 or postcode)"),
+        ("r.csv", 1, "column 13 (M)", "unknown column for a residents file"),
+        ("r.csv", 1, "column 14 (N)", "unknown column for a residents file"),
+    ]
+    assert found[-1] == ("r.csv", 1, "column 29 (AC)", "unknown column for a residents file")

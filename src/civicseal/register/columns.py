@@ -6,6 +6,7 @@ One place per fact: the importer, the synthetic city's tests and the README all 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -109,6 +110,9 @@ class Column:
     fast: Callable[[str], object | None] | None = None  # the value when raw needs no normalization, else None
     # A whole column at once when every value is plain (the value, or None where optional and empty), else None.
     bulk: Callable[[Sequence[str], bool], list[object] | None] | None = None
+    # The column this one's value is appended to, after a space, rather than stored on its own: 方書 (the
+    # building and room) to 住所, as registers export them apart and a letter needs both.
+    joins: str | None = None
 
     def read(self, raw: str) -> object:
         """One raw cell to its value (None where optional and empty), or InvalidValue naming the rule.
@@ -138,40 +142,65 @@ class Kind(StrEnum):
     ACCOUNTS = "accounts"
 
 
+# The headers municipal systems export under, first the one civicseal writes. A header is matched after
+# NFKC (half-width kana, full-width letters and brackets folded), without spaces and case: ｶﾅ氏名,
+# 氏名（カナ） and "Resident_Code" are found. 宛名番号 is the code most tax and benefit systems key a person by.
+RESIDENT_CODE = ("住民コード", "宛名番号", "宛名コード", "住民番号", "個人コード")
+HOUSEHOLD_CODE = ("世帯番号", "世帯コード")
 COLUMNS: dict[Kind, tuple[Column, ...]] = {
     Kind.RESIDENTS: (
-        Column("resident_code", ("住民コード",), parse_code, fast=plain_code, bulk=all_plain_codes),
-        Column("household_code", ("世帯番号",), parse_code, fast=plain_code, bulk=all_plain_codes),
-        Column("relationship", ("続柄",), n.parse_relationship, limit=n.RELATIONSHIP_LIMIT),
-        Column("name", ("氏名",), parse_name, limit=NAME_LIMIT),
-        Column("name_kana", ("氏名カナ",), n.normalize_kana, limit=NAME_LIMIT),
+        Column("resident_code", RESIDENT_CODE, parse_code, fast=plain_code, bulk=all_plain_codes),
+        Column("household_code", HOUSEHOLD_CODE, parse_code, fast=plain_code, bulk=all_plain_codes),
+        Column("relationship", ("続柄", "世帯主との続柄", "続き柄"), n.parse_relationship, limit=n.RELATIONSHIP_LIMIT),
+        Column("name", ("氏名", "漢字氏名", "氏名(漢字)"), parse_name, limit=NAME_LIMIT),
+        Column(
+            "name_kana",
+            ("氏名カナ", "カナ氏名", "氏名(カナ)", "フリガナ", "ふりがな", "氏名フリガナ", "氏名(フリガナ)"),
+            n.normalize_kana,
+            limit=NAME_LIMIT,
+        ),
         Column("sex", ("性別",), n.parse_sex),
         Column("birth_date", ("生年月日",), parse_iso_date, fast=plain_iso_date),
-        Column("postcode", ("郵便番号",), n.parse_postcode),
-        Column("address", ("住所",), parse_address, limit=ADDRESS_LIMIT, bulk=all_plain_addresses),
+        Column("postcode", ("郵便番号", "〒"), n.parse_postcode),
+        Column("address", ("住所", "現住所"), parse_address, limit=ADDRESS_LIMIT, bulk=all_plain_addresses),
+        Column(
+            "address_detail",
+            ("方書", "方書き", "住所方書"),
+            parse_address,
+            required=False,
+            limit=ADDRESS_LIMIT,
+            joins="address",
+        ),
         # 住民となった日 is the day the person became a resident of the city; a register whose 住定日
         # changes on moves within the city must export 住民となった日 instead.
         Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False, fast=plain_iso_date),
-        Column("moved_out", ("転出日",), parse_iso_date, required=False, fast=plain_iso_date),
-        Column("deceased", ("死亡日",), parse_iso_date, required=False, fast=plain_iso_date),
-        Column("my_number", ("個人番号",), n.parse_my_number, required=False, bulk=all_valid_my_numbers),
+        Column("moved_out", ("転出日", "転出年月日"), parse_iso_date, required=False, fast=plain_iso_date),
+        Column("deceased", ("死亡日", "死亡年月日"), parse_iso_date, required=False, fast=plain_iso_date),
+        Column("my_number", ("個人番号", "マイナンバー"), n.parse_my_number, required=False, bulk=all_valid_my_numbers),
     ),
     Kind.TAX: (
-        Column("resident_code", ("住民コード",), parse_code, fast=plain_code, bulk=all_plain_codes),
-        Column("fiscal_year", ("年度",), n.parse_fiscal_year),
-        Column("per_capita_levy", ("均等割",), n.parse_levy),
-        Column("income", ("所得金額",), n.parse_income, required=False, fast=plain_yen, bulk=all_plain_yen),
+        Column("resident_code", RESIDENT_CODE, parse_code, fast=plain_code, bulk=all_plain_codes),
+        Column("fiscal_year", ("年度", "課税年度"), n.parse_fiscal_year),
+        Column("per_capita_levy", ("均等割", "均等割課税区分"), n.parse_levy),
         Column(
-            "dependent_of", ("扶養者住民コード",), parse_code, required=False, fast=plain_code, bulk=all_plain_codes
+            "income", ("所得金額", "合計所得金額"), n.parse_income, required=False, fast=plain_yen, bulk=all_plain_yen
+        ),
+        Column(
+            "dependent_of",
+            ("扶養者住民コード", "扶養者宛名番号"),
+            parse_code,
+            required=False,
+            fast=plain_code,
+            bulk=all_plain_codes,
         ),
     ),
     Kind.ACCOUNTS: (
-        Column("household_code", ("世帯番号",), parse_code, fast=plain_code, bulk=all_plain_codes),
-        Column("bank_code", ("金融機関コード",), parse_bank_code),
-        Column("branch_code", ("支店コード",), parse_branch_code),
-        Column("account_type", ("預金種目",), n.parse_account_type),
+        Column("household_code", HOUSEHOLD_CODE, parse_code, fast=plain_code, bulk=all_plain_codes),
+        Column("bank_code", ("金融機関コード", "銀行コード"), parse_bank_code),
+        Column("branch_code", ("支店コード", "店舗コード"), parse_branch_code),
+        Column("account_type", ("預金種目", "預金種別", "口座種別"), n.parse_account_type),
         Column("account_number", ("口座番号",), parse_account_number),
-        Column("holder_kana", ("口座名義カナ",), n.parse_zengin_kana, limit=NAME_LIMIT),
+        Column("holder_kana", ("口座名義カナ", "口座名義人カナ", "口座名義"), n.parse_zengin_kana, limit=NAME_LIMIT),
     ),
 }
 
@@ -197,8 +226,14 @@ def recognize(names: Iterable[str | None]) -> Kind | None:
 
 
 def english_header(kind: Kind) -> list[str]:
-    """The header a file of this kind is written with (synthetic city, rejects, tests)."""
-    return [column.name for column in COLUMNS[kind]]
+    """The header a file of this kind is written with (synthetic city, rejects, tests): a column joined to
+    another is left out, its value written in that column."""
+    return [column.name for column in COLUMNS[kind] if column.joins is None]
+
+
+def header_key(cell: str) -> str:
+    """A header cell as it is matched: NFKC, no spaces, lower case."""
+    return "".join(unicodedata.normalize("NFKC", cell).split()).lower()
 
 
 def header_names(kind: Kind) -> dict[str, str]:
@@ -207,5 +242,5 @@ def header_names(kind: Kind) -> dict[str, str]:
 
 
 def spellings(columns: Sequence[Column]) -> dict[str, str]:
-    """Every accepted spelling of these columns' headers → the column's English name."""
-    return {spelling: column.name for column in columns for spelling in (column.name, *column.japanese)}
+    """Every accepted spelling of these columns' headers (as ``header_key`` folds it) → the column's English name."""
+    return {header_key(spelling): column.name for column in columns for spelling in (column.name, *column.japanese)}

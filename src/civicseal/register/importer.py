@@ -36,7 +36,7 @@ from civicseal.clock import tokyo_today, utcnow
 from civicseal.register import normalize as n
 from civicseal.register import staged
 from civicseal.register.banks import zengin_problem
-from civicseal.register.columns import COLUMNS, Column, Kind, header_names, recognize, spellings
+from civicseal.register.columns import COLUMNS, Column, Kind, header_key, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_keys
 from civicseal.store.bulk import analyze, copy_in, copy_text, insert_columns
@@ -57,14 +57,26 @@ FIELD_SIZE_LIMIT = 1 << 30
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True, order=True)
+COLUMN_NUMBER = re.compile(r"column (\d+)")
+
+
+@dataclass(frozen=True)
 class Problem:
-    """One broken rule. ``line`` 0 means the whole file."""
+    """One broken rule. ``line`` 0 means the whole file. Problems sort by file, line, column (``column 3``
+    before ``column 10``) and rule."""
 
     file: str
     line: int
     column: str
     rule: str
+
+    def order(self) -> tuple[str, int, int, str, str]:
+        """The sort key (``sorted(problems, key=Problem.order)``: one key a problem, compared in C)."""
+        number = COLUMN_NUMBER.match(self.column) if self.line == 1 else None
+        return self.file, self.line, int(number[1]) if number else 0, self.column, self.rule
+
+    def __lt__(self, other: Problem) -> bool:
+        return self.order() < other.order()
 
     def __str__(self) -> str:
         if self.line == 0:
@@ -84,7 +96,7 @@ class ImportRefused(RegisterError):
     """The import broke rules; nothing was written."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = sorted(problems)
+        self.problems = sorted(problems, key=Problem.order)
         shown = "\n".join(str(p) for p in self.problems[:MAX_PRINTED_PROBLEMS])
         more = len(self.problems) - MAX_PRINTED_PROBLEMS
         tail = f"\n… and {more} more problems" if more > 0 else ""
@@ -302,9 +314,9 @@ def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
 
 
 def header_cells(path: Path, header: list[str]) -> list[str]:
-    """Header cells folded as every field is, lower-cased: headers are matched without regard to case."""
+    """Header cells as they are matched (``header_key``); a control character in one is refused."""
     try:
-        return [n.normalize_text(cell).lower() for cell in header]
+        return [header_key(n.normalize_text(cell)) for cell in header]
     except InvalidValue as exc:
         raise ImportRefused([Problem(path.name, 1, "-", exc.rule)]) from None
 
@@ -316,18 +328,28 @@ def locate_columns(path: Path, cells: list[str], columns: Sequence[Column], what
     positions: dict[str, int] = {}
     for index, cell in enumerate(cells):
         name = names.get(cell)
-        if name is None:
-            problems.append(Problem(path.name, 1, f"column {index + 1}", f"unknown column for {what}"))
+        if name is None:  # the cell is not named: a file without a header would show a resident's data here
+            problems.append(Problem(path.name, 1, column_label(index), f"unknown column for {what}"))
         elif name in positions:
             problems.append(Problem(path.name, 1, name, "column appears twice"))
         else:
             positions[name] = index
     for column in columns:
         if column.required and column.name not in positions:
-            problems.append(Problem(path.name, 1, column.name, "required column is missing"))
+            headers = " or ".join([", ".join(column.japanese), column.name])
+            problems.append(Problem(path.name, 1, column.name, f"required column is missing (headed {headers})"))
     if problems:
         raise ImportRefused(problems)
     return [positions.get(column.name) for column in columns]
+
+
+def column_label(index: int) -> str:
+    """A column as a spreadsheet shows it, with its number: ``column 3 (C)``, ``column 28 (AB)``."""
+    letters, rest = "", index + 1
+    while rest:
+        rest, digit = divmod(rest - 1, 26)
+        letters = chr(ord("A") + digit) + letters
+    return f"column {index + 1} ({letters})"
 
 
 ANY_HEADER = {cell: name for kind in Kind for cell, name in header_names(kind).items()}
@@ -534,6 +556,7 @@ def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, 
     problems: list[Problem] = []
     kind = source.kind
     rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
+    _join_parts(source, rows, problems)
     if kind is Kind.RESIDENTS:
         _refuse_births_after(source, rows, problems)
         problems += _gaiji(source, rows)
@@ -611,6 +634,33 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
                 yield kind, result.get()
 
         yield parse
+
+
+# Each column another is appended to (住所), with that other column (方書), by position in COLUMNS.
+JOINED = {
+    kind: [(INDEX[kind][c.joins], i, c.limit) for i, c in enumerate(columns) if c.joins is not None]
+    for kind, columns in COLUMNS.items()
+}
+
+
+def _join_parts(source: _Source, rows: Rows, problems: list[Problem]) -> None:
+    """方書 appended to its 住所 after a space, as a letter prints them; the whole is held to 住所's limit."""
+    for target, part, limit in JOINED[source.kind]:
+        if source.positions[part] is None:
+            continue
+        whole, parts = rows.columns[target], rows.columns[part]
+        for i, (value, extra) in enumerate(zip(whole, parts, strict=True)):
+            if not rows.valid[i] or extra is None:
+                continue
+            whole[i] = joined = f"{value} {extra}"
+            if len(joined) > limit:
+                column = COLUMNS[source.kind][target].name
+                problems.append(
+                    Problem(
+                        source.path.name, rows.line_numbers[i], column, f"longer than {limit} characters with its 方書"
+                    )
+                )
+                rows.valid[i] = False
 
 
 BIRTH_DATE = INDEX[Kind.RESIDENTS]["birth_date"]
@@ -840,8 +890,8 @@ def _import(
             return summary
         rejected = {(p.file, p.line) for p in problems} | set(cascaded)
         summary.rejected = len(rejected)
-        summary.problems = sorted(problems)
-        summary.notes = sorted(n for n in notes if (n.file, n.line) not in rejected)
+        summary.problems = sorted(problems, key=Problem.order)
+        summary.notes = sorted((n for n in notes if (n.file, n.line) not in rejected), key=Problem.order)
         if rejects is not None and (problems or cascaded):
             _write_rejects(rejects, sources, problems, cascaded, rejects_encoding)
         progress("writing", 0, len(sources))
