@@ -407,6 +407,33 @@ def test_patterns_in_text(index: FingerprintIndex, tmp_path: Path) -> None:
     assert patterns == {"my_number": 1, "phone": 2, "postcode": 1, "era_date": 1}
 
 
+def test_an_address_split_from_its_katagaki_still_matches(index: FingerprintIndex, tmp_path: Path) -> None:
+    """A mailing list keeps 住所 and 方書 (building and room) in two columns, or a letter on two lines: 田中 ヨシ子's
+    address is registered whole, and her name with the street alone corroborates."""
+    path = tmp_path / "宛名.csv"
+    path.write_text("氏名,住所,方書\n田中 ヨシ子,兵庫県尼崎市武庫之荘1丁目10-8,コーポ武庫101\n", encoding="cp932")
+    f = scan([path], index).files[0]
+    assert (f.residents_matched, f.elements["address"], f.uncorroborated["name"]) == (1, 1, 0)
+
+    letter = tmp_path / "letter.txt"
+    letter.write_text("〒661-0035\n兵庫県尼崎市武庫之荘1丁目10-8\nコーポ武庫101\n田中 ヨシ子 様\n", encoding="utf-8")
+    f = scan([letter], index).files[0]
+    # the street and the whole address start at one place: one address found there, corroborated by the name
+    assert (f.residents_matched, f.elements["address"], sum(f.uncorroborated.values())) == (1, 1, 0)
+
+
+def test_a_street_without_a_building_after_it_is_no_element(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Only a building and room after a house number make a street of their own: 兵庫県 alone never does."""
+    from civicseal.dlp.index import streets
+
+    addresses = ["兵庫県尼崎市武庫之荘1丁目10-8 コーポ武庫101", "兵庫県 尼崎市 昭和通2丁目1番1号 ハイツ 3号室",
+                 "兵庫県尼崎市東七松町1丁目2-3", "尼崎市昭和通二丁目 ハイツ", "尼崎市昭和通2丁目 1-1"]  # fmt: skip
+    assert streets(addresses) == ([0, 1], ["兵庫県尼崎市武庫之荘1丁目10-8", "兵庫県 尼崎市 昭和通2丁目1番1号"])
+    path = tmp_path / "list.csv"
+    path.write_text("氏名,住所\n田中 ヨシ子,兵庫県\n", encoding="utf-8")
+    assert scan([path], index).files[0].residents_matched == 0
+
+
 def test_a_bank_account_row_corroborates_its_holder(index: FingerprintIndex, tmp_path: Path) -> None:
     path = tmp_path / "transfers.csv"
     path.write_text("銀行,支店,種別,口座番号,名義\n1,1,1,1234567,ﾔﾏﾀﾞ ﾀﾛｳ\n", encoding="cp932")

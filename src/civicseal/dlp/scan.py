@@ -505,8 +505,13 @@ def _scan_text(lines: Sequence[str], matcher: Matcher, report: FileReport, place
             continue
         where = np.asarray(offsets, dtype=np.int64)[hit_at]
         numbers = numbers[hit_at]
-        # One hit per value and place: a value found as a word run and again as a pattern counts once.
-        _, unique = np.unique(where * (len(matcher.index.fingerprints) + 1) + numbers, return_index=True)
+        # One hit per element and place, the longest value: a value found as a word run and again as a pattern
+        # counts once, and so does an address whose street alone (without its 方書) matches too.
+        lengths = np.fromiter((len(values[i]) for i in hit_at), dtype=np.int64, count=len(hit_at))
+        elements = matcher.index.element[numbers].astype(np.int64)
+        order = np.lexsort((-lengths, elements, where))
+        spot = where[order] * len(Element) + elements[order]
+        unique = order[np.r_[True, spot[1:] != spot[:-1]]]
         where, numbers = where[unique], numbers[unique]
         _window(
             matcher.index,
@@ -525,17 +530,25 @@ def _text_place(hit: int, where: np.ndarray, starts: list[int], first: int, plac
 def _window(
     index: FingerprintIndex, where: np.ndarray, numbers: np.ndarray, report: FileReport, position: Callable
 ) -> None:
-    """Two elements of one resident within WINDOW characters corroborate each other."""
+    """Two elements of one resident within WINDOW characters corroborate each other.
+
+    A resident's hits in text order fall in runs of one element; the nearest hit of another element is the
+    last of the run before or the first of the run after, so each hit is compared with those two."""
     hit, posting = index.postings(numbers)
     resident = index.residents[posting].astype(np.int64)
     element = SLOT_ELEMENT[index.slots[posting]]
     at = where[hit]
     order = np.lexsort((at, resident))
     resident, element, at, hit = resident[order], element[order], at[order], hit[order]
-    pair = (resident[1:] == resident[:-1]) & (element[1:] != element[:-1]) & (at[1:] - at[:-1] <= WINDOW)
-    good = np.zeros(len(resident), dtype=bool)
-    good[1:] |= pair
-    good[:-1] |= pair
+    new_run = np.r_[True, (resident[1:] != resident[:-1]) | (element[1:] != element[:-1])]
+    run = np.cumsum(new_run) - 1
+    firsts = np.flatnonzero(new_run)
+    lasts = np.r_[firsts[1:] - 1, len(run) - 1]
+    before, after = run - 1, run + 1
+    has_before = (before >= 0) & (resident[lasts[np.maximum(before, 0)]] == resident)
+    has_after = (after < len(firsts)) & (resident[firsts[np.minimum(after, len(firsts) - 1)]] == resident)
+    good = has_before & (at - at[lasts[np.maximum(before, 0)]] <= WINDOW)
+    good |= has_after & (at[firsts[np.minimum(after, len(firsts) - 1)]] - at <= WINDOW)
     report.matched[resident[good]] = True
     corroborating = np.zeros(len(numbers), dtype=bool)
     corroborating[hit[good]] = True
