@@ -246,6 +246,29 @@ def test_a_name_beyond_the_letter_font_prints_from_the_register_font_and_gaiji_a
     assert any("IPAmjMincho" in font for font in fonts) and any("IPAexMincho" in font for font in fonts)
 
 
+def test_the_building_and_room_print_on_the_line_below_the_address(home: Home, tmp_path: Path) -> None:
+    """方書 below 住所, as Japanese mail is addressed (the register holds them joined by a space)."""
+    home = _with_contact(home)
+    incident, package = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
+    with home.engine.begin() as conn:
+        first = next(addressees(conn, package))
+        conn.execute(
+            text(
+                "UPDATE residents SET address = :address WHERE resident_code ="
+                " (SELECT head_resident_code FROM entitlements WHERE reference_number = :number)"
+            ),
+            {"address": "兵庫県尼崎市昭和通2丁目1番1号 コーポ昭和101号", "number": first.reference_number},
+        )
+    out = tmp_path / "letters"
+    summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
+    with (out / summary.mailing_list).open(encoding="utf-8", newline="") as f:
+        listed = next(row for row in csv.DictReader(f) if row["reference_number"] == printed(first.reference_number))
+    page = pypdf.PdfReader(out / listed["file"]).pages[int(listed["page"]) - 1]
+    lines = [_squashed(line) for line in page.extract_text().splitlines()]
+    at = lines.index("兵庫県尼崎市昭和通2丁目1番1号")
+    assert lines[at + 1] == "コーポ昭和101号"
+
+
 def test_each_character_is_drawn_in_the_first_font_that_has_it() -> None:
     assert glyphs.runs(REGISTER_NAME + " 様") == [
         ("IPAmjMincho", "𠮷"),

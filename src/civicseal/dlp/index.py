@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from civicseal.dlp.errors import DlpError
 from civicseal.dlp.normalize import Fingerprinter, canonical, key_id
 from civicseal.keys.city import load_city_keys
 from civicseal.ledger.models import Recipient
+from civicseal.register.normalize import split_katagaki
 from civicseal.seal.secrets import new_package_id
 from civicseal.store.bulk import read_batches
 from civicseal.store.engine import transaction
@@ -100,20 +100,14 @@ resident-code order, so they fall in different batches (432,000 address HMACs fo
 of a city's build). A My Number never does."""
 
 
-# The address up to its house number (a digit, or 番地/番/号 after one), when a building and room follow
-# after a space: the register joins 住所 and 方書 so, and a list that keeps them in two columns (a mailing
-# list, most of all) then matches by its 住所 alone. An address spaced elsewhere (兵庫県 尼崎市…, 2丁目 1-1)
-# has no street of its own.
-_STREET = re.compile(r"(.*?[0-9〇一二三四五六七八九十](?:番地|番|号)?) \S")
-
-
 def streets(addresses: list[str]) -> tuple[list[int], list[str]]:
-    """Which addresses have a building and room after the house number, and the street part of each."""
+    """Which addresses have a 方書 (building and room) after the house number, and the street part of each:
+    a list that keeps 住所 and 方書 in two columns (a mailing list, most of all) matches by its 住所 alone."""
     at, found = [], []
     for i, address in enumerate(addresses):
-        if " " in address and (street := _STREET.match(address)):
+        if " " in address and (parts := split_katagaki(address)):
             at.append(i)
-            found.append(street[1])
+            found.append(parts[0])
     return at, found
 
 

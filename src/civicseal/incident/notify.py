@@ -31,6 +31,7 @@ from civicseal.ledger.fields import FIELDS, Category
 from civicseal.ledger.models import Package, Recipient
 from civicseal.ledger.purposes import purposes
 from civicseal.programme.reference import printed
+from civicseal.register.normalize import split_katagaki
 from civicseal.store.engine import transaction
 from civicseal.store.files import atomic_writer
 from civicseal.store.home import Home
@@ -198,12 +199,18 @@ def addressees(conn: Connection, package_id: str) -> Iterator[Addressee]:
 
 
 def _address_lines(address: str) -> list[str]:
-    """The address as the envelope's window shows it: one line, or (rarely) broken between phrases."""
+    """The address as the envelope's window shows it: 住所 on a line and its 方書 (building and room) on the
+    next, as Japanese mail is addressed; a line too long for the window is broken between phrases."""
 
     def width_of(text: str) -> float:
         return glyphs.width(text, ADDRESS_SIZE)
 
-    return [address] if width_of(address) <= ADDRESS_WIDTH else wrap(address, ADDRESS_WIDTH, width_of)
+    parts = split_katagaki(address) or (address,)
+    return [
+        line
+        for part in parts
+        for line in ([part] if width_of(part) <= ADDRESS_WIDTH else wrap(part, ADDRESS_WIDTH, width_of))
+    ]
 
 
 class _LetterFile:

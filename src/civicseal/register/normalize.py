@@ -102,6 +102,17 @@ _HYPHEN_TABLE: dict[int, str] = {cp: "-" for cp in (*range(0x2010, 0x2016), 0x22
 _CHOON_BETWEEN_DIGITS = re.compile(r"(?<=[0-9０-９])[ーｰ](?=[0-9０-９])")
 
 
+# Where a 方書 (building and room) begins: the first space after a house number (a digit, or 番地/番/号 after
+# one), as the import joins 住所 and 方書. An address spaced elsewhere (兵庫県 尼崎市…, 2丁目 1-1) has none.
+_KATAGAKI = re.compile(r"(.*?[0-9〇一二三四五六七八九十](?:番地|番|号)?) (\S.*)")
+
+
+def split_katagaki(address: str) -> tuple[str, str] | None:
+    """The address as 住所 and 方書, or None when no building and room follow its house number."""
+    parts = _KATAGAKI.fullmatch(address)
+    return (parts[1], parts[2]) if parts else None
+
+
 def normalize_hyphens(text: str) -> str:
     """Turn the many hyphen look-alikes into '-', for codes, postcodes, dates, numbers and addresses.
 
