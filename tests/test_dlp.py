@@ -422,6 +422,16 @@ def test_an_address_split_from_its_katagaki_still_matches(index: FingerprintInde
     assert (f.residents_matched, f.elements["address"], sum(f.uncorroborated.values())) == (1, 1, 0)
 
 
+def test_dates_as_spreadsheets_and_forms_write_them_still_match(index: FingerprintIndex, tmp_path: Path) -> None:
+    """A date cell exported with its midnight, a dotted date and an abbreviated era are birth dates too."""
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "氏名,生年月日\n山田 太郎,1958/3/2 0:00\n山田 花子,1961.11.20\n鈴木 一郎,昭15.1.15\n", encoding="cp932"
+    )
+    f = scan([path], index).files[0]
+    assert (f.residents_matched, f.elements["birth_date"]) == (3, 3)
+
+
 def test_a_street_without_a_building_after_it_is_no_element(index: FingerprintIndex, tmp_path: Path) -> None:
     """Only a building and room after a house number make a street of their own: 兵庫県 alone never does."""
     from civicseal.dlp.index import streets

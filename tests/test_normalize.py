@@ -197,6 +197,17 @@ def test_normalize_kana_property(half):
         ("令和4.6.1", D(2022, 6, 1)),
         ("R4年6月1日", D(2022, 6, 1)),
         ("H12.2.29", D(2000, 2, 29)),
+        # as municipal systems and spreadsheets write them
+        ("19580302", D(1958, 3, 2)),
+        ("3330302", D(1958, 3, 2)),  # GYYMMDD: 1 明治, 2 大正, 3 昭和, 4 平成, 5 令和
+        ("5010501", D(2019, 5, 1)),
+        ("S330302", D(1958, 3, 2)),
+        ("昭33.3.2", D(1958, 3, 2)),
+        ("令4年6月1日", D(2022, 6, 1)),
+        ("2022.6.1", D(2022, 6, 1)),
+        ("1958/3/2 0:00", D(1958, 3, 2)),
+        ("1958/03/02 00:00:00", D(1958, 3, 2)),
+        ("2022-06-01 0:00", D(2022, 6, 1)),
     ],
 )
 def test_parse_date(text, date):
@@ -224,13 +235,19 @@ def test_parse_date(text, date):
         ("0000-01-01", "not a valid date"),
         ("令和0年6月1日", "not a valid date"),
         ("R0.6.1", "not a valid date"),
-        ("2022.6.1", "not a valid date"),
+        ("2022.6/1", "not a valid date"),
         ("2022/6-1", "not a valid date"),
         ("R4.6/1", "not a valid date"),
         ("22/6/1", "not a valid date"),
         ("X4.6.1", "not a valid date"),
         ("天平4年6月1日", "not a valid date"),
-        ("20220601", "not a valid date"),
+        ("20221301", "not a valid date"),
+        ("02220601", "not a valid date"),  # eight digits: a year from 1800 to 2199
+        ("6330302", "not a valid date"),  # no era 6
+        ("1000101", "not a valid date"),  # 明治00年
+        ("4010107", "date before the era began"),  # 平成元年1月7日
+        ("S3303021", "not a valid date"),
+        ("1958/3/2 9:30", "not a valid date"),  # a time other than a spreadsheet's midnight
         ("", "not a valid date"),
         ("2022-06-01T00:00", "not a valid date"),
         ("٢٠٢٢-06-01", "not a valid date"),
@@ -260,10 +277,15 @@ def spellings(d: dt.date) -> list[str]:
         f"{d.year}/{d.month:02d}/{d.day:02d}",
         f"{d.year}年{d.month}月{d.day}日",
     ]
+    forms += [f"{d.year}{d.month:02d}{d.day:02d}", f"{d.year}.{d.month}.{d.day}", f"{d.year}/{d.month}/{d.day} 0:00"]
     for y in era_years:
         forms.append(f"{name}{y}年{d.month}月{d.day}日")
+        forms.append(f"{name[0]}{y}.{d.month}.{d.day}")
         for lt in (letter, letter.lower()):
             forms.extend(f"{lt}{y}{sep}{d.month}{sep}{d.day}" for sep in "./-")
+    if n < 100:
+        number = [e[0] for e in TEST_ERAS].index(name) + 1
+        forms += [f"{number}{n:02d}{d.month:02d}{d.day:02d}", f"{letter}{n:02d}{d.month:02d}{d.day:02d}"]
     return forms + [fullwidth(f) for f in forms]
 
 

@@ -47,15 +47,18 @@ def _changed_by_fold() -> str:
 # Characters the fold changes, the combining voiced marks it composes, and ー between digits (a hyphen).
 _NEEDS_FOLD = re.compile(f"[{_changed_by_fold()}\u3099\u309a]|[0-9][ーｰ][0-9]")
 _WHITESPACE = re.compile(r"\s+")
-_ERA_TOKENS = "|".join([e.name for e in ERAS] + [e.letter for e in ERAS] + [e.letter.lower() for e in ERAS])
-# Dates in a spelling other than the canonical YYYY-MM-DD, each a whole value (between NULs).
+_ERA_TOKENS = "|".join([t for e in ERAS for t in (e.name, e.name[0], e.letter, e.letter.lower())])
+# Dates in a spelling other than the canonical YYYY-MM-DD, each a whole value (between NULs). Dates of digits
+# alone (19580302, 3330302) are left out: the import knows a column holds dates, a scanned cell may be a code.
+# A spreadsheet's midnight (1958/3/2 0:00, its space dropped by then) is matched and left out of the date.
 _OTHER_DATE = re.compile(
     r"(?<![^\x00])("
     r"[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}"
+    r"|[0-9]{4}\.[0-9]{1,2}\.[0-9]{1,2}"
     r"|[0-9]{4}-(?:[0-9]-[0-9]{1,2}|[0-9]{2}-[0-9])"
     r"|[0-9]{4}年[0-9]{1,2}月[0-9]{1,2}日"
     rf"|(?:{_ERA_TOKENS})(?:元|[0-9]{{1,3}})(?:年[0-9]{{1,2}}月[0-9]{{1,2}}日|([-./])[0-9]{{1,2}}\2[0-9]{{1,2}})"
-    r")(?![^\x00])"
+    r")(?:0?0:00(?::00)?)?(?![^\x00])"
 )
 _GROUPED_MY_NUMBER = re.compile(r"(?<![^\x00])([0-9]{4})-([0-9]{4})-([0-9]{4})(?![^\x00])")
 

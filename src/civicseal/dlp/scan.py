@@ -79,7 +79,8 @@ XLS_ROWS = 10_000  # rows of a sheet scanned at a time
 # as the scanner joins three columns) or a name in Latin script (letters, no digits). Codes, counts,
 # postcodes and phone numbers are never looked up (they are counted by pattern).
 _ASCII_VALUE = (
-    r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[MTSHRmtshr][0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
+    r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}(?: 0?0:00(?::00)?)?"
+    r"|[MTSHRmtshr][0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"
     r"|[0-9]{4}[- ]?[0-9]{4}[- ]?[0-9]{4}|[0-9]{4}\|[0-9]{3}\|[0-9]{7}|[^0-9]*[A-Za-z][^0-9]*)$"
 )
 _DELIMITERS = str.maketrans(dict.fromkeys(",\t、。:：;；|「」『』()（）[]【】<>＜＞\"'=＝", "\x01"))

@@ -283,15 +283,20 @@ ERAS: tuple[Era, ...] = (
     Era("平成", "H", dt.date(1989, 1, 8), dt.date(2019, 4, 30)),
     Era("令和", "R", dt.date(2019, 5, 1), None),
 )
-_ERA_BY_TOKEN: dict[str, Era] = {}
-for _era in ERAS:
-    _ERA_BY_TOKEN[_era.name] = _era
-    _ERA_BY_TOKEN[_era.letter] = _era
-    _ERA_BY_TOKEN[_era.letter.lower()] = _era
+# Each era by its name, its first kanji (昭33.3.2, as forms abbreviate it), its letter in either case, and
+# its number in the seven-digit dates municipal systems store (GYYMMDD: 3330302 is 昭和33年3月2日).
+ERA_TOKENS: dict[str, Era] = {}
+for _number, _era in enumerate(ERAS, 1):
+    for _token in (_era.name, _era.name[0], _era.letter, _era.letter.lower(), str(_number)):
+        ERA_TOKENS[_token] = _era
 
-_ERA = r"(明治|大正|昭和|平成|令和|[MTSHRmtshr]) ?(元|[0-9]{1,3})"
-_WESTERN_SEP = re.compile(r"([0-9]{4})([-/])([0-9]{1,2})\2([0-9]{1,2})")
+_ERA = r"(明治|大正|昭和|平成|令和|[明大昭平令]|[MTSHRmtshr]) ?(元|[0-9]{1,3})"
+_WESTERN_SEP = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})")
 _WESTERN_KANJI = re.compile(r"([0-9]{4}) ?年 ?([0-9]{1,2}) ?月 ?([0-9]{1,2}) ?日")
+_WESTERN_DIGITS = re.compile(r"(1[89][0-9]{2}|2[01][0-9]{2})([0-9]{2})([0-9]{2})")  # 19580302
+_ERA_DIGITS = re.compile(r"([1-5MTSHRmtshr])([0-9]{2})([0-9]{2})([0-9]{2})")  # 3330302, S330302
+# A spreadsheet writes a date cell formatted with a time as 1958/3/2 0:00: midnight is the date alone.
+_MIDNIGHT = re.compile(r"(.+?) 0?0:00(?::00)?")
 # An era date takes either a separator (. / -, the same one twice) or 年月日; the era is written out
 # or as its letter in both shapes (R4.6.1, 令和4.6.1, R4年6月1日, 令和4年6月1日).
 _ERA_SEP = re.compile(_ERA + r"([-./])([0-9]{1,2})\3([0-9]{1,2})")
@@ -314,28 +319,29 @@ def _make_date(year: int, month: str, day: str) -> dt.date:
 
 
 def parse_date(raw: str) -> dt.date:
-    """Read the date spellings found in municipal exports: ISO, Y/M/D, Y年M月D日 and the five eras.
+    """Read the date spellings found in municipal exports: ISO, Y/M/D, Y.M.D, Y年M月D日, YYYYMMDD, the five
+    eras (written out, as a kanji or a letter, or as GYYMMDD's digit), and any of these at midnight (0:00).
 
     An era date is checked against the era's first and last day, so a mistyped era is caught rather
     than silently moved decades.
     """
     text = normalize_hyphens(normalize_text(raw))
-    if text[:1].isdigit():
-        m = _WESTERN_SEP.fullmatch(text)
-        if m:
+    if midnight := _MIDNIGHT.fullmatch(text):
+        text = midnight[1]
+    if m := _ERA_DIGITS.fullmatch(text):
+        era, year, month, day = ERA_TOKENS[m[1]], m[2], m[3], m[4]
+    elif text[:1].isdigit():
+        if m := _WESTERN_SEP.fullmatch(text):
             return _make_date(int(m[1]), m[3], m[4])
-        m = _WESTERN_KANJI.fullmatch(text)
-        if m:
+        if m := _WESTERN_KANJI.fullmatch(text) or _WESTERN_DIGITS.fullmatch(text):
             return _make_date(int(m[1]), m[2], m[3])
         raise InvalidValue("not a valid date")
-    m = _ERA_SEP.fullmatch(text)
-    if m:
-        era, year, month, day = _ERA_BY_TOKEN[m[1]], m[2], m[4], m[5]
+    elif m := _ERA_SEP.fullmatch(text):
+        era, year, month, day = ERA_TOKENS[m[1]], m[2], m[4], m[5]
+    elif m := _ERA_KANJI.fullmatch(text):
+        era, year, month, day = ERA_TOKENS[m[1]], m[2], m[3], m[4]
     else:
-        m = _ERA_KANJI.fullmatch(text)
-        if not m:
-            raise InvalidValue("not a valid date")
-        era, year, month, day = _ERA_BY_TOKEN[m[1]], m[2], m[3], m[4]
+        raise InvalidValue("not a valid date")
     date = _make_date(_era_year(era, year), month, day)
     if date < era.first:
         raise InvalidValue("date before the era began")
@@ -363,7 +369,7 @@ def parse_fiscal_year(raw: str) -> int:
         m = _FY_ERA.fullmatch(text)
         if not m:
             raise InvalidValue("not a valid fiscal year")
-        era = _ERA_BY_TOKEN[m[1]]
+        era = ERA_TOKENS[m[1]]
         n = 1 if m[2] == "元" else int(m[2])
         if n == 0:
             raise InvalidValue("not a valid fiscal year")
