@@ -126,7 +126,8 @@ def _render(scanned: ScanReport) -> None:
     if table.row_count:
         console.print(table)
     console.print(
-        f"{report['files_scanned']:,} files read, {report['files_protected']:,} protected,"
+        f"{report['files_scanned']:,} {'file' if report['files_scanned'] == 1 else 'files'} read,"
+        f" {report['files_protected']:,} protected,"
         f" {report['files_skipped']:,} skipped; index of {report['register_residents']:,} residents"
         f" built {_jst(report['index_created'])}",
         markup=False,
