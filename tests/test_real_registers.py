@@ -194,3 +194,10 @@ def test_a_header_civicseal_does_not_read_is_named_by_its_spreadsheet_column(
         ("r.csv", 1, "column 14 (N)", "unknown column for a residents file"),
     ]
     assert found[-1] == ("r.csv", 1, "column 29 (AC)", "unknown column for a residents file")
+
+
+def test_a_tab_separated_export_is_told_to_be_saved_as_csv(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    path = write(tmp_path / "住基.txt", "\t".join(SYSTEM_HEADERS.values()) + "\n" + "\t".join(["1"] * 13) + "\n")
+    assert problems(refusal(home, cipher, path)) == [
+        ("住基.txt", 0, "", "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
+    ]

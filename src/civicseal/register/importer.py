@@ -492,6 +492,8 @@ def _open_source(path: Path, today: date) -> _Source:
     if not first:
         raise _file_problem(path, "empty file")
     text = first.decode(encoding).removesuffix("\n").removesuffix("\r")
+    if "\t" in text and "," not in text:
+        raise _file_problem(path, "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
     header = read_header(path, text)
     kind, positions = detect_kind(path, header)
     return _Source(path, encoding, kind, positions, len(header), today.isoformat())
