@@ -17,7 +17,7 @@ from civicseal.programme import confirmation, entitlements
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.programme.service import MissingTaxData, run_programme
-from civicseal.register.importer import ImportRefused
+from civicseal.register.importer import ImportRefused, header_cells, locate_columns
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -191,6 +191,15 @@ FORM_HEADER = "整理番号,金融機関コード,支店コード,預金種目,�
 def _forms(path: Path, lines: list[str]) -> Path:
     path.write_bytes(("\r\n".join([FORM_HEADER, *lines]) + "\r\n").encode("cp932"))
     return path
+
+
+def test_returned_forms_are_read_under_the_letters_and_the_registers_words() -> None:
+    """A data-entry contractor heads the reference column as the letter prints it (参照番号), and the account
+    columns as a bank or the register's system names them."""
+    path = Path("返送分.csv")
+    header = ["参照番号", "銀行コード", "店舗コード", "預金種別", "口座番号", "口座名義", "辞退"]
+    columns = confirmation.FORM_COLUMNS
+    assert locate_columns(path, header_cells(path, header), columns, "a confirmations file") == list(range(7))
 
 
 def test_returned_forms_in_bulk_and_what_sealing_selects(

@@ -263,7 +263,7 @@ def _parse_declined(raw: str) -> bool:
 
 
 FORM_COLUMNS: tuple[Column, ...] = (
-    Column("reference_number", ("整理番号",), _parse_reference_cell),
+    Column("reference_number", ("整理番号", "参照番号"), _parse_reference_cell),  # the letters print 参照番号
     *(dataclasses.replace(_REGISTER_ACCOUNT[name], required=False) for name in ACCOUNT_FIELDS),
     Column("declined", ("辞退",), _parse_declined, required=False),
 )
