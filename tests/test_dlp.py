@@ -313,6 +313,8 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
         rename_stream((tmp_path / "list.xlsx").read_bytes(), "EncryptedPackage", "WordDocument")
     )
     pdfmetrics.registerFont(TTFont("IPAexGothic", str(FONT)))
+    outlook = rename_stream((tmp_path / "list.xlsx").read_bytes(), "EncryptedPackage", "__properties_version1.0")
+    (tmp_path / "mail.msg").write_bytes(outlook)
     for name, user in (("locked.pdf", "secret"), ("no-print.pdf", "")):
         pdf = canvas.Canvas(str(tmp_path / name), encrypt=StandardEncryption(user, ownerPassword="owner"))
         pdf.setFont("IPAexGothic", 11)
@@ -325,11 +327,12 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
         "list.xlsx": ("office", "Office password (only as strong as the password chosen)", 0),
         "old.xls": ("office", "Excel 97–2003 password (weak: RC4, broken without the password)", 0),
         "minutes.doc": ("ole2", "Word 97–2003 document (.doc), not read: save it as .docx and scan it again", 0),
+        "mail.msg": ("ole2", "Outlook message (.msg), not read: save it as .eml, or its attachments, and scan them", 0),
         "locked.pdf": ("pdf", "PDF password (only as strong as the password chosen)", 0),
         "no-print.pdf": ("pdf", None, 1),  # an owner password alone (no printing, say) hides nothing
     }
     counts = report.as_dict()
-    assert (counts["files_protected"], counts["files_skipped"]) == (3, 1)
+    assert (counts["files_protected"], counts["files_skipped"]) == (3, 2)
 
 
 def test_pdf_text(index: FingerprintIndex, tmp_path: Path) -> None:
@@ -375,6 +378,51 @@ def test_docx_and_archives_inside_archives(index: FingerprintIndex, tmp_path: Pa
     assert by_path["minutes.docx"].positions[0]["paragraph"] == 2
     assert by_path["archived.docx"].residents_matched == 1
     assert by_path["old/inner.zip!deep/list.csv"].residents_matched == 5
+    assert report.residents_matched == 5
+
+
+def zip_crypto(name: str, data: bytes) -> bytes:
+    """A ZIP whose one member carries the ZipCrypto flag, as a password-protected ZIP (PPAP) does."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(name, data)
+    raw = bytearray(buffer.getvalue())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.index(signature) + flags_at
+        raw[at] |= 1
+    return bytes(raw)
+
+
+def test_an_email_is_read_with_its_attachments(index: FingerprintIndex, tmp_path: Path) -> None:
+    """A list mailed to the call centre: the body in ISO-2022-JP, a CP932 CSV attached (base64, unreadable as
+    text), a password-protected ZIP beside it, and a forwarded message with a DOCX inside."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "給付金 対象者一覧の送付"
+    message["From"], message["To"] = "kyufu@city.example.jp", "center@vendor.example.jp"
+    message.set_content(
+        "対象者一覧を送付します。\n鈴木 一郎 様（昭和15年1月15日生）の件もお願いします。\n", charset="iso-2022-jp"
+    )
+    listed = "\r\n".join(f"{p['name']},{p['birth_date']},{p['address']}" for p in PEOPLE)
+    message.add_attachment(listed.encode("cp932"), maintype="text", subtype="csv", filename="対象者一覧.csv")
+    message.add_attachment(zip_crypto("一覧.csv", b"x"), maintype="application", subtype="zip", filename="一覧.zip")
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "Fwd: 議事録"
+    forwarded.set_content("転送します。")
+    minutes = docx(["議事録", "田中 ヨシ子 氏（昭和50年9月30日生）より申出"])
+    forwarded.add_attachment(minutes, maintype="application", subtype="octet-stream", filename="議事録.docx")
+    message.add_attachment(forwarded)
+    (tmp_path / "送付.eml").write_bytes(bytes(message))
+    report = scan([tmp_path / "送付.eml"], index)
+    found = {f.path.split("!", 1)[1]: (f.format, f.residents_matched, f.protected) for f in report.files}
+    assert found == {
+        "(本文).txt": ("text", 1, None),
+        "対象者一覧.csv": ("csv", 5, None),
+        "一覧.zip!一覧.csv": ("zip", 0, "ZIP-encrypted (weak: ZipCrypto or a guessable password)"),
+        "attachment-3.eml!(本文).txt": ("text", 0, None),
+        "attachment-3.eml!議事録.docx": ("docx", 1, None),
+    }
     assert report.residents_matched == 5
 
 
