@@ -201,3 +201,31 @@ def test_a_tab_separated_export_is_told_to_be_saved_as_csv(home: Home, cipher: F
     assert problems(refusal(home, cipher, path)) == [
         ("住基.txt", 0, "", "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
     ]
+
+
+def test_codes_a_spreadsheet_stripped_of_leading_zeros_are_refused_not_a_second_register(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """Opened in Excel and saved again, 000101 comes back as 101: imported, every resident would be registered
+    twice and every household paid twice."""
+    rows = [person("000101", "000001"), person("000102", "000001", relationship="妻"), person("A7", "000002")]
+    first = residents_csv(tmp_path, rows, name="first.csv")
+    do_import(home, cipher, first)
+    before = counts(home)
+    resaved = residents_csv(
+        tmp_path,
+        [person("101", "1"), person("102", "1", relationship="妻"), person("A7", "2"), person("2024", "77")],
+        name="resaved.csv",
+    )
+    found = problems(refusal(home, cipher, resaved))
+    rule = "a registered code with its leading zeros dropped, as a spreadsheet drops them when it opens a CSV;"
+    rule += " format the column as text and export again"
+    assert found == [
+        ("resaved.csv", 2, "resident_code", rule),
+        ("resaved.csv", 3, "resident_code", rule),
+        ("resaved.csv", 4, "household_code", rule),  # A7 keeps its code; its household lost the zeros
+    ]
+    assert counts(home) == before
+    assert do_import(home, cipher, first).residents.unchanged == 3  # the export as it was: nothing to say
+    newcomer = residents_csv(tmp_path, [person("2024", "77")], name="newcomer.csv")  # short, and no stored match
+    assert do_import(home, cipher, newcomer).residents.new == 1

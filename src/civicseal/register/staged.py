@@ -123,8 +123,43 @@ def _unknown(column: str, value: str, stored: bool) -> str:
     return f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.{column} = {value}) AND {staged}" if stored else staged
 
 
+ZEROS_DROPPED = (
+    "a registered code with its leading zeros dropped, as a spreadsheet drops them when it opens a CSV;"
+    " format the column as text and export again"
+)
+
+
+def _zeros_dropped(conn: Connection, column: str) -> None:
+    """A code of digits the store lacks while it holds the same code with leading zeros (101 for 000101).
+
+    A register opened in a spreadsheet and saved again loses them, and would come back as a second register
+    beside the first, every resident and household twice. A register pads its codes to one width; the
+    smallest stored code (one index look-up) tells whether it pads with zeros and to what width, and only
+    codes shorter than that are looked up: a re-import of the same export costs one pass over its codes."""
+    smallest = conn.exec_driver_sql(f"SELECT MIN({column}) FROM residents").scalar()
+    if not smallest or not smallest.startswith("0"):
+        return
+    digits = f"s.{column} NOT GLOB '*[^0-9]*'" if is_sqlite(conn) else f"s.{column} ~ '^[0-9]+$'"
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        f" SELECT 'residents', s.line, '{column}', '{ZEROS_DROPPED}' FROM staged_residents s"
+        f" WHERE s.rejected = 0 AND length(s.{column}) < :width AND {digits}"
+        f" AND NOT EXISTS (SELECT 1 FROM residents r WHERE r.{column} = s.{column})"
+        f" AND EXISTS (SELECT 1 FROM residents r"
+        f"  WHERE r.{column} = substr(:zeros, 1, :width - length(s.{column})) || s.{column})",
+        width=len(smallest),
+        zeros="0" * len(smallest),
+    )
+    _mark(conn, Kind.RESIDENTS)
+
+
 def check_residents(conn: Connection, today: date) -> None:
-    """A code twice: every row after its first (a birth after today was refused as the row was read)."""
+    """A code of a stored one without its leading zeros; a code twice: every row after its first (a birth
+    after today was refused as the row was read)."""
+    if _holds_rows(conn, "residents"):
+        for column in ("resident_code", "household_code"):
+            _zeros_dropped(conn, column)
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
