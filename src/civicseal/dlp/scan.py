@@ -68,7 +68,7 @@ TEXT_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl
 ZIP_FORMATS = {".xlsx": "xlsx", ".xlsm": "xlsx", ".docx": "docx"}
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97–2003 files, and any Office file with a password
 # What an Office file in an OLE2 container is, by the stream it holds, when the scanner cannot read it.
-OLE2_PROTECTED = {"EncryptedPackage": "Office password (only as strong as the password chosen)"}
+OFFICE_PROTECTED = "Office password (only as strong as the password chosen)"  # an EncryptedPackage stream
 XLS_PROTECTED = "Excel 97–2003 password (weak: RC4, broken without the password)"
 OLE2_UNREAD = {
     "WordDocument": "Word 97–2003 document (.doc), not read: save it as .docx and scan it again",
@@ -1219,8 +1219,8 @@ class _Scanner:
         except (ValueError, IndexError, struct.error):  # olefile's errors on a broken container (OSError too)
             self.report(source.name, "damaged").skipped = DAMAGED
             return
-        if protected := next((OLE2_PROTECTED[s] for s in OLE2_PROTECTED if s in streams), None):
-            self.report(source.name, "office").protected = protected
+        if "EncryptedPackage" in streams:
+            self.report(source.name, "office").protected = OFFICE_PROTECTED
         elif "Workbook" in streams or "Book" in streams:
             _scan_xls(source, self.matcher, self.report(source.name, "xls"))
         else:
