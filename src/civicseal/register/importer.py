@@ -75,9 +75,6 @@ class Problem:
         number = COLUMN_NUMBER.match(self.column) if self.line == 1 else None
         return self.file, self.line, int(number[1]) if number else 0, self.column, self.rule
 
-    def __lt__(self, other: Problem) -> bool:
-        return self.order() < other.order()
-
     def __str__(self) -> str:
         if self.line == 0:
             return f"{self.file}: {self.rule}"
