@@ -229,3 +229,19 @@ def test_codes_a_spreadsheet_stripped_of_leading_zeros_are_refused_not_a_second_
     assert do_import(home, cipher, first).residents.unchanged == 3  # the export as it was: nothing to say
     newcomer = residents_csv(tmp_path, [person("2024", "77")], name="newcomer.csv")  # short, and no stored match
     assert do_import(home, cipher, newcomer).residents.new == 1
+
+
+def test_an_export_with_the_zeros_a_first_import_lost_is_refused_too(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """The mirror case: the first import came through a spreadsheet (101), the next export is as the system
+    writes it (000101). Either way round, the register would hold everyone twice."""
+    do_import(home, cipher, residents_csv(tmp_path, [person("101", "1"), person("A7", "2")], name="excel.csv"))
+    before = counts(home)
+    exported = residents_csv(tmp_path, [person("000101", "000001"), person("A7", "2")], name="export.csv")
+    rule = "a registered code with leading zeros the register lacks: an earlier import came through a spreadsheet"
+    rule += " that dropped them; import this file the same way, or rebuild the store from an export saved as text"
+    assert problems(refusal(home, cipher, exported)) == [("export.csv", 2, "resident_code", rule)]
+    assert counts(home) == before
+    codes_with_zero = residents_csv(tmp_path, [person("0555", "0555")], name="new.csv")  # no stored match
+    assert do_import(home, cipher, codes_with_zero).residents.new == 1

@@ -127,27 +127,37 @@ ZEROS_DROPPED = (
     "a registered code with its leading zeros dropped, as a spreadsheet drops them when it opens a CSV;"
     " format the column as text and export again"
 )
+ZEROS_DROPPED_BEFORE = (
+    "a registered code with leading zeros the register lacks: an earlier import came through a spreadsheet"
+    " that dropped them; import this file the same way, or rebuild the store from an export saved as text"
+)
 
 
 def _zeros_dropped(conn: Connection, column: str) -> None:
-    """A code of digits the store lacks while it holds the same code with leading zeros (101 for 000101).
+    """A code of digits that the store lacks while it holds the same code with other leading zeros.
 
-    A register opened in a spreadsheet and saved again loses them, and would come back as a second register
-    beside the first, every resident and household twice. A register pads its codes to one width; the
-    smallest stored code (one index look-up) tells whether it pads with zeros and to what width, and only
-    codes shorter than that are looked up: a re-import of the same export costs one pass over its codes."""
+    A register opened in a spreadsheet and saved again loses them (101 for 000101), and would come back as
+    a second register beside the first, every resident and household twice; so would the export as it was,
+    after a first import that came through a spreadsheet. A register pads its codes to one width: the
+    smallest stored code (one index look-up) tells whether the store holds codes padded with zeros, and
+    to what width. If it does, only codes shorter than that are looked up; if not, only codes starting with
+    0. Either way a re-import of the same export costs one pass over its codes."""
     smallest = conn.exec_driver_sql(f"SELECT MIN({column}) FROM residents").scalar()
-    if not smallest or not smallest.startswith("0"):
+    if not smallest:
         return
     digits = f"s.{column} NOT GLOB '*[^0-9]*'" if is_sqlite(conn) else f"s.{column} ~ '^[0-9]+$'"
+    if smallest.startswith("0"):
+        rule, suspect = ZEROS_DROPPED, f"length(s.{column}) < :width"
+        stored = f"substr(:zeros, 1, :width - length(s.{column})) || s.{column}"
+    else:
+        rule, suspect, stored = ZEROS_DROPPED_BEFORE, f"substr(s.{column}, 1, 1) = '0'", f"ltrim(s.{column}, '0')"
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        f" SELECT 'residents', s.line, '{column}', '{ZEROS_DROPPED}' FROM staged_residents s"
-        f" WHERE s.rejected = 0 AND length(s.{column}) < :width AND {digits}"
+        f" SELECT 'residents', s.line, '{column}', '{rule}' FROM staged_residents s"
+        f" WHERE s.rejected = 0 AND {suspect} AND {digits}"
         f" AND NOT EXISTS (SELECT 1 FROM residents r WHERE r.{column} = s.{column})"
-        f" AND EXISTS (SELECT 1 FROM residents r"
-        f"  WHERE r.{column} = substr(:zeros, 1, :width - length(s.{column})) || s.{column})",
+        f" AND EXISTS (SELECT 1 FROM residents r WHERE r.{column} = {stored})",
         width=len(smallest),
         zeros="0" * len(smallest),
     )
