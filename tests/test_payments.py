@@ -514,7 +514,10 @@ def test_the_commands_as_an_officer_uses_them(
     assert run(["payments", "sent", str(made["batch_id"]), *at, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["records"] == 2
     returns = tmp_path / "returns.csv"
-    returns.write_text(f"reason_code,reference_number\n3,{refs['H1']}\n", encoding="utf-8")
+    returns.write_text(f"不能事由コード,番号\n3,{refs['H1']}\n", encoding="cp932")
+    assert run(["payments", "reconcile", str(made["batch_id"]), "--returns", str(returns), *at]) == 1
+    assert "needs the columns reference_number (整理番号, 参照番号) and reason_code" in capsys.readouterr().err
+    returns.write_text(f"不能事由コード,参照番号\n3,{refs['H1']}\n", encoding="cp932")  # as a clerk heads them
     assert run(["payments", "reconcile", str(made["batch_id"]), "--returns", str(returns), *at, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "batch_id": made["batch_id"], "returned": 1, "returned_amount": 100_000, "still_paid": 1,

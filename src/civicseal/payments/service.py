@@ -38,6 +38,7 @@ from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.programme.service import get_programme
 from civicseal.register.banks import branch_exists
+from civicseal.register.columns import header_key
 from civicseal.register.errors import InvalidValue
 from civicseal.register.importer import paused_gc
 from civicseal.register.normalize import parse_digits
@@ -558,11 +559,20 @@ def _decode_csv(data: bytes, name: str) -> str:
     raise PaymentsError(f"{name}: neither UTF-8 nor CP932 text; save the return list as CSV")
 
 
+# The return list's two columns under the words a clerk heads them with (matched as the register's headers).
+RETURN_HEADERS = {
+    "reference_number": ("reference_number", "整理番号", "参照番号"),
+    "reason_code": ("reason_code", "不能事由コード", "不能事由", "事由コード", "理由コード"),
+}
+_RETURN_COLUMN = {header_key(word): column for column, words in RETURN_HEADERS.items() for word in words}
+
+
 def _csv_returns(conn: Connection, batch_id: int, data: bytes, name: str) -> Iterator[_Return]:
     rows = csv.reader(io.StringIO(_decode_csv(data, name), newline=""))
-    header = [h.strip().lower() for h in next(rows, [])]
+    header = [_RETURN_COLUMN.get(header_key(h)) for h in next(rows, [])]
     if "reference_number" not in header or "reason_code" not in header:
-        raise PaymentsError(f"{name}:1: header: needs the columns reference_number and reason_code")
+        needs = " and ".join(f"{column} ({', '.join(words[1:])})" for column, words in RETURN_HEADERS.items())
+        raise PaymentsError(f"{name}:1: header: needs the columns {needs}")
     ref_at, code_at = header.index("reference_number"), header.index("reason_code")
     items = dict(
         conn.execute(
