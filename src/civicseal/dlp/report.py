@@ -11,6 +11,7 @@ from civicseal.dlp.index import Element
 from civicseal.dlp.normalize import PATTERNS
 
 MAX_POSITIONS = 20
+PASSWORD_FORMATS = {"office", "pdf", "zip"}  # protected by a password someone chose, not by a key
 
 
 @dataclass
@@ -75,16 +76,31 @@ class ScanReport:
         return sum(1 for f in self.files if f.residents_matched)
 
     def summary(self) -> str:
-        """The one sentence an officer reads before a copy leaves: how many files, how many residents."""
+        """The one sentence an officer reads before a copy leaves: how many files, how many residents, and
+        how many files nobody can vouch for (not read, or locked with a password the scan does not have)."""
         where = ", ".join(self.paths)
         if not self.residents_matched:
             singles = sum(sum(f.uncorroborated.values()) for f in self.files)
             tail = f" ({singles:,} single values match the register without a second element)" if singles else ""
-            return f"no file under {where} holds resident data matched to the register{tail}"
+            return f"no file under {where} holds resident data matched to the register{tail}{self._unchecked()}"
         files = self.files_with_residents
         noun = "file" if files == 1 else "files"
         verb = "holds" if files == 1 else "hold"
-        return f"{files:,} {noun} under {where} {verb} data of {self.residents_matched:,} residents in plaintext"
+        residents = f"{self.residents_matched:,} {'resident' if self.residents_matched == 1 else 'residents'}"
+        found = f"{files:,} {noun} under {where} {verb} data of {residents} in plaintext"
+        return found + self._unchecked()
+
+    def _unchecked(self) -> str:
+        """What the sentence must not hide: files not read, and files protected by a password alone (a sealed
+        package or an age file is protected by design, and is not counted here)."""
+        skipped = sum(1 for f in self.files if f.skipped)
+        locked = sum(1 for f in self.files if f.protected and f.format in PASSWORD_FORMATS)
+        parts = [
+            f"{n:,} {'file' if n == 1 else 'files'} {what}"
+            for n, what in ((skipped, "not read"), (locked, "behind a password"))
+            if n
+        ]
+        return f"; not vouched for: {', '.join(parts)} (see the list)" if parts else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
