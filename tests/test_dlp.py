@@ -315,6 +315,7 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
     pdfmetrics.registerFont(TTFont("IPAexGothic", str(FONT)))
     outlook = rename_stream((tmp_path / "list.xlsx").read_bytes(), "EncryptedPackage", "__properties_version1.0")
     (tmp_path / "mail.msg").write_bytes(outlook)
+    (tmp_path / "Thumbs.db").write_bytes(rename_stream(outlook, "__properties_version1.0", "Catalog"))
     for name, user in (("locked.pdf", "secret"), ("no-print.pdf", "")):
         pdf = canvas.Canvas(str(tmp_path / name), encrypt=StandardEncryption(user, ownerPassword="owner"))
         pdf.setFont("IPAexGothic", 11)
@@ -328,15 +329,16 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
         "old.xls": ("office", "Excel 97–2003 password (weak: RC4, broken without the password)", 0),
         "minutes.doc": ("ole2", "Word 97–2003 document (.doc), not read: save it as .docx and scan it again", 0),
         "mail.msg": ("ole2", "Outlook message (.msg), not read: save it as .eml, or its attachments, and scan them", 0),
+        "Thumbs.db": ("ole2", "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read", 0),
         "locked.pdf": ("pdf", "PDF password (only as strong as the password chosen)", 0),
         "no-print.pdf": ("pdf", None, 1),  # an owner password alone (no printing, say) hides nothing
     }
     counts = report.as_dict()
-    assert (counts["files_protected"], counts["files_skipped"]) == (3, 2)
+    assert (counts["files_protected"], counts["files_skipped"]) == (3, 3)
     # the sentence an officer reads before a copy leaves does not hide what the scan could not vouch for
     assert report.summary().endswith(
         "holds data of 1 resident in plaintext;"
-        " not vouched for: 2 files not read, 3 files behind a password (see the list)"
+        " not vouched for: 3 files not read, 3 files behind a password (see the list)"
     )
 
 

@@ -74,6 +74,8 @@ OLE2_UNREAD = {
     "WordDocument": "Word 97–2003 document (.doc), not read: save it as .docx and scan it again",
     "PowerPoint Document": "PowerPoint 97–2003 file (.ppt), not read: save it as .pptx and scan it again",
     "__properties_version1.0": "Outlook message (.msg), not read: save it as .eml, or its attachments, and scan them",
+    # Windows writes one beside pictures; a scanned form's picture shows a resident: not read, not clean
+    "Catalog": "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read",
 }
 MAIL_SUFFIXES = (".eml",)
 DAMAGED = "damaged file of its format"
