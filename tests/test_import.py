@@ -385,6 +385,7 @@ def test_a_gaiji_is_imported_as_it_is_and_its_row_named_never_its_value(
         person("G2", "H2"),
         person("G3", "H3", address=f"兵庫県尼崎市{GAIJI_CHAR}町1-2"),
         person("G4", "H4", name=f"{GAIJI_CHAR}田 太郎", birth_date="2099-01-01"),  # rejected: no note
+        person("G5", "H1", relationship=f"{GAIJI_CHAR}の子"),  # a 続柄 word a city wrote with its own character
     ]
     path = residents_csv(tmp_path, people, encoding="cp932", crlf=True)
 
@@ -393,8 +394,9 @@ def test_a_gaiji_is_imported_as_it_is_and_its_row_named_never_its_value(
     assert [str(note) for note in summary.notes] == [
         f"residents.csv:2: name: {GAIJI}",
         f"residents.csv:4: address: {GAIJI}",
+        f"residents.csv:6: relationship: {GAIJI}",
     ]
-    assert (summary.rejected, summary.as_dict()["rows_with_gaiji"]) == (1, 2)
+    assert (summary.rejected, summary.as_dict()["rows_with_gaiji"]) == (1, 3)
     assert query(home, "SELECT name FROM residents WHERE resident_code = 'G1'") == [(f"髙橋 {GAIJI_CHAR}子",)]
 
 

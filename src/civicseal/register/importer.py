@@ -677,13 +677,14 @@ def _refuse_births_after(source: _Source, rows: Rows, problems: list[Problem]) -
             rows.valid[i] = False
 
 
-FREE_TEXT = [(INDEX[Kind.RESIDENTS][name], name) for name in ("name", "address")]
+FREE_TEXT = [(INDEX[Kind.RESIDENTS][name], name) for name in ("name", "address", "relationship")]
 
 
 def _gaiji(source: _Source, rows: Rows) -> list[Note]:
-    """The valid rows whose name or address holds a 外字, a character of the city's own, in the private-use
-    area (as a CP932 export's user-defined rows decode): imported as they are, but no font prints them and a
-    package carries them to a print shop that must map them. One search per column finds none, as usual."""
+    """The valid rows whose name, address (方書 with it) or 続柄 holds a 外字, a character of the city's own,
+    in the private-use area (as a CP932 export's user-defined rows decode): imported as they are, but no font
+    prints them and a package carries them to a print shop that must map them. One search per column finds
+    none, as usual."""
     notes: list[Note] = []
     every = all(rows.valid)
     numbers = rows.line_numbers if every else list(compress(rows.line_numbers, rows.valid))
