@@ -245,3 +245,17 @@ def test_an_export_with_the_zeros_a_first_import_lost_is_refused_too(
     assert counts(home) == before
     codes_with_zero = residents_csv(tmp_path, [person("0555", "0555")], name="new.csv")  # no stored match
     assert do_import(home, cipher, codes_with_zero).residents.new == 1
+
+
+def test_a_title_above_the_header_is_named_by_its_lines(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """A list saved from a spreadsheet keeps its title and date above the header: the import says where the
+    header is, not only that line 1 is none (and never what the title says)."""
+    text = "令和4年度 住民税非課税世帯一覧\n作成日 2022/6/1\n" + csv_text(RESIDENT_HEADER, [person("T1", "H1")])
+    path = write(tmp_path / "一覧.csv", text, encoding="cp932")
+    assert problems(refusal(home, cipher, path)) == [
+        ("一覧.csv", 0, "", "the header is on line 3: delete the 2 lines above it (a title) and import again")
+    ]
+    nothing = write(tmp_path / "r.csv", "a,b\n1,2\n")
+    assert problems(refusal(home, cipher, nothing)) == [
+        ("r.csv", 0, "", "header does not tell a residents, tax or accounts file; check the first line")
+    ]

@@ -301,13 +301,33 @@ def _parse_column(column: Column, raw: Sequence[str], caches: ColumnCaches) -> t
 INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, columns in COLUMNS.items()}
 
 
-def detect_kind(path: Path, header: list[str]) -> tuple[Kind, list[int | None]]:
+def detect_kind(path: Path, header: list[str], encoding: str) -> tuple[Kind, list[int | None]]:
     """Which of the three files this is, and where each of its columns stands in the header."""
     cells = header_cells(path, header)
     kind = recognize(ANY_HEADER.get(cell) for cell in cells)
     if kind is None:
+        _refuse_title_lines(path, encoding)
         raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
     return kind, locate_columns(path, cells, COLUMNS[kind], f"a {kind} file")
+
+
+TITLE_LINES = 5  # lines above the header a spreadsheet's export may carry (a title, a date, a blank line)
+
+
+def _refuse_title_lines(path: Path, encoding: str) -> None:
+    """When line 1 is no header but one of the next lines is, say so: a list saved from a spreadsheet often
+    keeps its title (住民税非課税世帯一覧 …) above the header. Only the line's number is named."""
+    with path.open("rb") as f:
+        lines = [f.readline() for _ in range(TITLE_LINES + 1)][1:]
+    for number, raw in enumerate(lines, start=2):
+        try:
+            cells = next(csv.reader([raw.decode(encoding).rstrip("\r\n")]), [])
+            known = recognize(ANY_HEADER.get(header_key(n.normalize_text(cell))) for cell in cells)
+        except (UnicodeDecodeError, csv.Error, InvalidValue):
+            continue
+        if known is not None:
+            above = "the line above it" if number == 2 else f"the {number - 1} lines above it"
+            raise _file_problem(path, f"the header is on line {number}: delete {above} (a title) and import again")
 
 
 def header_cells(path: Path, header: list[str]) -> list[str]:
@@ -492,7 +512,7 @@ def _open_source(path: Path, today: date) -> _Source:
     if "\t" in text and "," not in text:
         raise _file_problem(path, "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
     header = read_header(path, text)
-    kind, positions = detect_kind(path, header)
+    kind, positions = detect_kind(path, header, encoding)
     return _Source(path, encoding, kind, positions, len(header), today.isoformat())
 
 
