@@ -229,6 +229,13 @@ def test_codes_a_spreadsheet_stripped_of_leading_zeros_are_refused_not_a_second_
     assert do_import(home, cipher, first).residents.unchanged == 3  # the export as it was: nothing to say
     newcomer = residents_csv(tmp_path, [person("2024", "77")], name="newcomer.csv")  # short, and no stored match
     assert do_import(home, cipher, newcomer).residents.new == 1
+    # the tax or accounts file re-imported alone: told why, not only that the code names nobody
+    tax = tax_csv(tmp_path, [tax_row("101"), tax_row("A7")])
+    accounts = accounts_csv(tmp_path, [account_row("1"), account_row("000002")])
+    assert problems(refusal(home, cipher, tax, accounts)) == [
+        ("accounts.csv", 2, "household_code", rule),
+        ("tax.csv", 2, "resident_code", rule),
+    ]
 
 
 def test_an_export_with_the_zeros_a_first_import_lost_is_refused_too(

@@ -133,7 +133,7 @@ ZEROS_DROPPED_BEFORE = (
 )
 
 
-def _zeros_dropped(conn: Connection, column: str) -> None:
+def _zeros_dropped(conn: Connection, kind: Kind, column: str) -> None:
     """A code of digits that the store lacks while it holds the same code with other leading zeros.
 
     A register opened in a spreadsheet and saved again loses them (101 for 000101), and would come back as
@@ -141,7 +141,9 @@ def _zeros_dropped(conn: Connection, column: str) -> None:
     after a first import that came through a spreadsheet. A register pads its codes to one width: the
     smallest stored code (one index look-up) tells whether the store holds codes padded with zeros, and
     to what width. If it does, only codes shorter than that are looked up; if not, only codes starting with
-    0. Either way a re-import of the same export costs one pass over its codes."""
+    0. Either way a re-import of the same export costs one pass over its codes. A tax or accounts file
+    re-imported alone is checked against the registered codes the same way: its rows would otherwise be
+    refused as naming no resident or household, which does not say why."""
     smallest = conn.exec_driver_sql(f"SELECT MIN({column}) FROM residents").scalar()
     if not smallest:
         return
@@ -154,14 +156,14 @@ def _zeros_dropped(conn: Connection, column: str) -> None:
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        f" SELECT 'residents', s.line, '{column}', '{rule}' FROM staged_residents s"
+        f" SELECT '{kind}', s.line, '{column}', '{rule}' FROM {STAGED[kind]} s"
         f" WHERE s.rejected = 0 AND {suspect} AND {digits}"
         f" AND NOT EXISTS (SELECT 1 FROM residents r WHERE r.{column} = s.{column})"
         f" AND EXISTS (SELECT 1 FROM residents r WHERE r.{column} = {stored})",
         width=len(smallest),
         zeros="0" * len(smallest),
     )
-    _mark(conn, Kind.RESIDENTS)
+    _mark(conn, kind)
 
 
 def check_residents(conn: Connection, today: date) -> None:
@@ -169,7 +171,7 @@ def check_residents(conn: Connection, today: date) -> None:
     after today was refused as the row was read)."""
     if _holds_rows(conn, "residents"):
         for column in ("resident_code", "household_code"):
-            _zeros_dropped(conn, column)
+            _zeros_dropped(conn, Kind.RESIDENTS, column)
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
@@ -247,14 +249,17 @@ def _stored_members(columns: str) -> str:
 
 
 def check_tax(conn: Connection) -> None:
-    """A row names a known resident; then it is not a second row for its resident and year (the first being
-    the first row that breaks no rule); then its supporter, if any, is a known resident."""
+    """A row's code is not a registered one stripped of its zeros; it names a known resident; then it is not a
+    second row for its resident and year (the first being the first row that breaks no rule); then its
+    supporter, if any, is a known resident."""
     stored = _holds_rows(conn, "residents")
+    if stored:
+        _zeros_dropped(conn, Kind.TAX, "resident_code")
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
         " SELECT 'tax', s.line, 'resident_code', 'names no resident in the register' FROM staged_tax s"
-        f" WHERE {_unknown('resident_code', 's.resident_code', stored)}",
+        f" WHERE s.rejected = 0 AND {_unknown('resident_code', 's.resident_code', stored)}",
     )
     _mark(conn, Kind.TAX)
     unsupported = _run(
@@ -274,13 +279,17 @@ def check_tax(conn: Connection) -> None:
 
 
 def check_accounts(conn: Connection) -> None:
-    """An account names a known household; then it is not a second account for it (the first being the first
-    row that breaks no rule); then its bank and branch are in the Zengin data."""
+    """An account's code is not a registered one stripped of its zeros; it names a known household; then it is
+    not a second account for it (the first being the first row that breaks no rule); then its bank and branch
+    are in the Zengin data."""
+    stored = _holds_rows(conn, "residents")
+    if stored:
+        _zeros_dropped(conn, Kind.ACCOUNTS, "household_code")
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
         " SELECT 'accounts', s.line, 'household_code', 'names no household in the register' FROM staged_accounts s"
-        f" WHERE {_unknown('household_code', 's.household_code', _holds_rows(conn, 'residents'))}",
+        f" WHERE s.rejected = 0 AND {_unknown('household_code', 's.household_code', stored)}",
     )
     _mark(conn, Kind.ACCOUNTS)
     _later_rows(
