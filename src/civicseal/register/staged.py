@@ -145,7 +145,7 @@ def _zeros_dropped(conn: Connection, kind: Kind, column: str) -> None:
     re-imported alone is checked against the registered codes the same way: its rows would otherwise be
     refused as naming no resident or household, which does not say why."""
     smallest = conn.exec_driver_sql(f"SELECT MIN({column}) FROM residents").scalar()
-    if not smallest:
+    if not smallest:  # an empty register: nothing to compare with
         return
     digits = f"s.{column} NOT GLOB '*[^0-9]*'" if is_sqlite(conn) else f"s.{column} ~ '^[0-9]+$'"
     if smallest.startswith("0"):
@@ -169,9 +169,8 @@ def _zeros_dropped(conn: Connection, kind: Kind, column: str) -> None:
 def check_residents(conn: Connection, today: date) -> None:
     """A code of a stored one without its leading zeros; a code twice: every row after its first (a birth
     after today was refused as the row was read)."""
-    if _holds_rows(conn, "residents"):
-        for column in ("resident_code", "household_code"):
-            _zeros_dropped(conn, Kind.RESIDENTS, column)
+    for column in ("resident_code", "household_code"):
+        _zeros_dropped(conn, Kind.RESIDENTS, column)
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
@@ -253,8 +252,7 @@ def check_tax(conn: Connection) -> None:
     second row for its resident and year (the first being the first row that breaks no rule); then its
     supporter, if any, is a known resident."""
     stored = _holds_rows(conn, "residents")
-    if stored:
-        _zeros_dropped(conn, Kind.TAX, "resident_code")
+    _zeros_dropped(conn, Kind.TAX, "resident_code")
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
@@ -283,8 +281,7 @@ def check_accounts(conn: Connection) -> None:
     not a second account for it (the first being the first row that breaks no rule); then its bank and branch
     are in the Zengin data."""
     stored = _holds_rows(conn, "residents")
-    if stored:
-        _zeros_dropped(conn, Kind.ACCOUNTS, "household_code")
+    _zeros_dropped(conn, Kind.ACCOUNTS, "household_code")
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
