@@ -304,7 +304,7 @@ INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, co
 def detect_kind(path: Path, header: list[str], encoding: str) -> tuple[Kind, list[int | None]]:
     """Which of the three files this is, and where each of its columns stands in the header."""
     cells = header_cells(path, header)
-    kind = recognize(ANY_HEADER.get(cell) for cell in cells)
+    kind = _kind_of(cells)
     if kind is None:
         _refuse_title_lines(path, encoding)
         raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
@@ -321,13 +321,17 @@ def _refuse_title_lines(path: Path, encoding: str) -> None:
         lines = [f.readline() for _ in range(TITLE_LINES + 1)][1:]
     for number, raw in enumerate(lines, start=2):
         try:
-            cells = next(csv.reader([raw.decode(encoding).rstrip("\r\n")]), [])
-            known = recognize(ANY_HEADER.get(header_key(n.normalize_text(cell))) for cell in cells)
-        except (UnicodeDecodeError, csv.Error, InvalidValue):
+            known = _kind_of(header_cells(path, read_header(path, raw.decode(encoding).rstrip("\r\n"))))
+        except (UnicodeDecodeError, ImportRefused):
             continue
         if known is not None:
             above = "the line above it" if number == 2 else f"the {number - 1} lines above it"
             raise _file_problem(path, f"the header is on line {number}: delete {above} (a title) and import again")
+
+
+def _kind_of(cells: list[str]) -> Kind | None:
+    """The kind of file a header's cells (as ``header_cells`` folds them) tell, if any."""
+    return recognize(ANY_HEADER.get(cell) for cell in cells)
 
 
 def header_cells(path: Path, header: list[str]) -> list[str]:
