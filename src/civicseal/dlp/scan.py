@@ -1187,6 +1187,9 @@ class _Scanner:
         from email import message_from_binary_file, policy
         from email.message import EmailMessage
 
+        if source.depth >= MAX_DEPTH:
+            self.report(source.name, "mail").skipped = f"e-mail nested deeper than {MAX_DEPTH}"
+            return
         with source.open() as f:
             message = message_from_binary_file(f, _class=EmailMessage, policy=policy.default)
         body = message.get_body(preferencelist=("plain", "html"))
@@ -1204,10 +1207,7 @@ class _Scanner:
                 self.nested(source, name, part.get_payload(decode=True) or b"")
 
     def nested(self, source: _Source, name: str, data: bytes) -> None:
-        """A file inside another (an attachment), read as any file is, to the depth archives are."""
-        if source.depth >= MAX_DEPTH:
-            self.report(f"{source.name}!{name}", "mail").skipped = f"nested deeper than {MAX_DEPTH}"
-            return
+        """A file inside an e-mail (its body, an attachment), read as any file is."""
         self.source(_Source(f"{source.name}!{name}", lambda: io.BytesIO(data), source.depth + 1))
 
     def compound(self, source: _Source) -> None:
