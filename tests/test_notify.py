@@ -218,26 +218,33 @@ def _check_letter(out: Path, pdf: str, mailing_list: str, letters: int, says: tu
 REGISTER_NAME = "𠮷田 辻\U000e0100" + b"\xf0\x40".decode("cp932") + "子"
 
 
-def test_a_name_beyond_the_letter_font_prints_from_the_register_font_and_gaiji_as_geta(
-    home: Home, tmp_path: Path
-) -> None:
+def _letter_to_a_head(home: Home, tmp_path: Path, **register: str) -> tuple[dict[str, str], pypdf.PageObject]:
+    """The letters of a lost package once the first addressee's head holds these register values: that
+    household's row of the mailing list, and its page."""
     home = _with_contact(home)
     incident, package = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
     with home.engine.begin() as conn:
         first = next(addressees(conn, package))
+        values = ", ".join(f"{column} = :{column}" for column in register)
         conn.execute(
             text(
-                "UPDATE residents SET name = :name, address = :address WHERE resident_code ="
+                f"UPDATE residents SET {values} WHERE resident_code ="
                 " (SELECT head_resident_code FROM entitlements WHERE reference_number = :number)"
             ),
-            {"name": REGISTER_NAME, "address": "兵庫県尼崎市𠮷町1丁目2-3", "number": first.reference_number},
+            {**register, "number": first.reference_number},
         )
     out = tmp_path / "letters"
     summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
     with (out / summary.mailing_list).open(encoding="utf-8", newline="") as f:
         listed = next(row for row in csv.DictReader(f) if row["reference_number"] == printed(first.reference_number))
+    return listed, pypdf.PdfReader(out / listed["file"]).pages[int(listed["page"]) - 1]
+
+
+def test_a_name_beyond_the_letter_font_prints_from_the_register_font_and_gaiji_as_geta(
+    home: Home, tmp_path: Path
+) -> None:
+    listed, page = _letter_to_a_head(home, tmp_path, name=REGISTER_NAME, address="兵庫県尼崎市𠮷町1丁目2-3")
     assert listed["name"] == REGISTER_NAME  # the print shop's list keeps every character as the register has it
-    page = pypdf.PdfReader(out / listed["file"]).pages[int(listed["page"]) - 1]
     printed_text = _squashed(page.extract_text())
     # reportlab's text layer maps no character beyond the BMP (pypdf reads 𠮷 as nothing): the drawn page has it.
     assert "田辻〓子様" in printed_text and "兵庫県尼崎市町1丁目2-3" in printed_text
@@ -248,22 +255,7 @@ def test_a_name_beyond_the_letter_font_prints_from_the_register_font_and_gaiji_a
 
 def test_the_building_and_room_print_on_the_line_below_the_address(home: Home, tmp_path: Path) -> None:
     """方書 below 住所, as Japanese mail is addressed (the register holds them joined by a space)."""
-    home = _with_contact(home)
-    incident, package = _lost_package(home, tmp_path, fmt.Mode.PASSPHRASE)
-    with home.engine.begin() as conn:
-        first = next(addressees(conn, package))
-        conn.execute(
-            text(
-                "UPDATE residents SET address = :address WHERE resident_code ="
-                " (SELECT head_resident_code FROM entitlements WHERE reference_number = :number)"
-            ),
-            {"address": "兵庫県尼崎市昭和通2丁目1番1号 コーポ昭和101号", "number": first.reference_number},
-        )
-    out = tmp_path / "letters"
-    summary = notify(home, incident, out, force=True, now=NOW + timedelta(hours=5))
-    with (out / summary.mailing_list).open(encoding="utf-8", newline="") as f:
-        listed = next(row for row in csv.DictReader(f) if row["reference_number"] == printed(first.reference_number))
-    page = pypdf.PdfReader(out / listed["file"]).pages[int(listed["page"]) - 1]
+    _, page = _letter_to_a_head(home, tmp_path, address="兵庫県尼崎市昭和通2丁目1番1号 コーポ昭和101号")
     lines = [_squashed(line) for line in page.extract_text().splitlines()]
     at = lines.index("兵庫県尼崎市昭和通2丁目1番1号")
     assert lines[at + 1] == "コーポ昭和101号"
