@@ -39,8 +39,8 @@ from civicseal.register.banks import zengin_problem
 from civicseal.register.columns import COLUMNS, Column, Kind, header_key, header_names, recognize, spellings
 from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_keys
-from civicseal.store.bulk import analyze, copy_in, copy_text, insert_columns
-from civicseal.store.engine import reading, writing
+from civicseal.store.bulk import analyze, copy_in, copy_text, insert_columns, keys_built_after
+from civicseal.store.engine import is_sqlite, reading, writing
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 from civicseal.store.staging import staging_area, staging_file, write_to_file
@@ -538,41 +538,49 @@ def _sources(paths: Sequence[Path], today: date) -> list[_Source]:
 
 
 def _stage(
-    conn: Connection,
+    batches: Iterator[tuple[Kind, Parsed]],
+    write: Callable[[Kind, list[list[object]] | bytes], None],
     sources: list[_Source],
-    parse: _Parser,
     problems: list[Problem],
     notes: list[Note],
     progress: ProgressFn,
-) -> int:
-    """Read, normalize, encrypt and stage the files batch by batch; return how many rows they have. What the
-    batches found goes to ``problems``, or to ``notes`` when it refuses nothing."""
+) -> dict[Kind, int]:
+    """Read, normalize, encrypt and ``write`` the files batch by batch; return how many rows each has. What
+    the batches found goes to ``problems``, or to ``notes`` when it refuses nothing."""
     sizes = {source.kind: max(source.path.stat().st_size, 1) for source in sources}
     done = dict.fromkeys(sizes, 0)
-    rows_read = 0
-    for kind, (records, found, read, length) in parse(sources, staging_file(conn)):
+    rows_read = dict.fromkeys(sizes, 0)
+    for kind, (records, found, read, length) in batches:
         problems.extend(p for p in found if not isinstance(p, Note))
         notes.extend(p for p in found if isinstance(p, Note))
-        rows_read += read
+        rows_read[kind] += read
         done[kind] += length
-        if isinstance(records, bytes):  # a worker's rows, ready for COPY (PostgreSQL)
-            with conn.begin():
-                copy_in(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
-        elif records and records[0]:  # parsed here; else a worker staged them itself (SQLite)
-            with conn.begin():
-                insert_columns(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+        if records and records[0]:  # else a worker staged them itself (SQLite)
+            write(kind, records)
         progress(f"reading {kind}", min(done[kind], sizes[kind]), sizes[kind])
     return rows_read
 
 
+def _send(conn: Connection, table: str, names: Sequence[str], records: list[list[object]] | bytes) -> None:
+    """A batch's rows into a table: a worker's as the COPY text it made (PostgreSQL), else by column."""
+    if isinstance(records, bytes):
+        copy_in(conn, table, names, records)
+    else:
+        insert_columns(conn, table, names, records)
+
+
 # The staged rows (by column), problems, rows read, bytes read.
 Parsed = tuple[list[list[object]] | bytes, list[Problem], int, int]
-# The files, their staging file if they have one; each batch parsed, in the files' order, with its kind.
-_Parser = Callable[[list[_Source], Path | None], Iterator[tuple[Kind, Parsed]]]
+# The files, their staging file if they have one, whether the rows go straight to the register's tables (a
+# first import); each batch parsed, in the files' order, with its kind.
+_Parser = Callable[[list[_Source], Path | None, bool], Iterator[tuple[Kind, Parsed]]]
 
 
-def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, caches: ColumnCaches) -> Parsed:
-    """One batch, normalized and encrypted, its header line (line 1) left out."""
+def _parse_batch(
+    source: _Source, data: bytes, first: int, cipher: FieldCipher, caches: ColumnCaches, direct: bool
+) -> Parsed:
+    """One batch, normalized and encrypted, its header line (line 1) left out: as staged rows, or as the
+    register table's rows when they go straight into it (``direct``)."""
     lines = split_lines(data, source.encoding)
     if first == 1:
         lines, first = lines[1:], 2
@@ -584,16 +592,30 @@ def _parse_batch(source: _Source, data: bytes, first: int, cipher: FieldCipher, 
         _refuse_births_after(source, rows, problems)
         problems += _gaiji(source, rows)
     read = len(rows.line_numbers) + len(rows.unreadable)
-    return _staged_rows(kind, rows, lines, first, cipher), problems, read, len(data)
+    columns = _staged_rows(kind, rows, lines, first, cipher)
+    if direct:
+        columns = _register_rows(source.path.name, kind, columns, problems)
+    return columns, problems, read, len(data)
+
+
+def _register_rows(name: str, kind: Kind, columns: list[list[object]], problems: list[Problem]) -> list[list[object]]:
+    """Staged rows as the register table's own columns. An account whose bank or branch the Zengin data lacks
+    is a problem here: it stops a first import loaded straight into the table, and the staged import that
+    follows decides, by its rules, which of a household's accounts reports it."""
+    width = len(staged.TABLES[kind][1])
+    if kind is Kind.ACCOUNTS:
+        lines, found, rules = columns[0], columns[-2], columns[-1]
+        problems += [Problem(name, line, c, r) for line, c, r in zip(lines, found, rules, strict=True) if r]  # type: ignore[arg-type]
+    return columns[1 : 1 + width]
 
 
 def _parse_here(cipher: FieldCipher) -> _Parser:
     caches = ColumnCaches()
 
-    def parse(sources: list[_Source], _: Path | None) -> Iterator[tuple[Kind, Parsed]]:
+    def parse(sources: list[_Source], _: Path | None, direct: bool) -> Iterator[tuple[Kind, Parsed]]:
         for source in sources:
             for first, data in byte_batches(source.path):
-                yield source.kind, _parse_batch(source, data, first, cipher, caches)
+                yield source.kind, _parse_batch(source, data, first, cipher, caches, direct)
 
     return parse
 
@@ -609,16 +631,16 @@ def _start_worker(cipher: FieldCipher, turn: Lock) -> None:
     _worker_cipher, _worker_turn = cipher, turn
 
 
-def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | None) -> Parsed:
+def _parse_in_worker(source: _Source, data: bytes, first: int, stage: Path | None, direct: bool) -> Parsed:
     """A batch parsed, and written straight into the staging file when there is one (SQLite): the rows
     need not travel back to the parent, and the workers write in turn while each parses its next batch.
-    Else (PostgreSQL, whose staging tables are the parent's session's) the rows go back as COPY text, so
-    the parent only sends them on.
+    Else (PostgreSQL, whose staging tables, or on a first import the register's own, are written in the
+    parent's session) the rows go back as COPY text, so the parent only sends them on.
 
     The turn is a lock, not SQLite's busy wait, whose growing sleeps leave the file idle after a write ends.
     """
     assert _worker_cipher is not None and _worker_turn is not None
-    columns, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches)
+    columns, problems, read, length = _parse_batch(source, data, first, _worker_cipher, _worker_caches, direct)
     assert not isinstance(columns, bytes)
     if stage is None:
         return copy_text(columns), problems, read, length
@@ -642,13 +664,14 @@ def _parsers(cipher: FieldCipher, sources: list[_Source]) -> Iterator[_Parser]:
     context = multiprocessing.get_context("fork")
     with context.Pool(cores, initializer=_start_worker, initargs=(cipher, context.Lock())) as pool:
 
-        def parse(sources: list[_Source], stage: Path | None) -> Iterator[tuple[Kind, Parsed]]:
+        def parse(sources: list[_Source], stage: Path | None, direct: bool) -> Iterator[tuple[Kind, Parsed]]:
             """A few batches in flight (memory stays bounded), across the files: the workers do not wait for
             the last batches of one file before starting on the next."""
             pending: deque[tuple[Kind, AsyncResult[Parsed]]] = deque()
             for source in sources:
                 for first, data in byte_batches(source.path):
-                    pending.append((source.kind, pool.apply_async(_parse_in_worker, (source, data, first, stage))))
+                    batch = (source, data, first, stage, direct)
+                    pending.append((source.kind, pool.apply_async(_parse_in_worker, batch)))
                     if len(pending) > cores:
                         kind, result = pending.popleft()
                         yield kind, result.get()
@@ -885,6 +908,37 @@ def _import(
 ) -> ImportSummary:
     today = tokyo_today(now)
     sources = _sources([Path(p) for p in files], today)
+    if _first_on_postgresql(engine, sources):
+        try:
+            return _load_first(engine, cipher, sources, today, now=now, actor=actor, progress=progress)
+        except _Staged:
+            progress = _again(progress)
+    return _import_staged(
+        engine,
+        cipher,
+        sources,
+        today,
+        rejects=rejects,
+        rejects_encoding=rejects_encoding,
+        now=now,
+        actor=actor,
+        progress=progress,
+    )
+
+
+def _import_staged(
+    engine: Engine,
+    cipher: FieldCipher,
+    sources: list[_Source],
+    today: date,
+    *,
+    rejects: Path | None,
+    rejects_encoding: RejectsEncoding,
+    now: datetime,
+    actor: str | None,
+    progress: ProgressFn,
+) -> ImportSummary:
+    """Stage every row, run the rules over the staging area and the store, then merge what they let through."""
     problems: list[Problem] = []
     notes: list[Note] = []
     summary = ImportSummary()
@@ -896,7 +950,13 @@ def _import(
         conn = stack.enter_context(staging_area(engine))
         with conn.begin():
             staged.create(conn)
-        summary.rows_read = _stage(conn, sources, parse, problems, notes, progress)
+
+        def write(kind: Kind, records: list[list[object]] | bytes) -> None:
+            with conn.begin():
+                _send(conn, staged.STAGED[kind], staged.staged_columns(kind), records)
+
+        batches = parse(sources, staging_file(conn), False)
+        summary.rows_read = sum(_stage(batches, write, sources, problems, notes, progress).values())
         workers.close()  # their memory is not held through the checks and the merge
         with conn.begin():
             staged.index(conn)
@@ -927,8 +987,82 @@ def _import(
                 counts: Counts = getattr(summary, source.kind.value)
                 staged.merge(conn, source.kind, new=counts.new, changed=counts.updated)
                 progress("writing", done, len(sources))
-            details: dict[str, int | str | None] = {**summary.as_dict(), "files": len(files)}
-            audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
+            _audit(conn, summary, len(sources), actor, now)
         with reading(conn):  # PostgreSQL plans the programme run from these; after the commit, outside its lock
             analyze(conn, *(staged.TABLES[source.kind][0] for source in sources))
     return summary
+
+
+def _audit(conn: Connection, summary: ImportSummary, files: int, actor: str | None, now: datetime) -> None:
+    details: dict[str, int | str | None] = {**summary.as_dict(), "files": files}
+    audit.append(conn, "register.import", "register", "register", details, actor=actor, now=now)
+
+
+# ---------------------------------------------------------------------------------------------- first import
+
+
+class _Staged(Exception):
+    """A first import loaded straight into the register broke a rule: it is undone, and run the staged way,
+    whose rules name each broken rule's line."""
+
+
+def _first_on_postgresql(engine: Engine, sources: list[_Source]) -> bool:
+    """A residents file into an empty register on PostgreSQL: every row is new, and staging them first would
+    write each twice. (On SQLite the staging keeps the store's one write lock free while the files are read.)"""
+    if is_sqlite(engine) or Kind.RESIDENTS not in {source.kind for source in sources}:
+        return False
+    with engine.connect() as conn:
+        return staged.register_empty(conn)
+
+
+def _load_first(
+    engine: Engine,
+    cipher: FieldCipher,
+    sources: list[_Source],
+    today: date,
+    *,
+    now: datetime,
+    actor: str | None,
+    progress: ProgressFn,
+) -> ImportSummary:
+    """The files straight into the register's tables, in one transaction that holds them alone, their keys
+    built after the load; the rules that span rows run over them afterwards. A row that breaks a rule, or
+    another import that filled the register first, raises :class:`_Staged` with everything undone."""
+    problems: list[Problem] = []
+    notes: list[Note] = []
+    summary = ImportSummary()
+    kinds = [source.kind for source in sources]
+    tables = [staged.TABLES[kind][0] for kind in kinds]
+    engine.dispose()  # no pooled connection may cross the fork of the parsing workers
+    with _parsers(cipher, sources) as parse, engine.connect() as conn, writing(conn):
+        if not staged.claim_empty_register(conn):
+            raise _Staged
+        with keys_built_after(conn, tables):
+
+            def write(kind: Kind, records: list[list[object]] | bytes) -> None:
+                if problems:  # a row broke a rule: the staged import names them all
+                    raise _Staged
+                table, names, _ = staged.TABLES[kind]
+                _send(conn, table, names, records)
+
+            rows = _stage(parse(sources, None, True), write, sources, problems, notes, progress)
+            if problems or not staged.keys_unique(conn, kinds):
+                raise _Staged
+        progress("writing", 0, 1)
+        analyze(conn, *tables)  # the rules' plans, and the programme run's, need them
+        if not staged.first_import_sound(conn, kinds, today):
+            raise _Staged
+        for kind, count in rows.items():
+            getattr(summary, kind.value).new = count
+        summary.rows_read = sum(rows.values())
+        summary.notes = sorted(notes, key=Problem.order)
+        progress("writing", 1, 1)
+        if summary.rows_read:
+            _audit(conn, summary, len(sources), actor, now)
+    return summary
+
+
+def _again(progress: ProgressFn) -> ProgressFn:
+    """The staged import after a first import that broke a rule reads the files a second time: its bars are
+    new ones, not the first ones going back."""
+    return lambda stage, done, total: progress(f"{stage} again", done, total)

@@ -120,7 +120,7 @@ def _unknown(column: str, value: str, stored: bool) -> str:
     """No resident (``column`` resident_code or household_code) the register holds after the merge has
     ``value``: neither a stored one (looked for only when ``stored``) nor a valid row of this import."""
     staged = f"NOT EXISTS (SELECT 1 FROM staged_residents k WHERE k.{column} = {value} AND k.rejected = 0)"
-    return f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.{column} = {value}) AND {staged}" if stored else staged
+    return f"{_unregistered(column, value)} AND {staged}" if stored else staged
 
 
 ZEROS_DROPPED = (
@@ -389,6 +389,62 @@ def lock_register(conn: Connection) -> None:
     """One import merges at a time: SQLite's write lock does it; PostgreSQL is told (readers go on)."""
     if not is_sqlite(conn):
         conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN SHARE ROW EXCLUSIVE MODE")
+
+
+# ------------------------------------------------------------------ a first import, straight into the register
+#
+# Into an empty register every valid row is new, and on PostgreSQL staging them first writes every row twice
+# (and the merge alone runs on one core while the other waits). A first import that breaks no rule is loaded
+# straight into the register's tables instead; these are its rules, in the form they take with no stored row
+# and every row valid. They only say whether the load may stand: when one is broken, the import is run again
+# the staged way, whose rules name the lines.
+
+
+def register_empty(conn: Connection) -> bool:
+    return not any(_holds_rows(conn, table) for table, _, _ in TABLES.values())
+
+
+def claim_empty_register(conn: Connection) -> bool:
+    """Take the register's tables alone for a first import (readers wait for its commit), and say whether they
+    are still empty: another import may have landed since the caller looked."""
+    conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN ACCESS EXCLUSIVE MODE")
+    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+    return register_empty(conn)
+
+
+def keys_unique(conn: Connection, kinds: Sequence[Kind]) -> bool:
+    """No key twice among the loaded rows (the rules' "appears twice", "second row", "second account")."""
+    for kind in kinds:
+        table, names, key_width = TABLES[kind]
+        key = ", ".join(names[:key_width])
+        if conn.exec_driver_sql(f"SELECT 1 FROM {table} GROUP BY {key} HAVING COUNT(*) > 1 LIMIT 1").first():
+            return False
+    return True
+
+
+def first_import_sound(conn: Connection, kinds: Sequence[Kind], today: date) -> bool:
+    """Each household with a current member has one current head; each tax row and supporter names a
+    resident, each account a household."""
+    current = _current("r")
+    rules = [
+        "SELECT 1 FROM residents r GROUP BY household_code"
+        f" HAVING SUM(CASE WHEN {current} THEN 1 ELSE 0 END) > 0"
+        f" AND SUM(CASE WHEN r.is_head AND {current} THEN 1 ELSE 0 END) <> 1 LIMIT 1"
+    ]
+    if Kind.TAX in kinds:
+        rules += [
+            f"SELECT 1 FROM tax_assessments t WHERE {_unregistered('resident_code', 't.resident_code')} LIMIT 1",
+            "SELECT 1 FROM tax_assessments t WHERE t.dependent_of IS NOT NULL"
+            f" AND {_unregistered('resident_code', 't.dependent_of')} LIMIT 1",
+        ]
+    if Kind.ACCOUNTS in kinds:
+        rules += [f"SELECT 1 FROM bank_accounts a WHERE {_unregistered('household_code', 'a.household_code')} LIMIT 1"]
+    return not any(conn.execute(text(rule), {"today": today}).first() for rule in rules)
+
+
+def _unregistered(column: str, value: str) -> str:
+    return f"NOT EXISTS (SELECT 1 FROM residents k WHERE k.{column} = {value})"
 
 
 def merge(conn: Connection, kind: Kind, *, new: int, changed: int) -> None:
