@@ -355,22 +355,23 @@ def classify(conn: Connection, kind: Kind) -> dict[int, int]:
     valid = staged_rows - rejected
     if not _holds_rows(conn, table):
         return {NEW: valid}  # an empty table: every valid row is new
-    count = f"SELECT COUNT(*) FROM {name} s WHERE s.rejected = 0 AND "
-    new = conn.exec_driver_sql(count + _not_stored(table, names[:key_width])).scalar_one()
-    changed = conn.exec_driver_sql(count + _changed(table, names[:key_width])).scalar_one()
+    keys = names[:key_width]
+    new, changed = conn.exec_driver_sql(  # one join for both counts: a second pass cost a second on PostgreSQL
+        f"SELECT COALESCE(SUM(CASE WHEN t.{keys[0]} IS NULL THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN t.row_mac <> s.row_mac THEN 1 ELSE 0 END), 0)"
+        f" FROM {name} s LEFT JOIN {table} t ON {_same_key(keys)} WHERE s.rejected = 0"
+    ).one()
     return {NEW: new, CHANGED: changed, UNCHANGED: valid - new - changed}
 
 
 def _not_stored(table: str, keys: Sequence[str]) -> str:
     """The store lacks staged row ``s``'s key: the row is new."""
-    match = " AND ".join(f"t.{c} = s.{c}" for c in keys)
-    return f"NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})"
+    return f"NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {_same_key(keys)})"
 
 
-def _changed(table: str, keys: Sequence[str]) -> str:
-    """The store holds staged row ``s``'s key with another digest: the row is an update."""
-    match = " AND ".join(f"t.{c} = s.{c}" for c in keys)
-    return f"EXISTS (SELECT 1 FROM {table} AS t WHERE {match} AND t.row_mac <> s.row_mac)"
+def _same_key(keys: Sequence[str]) -> str:
+    """Stored row ``t`` has staged row ``s``'s key."""
+    return " AND ".join(f"t.{c} = s.{c}" for c in keys)
 
 
 def faults(conn: Connection) -> Iterator[tuple[Kind, int, str | None, str]]:
