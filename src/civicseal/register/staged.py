@@ -409,8 +409,6 @@ def claim_empty_register(conn: Connection) -> bool:
     """Take the register's tables alone for a first import (readers wait for its commit), and say whether they
     are still empty: another import may have landed since the caller looked."""
     conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN ACCESS EXCLUSIVE MODE")
-    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
     return register_empty(conn)
 
 
