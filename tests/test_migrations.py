@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -12,9 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from civicseal.cli import run
+from civicseal.homes import init_home
 from civicseal.schema import metadata
 from civicseal.store.base import unsampled
-from civicseal.store.engine import transaction
+from civicseal.store.engine import DATABASE_URL_ENV, SQLITE_FILE, transaction
 from civicseal.store.home import Home
 from civicseal.store.migrate import MIGRATIONS, REVISION, alembic_config
 
@@ -115,3 +117,23 @@ def test_a_store_a_newer_civicseal_migrated_is_left_alone(home: Home, capsys: py
     for args in (["programme", "list"], ["upgrade"]):
         assert run([*args, "--json", "--home", str(home.path)]) == 1
         assert "schema 9999, newer than this civicseal's" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_a_store_with_no_schema_is_refused_and_says_where_the_home_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home made on PostgreSQL, used from a shell without CIVICSEAL_DATABASE_URL, looks at its SQLite file:
+    told so, with no empty civicseal.db left behind (and `upgrade` does not build a second, empty register
+    there); a variable naming a database init never ran on is told so too."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    home = init_home(tmp_path / "home")
+    home.engine.dispose()
+    (home.path / SQLITE_FILE).unlink()
+    for args in (["programme", "list"], ["upgrade"]):
+        assert run([*args, "--json", "--home", str(home.path)]) == 1
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert error.endswith("needs CIVICSEAL_DATABASE_URL set for every command, as it was for `civicseal init`")
+        assert not (home.path / SQLITE_FILE).exists()
+    monkeypatch.setenv(DATABASE_URL_ENV, f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert run(["programme", "list", "--json", "--home", str(home.path)]) == 1
+    assert "names the database `civicseal init` was run on" in json.loads(capsys.readouterr().out)["error"]

@@ -38,7 +38,11 @@ def init_home(
     home.path.chmod(0o700)  # the register is in here: readable by the city's service account only
     create_city_keys(home.keys)
     home.write_config(config)
-    upgrade(home.engine, metadata)
+    engine = make_engine(home.database_url)  # unchecked: a new store holds no schema until this migrates it
+    try:
+        upgrade(engine, metadata)
+    finally:
+        engine.dispose()
     if (db := home.path / SQLITE_FILE).exists():
         db.chmod(0o600)  # SQLite gives its -wal and -shm files the same mode
     keys = load_city_keys(home.keys)
@@ -54,14 +58,13 @@ def upgrade_home(path: Path | None, *, actor: str | None = None) -> tuple[str | 
     Run it with nothing else using the store, after a backup: a migration may rebuild a table. A store
     already at this schema is left as it is, and no audit row is written for it.
     """
-    home = Home(path)
-    home.require()
-    engine = make_engine(home.database_url)  # unchecked: this is what makes the store usable again
+    url, empty = Home(path).store()
+    engine = make_engine(url)  # unchecked: this is what makes the store usable again
     try:
         before = revision(engine)
         if before == REVISION:
             return before, REVISION
-        refused = refusal(before)
+        refused = refusal(before, empty)
         if refused is not None and not isinstance(refused, SchemaBehind):
             raise refused  # a newer civicseal's store: never migrated back
         upgrade(engine, metadata)

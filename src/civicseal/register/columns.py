@@ -171,9 +171,16 @@ COLUMNS: dict[Kind, tuple[Column, ...]] = {
             limit=ADDRESS_LIMIT,
             joins="address",
         ),
-        # 住民となった日 is the day the person became a resident of the city; a register whose 住定日
-        # changes on moves within the city must export 住民となった日 instead.
-        Column("moved_in", ("住民となった日", "住定日"), parse_iso_date, required=False, fast=plain_iso_date),
+        # 住民となった日 is the day the person became a resident of the city: the day of a 転入 (empty for one
+        # born in the city, who was a resident from birth). A register whose 住定日 changes on moves within
+        # the city must export 住民となった日 instead.
+        Column(
+            "moved_in",
+            ("住民となった日", "住民となった年月日", "転入日", "転入年月日", "住定日"),
+            parse_iso_date,
+            required=False,
+            fast=plain_iso_date,
+        ),
         Column("moved_out", ("転出日", "転出年月日"), parse_iso_date, required=False, fast=plain_iso_date),
         Column("deceased", ("死亡日", "死亡年月日"), parse_iso_date, required=False, fast=plain_iso_date),
         Column("my_number", ("個人番号", "マイナンバー"), n.parse_my_number, required=False, bulk=all_valid_my_numbers),

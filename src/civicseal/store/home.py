@@ -226,13 +226,28 @@ class Home:
             return str(named)
         return database_url(self.path)
 
+    def store(self) -> tuple[str, str]:
+        """The store's URL, and what to say when it holds no schema. The home's own SQLite file, missing, is
+        refused here: connecting would leave an empty one, as a second register beside the real one."""
+        from civicseal.store.engine import SQLITE_FILE
+        from civicseal.store.migrate import EMPTY_DATABASE, EMPTY_FILE, StoreEmpty
+
+        self.require()
+        url = self.database_url
+        if url != f"sqlite:///{self.path / SQLITE_FILE}":
+            return url, EMPTY_DATABASE
+        if not (self.path / SQLITE_FILE).exists():
+            raise StoreEmpty(EMPTY_FILE.format(home=self.path))
+        return url, EMPTY_FILE.format(home=self.path)
+
     @cached_property
     def engine(self) -> Engine:
-        """The store, refused at another schema than this civicseal's (``civicseal upgrade`` migrates it)."""
+        """The store, refused at another schema than this civicseal's (``civicseal upgrade`` migrates it), or
+        at none."""
         from civicseal.store.engine import make_engine
         from civicseal.store.migrate import check_revision
 
-        self.require()
-        engine = make_engine(self.database_url)
-        check_revision(engine)
+        url, empty = self.store()
+        engine = make_engine(url)
+        check_revision(engine, empty)
         return engine

@@ -26,6 +26,21 @@ class SchemaBehind(StoreError):
     """The store was made by an older civicseal: ``civicseal upgrade`` brings it to this one's schema."""
 
 
+class StoreEmpty(StoreError):
+    """The store holds no civicseal schema: most often a home made on PostgreSQL, used from a shell that does
+    not set the variable naming its database, so the home's SQLite file was looked at instead."""
+
+
+EMPTY_FILE = (
+    "{home}: civicseal.db holds no civicseal data: a home made on PostgreSQL needs CIVICSEAL_DATABASE_URL set"
+    " for every command, as it was for `civicseal init`"
+)
+EMPTY_DATABASE = (
+    "the store's database holds no civicseal data: check that CIVICSEAL_DATABASE_URL names the database"
+    " `civicseal init` was run on"
+)
+
+
 def alembic_config(engine: Engine, metadata: MetaData | None = None) -> Config:
     """``metadata`` (``civicseal.schema.metadata``) is needed only to autogenerate a migration."""
     from alembic.config import Config
@@ -52,16 +67,19 @@ def revision(engine: Engine) -> str | None:
             return None  # no version table: nothing has been created in this store yet
 
 
-def check_revision(engine: Engine) -> None:
-    """Refuse a store at another schema than this civicseal's, saying what to do about it."""
-    refused = refusal(revision(engine))
+def check_revision(engine: Engine, empty: str = EMPTY_DATABASE) -> None:
+    """Refuse a store at another schema than this civicseal's, or at none, saying what to do about it."""
+    refused = refusal(revision(engine), empty)
     if refused is not None:
         raise refused
 
 
-def refusal(found: str | None) -> StoreError | None:
-    """Why a store at revision ``found`` may not be used by this civicseal; None when it may (or is new)."""
-    if found is None or found == REVISION:
+def refusal(found: str | None, empty: str = EMPTY_DATABASE) -> StoreError | None:
+    """Why a store at revision ``found`` may not be used by this civicseal (``empty`` if at none); None when it
+    may."""
+    if found is None:
+        return StoreEmpty(empty)
+    if found == REVISION:
         return None
     if found < REVISION:  # revisions are numbered 0001, 0002, …
         return SchemaBehind(
