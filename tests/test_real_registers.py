@@ -150,6 +150,18 @@ def system_export(path: Path, headers: dict[str, str], rows: list[dict[str, str]
     return write(path, csv_text(header, lines[1:]), encoding="cp932", crlf=True)
 
 
+@pytest.mark.parametrize("header", ["転入日", "転入年月日", "住民となった年月日"])
+def test_the_day_a_person_became_a_resident_is_read_under_the_words_a_register_uses(
+    home: Home, cipher: FieldCipher, tmp_path: Path, header: str
+) -> None:
+    """転入日 is the day of a move into the city; empty for one born there, a resident from birth."""
+    rows = [person("000101", "H1", moved_in="平成30年4月1日"), person("000102", "H1", relationship="子")]
+    residents = system_export(tmp_path / "住基.csv", SYSTEM_HEADERS | {"moved_in": header}, rows)
+    assert do_import(home, cipher, residents).residents.new == 2
+    moved_in = query(home, "SELECT resident_code, moved_in FROM residents ORDER BY resident_code")
+    assert [(code, day and str(day)) for code, day in moved_in] == [("000101", "2018-04-01"), ("000102", None)]
+
+
 def test_a_municipal_system_export_imports_under_its_own_headers_with_its_katagaki(
     home: Home, cipher: FieldCipher, tmp_path: Path
 ) -> None:
