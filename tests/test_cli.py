@@ -121,6 +121,19 @@ def test_commands_people_script_print_one_json_object(tmp_path: Path, capsys: py
     assert json.loads(capsys.readouterr().out)["reference_date"] == "2022-06-01"
 
 
+def test_a_programme_amount_is_read_as_a_clerk_types_yen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "home")
+    init_home(tmp_path / "home").engine.dispose()
+    create = ["programme", "create", "--reference-date", "R4.6.1", "--fiscal-year", "令和4年度", "--home", home]
+    for number, typed in enumerate(["100000", "100,000", "100,000円", "¥100,000", "１００，０００"]):
+        assert run([*create, f"給付金{number}", "--amount", typed, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["amount"] == 100_000
+    assert run([*create, "給付金", "--amount", "10万"]) == 2
+    assert "--amount: not a whole number of yen" in capsys.readouterr().err
+    assert run([*create, "給付金", "--amount", "▲100"]) == 1
+    assert "amount: a whole number of yen from 1 to" in capsys.readouterr().err
+
+
 def test_nothing_is_overwritten_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "city"
     out.mkdir()

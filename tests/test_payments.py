@@ -506,8 +506,12 @@ def test_the_commands_as_an_officer_uses_them(
     assert run([*batch, "--pay-date", "2022/7/30", "--out", str(tmp_path / "x.txt")]) == 1
     assert "the next one is 2022-08-01" in capsys.readouterr().err
     out = tmp_path / "furikomi.txt"
-    assert run([*batch, "--pay-date", "令和4年8月1日", "--out", str(out), "--crlf", "--json"]) == 0
+    assert run([*batch, "--pay-date", "2022-08-01", "--out", str(out), "--payer-account-type", "普通預金金"]) == 2
+    assert "--payer-account-type: not a known account type" in capsys.readouterr().err
+    typed = ["--payer-account-type", "当座", "--crlf", "--json"]  # as the bank's papers name it
+    assert run([*batch, "--pay-date", "令和4年8月1日", "--out", str(out), *typed]) == 0
     made = json.loads(capsys.readouterr().out)
+    assert out.read_bytes()[zengin.HEADER.slices["payer_account_type"]] == b"2"
     assert (made["records"], made["total_amount"], made["sealed"], made["line_end"]) == (2, 200_000, False, "CRLF")
     assert sorted(h["reference_number"] for h in made["held"]) == sorted([printed(refs["H2"]), printed(refs["H3"])])
     assert len(out.read_bytes()) == 5 * 122

@@ -32,7 +32,7 @@ def payments_batch(
     payer_branch: Annotated[str, typer.Option(help="The city's branch code (3 digits).")],
     payer_account: Annotated[str, typer.Option(help="The city's account number (up to 7 digits).")],
     out: Annotated[Path, typer.Option(help="The Zengin file, or with --seal-to the .cseal package, to write.")],
-    payer_account_type: Annotated[int, typer.Option(help="1 普通, 2 当座, 4 貯蓄, 9 その他.")] = 1,
+    payer_account_type: Annotated[str, typer.Option(help="普通 (1), 当座 (2), 貯蓄 (4) or その他 (9).")] = "1",
     crlf: Annotated[bool, typer.Option("--crlf", help="End each 120-byte record with CR LF (122 bytes).")] = False,
     seal_to: Annotated[
         str | None, typer.Option(help="Seal the file for this recipient (the bank); no plaintext is written.")
@@ -47,7 +47,7 @@ def payments_batch(
     from civicseal import cseal as fmt
     from civicseal.payments.service import BatchRequest, make_batch
     from civicseal.programme.reference import printed
-    from civicseal.register.normalize import parse_date
+    from civicseal.register.normalize import parse_account_type, parse_date
 
     request = BatchRequest(
         programme=programme,
@@ -57,7 +57,7 @@ def payments_batch(
         payer_bank=payer_bank,
         payer_branch=payer_branch,
         payer_account=payer_account,
-        payer_account_type=payer_account_type,
+        payer_account_type=_parse_cli(parse_account_type, payer_account_type, "--payer-account-type"),
         out=out,
         crlf=crlf,
         seal_to=seal_to,

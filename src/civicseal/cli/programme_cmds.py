@@ -19,7 +19,7 @@ def programme_create(
     name: str,
     reference_date: Annotated[str, typer.Option(help="The day households must be resident (ISO or era).")],
     fiscal_year: Annotated[str, typer.Option(help="Fiscal year of the residence tax (2022, R4, 令和4年度).")],
-    amount: Annotated[int, typer.Option(help="Yen per household.")],
+    amount: Annotated[str, typer.Option(help="Yen per household (100000, 100,000 or 100,000円).")],
     exclude_programme: Annotated[
         list[str] | None, typer.Option(help="An earlier programme whose households are not paid again.")
     ] = None,
@@ -28,28 +28,29 @@ def programme_create(
 ) -> None:
     """Declare a relief programme."""
     from civicseal.programme.service import create_programme
-    from civicseal.register.normalize import parse_date, parse_fiscal_year
+    from civicseal.register.normalize import parse_date, parse_fiscal_year, parse_income
 
-    d, year = (
+    d, year, yen = (
         _parse_cli(parse_date, reference_date, "--reference-date"),
         _parse_cli(parse_fiscal_year, fiscal_year, "--fiscal-year"),
+        _parse_cli(parse_income, amount, "--amount"),  # as a spreadsheet writes yen: the service refuses a loss
     )
     create_programme(
         open_home(home).engine,
         name,
         reference_date=d,
         fiscal_year=year,
-        amount=amount,
+        amount=yen,
         exclude=tuple(exclude_programme or ()),
     )
     if json_out:
         print_json(
-            {"programme": name, "reference_date": d.isoformat(), "fiscal_year": year, "amount": amount}
+            {"programme": name, "reference_date": d.isoformat(), "fiscal_year": year, "amount": yen}
             | {"exclude_programmes": list(exclude_programme or ())}
         )
         return
     console.print(
-        f"programme {name!r} created: reference date {d}, fiscal year {year}, {amount:,} yen",
+        f"programme {name!r} created: reference date {d}, fiscal year {year}, {yen:,} yen",
         markup=False,
         soft_wrap=True,
     )

@@ -1046,17 +1046,18 @@ def _load_first(
                 _send(conn, table, names, records)
 
             rows = _stage(parse(sources, None, True), write, sources, problems, notes, progress)
+            progress("checking", 0, 1)
             if problems or not staged.keys_unique(conn, kinds):
                 raise _Staged
-        progress("writing", 0, 1)
         analyze(conn, *tables)  # the rules' plans, and the programme run's, need them
         if not staged.first_import_sound(conn, kinds, today):
             raise _Staged
+        progress("checking", 1, 1)
         for kind, count in rows.items():
             getattr(summary, kind.value).new = count
         summary.rows_read = sum(rows.values())
         summary.notes = sorted(notes, key=Problem.order)
-        progress("writing", 1, 1)
+        progress("writing", 1, 1)  # the rows are in: what is left is the audit entry and the commit
         if summary.rows_read:
             _audit(conn, summary, len(sources), actor, now)
     return summary
