@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -72,6 +74,7 @@ def build_city(residents: int, seed: int, *, before_import=None) -> City:  # typ
     """Synthesize, import and run the programme, timing each step; ``before_import(files)`` runs untimed."""
     os.environ.pop(DATABASE_URL_ENV, None)  # the budgets are for the embedded SQLite store
     work = Path(tempfile.mkdtemp(prefix="civicseal-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # a city's files and stores: most of a gigabyte
     (work / "register").mkdir()
     started = time.perf_counter()
     summary = synthesize(residents, seed, work / "register")

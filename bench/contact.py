@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -316,6 +317,7 @@ def _measure(args: argparse.Namespace, database: str) -> dict[str, float]:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:

@@ -117,5 +117,6 @@ def _script_main(script: str, argv: list[str], cwd: str, env: dict[str, str], ou
     os.environ.clear()
     os.environ.update(env)
     time.tzset()  # a new process reads TZ as it starts
+    tempfile.tempdir = None  # and TMPDIR, when it first needs a temporary folder
     sys.argv = [SCRIPT, *argv]
     EntryPoint(name=SCRIPT, value=script, group="console_scripts").load()()

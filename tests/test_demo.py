@@ -11,6 +11,7 @@ from tests import cli_process
 
 def test_the_demo_tells_the_whole_story_on_a_small_city(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CIVICSEAL_DATABASE_URL"}  # the embedded store, as typed
+    env["TMPDIR"] = str(tmp_path)  # the demo's folder (register files, packages, report) goes with the test's
     home = tmp_path / "home"
     done = cli_process.run(["demo", "--home", str(home), "--residents", "3000", "--json"], tmp_path, env, 300)
     assert done.returncode == 0, done.stderr
@@ -22,3 +23,4 @@ def test_the_demo_tells_the_whole_story_on_a_small_city(tmp_path: Path) -> None:
     assert 0 < figures["residents_in_package"] < 3000  # the mailing carried the entitled households' members
     assert isinstance(figures["reportable"], bool)  # the assessment is the incident tests' to check
     assert figures["audit_rows"] > 0
+    assert len(list(tmp_path.glob("civicseal-demo-*/register/residents.csv"))) == 1
