@@ -31,11 +31,27 @@ def test_sign_in_look_up_confirm_lock_out_in_both_languages(home: Home, tmp_path
         page.get_by_role("button", name="サインイン").click()
         page.wait_for_url("**/lookup")
         page.get_by_label("照会番号（12桁）").fill(printed(world.references[0]))
+        page.get_by_label("お電話の方の生年月日").fill("昭和35年13月1日")  # misheard on the phone
+        page.get_by_label("通話番号").first.fill("ＣＡＬＬ－１")  # typed with the input method on
+        page.get_by_role("button", name="照会する").click()
+        refused = page.locator("[role=alert]").inner_text()
+        assert refused == "受け付けられません。生年月日：日付として読めません（例: 1975-04-01、昭和50年4月1日）。"
+        page.get_by_label("照会番号（12桁）").fill(printed(world.references[0]))
         page.get_by_label("お電話の方の生年月日").fill("昭和35年4月1日")
-        page.get_by_label("通話番号").first.fill("CALL-1")
         page.get_by_role("button", name="照会する").click()
         assert page.locator("#status").inner_text() == "確認書送付済み"
         page.screenshot(path=str(tmp_path / "lookup-ja.png"), full_page=True)
+        page.get_by_label("金融機関コード").fill("0001")
+        page.get_by_label("支店コード").fill("999")  # not a branch of みずほ
+        page.get_by_label("口座番号").fill("1234567")
+        page.get_by_label("口座名義（カナ）").fill("アマガサキ タロウ")
+        page.get_by_role("button", name="確認済みにする").click()
+        assert page.locator("[role=alert]").inner_text() == (
+            "受け付けられません。支店コード：この支店コードはこの金融機関の支店にありません。確認書のコードをご確認ください。"
+        )
+        page.get_by_label("照会番号（12桁）").fill(printed(world.references[0]))
+        page.get_by_label("お電話の方の生年月日").fill("昭和35年4月1日")
+        page.get_by_role("button", name="照会する").click()
         page.get_by_label("金融機関コード").fill("0001")
         page.get_by_label("支店コード").fill("001")
         page.get_by_label("口座番号").fill("1234567")

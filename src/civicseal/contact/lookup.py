@@ -84,8 +84,12 @@ class Household:
 
 
 def check_call_reference(text: str) -> str:
-    """The centre's own call id: letters, digits and '-', so it can never carry a caller's details."""
-    text = (text or "").strip()
+    """The centre's own call id: letters, digits and '-', so it can never carry a caller's details. Typed with
+    a Japanese input method on (２０２６－００１), it is folded as the register's codes are."""
+    try:
+        text = normalize.normalize_hyphens(normalize.normalize_text(text or ""))
+    except InvalidValue:
+        text = ""  # a control character: refused below, as any other character
     if not CALL_REFERENCE_RE.fullmatch(text):
         raise ContactError("call reference: 1-32 letters, digits or '-' (the id your telephone system gives)")
     return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 LANGS: Final = ("ja", "en")
@@ -93,7 +94,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "request_address": ("住所変更を依頼", "Request address change"),
     "request_account": ("口座変更を依頼", "Request account change"),
     "done": ("記録しました。", "Recorded."),
-    "error": ("受け付けられません", "Not accepted"),
+    "error": ("受け付けられません。", "Not accepted: "),
     "dashboard": ("監督者ダッシュボード", "Supervisor dashboard"),
     "per_hour": ("オペレーター別・時間別の照会件数", "Look-ups per operator per hour"),
     "operator": ("オペレーター", "Operator"),
@@ -145,3 +146,117 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
 def text(key: str, lang: str) -> str:
     ja, en = TEXTS[key]
     return en if lang == "en" else ja
+
+
+# A refused form's message, as the services word it (in English: the language of the CLI, the audit log and
+# the API) and as a Japanese page shows it. A message is looked up whole, else as "field: rule; advice" with
+# each part looked up; one with a part not in these tables is shown as the service worded it.
+WHOLE_JA: Final[dict[str, str]] = {
+    "call reference: 1-32 letters, digits or '-' (the id your telephone system gives)": (
+        "通話番号：英数字と「-」の1〜32文字で入力してください（電話システムが付ける番号です）。"
+    ),
+    "reference number: 12 digits with a valid check digit; read it again from the letter": (
+        "照会番号：12桁の番号として正しくありません。通知書の番号をもう一度お読みください。"
+    ),
+    "reference number: not 12 digits with a valid check digit; check it on the letter": (
+        "照会番号：12桁の番号として正しくありません。通知書の番号をご確認ください。"
+    ),
+    "reference number: no entitlement has it; check the number on the letter": (
+        "照会番号：該当する給付がありません。通知書の番号をご確認ください。"
+    ),
+    "your account is locked; a supervisor must unlock it": (
+        "このアカウントはロックされています。監督者に解除を依頼してください。"
+    ),
+    "look-up limit for this hour reached: your account is locked; call a supervisor": (
+        "1時間あたりの照会件数の上限に達したため、アカウントがロックされました。監督者に連絡してください。"
+    ),
+    "look-up id: not one of yours; look the household up again": (
+        "この照会はあなたのものではありません。世帯をもう一度照会してください。"
+    ),
+    "look the household up again first (a look-up is good for 30 minutes, for you alone)": (
+        "先に世帯をもう一度照会してください（照会結果はご本人に限り30分間有効です）。"
+    ),
+    "no such pending request; reload the dashboard": (
+        "該当する承認待ちの依頼はありません。ダッシュボードを再読み込みしてください。"
+    ),
+    "someone decided this request already; reload the dashboard": (
+        "この依頼は既に判断されています。ダッシュボードを再読み込みしてください。"
+    ),
+    "one-time code set-up: the form is not one this server gave you; start again": (
+        "ワンタイムコードの設定：このフォームは使えません。最初からやり直してください。"
+    ),
+    "one-time codes are already set up for this account": "このアカウントはワンタイムコードを設定済みです。",
+    "one-time code: not the app's current code; check the phone's clock and retry": (
+        "ワンタイムコード：アプリの現在のコードと一致しません。スマートフォンの時刻を確認して、もう一度入力してください。"
+    ),
+}
+FIELDS_JA: Final[dict[str, str]] = {
+    "birth date": "生年月日",
+    "name kana": "氏名（カナ）",
+    "postcode": "郵便番号",
+    "address": "住所",
+    "note": "通話メモ",
+    "bank_code": "金融機関コード",
+    "branch_code": "支店コード",
+    "account_type": "預金種目",
+    "account_number": "口座番号",
+    "holder_kana": "口座名義（カナ）",
+}
+RULES_JA: Final[dict[str, str]] = {
+    "required": "入力してください",
+    "contains a control character": "使えない制御文字が含まれています",
+    "not a valid date": "日付として読めません（例: 1975-04-01、昭和50年4月1日）",
+    "date before the era began": "元号の始まる前の日付です",
+    "date after the era ended": "元号の終わった後の日付です",
+    "not katakana": "カタカナで入力してください",
+    "not a 7-digit postcode": "7桁の郵便番号ではありません",
+    "not a known account type": "預金種目は普通・当座・貯蓄のいずれかです",
+    "not characters a Zengin file can carry": (
+        "振込に使えない文字が含まれています（カタカナ・英大文字・数字・スペース）"
+    ),
+    "not a bank in the Zengin data": "この金融機関コードは全銀協のデータにありません",
+    "not a branch of this bank in the Zengin data": "この支店コードはこの金融機関の支店にありません",
+    "not a code of letters, digits and hyphens": "英数字とハイフンで入力してください",
+}
+RULE_PATTERNS_JA: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (re.compile(r"longer than (\d+) characters"), r"\1文字を超えています"),
+    (re.compile(r"1-(\d+) characters"), r"1〜\1文字で入力してください"),
+    (re.compile(r"not (\d+) digits"), r"\1桁の数字で入力してください"),
+    (re.compile(r"not (\d+) to (\d+) digits"), r"\1〜\2桁の数字で入力してください"),
+    (re.compile(r"6 digits, not 7: a spreadsheet drops .*"), "6桁です。先頭の0が抜けていないかご確認ください"),
+)
+ADVICE_JA: Final[dict[str, str]] = {
+    "an account needs all of bank_code, branch_code, account_type, account_number, holder_kana": (
+        "口座は金融機関コード・支店コード・預金種目・口座番号・口座名義のすべてが必要です"
+    ),
+    "check the code on the form": "確認書のコードをご確認ください",
+    "format the column as text and export again": "",  # a spreadsheet's mistake: not one a caller makes
+}
+STATUS_CHANGE = re.compile(r"an entitlement cannot go from (\w+) to (\w+); from \w+ it may go to .*")
+
+
+def error_text(message: str, lang: str) -> str:
+    """A refused form's message in the page's language."""
+    if lang == "en":
+        return message
+    if (whole := WHOLE_JA.get(message)) is not None:
+        return whole
+    if changed := STATUS_CHANGE.fullmatch(message):
+        current, new = (TEXTS.get(f"st_{status}", (status,))[0] for status in changed.groups())
+        return f"この世帯は「{current}」のため、「{new}」にはできません。"
+    field, _, rest = message.partition(": ")
+    rule, _, advice = rest.partition("; ")
+    parts = [FIELDS_JA.get(field), _rule_ja(rule), ADVICE_JA.get(advice) if advice else ""]
+    if any(part is None for part in parts):
+        return message
+    name, said, told = parts
+    return f"{name}：{said}。" + (f"{told}。" if told else "")
+
+
+def _rule_ja(rule: str) -> str | None:
+    if (said := RULES_JA.get(rule)) is not None:
+        return said
+    for pattern, replacement in RULE_PATTERNS_JA:
+        if pattern.fullmatch(rule):
+            return pattern.sub(replacement, rule)
+    return None

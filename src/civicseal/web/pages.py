@@ -27,7 +27,7 @@ from civicseal.contact.users import Principal, Role
 from civicseal.errors import CivicsealError
 from civicseal.programme.reference import printed
 from civicseal.store.fieldcrypt import FieldCipher
-from civicseal.web.i18n import LANGS, text
+from civicseal.web.i18n import LANGS, error_text, text
 
 SESSION_COOKIE: Final = "cs_session"
 LOGIN_COOKIE: Final = "cs_login"
@@ -93,6 +93,8 @@ class Pages:
     def render(self, request: Request, name: str, title_key: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = _lang(request)
         principal: Principal | None = context.pop("principal", None)
+        if context.get("error"):
+            context["error"] = error_text(context["error"], lang)
         response = templates.TemplateResponse(
             request,
             name,
