@@ -388,6 +388,36 @@ def test_docx_and_archives_inside_archives(index: FingerprintIndex, tmp_path: Pa
     assert report.residents_matched == 5
 
 
+def zip_named_as_windows_does(names: dict[str, bytes], data: bytes) -> bytes:
+    """A ZIP whose members' names are the given bytes with no UTF-8 flag: Explorer on a Japanese Windows
+    writes CP932 so; Python's zipfile cannot write such a name, so each is put in place of a placeholder."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for placeholder in names:
+            z.writestr(placeholder, data)
+    raw = buffer.getvalue()
+    for placeholder, name in names.items():
+        assert len(name) == len(placeholder)
+        raw = raw.replace(placeholder.encode(), name)
+    return raw
+
+
+def test_an_archive_from_a_japanese_windows_names_its_files_as_they_were_named(
+    index: FingerprintIndex, tmp_path: Path
+) -> None:
+    listed = "\n".join(f"{p['name']},{p['birth_date']},{p['address']}" for p in PEOPLE).encode()
+    names = {
+        "x" * 19: "給付金/住民一覧.csv".encode("cp932"),  # Explorer: CP932, no flag
+        "y" * 23: "給付金/対象者.csv".encode(),  # Info-ZIP on Linux: UTF-8, no flag
+        "z" * 8: "caf\xe9.csv".encode("cp437"),  # a Western tool: CP437, kept as read
+    }
+    (tmp_path / "stick.zip").write_bytes(zip_named_as_windows_does(names, listed))
+    report = scan([tmp_path / "stick.zip"], index)
+    paths = sorted(f.path.split("!", 1)[1] for f in report.files)
+    assert paths == ["café.csv", "給付金/住民一覧.csv", "給付金/対象者.csv"]
+    assert all(f.residents_matched == 5 for f in report.files)
+
+
 def zip_crypto(name: str, data: bytes) -> bytes:
     """A ZIP whose one member carries the ZipCrypto flag, as a password-protected ZIP (PPAP) does."""
     buffer = io.BytesIO()

@@ -1247,12 +1247,31 @@ class _Scanner:
             for member in z.infolist():
                 if member.is_dir():
                     continue
-                name = f"{source.name}!{member.filename}"
+                name = f"{source.name}!{_member_name(member)}"
                 if member.flag_bits & 0x1:
                     self.report(name, "zip").protected = "ZIP-encrypted (weak: ZipCrypto or a guessable password)"
                     continue
                 with _spooled(z, member) as reopen:
                     self.source(_Source(name, reopen, source.depth + 1))
+
+
+UTF8_NAME = 0x800  # a ZIP member's flag bit 11: its name is UTF-8
+
+
+def _member_name(member: zipfile.ZipInfo) -> str:
+    """A member's name as its maker wrote it, for the report. A name not flagged UTF-8 has no stated encoding,
+    and zipfile reads it as CP437: Explorer on a Japanese Windows writes CP932 (給付金/住民一覧.csv came out as
+    ïïòtïα/ÅZû»êΩùù.csv), and some tools write UTF-8 without the flag. Each is tried before CP437 is kept."""
+    name = member.filename
+    if member.flag_bits & UTF8_NAME or name.isascii():
+        return name
+    raw = name.encode("cp437")
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return name
 
 
 def scan(
