@@ -67,7 +67,9 @@ def _shaped(column: list[object]) -> tuple[str, list[object]]:
     if empty is not None and empty[1] in column:
         empty = None  # empty values of its own: its Nones stay None
     if empty is None:
-        return "?", column if convert is None else [v if v is None else convert(v) for v in column]
+        if convert is None:
+            return "?", column
+        return "?", [v if v is None else convert(v) for v in column] if nulls else list(map(convert, column))
     literal, blank = empty
     if convert is None:
         return f"NULLIF(?, {literal})", [blank if v is None else v for v in column]
