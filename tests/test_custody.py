@@ -21,6 +21,7 @@ from civicseal.custody.service import (
     current_state,
     overdue,
     parse_at,
+    parse_event,
     record,
     record_event,
     timeline,
@@ -258,6 +259,16 @@ def test_naive_times_and_bad_texts_are_refused(home: Home) -> None:
     assert state(home, pkg) is Event.CREATED
 
 
+@pytest.mark.parametrize(
+    ("typed", "event"),
+    [("引渡し", Event.HANDED_OVER), ("引き渡し", Event.HANDED_OVER), ("受領", Event.RECEIVED),
+     ("受け取り", Event.RECEIVED), ("返却", Event.RETURNED), ("廃棄", Event.DESTROYED), ("消去", Event.DESTROYED),
+     ("紛失", Event.LOST), ("発見", Event.FOUND), (" Handed-Over ", Event.HANDED_OVER)],
+)  # fmt: skip
+def test_an_event_is_read_as_the_city_staff_write_it(typed: str, event: Event) -> None:
+    assert parse_event(typed) is event
+
+
 def test_an_unknown_package_is_refused(home: Home) -> None:
     with pytest.raises(CustodyError, match="pkg_nowhere: no such package"):
         record_event(home.engine, "pkg_nowhere", Event.CREATED, holder="city", at=NOW, actor="t", now=NOW)
@@ -376,7 +387,7 @@ def test_cli_refusals(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
 
     for bad, message in [
         (["created"], "recorded by sealing the package, never by hand"),
-        (["misplaced"], "unknown custody event; one of: created, handed-over"),
+        (["misplaced"], "unknown custody event; one of: created (作成（封緘）), handed-over (引渡し),"),
         (["lost", "--at", "2024-06-01"], "a date and a time are needed"),
         (["lost", "--at", "tomorrow 9:00"], "not a valid date, e.g. 2024-06-01T14:30+09:00"),
     ]:

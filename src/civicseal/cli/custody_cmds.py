@@ -15,13 +15,13 @@ from civicseal.cli.app import HomeOption, JsonOption, app, open_home
 from civicseal.cli.output import console, print_json
 from civicseal.clock import for_people, rfc3339, utcnow
 from civicseal.custody.errors import CustodyError, OverdueFound
-from civicseal.custody.events import MANUAL_EVENTS, UNLOCKABLE, Event
+from civicseal.custody.events import JAPANESE, MANUAL_EVENTS, UNLOCKABLE, Event
 
 custody_app = typer.Typer(help="The chain of custody of every package that leaves the city.", no_args_is_help=True)
 app.add_typer(custody_app, name="custody")
 
 PackageArgument = Annotated[str, typer.Argument(metavar="ID", help="The package id (pkg_…), as in its manifest.")]
-EVENT_NAMES = ", ".join(e for e in Event if e in MANUAL_EVENTS)
+EVENT_NAMES = ", ".join(f"{e} ({JAPANESE[e]})" for e in Event if e in MANUAL_EVENTS)
 
 
 @custody_app.command("record")
@@ -34,8 +34,9 @@ def custody_record(
     at: Annotated[
         str | None,
         typer.Option(
-            help="When it happened, ISO 8601 / RFC 3339 (2024-06-01T14:30+09:00, …Z). Without an offset the time"
-            " is Asia/Tokyo time, the city's clock. Default: now. No earlier than the package's latest event."
+            help="When it happened: 2024-06-01 14:30, 令和6年6月1日 14時30分, or RFC 3339 (2024-06-01T14:30+09:00,"
+            " …Z). Without an offset the time is Asia/Tokyo time, the city's clock. Default: now. No earlier than"
+            " the package's latest event."
         ),
     ] = None,
     location: Annotated[str | None, typer.Option(help="Where (at most 200 characters).")] = None,

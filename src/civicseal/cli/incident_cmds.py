@@ -21,7 +21,10 @@ incident_app = typer.Typer(
 )
 app.add_typer(incident_app, name="incident")
 
-TIME_HELP = "ISO 8601 / RFC 3339 (2024-06-01T14:30+09:00); without an offset, Asia/Tokyo time."
+TIME_HELP = (
+    "2024-06-01 14:30, 令和6年6月1日 14時30分, or RFC 3339 (2024-06-01T14:30+09:00); without an offset, Asia/Tokyo"
+    " time."
+)
 FORMATS = ("md", "html", "pdf", "json")
 
 

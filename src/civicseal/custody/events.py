@@ -17,6 +17,26 @@ class Event(StrEnum):
     FOUND = "found"
 
 
+# Each event as the city's staff write it (the incident report prints these), and the other spellings they type.
+JAPANESE: Mapping[Event, str] = {
+    Event.CREATED: "作成（封緘）",
+    Event.HANDED_OVER: "引渡し",
+    Event.RECEIVED: "受領",
+    Event.RETURNED: "返却",
+    Event.DESTROYED: "廃棄",
+    Event.LOST: "紛失",
+    Event.FOUND: "発見",
+}
+TYPED: Mapping[str, Event] = {
+    **{word: event for event, word in JAPANESE.items()},
+    "引き渡し": Event.HANDED_OVER,
+    "引渡": Event.HANDED_OVER,
+    "受取": Event.RECEIVED,
+    "受け取り": Event.RECEIVED,
+    "消去": Event.DESTROYED,  # a stick wiped: what the Amagasaki contractor did not do
+}
+
+
 # Which event may follow the current state (the latest event). None: nothing recorded yet.
 TRANSITIONS: Mapping[Event | None, frozenset[Event]] = {
     None: frozenset({Event.CREATED}),  # a chain starts when the package is sealed, and only then

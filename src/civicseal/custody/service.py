@@ -25,7 +25,7 @@ from civicseal.audit import log as audit
 from civicseal.clock import TOKYO, as_utc, for_people, utcnow
 from civicseal.cseal import CLOCK_SKEW
 from civicseal.custody.errors import CustodyError
-from civicseal.custody.events import ACCOUNTED_FOR, TRANSITIONS, UNLOCKABLE, Event
+from civicseal.custody.events import ACCOUNTED_FOR, JAPANESE, TRANSITIONS, TYPED, UNLOCKABLE, Event
 from civicseal.custody.models import CustodyEvent
 from civicseal.ledger.models import Package, Recipient
 from civicseal.programme.service import mark_notified
@@ -39,11 +39,14 @@ _ORDER = (CustodyEvent.at, CustodyEvent.id)  # one order everywhere: when it hap
 
 
 def parse_event(value: Event | str) -> Event:
-    """An event by its name, refused with the list of names when it is none of them."""
+    """An event by its name, or as the city's staff write it (引渡し, 受領, 紛失…), refused with the list of
+    names when it is none of them."""
+    text = str(value).strip()
     try:
-        return Event(str(value).strip().lower())
+        return TYPED.get(text) or Event(text.lower())
     except ValueError:
-        raise CustodyError(f"unknown custody event; one of: {', '.join(Event)}") from None
+        words = ", ".join(f"{event} ({JAPANESE[event]})" for event in Event)
+        raise CustodyError(f"unknown custody event; one of: {words}") from None
 
 
 # A date as the register's files may write it (2024/6/1, 2024年6月1日, 令和6年6月1日, R6.6.1), then the hour.

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import Connection, Engine, func, select
 
 from civicseal.clock import TOKYO, as_utc, for_people, utcnow
+from civicseal.custody.events import JAPANESE
 from civicseal.incident.attack import format_duration, format_duration_ja, format_money
 from civicseal.incident.errors import IncidentError
 from civicseal.incident.models import Incident
@@ -229,13 +230,7 @@ EVENT_EN: Final = {
     "incident-closed": "incident closed",
 }
 EVENT_JA: Final = {
-    "created": "作成（封緘）",
-    "handed-over": "引渡し",
-    "received": "受領",
-    "returned": "返却",
-    "destroyed": "廃棄",
-    "lost": "紛失",
-    "found": "発見",
+    **{str(event): word for event, word in JAPANESE.items()},
     "reported": "紛失の報告受付",
     "incident-opened": "事案登録",
     "revoked": "失効",
