@@ -17,7 +17,7 @@ from civicseal.programme import confirmation, entitlements
 from civicseal.programme.lifecycle import Status
 from civicseal.programme.reference import printed
 from civicseal.programme.service import MissingTaxData, run_programme
-from civicseal.register.importer import ImportRefused, header_cells, locate_columns
+from civicseal.register.importer import ImportRefused, header_cells, locate_columns, unheaded
 from civicseal.seal.service import SealRequest, SealSummary, seal
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -200,6 +200,9 @@ def test_returned_forms_are_read_under_the_letters_and_the_registers_words() -> 
     header = ["参照番号", "銀行コード", "店舗コード", "預金種別", "口座番号", "口座名義", "辞退"]
     columns = confirmation.FORM_COLUMNS
     assert locate_columns(path, header_cells(path, header), columns, "a confirmations file") == list(range(7))
+    saved_by_excel = header_cells(path, [*header, "", ""])  # columns formatted beyond the data
+    assert locate_columns(path, saved_by_excel, columns, "a confirmations file") == list(range(7))
+    assert unheaded(saved_by_excel) == range(7, 9)
 
 
 def test_returned_forms_in_bulk_and_what_sealing_selects(

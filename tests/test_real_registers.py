@@ -150,6 +150,23 @@ def system_export(path: Path, headers: dict[str, str], rows: list[dict[str, str]
     return write(path, csv_text(header, lines[1:]), encoding="cp932", crlf=True)
 
 
+def test_the_empty_columns_a_spreadsheet_writes_after_the_last_header_are_not_columns(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """Excel saves the columns formatted beyond the data as empty cells, in the header and on every row; a value
+    there is refused with its row, named by the spreadsheet's column."""
+    rows = [person("000101", "H1"), person("000102", "H1", relationship="子")]
+    exported = system_export(tmp_path / "住基.csv", SYSTEM_HEADERS, rows)
+    lines = exported.read_text(encoding="cp932").splitlines()
+    padded = tmp_path / "住基_excel.csv"
+    padded.write_text("\r\n".join(line + ",," for line in lines) + "\r\n", encoding="cp932")
+    assert do_import(home, cipher, padded).residents.new == 2
+    noted = tmp_path / "住基_メモ.csv"
+    noted.write_text("\r\n".join([lines[0] + ",,", lines[1] + ",,", lines[2] + ",転居予定,"]), encoding="cp932")
+    rule = "a value in a column without a header; give the column its header, or delete it"
+    assert problems(refusal(home, cipher, noted)) == [("住基_メモ.csv", 3, "column 14 (N)", rule)]
+
+
 @pytest.mark.parametrize("header", ["転入日", "転入年月日", "住民となった年月日"])
 def test_the_day_a_person_became_a_resident_is_read_under_the_words_a_register_uses(
     home: Home, cipher: FieldCipher, tmp_path: Path, header: str

@@ -39,6 +39,7 @@ from civicseal.register.importer import (
     locate_columns,
     open_csv,
     parse_rows,
+    unheaded,
 )
 from civicseal.store.engine import transaction
 from civicseal.store.fieldcrypt import FieldCipher
@@ -293,8 +294,9 @@ class _Form:
 def _read_forms(path: Path, problems: list[Problem]) -> list[_Form]:
     """Each valid row as a form; rows breaking a column's rule or the account's all-or-none rule are problems."""
     lines, header = open_csv(path)
-    positions = locate_columns(path, header_cells(path, header), FORM_COLUMNS, "a confirmations file")
-    rows = parse_rows(path.name, lines[1:], 2, len(header), FORM_COLUMNS, positions, problems)
+    cells = header_cells(path, header)
+    positions = locate_columns(path, cells, FORM_COLUMNS, "a confirmations file")
+    rows = parse_rows(path.name, lines[1:], 2, len(header), FORM_COLUMNS, positions, problems, blank=unheaded(cells))
     forms = []
     for i, line in enumerate(rows.line_numbers):
         if not rows.valid[i]:

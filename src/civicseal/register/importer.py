@@ -301,14 +301,15 @@ def _parse_column(column: Column, raw: Sequence[str], caches: ColumnCaches) -> t
 INDEX = {kind: {column.name: i for i, column in enumerate(columns)} for kind, columns in COLUMNS.items()}
 
 
-def detect_kind(path: Path, header: list[str], encoding: str) -> tuple[Kind, list[int | None]]:
-    """Which of the three files this is, and where each of its columns stands in the header."""
+def detect_kind(path: Path, header: list[str], encoding: str) -> tuple[Kind, list[int | None], range]:
+    """Which of the three files this is, where each of its columns stands in the header, and which columns
+    have no header (:func:`unheaded`)."""
     cells = header_cells(path, header)
     kind = _kind_of(cells)
     if kind is None:
         _refuse_title_lines(path, encoding)
         raise _file_problem(path, "header does not tell a residents, tax or accounts file; check the first line")
-    return kind, locate_columns(path, cells, COLUMNS[kind], f"a {kind} file")
+    return kind, locate_columns(path, cells, COLUMNS[kind], f"a {kind} file"), unheaded(cells)
 
 
 TITLE_LINES = 5  # lines above the header a spreadsheet's export may carry (a title, a date, a blank line)
@@ -342,12 +343,26 @@ def header_cells(path: Path, header: list[str]) -> list[str]:
         raise ImportRefused([Problem(path.name, 1, "-", exc.rule)]) from None
 
 
+def unheaded(cells: Sequence[str]) -> range:
+    """The columns after the header's last named cell. A spreadsheet saved as CSV writes empty cells for the
+    columns formatted beyond its data, in the header and on every row: they are no column of the file. A
+    value under one is refused with its row (:func:`parse_rows`)."""
+    named = len(cells)
+    while named and not cells[named - 1]:
+        named -= 1
+    return range(named, len(cells))
+
+
+UNHEADED = "a value in a column without a header; give the column its header, or delete it"
+
+
 def locate_columns(path: Path, cells: list[str], columns: Sequence[Column], what: str) -> list[int | None]:
-    """Where each column stands in the header; unknown, doubled and missing required columns are refused."""
+    """Where each column stands in the header; unknown, doubled and missing required columns are refused (the
+    empty cells a spreadsheet writes after the last header are not columns)."""
     names = spellings(columns)
     problems = []
     positions: dict[str, int] = {}
-    for index, cell in enumerate(cells):
+    for index, cell in enumerate(cells[: unheaded(cells).start]):
         name = names.get(cell)
         if name is None:  # the cell is not named: a file without a header would show a resident's data here
             problems.append(Problem(path.name, 1, column_label(index), f"unknown column for {what}"))
@@ -465,8 +480,10 @@ def parse_rows(
     positions: Sequence[int | None],
     problems: list[Problem],
     caches: ColumnCaches | None = None,
+    blank: range = range(0),
 ) -> Rows:
-    """Split into rows, then normalize column by column: registers repeat their values endlessly."""
+    """Split into rows, then normalize column by column: registers repeat their values endlessly. ``blank``:
+    the columns without a header (:func:`unheaded`), where a row must hold nothing."""
     caches = ColumnCaches() if caches is None else caches
     raw_columns: Sequence[Sequence[str]] | None = _plain_columns(lines, width)
     if raw_columns is not None:
@@ -475,6 +492,12 @@ def parse_rows(
         raw_rows, line_numbers, unreadable = _split_rows(name, lines, first, width, problems)
         raw_columns = list(zip(*raw_rows, strict=True)) if raw_rows else [()] * width
     valid = [True] * len(line_numbers)
+    for index in blank:
+        if any(map(str.strip, raw_columns[index])):
+            for i, raw in enumerate(raw_columns[index]):
+                if raw.strip():
+                    problems.append(Problem(name, line_numbers[i], column_label(index), UNHEADED))
+                    valid[i] = False
     values_by_column: list[list[object]] = []
     for index, column in zip(positions, columns, strict=True):
         if index is None:
@@ -495,13 +518,14 @@ def parse_rows(
 
 @dataclass(frozen=True)
 class _Source:
-    """A file about to be read: its encoding, its kind, where its columns stand, and the day its rows are
-    read against (ISO: a birth after it is refused)."""
+    """A file about to be read: its encoding, its kind, where its columns stand (and which have no header),
+    and the day its rows are read against (ISO: a birth after it is refused)."""
 
     path: Path
     encoding: str
     kind: Kind
     positions: list[int | None]
+    blank: range
     width: int
     today: str
 
@@ -516,8 +540,8 @@ def _open_source(path: Path, today: date) -> _Source:
     if "\t" in text and "," not in text:
         raise _file_problem(path, "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
     header = read_header(path, text)
-    kind, positions = detect_kind(path, header, encoding)
-    return _Source(path, encoding, kind, positions, len(header), today.isoformat())
+    kind, positions, blank = detect_kind(path, header, encoding)
+    return _Source(path, encoding, kind, positions, blank, len(header), today.isoformat())
 
 
 ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
@@ -586,7 +610,8 @@ def _parse_batch(
         lines, first = lines[1:], 2
     problems: list[Problem] = []
     kind = source.kind
-    rows = parse_rows(source.path.name, lines, first, source.width, COLUMNS[kind], source.positions, problems, caches)
+    name, width, positions = source.path.name, source.width, source.positions
+    rows = parse_rows(name, lines, first, width, COLUMNS[kind], positions, problems, caches, source.blank)
     _join_parts(source, rows, problems)
     if kind is Kind.RESIDENTS:
         _refuse_births_after(source, rows, problems)
