@@ -750,10 +750,11 @@ def test_a_birth_after_today_is_refused_before_a_code_is_counted_twice(
 
 
 def test_plain_batches_are_cut_as_csv_reader_cuts_them() -> None:
-    """The split that skips csv.reader gives its columns, and leaves every batch it could read otherwise to it."""
-    lines = ["a,b,c", "d,,f", ",,"]
+    """The split that skips csv.reader gives its columns, and leaves every batch it could read otherwise to it
+    (a row of empty cells too: csv.reader's way leaves it out)."""
+    lines = ["a,b,c", "d,,f", ",e,"]
     assert importer._plain_columns(lines, 3) == [list(c) for c in zip(*csv.reader(lines), strict=True)]
-    for other in (['a,"b",c'], ["a,b\r,c"], ["a,\x00,c"], ["a,b,c", ""], ["a,b"], ["a,b,c,d"], []):
+    for other in (['a,"b",c'], ["a,b\r,c"], ["a,\x00,c"], ["a,b,c", ""], ["a,b,c", ",,"], ["a,b"], ["a,b,c,d"], []):
         assert importer._plain_columns(other, 3) is None, other
 
 

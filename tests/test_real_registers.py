@@ -167,6 +167,22 @@ def test_the_empty_columns_a_spreadsheet_writes_after_the_last_header_are_not_co
     assert problems(refusal(home, cipher, noted)) == [("住基_メモ.csv", 3, "column 14 (N)", rule)]
 
 
+def test_rows_a_spreadsheet_left_empty_hold_nothing_to_import(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """Rows whose cells were emptied, or formatted below the data, are saved as lines of commas (or blank
+    lines): left out, and the lines after them keep their numbers."""
+    rows = [person("000101", "H1"), person("000102", "H1", relationship="子", birth_date="昭和35年13月1日")]
+    exported = system_export(tmp_path / "住基.csv", SYSTEM_HEADERS, rows)
+    header, first, second = exported.read_text(encoding="cp932").splitlines()
+    empty = "," * (len(SYSTEM_HEADERS) - 1)
+    saved = tmp_path / "住基_excel.csv"
+    saved.write_text("\r\n".join([header, first, empty, "", second, empty, empty]) + "\r\n", encoding="cp932")
+    assert problems(refusal(home, cipher, saved)) == [("住基_excel.csv", 5, "birth_date", "not a valid date")]
+    fixed = saved.read_text(encoding="cp932").replace("昭和35年13月1日", "昭和35年12月1日")
+    saved.write_text(fixed, encoding="cp932")
+    summary = do_import(home, cipher, saved)
+    assert (summary.residents.new, summary.rows_read, summary.rejected) == (2, 2, 0)
+
+
 @pytest.mark.parametrize("header", ["転入日", "転入年月日", "住民となった年月日"])
 def test_the_day_a_person_became_a_resident_is_read_under_the_words_a_register_uses(
     home: Home, cipher: FieldCipher, tmp_path: Path, header: str

@@ -395,13 +395,13 @@ CSV_SPECIAL = ('"', "\r", "\x00")  # what makes csv.reader do more than split at
 
 
 def _plain_columns(lines: list[str], width: int) -> list[list[str]] | None:
-    """The common batch's columns, cut without csv.reader: no quote, CR or NUL anywhere, and every line
-    ``width`` fields (so no empty line). Each column is a slice of one split of the whole batch; any other
-    batch goes through csv.reader, which names what is wrong with which line."""
+    """The common batch's columns, cut without csv.reader: no quote, CR or NUL anywhere, every line ``width``
+    fields and longer than a row of empty ones. Each column is a slice of one split of the whole batch; any
+    other batch goes through csv.reader, which names what is wrong with which line."""
     text = "\n".join(lines)
     if width < 2 or any(special in text for special in CSV_SPECIAL):
         return None
-    if set(map(str.count, lines, repeat(","))) != {width - 1}:
+    if set(map(str.count, lines, repeat(","))) != {width - 1} or min(map(len, lines), default=width) < width:
         return None
     cells = text.replace("\n", ",").split(",")
     return [cells[i::width] for i in range(width)]
@@ -411,13 +411,14 @@ def _split_rows(
     name: str, lines: list[str], first: int, width: int, problems: list[Problem]
 ) -> tuple[list[list[str]], list[int], list[int]]:
     """Rows with their first physical line (``lines[0]`` is line ``first``); rows of the wrong width or
-    broken quoting are rejected."""
+    broken quoting are rejected. A row of empty cells, or a blank line, holds nothing to import and is left
+    out: a spreadsheet writes them for the rows below its data that were formatted or emptied."""
     try:
         body = list(csv.reader(lines, strict=True))
     except csv.Error:
         body = None
-    if body is not None and len(body) == len(lines) and set(map(len, body)) <= {width}:  # the common case
-        return body, list(range(first, first + len(lines))), []
+    if body is not None and len(body) == len(lines) and set(map(len, body)) <= {width} and all(map(any, body)):
+        return body, list(range(first, first + len(lines))), []  # the common case
     # Each line keeps its end here, so a line break inside a quoted field stays in the field and is refused
     # as a control character (csv.reader given lines without ends would join the two lines silently).
     reader = csv.reader([line + "\n" for line in lines], strict=True)
@@ -436,6 +437,8 @@ def _split_rows(
             start = first + reader.line_num
             continue
         line, start = start, first + reader.line_num
+        if not any(values):
+            continue
         if len(values) != width:
             problems.append(Problem(name, line, "-", f"has {len(values)} fields where the header has {width}"))
             rejected.append(line)
