@@ -77,6 +77,16 @@ def _refusal(engine: Engine, organization: str, purpose: str = MAILING, on: date
 # --------------------------------------------------------------------------------------------------
 
 
+def test_a_purpose_is_read_as_people_read_it() -> None:
+    """The commands print a purpose's Japanese description: a clerk may type it back, or copy it, and list
+    several with 、 as Japanese lists them."""
+    assert cs.parse_purposes("給付金の確認書の郵送、給付金の口座振込") == (MAILING, "bank-transfer")
+    copied = "お問い合わせ窓口での照会（オンライン）, confirmation-mailing"
+    assert cs.parse_purposes(copied) == ("contact-centre", MAILING)
+    with pytest.raises(ContractorError, match="unknown purpose"):
+        cs.parse_purposes("確認書の郵送")
+
+
 def test_approval_narrower_than_parent_is_enforced(home: Home) -> None:
     engine = home.engine
     _city_contract(engine)
@@ -94,7 +104,7 @@ def test_approval_narrower_than_parent_is_enforced(home: Home) -> None:
         _approve(engine, "printshop", "logistics", valid_from=date(2026, 3, 31))
     with pytest.raises(ContractorError, match="not a subcontractor of"):
         _approve(engine, "printshop", "courier")
-    with pytest.raises(ContractorError, match="unknown purpose"):
+    with pytest.raises(ContractorError, match=r"unknown purpose\(s\) everything; known: confirmation-mailing \(給付金"):
         _approve(engine, "printshop", "logistics", purposes="everything")
     with pytest.raises(ContractorError, match="no purposes or dates of its own"):
         cs.add_contractor(engine, "x", under="printshop", purposes=MAILING, now=NOW, actor=ACTOR)

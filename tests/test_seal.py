@@ -313,3 +313,10 @@ def test_trace_reads_a_spreadsheet_someone_made_of_the_copy(city, tmp_path: Path
     with home.engine.connect() as conn:
         actions = list(conn.execute(text("SELECT action FROM audit_log ORDER BY seq DESC")).scalars())
     assert actions[0] == "package.trace"
+
+
+def test_a_purpose_may_be_named_as_the_commands_print_it() -> None:
+    assert get_purpose("給付金の確認書の郵送").name == "confirmation-mailing"
+    assert get_purpose(" 給付金の口座振込 ").name == "bank-transfer"
+    with pytest.raises(SealError, match="no purpose named '確認書の郵送'"):
+        get_purpose("確認書の郵送")

@@ -12,6 +12,7 @@ effect at the moment it is recorded: the next unlock is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -102,18 +103,32 @@ def known_purposes() -> tuple[str, ...]:
     return (*package_purposes(), *ONLINE_PURPOSES)
 
 
+PURPOSE_SEPARATORS: Final = re.compile("[,、]")  # a list typed in Japanese is separated by 、
+
+
 def parse_purposes(raw: str | Iterable[str]) -> tuple[str, ...]:
-    """``P1,P2`` (or a list) as a tuple without repeats; an unknown or missing purpose is refused."""
-    items = raw.split(",") if isinstance(raw, str) else list(raw)
-    chosen = tuple(dict.fromkeys(p.strip() for p in items if p.strip()))
+    """``P1,P2`` (or a list) as a tuple without repeats; a purpose may be named as people read it (its
+    Japanese description, which the commands print). An unknown or missing purpose is refused."""
+    items = PURPOSE_SEPARATORS.split(raw) if isinstance(raw, str) else list(raw)
+    by_label = {_folded(purpose_label(name)): name for name in known_purposes()}
+    typed = [_folded(p) for p in items]
+    chosen = tuple(dict.fromkeys(by_label.get(p, p) for p in typed if p))
     if not chosen:
         raise ContractorError("purposes: name at least one (see `civicseal purpose list`)")
     unknown = [p for p in chosen if p not in known_purposes()]
     if unknown:
-        raise ContractorError(
-            f"purposes: unknown purpose(s) {', '.join(unknown)}; known: {', '.join(known_purposes())}"
-        )
+        known = ", ".join(f"{name} ({purpose_label(name)})" for name in known_purposes())
+        raise ContractorError(f"purposes: unknown purpose(s) {', '.join(unknown)}; known: {known}")
     return chosen
+
+
+def _folded(typed: str) -> str:
+    """A purpose as typed, with full-width letters and spaces folded (a control character is kept, and refused
+    as an unknown purpose)."""
+    try:
+        return normalize_text(typed)
+    except InvalidValue:
+        return typed.strip()
 
 
 def check_name(raw: str) -> str:

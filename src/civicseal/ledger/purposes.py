@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -69,7 +70,12 @@ def purposes() -> dict[str, Purpose]:
 
 
 def get_purpose(name: str) -> Purpose:
-    try:
-        return purposes()[name]
-    except KeyError:
-        raise SealError(f"no purpose named {name!r} (see `civicseal purpose list`)") from None
+    """A purpose by its name, or by its Japanese description as the commands print it (給付金の確認書の郵送)."""
+    known = purposes()
+    if name in known:
+        return known[name]
+    typed = unicodedata.normalize("NFKC", name).strip()
+    for purpose in known.values():
+        if unicodedata.normalize("NFKC", purpose.description_ja) == typed:
+            return purpose
+    raise SealError(f"no purpose named {name!r} (see `civicseal purpose list`)")
