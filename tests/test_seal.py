@@ -133,8 +133,11 @@ def test_validity_url_and_output_rules(city, tmp_path: Path) -> None:
     assert check_key_service_url("https://keys.example.org/") == "https://keys.example.org"
     assert check_key_service_url("http://[::1]:8470") == "http://[::1]:8470"
     assert parse_duration("2w") == timedelta(days=14)
-    with pytest.raises(SealError):
-        parse_duration("14x")
+    assert parse_duration("１４日") == parse_duration("2週間") == timedelta(days=14)  # as a clerk types them
+    assert parse_duration("12時間") == timedelta(hours=12)
+    for bad in ("14x", "0d", "14", "14日後"):
+        with pytest.raises(SealError, match="a whole number followed by h, d or w"):
+            parse_duration(bad)
     existing = tmp_path / "exists.cseal"
     existing.write_bytes(b"keep")
     with pytest.raises(SealError, match="never overwritten"):

@@ -60,7 +60,7 @@ def seal_command(
     to: Annotated[str, typer.Option("--to", help="The recipient (see `civicseal recipient add`).")],
     out: Annotated[Path, typer.Option(help="The .cseal file to write.")],
     mode: Annotated[ModeName | None, typer.Option(help="tethered (default), recipient or passphrase.")] = None,
-    expires: Annotated[str | None, typer.Option(help="Validity, e.g. 14d; at most the purpose's.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Validity, e.g. 14d or 14日; at most the purpose's.")] = None,
     payload_format: Annotated[str, typer.Option("--format", help="parquet or csv (UTF-8 with BOM).")] = "parquet",
     field: Annotated[list[str] | None, typer.Option(help="Carry only these of the purpose's fields.")] = None,
     key_service: Annotated[str | None, typer.Option(help="Key service URL (https, or http on loopback).")] = None,

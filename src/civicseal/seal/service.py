@@ -14,13 +14,16 @@ import csv
 import io
 import os
 import random
+import re
 import secrets
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -101,13 +104,22 @@ class SealSummary:
         return data
 
 
+DURATION_UNITS: Final = {
+    "h": timedelta(hours=1), "時間": timedelta(hours=1),
+    "d": timedelta(days=1), "日": timedelta(days=1), "日間": timedelta(days=1),
+    "w": timedelta(weeks=1), "週": timedelta(weeks=1), "週間": timedelta(weeks=1),
+}  # fmt: skip
+DURATION: Final = re.compile(f"([0-9]+) ?({'|'.join(sorted(DURATION_UNITS, key=len, reverse=True))})")
+
+
 def parse_duration(text_value: str) -> timedelta:
-    """``14d``, ``12h``, ``2w``: how long a package stays openable."""
-    units = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-    number, unit = text_value[:-1], text_value[-1:].lower()
-    if unit not in units or not number.isdigit() or int(number) == 0:
-        raise SealError("expiry: a whole number followed by h, d or w (for example 14d)")
-    return int(number) * units[unit]
+    """``14d``, ``12h``, ``2w``, or as a clerk writes them (14日, 12時間, 2週間, full-width digits): how long a
+    package stays openable."""
+    typed = unicodedata.normalize("NFKC", text_value).strip().lower()
+    found = DURATION.fullmatch(typed)
+    if found is None or int(found[1]) == 0:
+        raise SealError("expiry: a whole number followed by h, d or w (for example 14d, or 14日)")
+    return int(found[1]) * DURATION_UNITS[found[2]]
 
 
 def check_key_service_url(url: str) -> str:
