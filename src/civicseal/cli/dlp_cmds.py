@@ -104,9 +104,15 @@ def _where(position: dict[str, object]) -> str:
 
 def _render(scanned: ScanReport) -> None:
     report = scanned.as_dict()
-    table = Table(title="files", title_justify="left")
-    for column in ("file", "format", "residents", "elements (corroborated)", "single values", "patterns", "first at"):
-        table.add_column(column, justify="right" if column == "residents" else "left")
+    table = Table(title="files", title_justify="left", expand=True)
+    # The file is what the officer must find: its path folds onto more lines rather than being cut short,
+    # however narrow the terminal, and it keeps the widest share of the width.
+    table.add_column("file", overflow="fold", ratio=3)
+    table.add_column("format", ratio=1)
+    table.add_column("residents", justify="right", min_width=9, no_wrap=True)
+    for column in ("elements (corroborated)", "single values", "patterns"):
+        table.add_column(column, ratio=2)
+    table.add_column("first at", ratio=1)
     for found, f in zip(scanned.files, report["files"], strict=True):
         if f["protected"] or f["skipped"]:
             table.add_row(Text(f["path"]), f["format"], "", Text(f["protected"] or f["skipped"]), "", "", "")
