@@ -10,7 +10,7 @@ import pytest
 
 from civicseal.cli import run
 from civicseal.register.errors import RegisterError
-from civicseal.register.importer import RejectsEncoding
+from civicseal.register.importer import UTF8_BOM, RejectsEncoding
 from civicseal.register.normalize import relationship_category
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
@@ -181,6 +181,21 @@ def test_rows_a_spreadsheet_left_empty_hold_nothing_to_import(home: Home, cipher
     saved.write_text(fixed, encoding="cp932")
     summary = do_import(home, cipher, saved)
     assert (summary.residents.new, summary.rows_read, summary.rejected) == (2, 2, 0)
+
+
+def test_two_exports_joined_into_one_file_are_told_so_at_the_second_header(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """`copy 東地区.csv+西地区.csv 全体.csv` keeps the second file's header (and its BOM): one problem for that
+    line, not one for each column its header words break; the lines after it keep their numbers."""
+    east = system_export(tmp_path / "east.csv", SYSTEM_HEADERS, [person("000101", "H1")]).read_bytes()
+    west = system_export(tmp_path / "west.csv", SYSTEM_HEADERS, [person("000201", "H2")]).read_text(encoding="cp932")
+    joined = tmp_path / "全体.csv"
+    joined.write_bytes(east.decode("cp932").encode() + UTF8_BOM + west.encode())  # both as UTF-8 exports
+    rule = "the header again: two files joined into one? delete this line"
+    assert problems(refusal(home, cipher, joined)) == [("全体.csv", 3, "-", rule)]
+    summary = do_import(home, cipher, joined, rejects=tmp_path / "rejects.csv")
+    assert (summary.residents.new, summary.rejected) == (2, 1)
 
 
 @pytest.mark.parametrize("header", ["転入日", "転入年月日", "住民となった年月日"])

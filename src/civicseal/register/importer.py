@@ -531,6 +531,7 @@ class _Source:
     blank: range
     width: int
     today: str
+    header: str  # line 1 as decoded: found again further down, it is two files joined into one
 
 
 def _open_source(path: Path, today: date) -> _Source:
@@ -544,7 +545,7 @@ def _open_source(path: Path, today: date) -> _Source:
         raise _file_problem(path, "is tab-separated; save it as CSV (comma-separated) in UTF-8 or CP932")
     header = read_header(path, text)
     kind, positions, blank = detect_kind(path, header, encoding)
-    return _Source(path, encoding, kind, positions, blank, len(header), today.isoformat())
+    return _Source(path, encoding, kind, positions, blank, len(header), today.isoformat(), text)
 
 
 ORDER = {Kind.RESIDENTS: 0, Kind.TAX: 1, Kind.ACCOUNTS: 2}
@@ -612,6 +613,7 @@ def _parse_batch(
     if first == 1:
         lines, first = lines[1:], 2
     problems: list[Problem] = []
+    _refuse_headers_again(source, lines, first, problems)
     kind = source.kind
     name, width, positions = source.path.name, source.width, source.positions
     rows = parse_rows(name, lines, first, width, COLUMNS[kind], positions, problems, caches, source.blank)
@@ -635,6 +637,22 @@ def _register_rows(name: str, kind: Kind, columns: list[list[object]], problems:
         lines, found, rules = columns[0], columns[-2], columns[-1]
         problems += [Problem(name, line, c, r) for line, c, r in zip(lines, found, rules, strict=True) if r]  # type: ignore[arg-type]
     return columns[1 : 1 + width]
+
+
+HEADER_AGAIN = "the header again: two files joined into one? delete this line"
+
+
+def _refuse_headers_again(source: _Source, lines: list[str], first: int, problems: list[Problem]) -> None:
+    """Line 1 again further down (a BOM before it, when files saved with one were joined), as `copy a.csv+b.csv`
+    joins exports: one problem for the line, not one per column its header words break. The line becomes a
+    row of empty cells, which holds nothing to read, so the lines after it keep their numbers."""
+    again = (source.header, UTF8_BOM.decode() + source.header)
+    if again[0] not in lines and again[1] not in lines:  # the usual batch: two searches from C
+        return
+    for i, line in enumerate(lines):
+        if line in again:
+            problems.append(Problem(source.path.name, first + i, "-", HEADER_AGAIN))
+            lines[i] = "," * (source.width - 1)
 
 
 def _parse_here(cipher: FieldCipher) -> _Parser:
