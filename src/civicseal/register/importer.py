@@ -952,6 +952,8 @@ def _import(
     actor: str | None,
     progress: ProgressFn,
 ) -> ImportSummary:
+    """A first import on PostgreSQL straight into the register (:func:`_load_first`) when it breaks no rule;
+    else every row staged, the rules run over the staging area and the store, and what they let through merged."""
     today = tokyo_today(now)
     sources = _sources([Path(p) for p in files], today)
     if _first_on_postgresql(engine, sources):
@@ -959,32 +961,6 @@ def _import(
             return _load_first(engine, cipher, sources, today, now=now, actor=actor, progress=progress)
         except _Staged:
             progress = _again(progress)
-    return _import_staged(
-        engine,
-        cipher,
-        sources,
-        today,
-        rejects=rejects,
-        rejects_encoding=rejects_encoding,
-        now=now,
-        actor=actor,
-        progress=progress,
-    )
-
-
-def _import_staged(
-    engine: Engine,
-    cipher: FieldCipher,
-    sources: list[_Source],
-    today: date,
-    *,
-    rejects: Path | None,
-    rejects_encoding: RejectsEncoding,
-    now: datetime,
-    actor: str | None,
-    progress: ProgressFn,
-) -> ImportSummary:
-    """Stage every row, run the rules over the staging area and the store, then merge what they let through."""
     problems: list[Problem] = []
     notes: list[Note] = []
     summary = ImportSummary()

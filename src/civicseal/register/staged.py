@@ -386,10 +386,13 @@ def register_generation(conn: Connection) -> int:
     return int(conn.exec_driver_sql(sql).scalar_one())
 
 
+REGISTER_TABLES = ", ".join(table for table, _, _ in TABLES.values())
+
+
 def lock_register(conn: Connection) -> None:
     """One import merges at a time: SQLite's write lock does it; PostgreSQL is told (readers go on)."""
     if not is_sqlite(conn):
-        conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN SHARE ROW EXCLUSIVE MODE")
+        conn.exec_driver_sql(f"LOCK TABLE {REGISTER_TABLES} IN SHARE ROW EXCLUSIVE MODE")
 
 
 # ------------------------------------------------------------------ a first import, straight into the register
@@ -408,7 +411,7 @@ def register_empty(conn: Connection) -> bool:
 def claim_empty_register(conn: Connection) -> bool:
     """Take the register's tables alone for a first import (readers wait for its commit), and say whether they
     are still empty: another import may have landed since the caller looked."""
-    conn.exec_driver_sql("LOCK TABLE residents, tax_assessments, bank_accounts IN ACCESS EXCLUSIVE MODE")
+    conn.exec_driver_sql(f"LOCK TABLE {REGISTER_TABLES} IN ACCESS EXCLUSIVE MODE")
     return register_empty(conn)
 
 
