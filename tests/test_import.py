@@ -959,6 +959,23 @@ def test_importing_the_same_files_twice_changes_nothing(home: Home, cipher: Fiel
     assert stored_bytes(home) == before  # not even re-encrypted
 
 
+def test_the_same_rows_saved_again_in_cp932_with_crlf_are_unchanged(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """A row's digest is taken over its line as text: a UTF-8 file's own bytes, or another file's lines encoded
+    again. Excel saving the same export as CP932 with CRLF line ends rewrites nothing."""
+    rows = [person("E1", "H1", name="髙橋 一郎"), person("E2", "H1", relationship="妻", name="髙橋 花子")]
+    do_import(home, cipher, residents_csv(tmp_path, rows))
+    before = stored_bytes(home)
+
+    again = residents_csv(tmp_path, rows, name="excel.csv", encoding="cp932", crlf=True)
+    summary = do_import(home, cipher, again)
+
+    assert b"\r\n" in again.read_bytes()
+    assert (summary.residents.new, summary.residents.updated, summary.residents.unchanged) == (0, 0, 2)
+    assert stored_bytes(home) == before
+
+
 def test_a_monthly_extract_adds_updates_and_leaves_the_rest(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
     """New, changed and unchanged rows in one re-import: only the new are inserted and only the changed
     rewritten; an unchanged row keeps its stored bytes, and a rejected row is neither."""

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from civicseal.register.columns import parse_code
+from civicseal.register.columns import COLUMNS, parse_code
 from civicseal.register.errors import InvalidValue
 from civicseal.register.normalize import (
     RELATIONSHIPS,
@@ -756,3 +756,20 @@ def test_a_column_of_my_numbers_is_valid_exactly_when_each_number_is(values: lis
             return False
 
     assert all_valid_my_numbers(values) == all(valid(v) for v in values)
+
+
+BULK_COLUMNS = [column for columns in COLUMNS.values() for column in columns if column.bulk is not None]
+_bulk_cells = st.one_of(
+    st.sampled_from(["", " ", "0", "0000000", "1234567", "123456", "12345678", "１２３４５６７", "-5", "1,000"]),
+    st.text(alphabet="0123456789aZ-", max_size=9),
+    st.text(alphabet="兵庫県尼崎市昭和通2丁目1-1ー　 ", min_size=1, max_size=12),
+)
+
+
+@given(st.sampled_from(BULK_COLUMNS), st.lists(_bulk_cells, min_size=1, max_size=6))
+def test_a_whole_column_read_at_once_is_what_each_cell_reads(column, raw):
+    """The import takes a column whose every cell is plain in one pass (``Column.bulk``): what it gives is what
+    reading each cell gives, and a column it takes holds no cell that reading would refuse."""
+    values = column.bulk(raw, column.required)
+    assume(values is not None)
+    assert values == [column.read(cell) for cell in raw]

@@ -622,7 +622,7 @@ def _parse_batch(
         _refuse_births_after(source, rows, problems)
         problems += _gaiji(source, rows)
     read = len(rows.line_numbers) + len(rows.unreadable)
-    columns = _staged_rows(kind, rows, lines, first, cipher)
+    columns = _staged_rows(kind, rows, _encoded_lines(source, data, lines, rows), first, cipher)
     if direct:
         columns = _register_rows(source.path.name, kind, columns, problems)
     return columns, problems, read, len(data)
@@ -790,7 +790,18 @@ def _gaiji(source: _Source, rows: Rows) -> list[Note]:
     return notes
 
 
-def _staged_rows(kind: Kind, rows: Rows, lines: list[str], first: int, cipher: FieldCipher) -> list[list[object]]:
+def _encoded_lines(source: _Source, data: bytes, lines: list[str], rows: Rows) -> list[bytes]:
+    """The batch's lines in UTF-8, each as its row's digest is taken over: the batch's own bytes when they are
+    that already (a UTF-8 file with LF line ends, every line a row), which saves encoding them again."""
+    if source.encoding != "utf-8" or b"\r" in data or len(rows.line_numbers) != len(lines):
+        return "\n".join(lines).encode().split(b"\n") if lines else []
+    encoded = data.split(b"\n")
+    if encoded[-1] == b"":
+        encoded.pop()
+    return encoded[len(encoded) - len(lines) :]  # without the header, when the batch starts with it
+
+
+def _staged_rows(kind: Kind, rows: Rows, lines: list[bytes], first: int, cipher: FieldCipher) -> list[list[object]]:
     """The staged rows of a batch's valid rows, by column: line, the table's columns (secrets encrypted),
     what rules need. Kept as columns: COPY text is built a column at a time, and SQLite takes them zipped."""
     if all(rows.valid):  # the common case: every row, no copies

@@ -132,16 +132,17 @@ class FieldCipher:
         joined = keyed.digests(_texts(plain))
         return _in_place(values, [joined[i : i + 32] for i in range(0, len(joined), 32)])
 
-    def row_macs(self, lines: Sequence[str]) -> list[bytes]:
-        """Keyed digests of rows as the file gave them, so re-importing the same files writes nothing.
+    def row_macs(self, lines: Iterable[bytes]) -> list[bytes]:
+        """Keyed digests of rows as the file gave them (each line in UTF-8), so re-importing the same files
+        writes nothing.
 
         Over the raw line, not the normalized values, because that costs a few C calls a row: a register
         re-exported in another spelling only rewrites its rows with the same values. The keyed state is
-        set up once and copied per line (keying BLAKE2 costs a block of its own); lines hold no LF.
+        set up once and copied per line (keying BLAKE2 costs a block of its own).
         """
         keyed = hashlib.blake2b(key=self._row, digest_size=16)
         digests = []
-        for data in "\n".join(lines).encode().split(b"\n") if lines else ():
+        for data in lines:
             state = keyed.copy()
             state.update(data)
             digests.append(state.digest())
