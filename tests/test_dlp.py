@@ -596,6 +596,24 @@ def test_cli_scan_json_and_fail_at(home: Home, tmp_path: Path, capsys: pytest.Ca
     assert "1 file under" in capsys.readouterr().out
 
 
+def test_cli_scan_table_keeps_the_whole_path_on_a_narrow_terminal(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file's path is what the officer must find on the drive: at 80 columns it folds onto more lines
+    of its column, never cut short."""
+    _register(home, tmp_path)
+    assert run(["dlp", "index", "--home", str(home.path), "--json"]) == 0
+    capsys.readouterr()
+    folder = tmp_path / "usb" / "福祉課" / "臨時特別給付金" / "コールセンター送付用"
+    folder.mkdir(parents=True)
+    path = write_table(folder / "住民税非課税世帯一覧_令和4年6月分_最終版.csv", rows_of("name", "birth_date", "address"))
+    assert run(["scan", str(tmp_path / "usb"), "--home", str(home.path)]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 2]
+    assert str(path) in "".join(cells)  # the path's pieces, line after line
+
+
 def test_exported_index_opens_at_a_scanning_station(home: Home, tmp_path: Path) -> None:
     _register(home, tmp_path)
     build_index(home, now=NOW)
