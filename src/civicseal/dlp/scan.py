@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from civicseal.dlp import ole2
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import SLOT_ELEMENT, Element, FingerprintIndex, account_text
 from civicseal.dlp.normalize import (
@@ -70,10 +71,9 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97–2003 files, and 
 # What an Office file in an OLE2 container is, by the stream it holds, when the scanner cannot read it.
 OFFICE_PROTECTED = "Office password (only as strong as the password chosen)"  # an EncryptedPackage stream
 XLS_PROTECTED = "Excel 97–2003 password (weak: RC4, broken without the password)"
+WORD_PROTECTED = "Word 97–2003 password (weak: RC4 or XOR, broken without the password)"
 OLE2_UNREAD = {
-    "WordDocument": "Word 97–2003 document (.doc), not read: save it as .docx and scan it again",
     "PowerPoint Document": "PowerPoint 97–2003 file (.ppt), not read: save it as .pptx and scan it again",
-    "__properties_version1.0": "Outlook message (.msg), not read: save it as .eml, or its attachments, and scan them",
     # Windows writes one beside pictures; a scanned form's picture shows a resident: not read, not clean
     "Catalog": "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read",
 }
@@ -1195,7 +1195,7 @@ class _Scanner:
         body = message.get_body(preferencelist=("plain", "html"))
         text = body.get_content() if body is not None else ""
         if body is not None and body.get_content_subtype() == "html":
-            text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+            text = _html_text(text)
         if text.strip():
             self.nested(source, "(本文).txt", text.encode("utf-8"))
         for number, part in enumerate(message.iter_attachments(), 1):
@@ -1211,13 +1211,20 @@ class _Scanner:
         self.source(_Source(f"{source.name}!{name}", lambda: io.BytesIO(data), source.depth + 1))
 
     def compound(self, source: _Source) -> None:
-        """An OLE2 file: an Excel 97–2003 workbook is read; a password-protected Office file is protected; a
-        Word or PowerPoint 97–2003 file is named as not read, so a drive holding one is never called clean."""
+        """An OLE2 file: an Excel 97–2003 workbook, a Word 97–2003 document and an Outlook message are read; a
+        password-protected Office file is protected; a PowerPoint 97–2003 file is named as not read, so a drive
+        holding one is never called clean."""
         import olefile
 
         try:
             with source.open() as f, olefile.OleFileIO(f) as ole:
                 streams = {"/".join(parts) for parts in ole.listdir()}
+                if "WordDocument" in streams and "EncryptedPackage" not in streams:
+                    self.word(source, ole)
+                    return
+                if ole2.is_message(streams):
+                    self.outlook(source, ole, [])
+                    return
         except (ValueError, IndexError, struct.error):  # olefile's errors on a broken container (OSError too)
             self.report(source.name, "damaged").skipped = DAMAGED
             return
@@ -1228,6 +1235,44 @@ class _Scanner:
         else:
             unread = next((OLE2_UNREAD[s] for s in OLE2_UNREAD if s in streams), None)
             self.report(source.name, "ole2").skipped = unread or "OLE2 file of a format the scanner does not read"
+
+    def word(self, source: _Source, ole: ole2.OleFile) -> None:
+        """A Word 97–2003 document, its text read line by line as a plain text file's (a table's row on one
+        line, its cells apart)."""
+        try:
+            text = ole2.word_text(ole)
+        except ole2.NotRead as exc:
+            self.report(source.name, "doc").skipped = exc.reason
+            return
+        if text is None:  # counted among the files behind a password, as a protected workbook is
+            self.report(source.name, "office").protected = WORD_PROTECTED
+            return
+        report = self.report(source.name, "doc")
+        _scan_text(text.splitlines(), self.matcher, report, _line_place)
+
+    def outlook(self, source: _Source, ole: ole2.OleFile, root: list[str]) -> None:
+        """An Outlook message (.msg), read as an e-mail is (:meth:`mail`): its body as text, each attachment as a
+        file of its own, an attached message as a message."""
+        if source.depth >= MAX_DEPTH:
+            self.report(source.name, "msg").skipped = f"e-mail nested deeper than {MAX_DEPTH}"
+            return
+        message = ole2.read_message(ole, root)
+        if message.html:
+            text, _ = _decode(message.body)
+            self.nested(source, "(本文).txt", _html_text(text).encode("utf-8"))
+        elif message.body.strip():
+            self.nested(source, "(本文).txt", message.body)
+        if message.rtf_only:
+            self.report(f"{source.name}!(本文).rtf", "rtf").skipped = "message body in compressed RTF, not read"
+        for attached in message.attachments:
+            name = f"{source.name}!{attached.name}"
+            if attached.not_read is not None:
+                self.report(name, "ole2").skipped = attached.not_read
+            elif attached.message is not None:
+                inner = name if attached.name.lower().endswith(".msg") else f"{name}.msg"
+                self.outlook(_Source(inner, source.open, source.depth + 1), ole, attached.message)
+            else:
+                self.nested(source, attached.name, attached.data)
 
     def zipped(self, source: _Source, lower: str) -> None:
         with source.open() as f, zipfile.ZipFile(f) as z:
@@ -1253,6 +1298,11 @@ class _Scanner:
                     continue
                 with _spooled(z, member) as reopen:
                     self.source(_Source(name, reopen, source.depth + 1))
+
+
+def _html_text(text: str) -> str:
+    """An HTML body's text: tags out, entities read."""
+    return html.unescape(re.sub(r"<[^>]*>", " ", text))
 
 
 UTF8_NAME = 0x800  # a ZIP member's flag bit 11: its name is UTF-8

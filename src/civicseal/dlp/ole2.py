@@ -1,0 +1,193 @@
+"""What the scanner reads inside the OLE2 (Compound File) files that are not workbooks: Outlook messages (.msg)
+and Word 97–2003 documents (.doc), both common on a city's shared drives and in its staff's mail folders.
+
+Readers over an open ``olefile.OleFileIO``, returning text and attached files; the scanner matches them.
+A broken structure raises ``ValueError``, ``IndexError`` or ``struct.error``, as olefile's own do, and the
+scanner names the file damaged.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class OleFile(Protocol):
+    """What the readers need of ``olefile.OleFileIO`` (imported only where a scan meets an OLE2 file)."""
+
+    def listdir(self, streams: bool = True, storages: bool = False) -> list[list[str]]: ...
+    def exists(self, filename: str | list[str]) -> bool: ...
+    def openstream(self, filename: str | list[str]) -> object: ...
+
+
+class NotRead(Exception):
+    """A file of a kind these readers leave alone; ``reason`` says so to the officer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _read(ole: OleFile, path: list[str]) -> bytes:
+    return ole.openstream(path).read()  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------- Outlook (.msg)
+
+# MS-OXMSG: each property in a stream named for its id and type: 001F UTF-16LE text, 001E text in the message's
+# code page (CP932 in a Japanese Outlook), 0102 binary, 000D a storage (an attached message).
+MESSAGE_PROPERTIES = "__properties_version1.0"
+BODY = ("__substg1.0_1000001F", "__substg1.0_1000001E")  # PidTagBody
+HTML = ("__substg1.0_10130102", "__substg1.0_1013001F", "__substg1.0_1013001E")  # PidTagHtml
+RTF = "__substg1.0_10090102"  # PidTagRtfCompressed
+ATTACHMENT = "__attach_version1.0_#"
+ATTACHED_DATA = "__substg1.0_37010102"  # PidTagAttachDataBinary
+ATTACHED_OBJECT = "__substg1.0_3701000D"  # an attached message, or an embedded OLE object
+ATTACHED_NAMES = ("__substg1.0_3707001F", "__substg1.0_3707001E", "__substg1.0_3704001F", "__substg1.0_3704001E")
+
+
+@dataclass(frozen=True)
+class Attached:
+    """One attachment: a file's bytes, or (``message``) the storage of an attached Outlook message."""
+
+    name: str
+    data: bytes = b""
+    message: list[str] | None = None
+    not_read: str | None = None  # an embedded OLE object (a drawing, a workbook pasted as an icon)
+
+
+@dataclass(frozen=True)
+class Message:
+    """An Outlook message's body and attachments. ``body`` is UTF-8, or the stored bytes of an 8-bit body whose
+    code page the scanner tells as it tells any file's; ``html`` marks a body that is HTML."""
+
+    body: bytes
+    html: bool
+    rtf_only: bool  # the body is only compressed RTF, which is not read
+    attachments: list[Attached]
+
+
+def is_message(streams: set[str]) -> bool:
+    return MESSAGE_PROPERTIES in streams and any(s.startswith("__substg1.0_") for s in streams)
+
+
+def read_message(ole: OleFile, root: list[str]) -> Message:
+    """The message stored at ``root`` (``[]`` for the file itself, an attachment's storage for a message
+    attached to it)."""
+    children = _children(ole, root)
+    body, html = b"", False
+    if found := next((name for name in (*BODY, *HTML) if name in children), None):
+        body, html = _text(_read(ole, [*root, found]), found), found in HTML
+    attachments = [_attached(ole, [*root, name], number) for number, name in enumerate(_attachments(children), 1)]
+    return Message(body, html, not body.strip() and RTF in children, attachments)
+
+
+def _children(ole: OleFile, root: list[str]) -> set[str]:
+    depth = len(root)
+    entries = ole.listdir(streams=True, storages=True)
+    return {parts[depth] for parts in entries if len(parts) == depth + 1 and parts[:depth] == root}
+
+
+def _attachments(children: set[str]) -> list[str]:
+    return sorted(name for name in children if name.startswith(ATTACHMENT))
+
+
+def _text(data: bytes, stream: str) -> bytes:
+    """A text property as UTF-8 when it is stored as UTF-16; an 8-bit one as it is stored."""
+    if stream.endswith("001F"):
+        return data.decode("utf-16-le", errors="replace").rstrip("\0").encode("utf-8")
+    return data.rstrip(b"\0")
+
+
+def _name(data: bytes) -> str:
+    """An attachment's file name: UTF-8 as :func:`_text` gives it, else the CP932 of a Japanese Outlook."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp932", errors="replace")
+
+
+def _attached(ole: OleFile, storage: list[str], number: int) -> Attached:
+    children = _children(ole, storage)
+    found = next((n for n in ATTACHED_NAMES if n in children), None)
+    name = _name(_text(_read(ole, [*storage, found]), found)) if found else ""
+    name = name or f"attachment-{number}"
+    if ATTACHED_DATA in children:
+        return Attached(name, data=_read(ole, [*storage, ATTACHED_DATA]))
+    if ATTACHED_OBJECT in children:
+        inner = [*storage, ATTACHED_OBJECT]
+        if MESSAGE_PROPERTIES in _children(ole, inner):
+            return Attached(name, message=inner)
+        return Attached(name, not_read="object embedded in an Outlook message (OLE), not read")
+    return Attached(name)
+
+
+# ---------------------------------------------------------------------------------------- Word (.doc)
+
+WORD_97 = 0x00C1  # nFib of Word 97, the first version of the format read here
+ENCRYPTED, OBFUSCATED, TABLE_1 = 0x0100, 0x8000, 0x0200  # FibBase flags
+CLX_PAIR = 33  # fcClx/lcbClx: the 34th pair of FibRgFcLcb97
+COMPRESSED = 0x40000000  # a piece stored as 8-bit text (CP1252), not UTF-16LE
+# Word's marks in the text stream: paragraph and line ends become line ends, a table cell's end a tab, field
+# marks and anchors of pictures and objects spaces; an optional hyphen goes, a non-breaking one stays a hyphen.
+# A table row ends with its last cell's mark and a mark of its own: two marks end a line (an empty cell inside
+# a row does so too, which only breaks that row's line in two).
+ROW_END = "\x07\x07"
+WORD_MARKS = str.maketrans(
+    {"\r": "\n", "\x0b": "\n", "\x0c": "\n", "\x07": "\t", "\x13": " ", "\x14": " ", "\x15": " ", "\x01": " ",
+     "\x08": " ", "\x1e": "-", "\x1f": None}
+)  # fmt: skip
+FIELD_CODE = re.compile(r"\x13[^\x13\x14\x15]*\x14")  # a field's instructions (HYPERLINK "…"), before its result
+
+
+def word_text(ole: OleFile) -> str | None:
+    """A Word 97–2003 document's text (body, headers, notes, text boxes), from its piece table (MS-DOC 2.4.1);
+    None when a password protects it. A file of Word 6 or 95 raises :class:`NotRead`."""
+    document = _read(ole, ["WordDocument"])
+    ident, version = struct.unpack_from("<HH", document, 0)
+    (flags,) = struct.unpack_from("<H", document, 0x0A)
+    if ident != 0xA5EC:
+        raise ValueError("not a Word document")
+    if version < WORD_97:
+        raise NotRead("Word 6/95 document, not read: save it as .docx and scan it again")
+    if flags & (ENCRYPTED | OBFUSCATED):
+        return None
+    table = _read(ole, ["1Table" if flags & TABLE_1 else "0Table"])
+    clx_at, clx_size = struct.unpack_from("<II", document, _fc_lcb(document) + CLX_PAIR * 8)
+    pieces = _piece_table(table[clx_at : clx_at + clx_size])
+    text = "".join(_piece(document, start, end, fc) for start, end, fc in pieces)
+    return FIELD_CODE.sub(" ", text).replace(ROW_END, "\n").translate(WORD_MARKS)
+
+
+def _fc_lcb(document: bytes) -> int:
+    """Where FibRgFcLcb begins: after FibBase (32 bytes), FibRgW and FibRgLw, each after its count."""
+    at = 32
+    (words,) = struct.unpack_from("<H", document, at)
+    at += 2 + 2 * words
+    (longs,) = struct.unpack_from("<H", document, at)
+    return at + 2 + 4 * longs + 2
+
+
+def _piece_table(clx: bytes) -> list[tuple[int, int, int]]:
+    """The pieces of the text: (first character, end, where it is stored), from the Clx's Pcdt after any Prc."""
+    at = 0
+    while clx[at] == 0x01:  # a Prc: a group of properties, skipped
+        (size,) = struct.unpack_from("<h", clx, at + 1)
+        at += 3 + size
+    if clx[at] != 0x02:
+        raise ValueError("no piece table")
+    (size,) = struct.unpack_from("<I", clx, at + 1)
+    plc = clx[at + 5 : at + 5 + size]
+    count = (len(plc) - 4) // 12
+    cps = struct.unpack_from(f"<{count + 1}I", plc, 0)
+    return [(cps[i], cps[i + 1], struct.unpack_from("<I", plc, 4 * (count + 1) + 8 * i + 2)[0]) for i in range(count)]
+
+
+def _piece(document: bytes, start: int, end: int, fc: int) -> str:
+    length = end - start
+    if fc & COMPRESSED:
+        at = (fc & ~COMPRESSED) // 2
+        return document[at : at + length].decode("cp1252", errors="replace")
+    return document[fc : fc + 2 * length].decode("utf-16-le", errors="replace")
