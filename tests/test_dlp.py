@@ -290,7 +290,7 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
     index: FingerprintIndex, tmp_path: Path
 ) -> None:
     """The Amagasaki stick's file was "encrypted and password-protected": such a file is listed as
-    protected, never read as clean text; a .ppt the scanner cannot read is named, not passed over."""
+    protected, never read as clean text; a file the scanner cannot read is named, not passed over."""
     import xlwt
     from msoffcrypto.format.ooxml import OOXMLFile
     from openpyxl import Workbook
@@ -313,7 +313,7 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
     (tmp_path / "minutes.doc").write_bytes(word_document(["山田 太郎\r"], flags=0x0300))
     pdfmetrics.registerFont(TTFont("IPAexGothic", str(FONT)))
     container = (tmp_path / "list.xlsx").read_bytes()
-    (tmp_path / "slides.ppt").write_bytes(rename_stream(container, "EncryptedPackage", "PowerPoint Document"))
+    (tmp_path / "slides.ppt").write_bytes(slides([], encrypted=True))
     (tmp_path / "Thumbs.db").write_bytes(rename_stream(container, "EncryptedPackage", "Catalog"))
     for name, user in (("locked.pdf", "secret"), ("no-print.pdf", "")):
         pdf = canvas.Canvas(str(tmp_path / name), encrypt=StandardEncryption(user, ownerPassword="owner"))
@@ -327,17 +327,17 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
         "list.xlsx": ("office", "Office password (only as strong as the password chosen)", 0),
         "old.xls": ("office", "Excel 97–2003 password (weak: RC4, broken without the password)", 0),
         "minutes.doc": ("office", "Word 97–2003 password (weak: RC4 or XOR, broken without the password)", 0),
-        "slides.ppt": ("ole2", "PowerPoint 97–2003 file (.ppt), not read: save it as .pptx and scan it again", 0),
+        "slides.ppt": ("office", "PowerPoint 97–2003 password (weak: RC4, broken without the password)", 0),
         "Thumbs.db": ("ole2", "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read", 0),
         "locked.pdf": ("pdf", "PDF password (only as strong as the password chosen)", 0),
         "no-print.pdf": ("pdf", None, 1),  # an owner password alone (no printing, say) hides nothing
     }
     counts = report.as_dict()
-    assert (counts["files_protected"], counts["files_skipped"]) == (4, 2)
+    assert (counts["files_protected"], counts["files_skipped"]) == (5, 1)
     # the sentence an officer reads before a copy leaves does not hide what the scan could not vouch for
     assert report.summary().endswith(
         "holds data of 1 resident in plaintext;"
-        " not vouched for: 2 files not read, 4 files behind a password (see the list)"
+        " not vouched for: 1 file not read, 5 files behind a password (see the list)"
     )
 
 
@@ -592,6 +592,30 @@ def test_a_word_97_document_saved_by_libreoffice_is_read(index: FingerprintIndex
     residents, one cell left empty): the fixture checks the reader against more than the tests' own writer."""
     report = scan([Path(__file__).parent / "data" / "minutes-libreoffice.doc"], index)
     assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("doc", 3, None)]
+
+
+def slides(blocks: list[str | bytes], *, encrypted: bool = False) -> bytes:
+    """A PowerPoint 97–2003 file whose slide list holds ``blocks`` (a str as UTF-16 text, bytes as 8-bit text)."""
+    from tests.compound import compound_file
+
+    def record(kind: int, body: bytes, version: int = 0) -> bytes:
+        return struct.pack("<HHI", version, kind, len(body)) + body
+
+    atoms = b"".join(
+        record(0x0F9F, b"\0" * 4) + (record(0x0FA0, b.encode("utf-16-le")) if isinstance(b, str) else record(0x0FA8, b))
+        for b in blocks
+    )
+    document = record(0x03E8, record(0x03E9, b"\0" * 40) + record(0x0FF0, atoms, 0xF), 0xF)
+    streams = {"PowerPoint Document": document, "Current User": b"\0" * 20}
+    return compound_file(streams | ({"EncryptedSummary": b"\0" * 64} if encrypted else {}))
+
+
+def test_a_powerpoint_97_file_is_read(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Slides of a briefing with a table of residents, each cell a text block of its own."""
+    cells = [v for p in PEOPLE[3:] for v in (p["name"], p["birth_date"], p["address"])]
+    (tmp_path / "説明資料.ppt").write_bytes(slides(["給付金のご案内\r対象者一覧", b"Agenda\x0bList", *cells]))
+    report = scan([tmp_path], index)
+    assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("ppt", 2, None)]
 
 
 def test_sealed_and_age_files_are_protected_not_findings(index: FingerprintIndex, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""What the scanner reads inside the OLE2 (Compound File) files that are not workbooks: Outlook messages (.msg)
-and Word 97–2003 documents (.doc), both common on a city's shared drives and in its staff's mail folders.
+"""What the scanner reads inside the OLE2 (Compound File) files that are not workbooks: Outlook messages (.msg),
+Word and PowerPoint 97–2003 files (.doc, .ppt), common on a city's shared drives and in its staff's mail.
 
 Readers over an open ``olefile.OleFileIO``, returning text and attached files; the scanner matches them.
 A broken structure raises ``ValueError``, ``IndexError`` or ``struct.error``, as olefile's own do, and the
@@ -191,3 +191,30 @@ def _piece(document: bytes, start: int, end: int, fc: int) -> str:
         at = (fc & ~COMPRESSED) // 2
         return document[at : at + length].decode("cp1252", errors="replace")
     return document[fc : fc + 2 * length].decode("utf-16-le", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------- PowerPoint (.ppt)
+
+SLIDES = "PowerPoint Document"
+SLIDES_ENCRYPTED = "EncryptedSummary"  # beside the slides when a password protects them (RC4 CryptoAPI)
+CONTAINER = 0xF  # recVer of a record that holds records
+TEXT_CHARS, TEXT_BYTES = 0x0FA0, 0x0FA8  # a text block in UTF-16LE; in 8 bits (each a UTF-16 code unit's low byte)
+PPT_MARKS = str.maketrans({"\r": "\n", "\x0b": "\n"})  # paragraph and line ends
+
+
+def slides_text(ole: OleFile) -> list[str]:
+    """Every text block of a PowerPoint 97–2003 file (titles, bodies, table cells, notes), walking its records
+    (MS-PPT 2.3.1) into every container: earlier saves kept in the stream are read too."""
+    data = _read(ole, [SLIDES])
+    blocks, at = [], 0
+    while at + 8 <= len(data):
+        version, kind, size = struct.unpack_from("<HHI", data, at)
+        at += 8
+        if version & 0xF == CONTAINER:
+            continue  # its records follow its header
+        if kind == TEXT_CHARS:
+            blocks.append(data[at : at + size].decode("utf-16-le", errors="replace").translate(PPT_MARKS))
+        elif kind == TEXT_BYTES:
+            blocks.append(data[at : at + size].decode("latin-1").translate(PPT_MARKS))
+        at += size
+    return blocks

@@ -72,8 +72,8 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97–2003 files, and 
 OFFICE_PROTECTED = "Office password (only as strong as the password chosen)"  # an EncryptedPackage stream
 XLS_PROTECTED = "Excel 97–2003 password (weak: RC4, broken without the password)"
 WORD_PROTECTED = "Word 97–2003 password (weak: RC4 or XOR, broken without the password)"
+SLIDES_PROTECTED = "PowerPoint 97–2003 password (weak: RC4, broken without the password)"
 OLE2_UNREAD = {
-    "PowerPoint Document": "PowerPoint 97–2003 file (.ppt), not read: save it as .pptx and scan it again",
     # Windows writes one beside pictures; a scanned form's picture shows a resident: not read, not clean
     "Catalog": "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read",
 }
@@ -1211,9 +1211,9 @@ class _Scanner:
         self.source(_Source(f"{source.name}!{name}", lambda: io.BytesIO(data), source.depth + 1))
 
     def compound(self, source: _Source) -> None:
-        """An OLE2 file: an Excel 97–2003 workbook, a Word 97–2003 document and an Outlook message are read; a
-        password-protected Office file is protected; a PowerPoint 97–2003 file is named as not read, so a drive
-        holding one is never called clean."""
+        """An OLE2 file: an Excel, Word or PowerPoint 97–2003 file and an Outlook message are read; a
+        password-protected Office file is protected; any other is named as not read, so a drive holding one is
+        never called clean."""
         import olefile
 
         try:
@@ -1224,6 +1224,9 @@ class _Scanner:
                     return
                 if ole2.is_message(streams):
                     self.outlook(source, ole, [])
+                    return
+                if ole2.SLIDES in streams and "EncryptedPackage" not in streams:
+                    self.slides(source, ole, streams)
                     return
         except (ValueError, IndexError, struct.error):  # olefile's errors on a broken container (OSError too)
             self.report(source.name, "damaged").skipped = DAMAGED
@@ -1249,6 +1252,14 @@ class _Scanner:
             return
         report = self.report(source.name, "doc")
         _scan_text(text.splitlines(), self.matcher, report, _line_place)
+
+    def slides(self, source: _Source, ole: ole2.OleFile, streams: set[str]) -> None:
+        """A PowerPoint 97–2003 file, its text blocks one after another as lines of text (a table's cells too)."""
+        if ole2.SLIDES_ENCRYPTED in streams:
+            self.report(source.name, "office").protected = SLIDES_PROTECTED
+            return
+        lines = [line for block in ole2.slides_text(ole) for line in block.split("\n")]
+        _scan_text(lines, self.matcher, self.report(source.name, "ppt"), _line_place)
 
     def outlook(self, source: _Source, ole: ole2.OleFile, root: list[str]) -> None:
         """An Outlook message (.msg), read as an e-mail is (:meth:`mail`): its body as text, each attachment as a
