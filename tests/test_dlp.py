@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyrage
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from civicseal.cli import run
 from civicseal.dlp.errors import DlpError
@@ -516,8 +518,8 @@ def test_an_outlook_message_is_read_with_its_attachments(index: FingerprintIndex
 
 
 def test_an_outlook_message_body_in_cp932_or_html_is_read(index: FingerprintIndex, tmp_path: Path) -> None:
-    """Outlook keeps an 8-bit body in the message's code page (CP932 in Japan), and an HTML mail's body as
-    HTML; a body only in compressed RTF is named as not read."""
+    """Outlook keeps an 8-bit body in the message's code page (CP932 in Japan), an HTML mail's body as HTML,
+    and a rich-text mail's body only as (compressed) RTF."""
     from tests.compound import compound_file
 
     line = "山田 太郎 様（昭和33年3月2日生）兵庫県尼崎市東七松町1丁目2-3"
@@ -525,7 +527,7 @@ def test_an_outlook_message_body_in_cp932_or_html_is_read(index: FingerprintInde
     bodies = {
         "cp932.msg": {"__substg1.0_1000001E": line.encode("cp932") + b"\0"},
         "html.msg": {"__substg1.0_10130102": html_body},
-        "rtf.msg": {"__substg1.0_10090102": b"\0" * 40},
+        "rtf.msg": {"__substg1.0_10090102": uncompressed_rtf(cp932_rtf(line))},
     }
     for name, body in bodies.items():
         (tmp_path / name).write_bytes(compound_file(outlook_message(body, [])))
@@ -534,8 +536,73 @@ def test_an_outlook_message_body_in_cp932_or_html_is_read(index: FingerprintInde
     assert found == {
         "cp932.msg!(本文).txt": (1, None),
         "html.msg!(本文).txt": (1, None),
-        "rtf.msg!(本文).rtf": (0, "message body in compressed RTF, not read"),
+        "rtf.msg!(本文).rtf": (1, None),
     }
+
+
+def cp932_rtf(text: str) -> bytes:
+    """RTF as a Japanese word processor writes it: every character beyond ASCII as its CP932 bytes in hex."""
+    escaped = "".join(c if c.isascii() else "".join(f"\\'{b:02x}" for b in c.encode("cp932")) for c in text)
+    font = "\\'82\\'6c\\'82\\'72 \\'96\\'be\\'92\\'a9"  # ＭＳ 明朝, as Word names it in CP932
+    head = f"{{\\rtf1\\ansi\\ansicpg932\\deff0{{\\fonttbl{{\\f0\\fnil\\fcharset128 {font};}}}}"
+    return f"{head}{{\\*\\generator Riched20 10.0.19041}}\\pard\\f0 {escaped}\\par\r\n}}".encode("ascii")
+
+
+def uncompressed_rtf(data: bytes) -> bytes:
+    """PidTagRtfCompressed in its uncompressed form (MS-OXRTFCP: "MELA"), as some writers store it."""
+    return struct.pack("<II4sI", len(data) + 12, len(data), b"MELA", 0) + data
+
+
+def test_rtf_is_read_whatever_its_name(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Read as plain text, RTF written in Japan holds no Japanese: its kanji are escaped (\\'8e\\'52, or
+    \\u23665 as LibreOffice writes them), and the file would pass as clean. Word saves RTF under .doc too."""
+    line = "鈴木 一郎 様（昭和15年1月15日生）兵庫県尼崎市南塚口町3丁目4-5"
+    (tmp_path / "申出.doc").write_bytes(cp932_rtf(line))
+    saved = Path(__file__).parent / "data" / "minutes-libreoffice.rtf"  # the minutes of the .doc test, as RTF
+    report = scan([tmp_path / "申出.doc", saved], index)
+    assert [(f.format, f.residents_matched) for f in report.files] == [("rtf", 1), ("rtf", 3)]
+    assert "\\'" in cp932_rtf(line).decode() and "\\u" in saved.read_text(encoding="ascii")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"{",
+                b"}",
+                b"\\",
+                b"\\'8e",
+                b"\\'5",
+                b"\\u-3912",
+                b"\\uc3",
+                b"\\*",
+                b"\\par ",
+                b"\\fonttbl",
+                b"x",
+                b"\x82",
+                b"\r\n",
+                b"\\u55357\\u56832",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_rtf_of_any_shape_gives_text_or_nothing(parts: list[bytes]) -> None:
+    """Broken or hostile RTF (unbalanced groups, half escapes, lone surrogates) gives text, never an error."""
+    from civicseal.dlp.rtf import rtf_text
+
+    assert isinstance(rtf_text(b"{\\rtf1 " + b"".join(parts)), str)
+
+
+def test_compressed_rtf_as_its_specification_gives_it() -> None:
+    """The example of MS-OXRTFCP 4.1.1, literals and references to the primed dictionary."""
+    from civicseal.dlp.rtf import decompress_rtf
+
+    compressed = bytes.fromhex(
+        "2d0000002b0000004c5a4675f1c5c7a703000a007263706731323542320af32068656c090020627705b06c647d0a800fa0"
+    )
+    assert decompress_rtf(compressed) == b"{\\rtf1\\ansi\\ansicpg1252\\pard hello world}\r\n"
 
 
 def word_document(pieces: list[str | bytes], *, version: int = 0x00C1, flags: int = 0x0200) -> bytes:

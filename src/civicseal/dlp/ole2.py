@@ -65,7 +65,7 @@ class Message:
 
     body: bytes
     html: bool
-    rtf_only: bool  # the body is only compressed RTF, which is not read
+    rtf: bytes  # the body as compressed RTF, when the message keeps it in no other form
     attachments: list[Attached]
 
 
@@ -81,7 +81,8 @@ def read_message(ole: OleFile, root: list[str]) -> Message:
     if found := next((name for name in (*BODY, *HTML) if name in children), None):
         body, html = _text(_read(ole, [*root, found]), found), found in HTML
     attachments = [_attached(ole, [*root, name], number) for number, name in enumerate(_attachments(children), 1)]
-    return Message(body, html, not body.strip() and RTF in children, attachments)
+    rtf = _read(ole, [*root, RTF]) if not body.strip() and RTF in children else b""
+    return Message(body, html, rtf, attachments)
 
 
 def _children(ole: OleFile, root: list[str]) -> set[str]:

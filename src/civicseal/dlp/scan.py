@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from civicseal.dlp import ole2
+from civicseal.dlp import ole2, rtf
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import SLOT_ELEMENT, Element, FingerprintIndex, account_text
 from civicseal.dlp.normalize import (
@@ -1070,6 +1070,13 @@ def _scan_pdf(source: _Source, matcher: Matcher, report: FileReport) -> None:
     _scan_text(lines, matcher, report, lambda i: {"page": places[i][0], "line": places[i][1]})
 
 
+def _scan_rtf(source: _Source, matcher: Matcher, report: FileReport) -> None:
+    """An RTF document (by its first bytes: Word saves them under .doc too), its escapes read."""
+    with source.open() as f:
+        text = rtf.rtf_text(f.read())
+    _scan_text(text.splitlines(), matcher, report, _line_place)
+
+
 def _scan_plain(source: _Source, matcher: Matcher, report: FileReport) -> None:
     with source.open() as f:
         data = f.read()
@@ -1158,6 +1165,8 @@ class _Scanner:
                 self.zipped(source, lower)
             elif head.startswith(OLE2_MAGIC):
                 self.compound(source)
+            elif rtf.is_rtf(head):
+                _scan_rtf(source, self.matcher, self.report(source.name, "rtf"))
             elif head.startswith(b"%PDF"):
                 _scan_pdf(source, self.matcher, self.report(source.name, "pdf"))
             elif head.startswith(b"PAR1") or lower.endswith(".parquet"):
@@ -1273,8 +1282,11 @@ class _Scanner:
             self.nested(source, "(本文).txt", _html_text(text).encode("utf-8"))
         elif message.body.strip():
             self.nested(source, "(本文).txt", message.body)
-        if message.rtf_only:
-            self.report(f"{source.name}!(本文).rtf", "rtf").skipped = "message body in compressed RTF, not read"
+        if message.rtf:
+            try:
+                self.nested(source, "(本文).rtf", rtf.decompress_rtf(message.rtf))
+            except (ValueError, IndexError, struct.error):
+                self.report(f"{source.name}!(本文).rtf", "rtf").skipped = DAMAGED
         for attached in message.attachments:
             name = f"{source.name}!{attached.name}"
             if attached.not_read is not None:
