@@ -685,6 +685,26 @@ def test_a_powerpoint_97_file_is_read(index: FingerprintIndex, tmp_path: Path) -
     assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("ppt", 2, None)]
 
 
+def test_opendocument_files_are_read_as_documents_not_archives(index: FingerprintIndex, tmp_path: Path) -> None:
+    """LibreOffice's files (the minutes of the .doc test, and a list of three residents in Calc): one finding
+    each, a table row on a line, not their XML parts one by one; a password-protected one is protected."""
+    data = Path(__file__).parent / "data"
+    manifest = '<manifest:manifest><manifest:file-entry manifest:full-path="content.xml"><manifest:encryption-data/>'
+    with zipfile.ZipFile(tmp_path / "locked.odt", "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        z.writestr("content.xml", bytes(range(256)))
+        z.writestr("META-INF/manifest.xml", manifest + "</manifest:file-entry></manifest:manifest>")
+    report = scan([data / "minutes-libreoffice.odt", data / "list-libreoffice.ods", tmp_path / "locked.odt"], index)
+    found = {Path(f.path).name: (f.format, f.residents_matched, f.protected) for f in report.files}
+    assert found == {
+        "minutes-libreoffice.odt": ("odt", 3, None),
+        "list-libreoffice.ods": ("ods", 3, None),
+        "locked.odt": ("office", 0, "OpenDocument password (only as strong as the password chosen)"),
+    }
+    listed = next(f for f in report.files if f.path.endswith(".ods")).as_dict()
+    assert sorted({p["line"] for p in listed["positions"]}) == [2, 3, 4]  # a line for each row
+
+
 def test_sealed_and_age_files_are_protected_not_findings(index: FingerprintIndex, tmp_path: Path) -> None:
     plaintext = "\n".join(",".join(r) for r in rows_of("name", "birth_date", "address")).encode()
     recipient = pyrage.x25519.Identity.generate().to_public()

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from civicseal.dlp import ole2, rtf
+from civicseal.dlp import odf, ole2, rtf
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import SLOT_ELEMENT, Element, FingerprintIndex, account_text
 from civicseal.dlp.normalize import (
@@ -72,6 +72,7 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Office 97–2003 files, and 
 OFFICE_PROTECTED = "Office password (only as strong as the password chosen)"  # an EncryptedPackage stream
 XLS_PROTECTED = "Excel 97–2003 password (weak: RC4, broken without the password)"
 WORD_PROTECTED = "Word 97–2003 password (weak: RC4 or XOR, broken without the password)"
+ODF_PROTECTED = "OpenDocument password (only as strong as the password chosen)"
 SLIDES_PROTECTED = "PowerPoint 97–2003 password (weak: RC4, broken without the password)"
 OLE2_UNREAD = {
     # Windows writes one beside pictures; a scanned form's picture shows a resident: not read, not clean
@@ -1301,6 +1302,15 @@ class _Scanner:
         with source.open() as f, zipfile.ZipFile(f) as z:
             if _is_sealed_package(z):
                 self.report(source.name, "cseal").protected = "sealed package"
+                return
+            if (document := odf.kind(z)) is not None:
+                if odf.encrypted(z):
+                    self.report(source.name, "office").protected = ODF_PROTECTED
+                else:
+                    report = self.report(source.name, document)
+                    _scan_text(
+                        [t for line in odf.lines(z) for t in line.split("\n")], self.matcher, report, _line_place
+                    )
                 return
             kind = ZIP_FORMATS.get(Path(lower).suffix)
             if kind == "xlsx" or "xl/workbook.xml" in z.namelist():
