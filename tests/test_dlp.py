@@ -317,6 +317,7 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
     container = (tmp_path / "list.xlsx").read_bytes()
     (tmp_path / "slides.ppt").write_bytes(slides([], encrypted=True))
     (tmp_path / "Thumbs.db").write_bytes(rename_stream(container, "EncryptedPackage", "Catalog"))
+    (tmp_path / "案内文.jtd").write_bytes(rename_stream(container, "EncryptedPackage", "DocumentText"))
     for name, user in (("locked.pdf", "secret"), ("no-print.pdf", "")):
         pdf = canvas.Canvas(str(tmp_path / name), encrypt=StandardEncryption(user, ownerPassword="owner"))
         pdf.setFont("IPAexGothic", 11)
@@ -331,15 +332,16 @@ def test_office_files_with_a_password_are_protected_and_old_word_is_named(
         "minutes.doc": ("office", "Word 97–2003 password (weak: RC4 or XOR, broken without the password)", 0),
         "slides.ppt": ("office", "PowerPoint 97–2003 password (weak: RC4, broken without the password)", 0),
         "Thumbs.db": ("ole2", "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read", 0),
+        "案内文.jtd": ("ole2", "一太郎 document (.jtd), not read: save it as .docx or .odt and scan it again", 0),
         "locked.pdf": ("pdf", "PDF password (only as strong as the password chosen)", 0),
         "no-print.pdf": ("pdf", None, 1),  # an owner password alone (no printing, say) hides nothing
     }
     counts = report.as_dict()
-    assert (counts["files_protected"], counts["files_skipped"]) == (5, 1)
+    assert (counts["files_protected"], counts["files_skipped"]) == (5, 2)
     # the sentence an officer reads before a copy leaves does not hide what the scan could not vouch for
     assert report.summary().endswith(
         "holds data of 1 resident in plaintext;"
-        " not vouched for: 1 file not read, 5 files behind a password (see the list)"
+        " not vouched for: 2 files not read, 5 files behind a password (see the list)"
     )
 
 

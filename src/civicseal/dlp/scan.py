@@ -78,6 +78,12 @@ OLE2_UNREAD = {
     # Windows writes one beside pictures; a scanned form's picture shows a resident: not read, not clean
     "Catalog": "Windows thumbnail cache (Thumbs.db): small copies of pictures, not read",
 }
+# Formats the scanner cannot read, named by their suffix with what to do: a Japanese office keeps many.
+UNREAD_SUFFIXES = {
+    ".jtd": "一太郎 document (.jtd), not read: save it as .docx or .odt and scan it again",
+    ".jtdc": "一太郎 document (.jtdc), not read: save it as .docx or .odt and scan it again",
+    ".jtt": "一太郎 template (.jtt), not read: save it as .docx or .odt and scan it again",
+}
 MAIL_SUFFIXES = (".eml",)
 DAMAGED = "damaged file of its format"
 XLS_ROWS = 10_000  # rows of a sheet scanned at a time
@@ -1071,6 +1077,10 @@ def _scan_pdf(source: _Source, matcher: Matcher, report: FileReport) -> None:
     _scan_text(lines, matcher, report, lambda i: {"page": places[i][0], "line": places[i][1]})
 
 
+def _unread_by_name(name: str) -> str | None:
+    return UNREAD_SUFFIXES.get(Path(name.lower()).suffix)
+
+
 def _scan_rtf(source: _Source, matcher: Matcher, report: FileReport) -> None:
     """An RTF document (by its first bytes: Word saves them under .doc too), its escapes read."""
     with source.open() as f:
@@ -1082,7 +1092,7 @@ def _scan_plain(source: _Source, matcher: Matcher, report: FileReport) -> None:
     with source.open() as f:
         data = f.read()
     if b"\x00" in data[:8192] and "16" not in _sniff_encoding(data[:8192]):
-        report.skipped = "binary file of a format the scanner does not read"
+        report.skipped = _unread_by_name(source.name) or "binary file of a format the scanner does not read"
         return
     text, report.encoding = _decode(data)
     _scan_text(text.splitlines(), matcher, report, _line_place)
@@ -1246,7 +1256,7 @@ class _Scanner:
         elif "Workbook" in streams or "Book" in streams:
             _scan_xls(source, self.matcher, self.report(source.name, "xls"))
         else:
-            unread = next((OLE2_UNREAD[s] for s in OLE2_UNREAD if s in streams), None)
+            unread = next((OLE2_UNREAD[s] for s in OLE2_UNREAD if s in streams), None) or _unread_by_name(source.name)
             self.report(source.name, "ole2").skipped = unread or "OLE2 file of a format the scanner does not read"
 
     def word(self, source: _Source, ole: ole2.OleFile) -> None:
