@@ -3,6 +3,7 @@ accepts still match; namesakes do not; protected files are not findings; the CLI
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -657,10 +658,13 @@ def test_a_word_97_document_is_read(index: FingerprintIndex, tmp_path: Path) -> 
 
 
 def test_a_word_97_document_saved_by_libreoffice_is_read(index: FingerprintIndex) -> None:
-    """A .doc as a real writer saves it (LibreOffice 7.4, "MS Word 97", from minutes with a table of three
-    residents, one cell left empty): the fixture checks the reader against more than the tests' own writer."""
+    """A .doc as a real writer saves it (LibreOffice 7.4, "MS Word 97", from minutes with a table of residents,
+    one cell left empty): the fixture checks the reader against more than the tests' own writer."""
     report = scan([Path(__file__).parent / "data" / "minutes-libreoffice.doc"], index)
     assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("doc", 3, None)]
+    # a paragraph (line 2), the table's rows (lines 3 to 5): its rows end where their properties say, so the
+    # row with an empty cell stays one line
+    assert sorted({p["line"] for p in report.files[0].as_dict()["positions"]}) == [2, 4, 5]
 
 
 def slides(blocks: list[str | bytes], *, encrypted: bool = False) -> bytes:
@@ -677,6 +681,28 @@ def slides(blocks: list[str | bytes], *, encrypted: bool = False) -> bytes:
     document = record(0x03E8, record(0x03E9, b"\0" * 40) + record(0x0FF0, atoms, 0xF), 0xF)
     streams = {"PowerPoint Document": document, "Current User": b"\0" * 20}
     return compound_file(streams | ({"EncryptedSummary": b"\0" * 64} if encrypted else {}))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 11775), st.integers(0, 255)), min_size=1, max_size=8))
+def test_a_damaged_word_document_reads_or_is_named_damaged(changes: list[tuple[int, int]]) -> None:
+    """A .doc with bytes changed anywhere (the FIB, the piece table, the paragraphs' pages): its text, or one of
+    the errors the scanner reports as a damaged file, never another."""
+    import olefile
+
+    from civicseal.dlp.ole2 import NotRead, word_text
+    from tests.compound import compound_file
+
+    with olefile.OleFileIO(str(Path(__file__).parent / "data" / "minutes-libreoffice.doc")) as ole:
+        streams = {"/".join(entry): ole.openstream(entry).read() for entry in ole.listdir()}
+    document = bytearray(streams["WordDocument"])
+    for at, value in changes:
+        document[at % len(document)] = value
+    with (
+        olefile.OleFileIO(compound_file(streams | {"WordDocument": bytes(document)})) as ole,
+        contextlib.suppress(ValueError, IndexError, struct.error, NotRead),
+    ):
+        assert isinstance(word_text(ole), str | None)
 
 
 def test_a_powerpoint_97_file_is_read(index: FingerprintIndex, tmp_path: Path) -> None:

@@ -133,8 +133,8 @@ CLX_PAIR = 33  # fcClx/lcbClx: the 34th pair of FibRgFcLcb97
 COMPRESSED = 0x40000000  # a piece stored as 8-bit text (CP1252), not UTF-16LE
 # Word's marks in the text stream: paragraph and line ends become line ends, a table cell's end a tab, field
 # marks and anchors of pictures and objects spaces; an optional hyphen goes, a non-breaking one stays a hyphen.
-# A table row ends with its last cell's mark and a mark of its own: two marks end a line (an empty cell inside
-# a row does so too, which only breaks that row's line in two).
+# A table row ends with its last cell's mark and a mark of its own, told by its paragraph's properties; where
+# they cannot be read, two marks end a line (an empty cell does so too, which breaks its row's line in two).
 ROW_END = "\x07\x07"
 WORD_MARKS = str.maketrans(
     {"\r": "\n", "\x0b": "\n", "\x0c": "\n", "\x07": "\t", "\x13": " ", "\x14": " ", "\x15": " ", "\x01": " ",
@@ -156,10 +156,90 @@ def word_text(ole: OleFile) -> str | None:
     if flags & (ENCRYPTED | OBFUSCATED):
         return None
     table = _read(ole, ["1Table" if flags & TABLE_1 else "0Table"])
-    clx_at, clx_size = struct.unpack_from("<II", document, _fc_lcb(document) + CLX_PAIR * 8)
+    pairs = _fc_lcb(document)
+    clx_at, clx_size = struct.unpack_from("<II", document, pairs + CLX_PAIR * 8)
     pieces = _piece_table(table[clx_at : clx_at + clx_size])
-    text = "".join(_piece(document, start, end, fc) for start, end, fc in pieces)
-    return FIELD_CODE.sub(" ", text).replace(ROW_END, "\n").translate(WORD_MARKS)
+    text = _text_of(document, pieces)
+    papx_at, papx_size = struct.unpack_from("<II", document, pairs + PAPX_PAIR * 8)
+    rows = _row_ends(document, table[papx_at : papx_at + papx_size])
+    if rows:  # each table row's end mark (its paragraph's properties say so) ends a line
+        marks = list(text)
+        for at in _positions(pieces, rows):
+            if 0 <= at < len(marks):
+                marks[at] = "\r"
+        text = "".join(marks)
+    else:  # properties not found: two marks in a row end one
+        text = text.replace(ROW_END, "\r")
+    return FIELD_CODE.sub(" ", text).translate(WORD_MARKS)
+
+
+PAPX_PAIR = 13  # fcPlcfBtePapx/lcbPlcfBtePapx: where the paragraphs' properties are, page by page
+PAGE = 512  # a formatted disk page (FKP)
+TABLE_ROW_END = (0x2417, 0x244C)  # sprmPFTtp, sprmPFInnerTtp: this paragraph ends a table row
+# An operand's size by the sprm's top three bits (spra); 6 is variable, its size in its first byte.
+OPERAND = {0: 1, 1: 1, 2: 2, 3: 4, 4: 2, 5: 2, 7: 3}
+TABLE_DEFINITION = 0xD608  # sprmTDefTable: a two-byte size, one more than the bytes after it
+
+
+def _row_ends(document: bytes, plc: bytes) -> set[int]:
+    """Where each paragraph that ends a table row ends (its offset in the WordDocument stream), from the
+    paragraphs' properties: the PlcBtePapx's pages (MS-DOC 2.8.6, 2.9.175), each paragraph's grpprl."""
+    count = (len(plc) - 4) // 8
+    ends: set[int] = set()
+    for (number,) in struct.iter_unpack("<I", plc[4 * (count + 1) : 4 * (count + 1) + 4 * count]):
+        page = document[(number & 0x3FFFFF) * PAGE : (number & 0x3FFFFF) * PAGE + PAGE]
+        try:
+            ends |= _page_row_ends(page)
+        except (struct.error, IndexError, KeyError):  # a broken page: its rows end where two marks do
+            return set()
+    return ends
+
+
+def _page_row_ends(page: bytes) -> set[int]:
+    runs = page[PAGE - 1]
+    bounds = struct.unpack_from(f"<{runs + 1}I", page, 0)
+    ends = set()
+    for i in range(runs):
+        offset = page[4 * (runs + 1) + 13 * i] * 2
+        if offset and any(sprm in TABLE_ROW_END and value for sprm, value in _sprms(_grpprl(page, offset))):
+            ends.add(bounds[i + 1])
+    return ends
+
+
+def _grpprl(page: bytes, at: int) -> bytes:
+    """A PapxInFkp's properties, after its style (two bytes)."""
+    size = page[at]
+    if size == 0:
+        return page[at + 2 + 2 : at + 2 + 2 * page[at + 1]]
+    return page[at + 1 + 2 : at + 2 * size]
+
+
+def _sprms(grpprl: bytes) -> list[tuple[int, int]]:
+    """Each property (sprm) with its operand's first byte."""
+    found, at = [], 0
+    while at + 2 < len(grpprl):
+        (sprm,) = struct.unpack_from("<H", grpprl, at)
+        at += 2
+        spra = sprm >> 13
+        if sprm == TABLE_DEFINITION:
+            size = struct.unpack_from("<H", grpprl, at)[0] + 1
+        elif spra == 6:
+            size = grpprl[at] + 1
+        else:
+            size = OPERAND[spra]
+        found.append((sprm, grpprl[at]))
+        at += size
+    return found
+
+
+def _positions(pieces: list[tuple[int, int, int]], ends: set[int]) -> list[int]:
+    """Where in the text the characters stand that end at ``ends`` (offsets in the WordDocument stream)."""
+    positions = []
+    for start, end, fc in pieces:
+        width, base = (1, (fc & ~COMPRESSED) // 2) if fc & COMPRESSED else (2, fc)
+        stop = base + width * (end - start)
+        positions += [start + (at - base) // width - 1 for at in ends if base < at <= stop]
+    return positions
 
 
 def _fc_lcb(document: bytes) -> int:
@@ -184,6 +264,19 @@ def _piece_table(clx: bytes) -> list[tuple[int, int, int]]:
     count = (len(plc) - 4) // 12
     cps = struct.unpack_from(f"<{count + 1}I", plc, 0)
     return [(cps[i], cps[i + 1], struct.unpack_from("<I", plc, 4 * (count + 1) + 8 * i + 2)[0]) for i in range(count)]
+
+
+def _text_of(document: bytes, pieces: list[tuple[int, int, int]]) -> str:
+    """The pieces' text, no longer than the stream that holds it: pieces that claim more (a damaged or hostile
+    file pointing them all at the same bytes) are cut there."""
+    parts, left = [], len(document)
+    for start, end, fc in pieces:
+        if left <= 0:
+            break
+        part = _piece(document, start, min(end, start + left), fc)
+        parts.append(part)
+        left -= len(part)
+    return "".join(parts)
 
 
 def _piece(document: bytes, start: int, end: int, fc: int) -> str:
