@@ -713,6 +713,13 @@ def test_a_powerpoint_97_file_is_read(index: FingerprintIndex, tmp_path: Path) -
     assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("ppt", 2, None)]
 
 
+def test_a_powerpoint_97_file_saved_by_libreoffice_is_read(index: FingerprintIndex) -> None:
+    """Slides LibreOffice 7.4 saved as "MS PowerPoint 97" (its streams as written, but for the summary's 440 KB
+    thumbnail): a resident in a text box, two in a table, found among the master slides' placeholder text."""
+    report = scan([Path(__file__).parent / "data" / "brief-libreoffice.ppt"], index)
+    assert [(f.format, f.residents_matched, f.skipped) for f in report.files] == [("ppt", 3, None)]
+
+
 def test_opendocument_files_are_read_as_documents_not_archives(index: FingerprintIndex, tmp_path: Path) -> None:
     """LibreOffice's files (the minutes of the .doc test, and a list of three residents in Calc): one finding
     each, a table row on a line, not their XML parts one by one; a password-protected one is protected."""
