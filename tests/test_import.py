@@ -729,6 +729,42 @@ def test_a_resident_code_twice(home: Home, cipher: FieldCipher, tmp_path: Path) 
     ]
 
 
+def test_a_my_number_twice_is_refused_at_its_later_rows(home: Home, cipher: FieldCipher, tmp_path: Path) -> None:
+    """One person registered under two codes (a move processed as a new resident), or a number typed twice:
+    the rows after the first are refused, naming the first's line and never the number. A row already refused
+    for its code is not told again; with --rejects the rest imports."""
+    rows = [
+        person("N1", "H1", my_number=MY_NUMBER),
+        person("N2", "H2", my_number=OTHER_MY_NUMBER),
+        person("N3", "H3", my_number=MY_NUMBER),
+        person("N1", "H4", my_number=MY_NUMBER),  # the code twice: that rule speaks for this row
+        person("N4", "H5"),
+        person("N5", "H6", my_number=MY_NUMBER),
+    ]
+    path = residents_csv(tmp_path, rows)
+    rule = "the same My Number as line 2: one person registered twice, or a number mistyped"
+    refused = refusal(home, cipher, path)
+    assert problems(refused) == [
+        ("residents.csv", 4, "my_number", rule),
+        ("residents.csv", 5, "resident_code", "appears twice (first on line 2)"),
+        ("residents.csv", 7, "my_number", rule),
+    ]
+    assert MY_NUMBER not in str(refused)
+    summary = do_import(home, cipher, path, rejects=tmp_path / "rejects.csv")
+    assert (summary.residents.new, summary.rejected) == (3, 3)
+
+
+def test_a_my_number_twice_stops_a_first_import_loaded_straight_into_the_register(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """With every code unique, only the My Number rule is broken: a first import on PostgreSQL, loaded
+    straight into the register, is undone for it too, and the rows named."""
+    path = residents_csv(tmp_path, [person("M1", "H1", my_number=MY_NUMBER), person("M2", "H2", my_number=MY_NUMBER)])
+    rule = "the same My Number as line 2: one person registered twice, or a number mistyped"
+    assert problems(refusal(home, cipher, path)) == [("residents.csv", 3, "my_number", rule)]
+    assert count(home, "residents") == 0
+
+
 def test_a_birth_after_today_is_refused_before_a_code_is_counted_twice(
     home: Home, cipher: FieldCipher, tmp_path: Path
 ) -> None:
@@ -1148,8 +1184,8 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
             tmp_path,
             [
                 person("AA1", "H1", my_number=MY_NUMBER),
-                person("AA2", "H2", my_number="1234-5678-9018"),  # the same number, written otherwise
-                person("AA3", "H3", my_number=OTHER_MY_NUMBER),
+                person("AA2", "H2", my_number="9876-5432-1093"),  # OTHER_MY_NUMBER, written otherwise
+                person("AA3", "H3"),
             ],
         ),
         tax_csv(tmp_path, [tax_row("AA1", income=income, levy="taxed")]),
@@ -1158,12 +1194,12 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
     do_import(home, cipher, *files)
 
     residents = {
-        code: (bytes(enc), bytes(bidx))
+        code: (enc and bytes(enc), bidx and bytes(bidx))
         for code, enc, bidx in query(home, "SELECT resident_code, my_number_enc, my_number_bidx FROM residents")
     }
     ((income_enc, fiscal_year),) = query(home, "SELECT income_enc, fiscal_year FROM tax_assessments")
     ((account_enc, account_bidx),) = query(home, "SELECT account_number_enc, account_number_bidx FROM bank_accounts")
-    blobs = [*(b for pair in residents.values() for b in pair), bytes(income_enc), bytes(account_enc)]
+    blobs = [*(b for pair in residents.values() for b in pair if b), bytes(income_enc), bytes(account_enc)]
     blobs.append(bytes(account_bidx))
     for secret in (MY_NUMBER, OTHER_MY_NUMBER, income, account):
         assert all(secret.encode() not in blob for blob in blobs)
@@ -1175,12 +1211,14 @@ def test_my_number_income_and_account_number_are_stored_encrypted(
             assert secret.encode() not in raw
 
     assert cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA1") == MY_NUMBER
-    assert cipher.decrypt(residents["AA3"][0], "residents.my_number", "AA3") == OTHER_MY_NUMBER
+    assert cipher.decrypt(residents["AA2"][0], "residents.my_number", "AA2") == OTHER_MY_NUMBER
     assert cipher.decrypt(bytes(income_enc), "tax_assessments.income", tax_row_key("AA1", fiscal_year)) == income
     assert cipher.decrypt(bytes(account_enc), "bank_accounts.account_number", "H1") == account
     with pytest.raises(StoreError, match="moved from another row"):  # one resident's number copied to another
-        cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA3")
-    assert residents["AA1"][0] != residents["AA2"][0]  # ciphertexts differ ...
-    assert residents["AA1"][1] == residents["AA2"][1]  # ... the blind index is equal for equal numbers
-    assert residents["AA1"][1] == cipher.blind_index(MY_NUMBER, "residents.my_number")
-    assert residents["AA3"][1] != residents["AA1"][1]
+        cipher.decrypt(residents["AA1"][0], "residents.my_number", "AA2")
+    again = cipher.encrypt(MY_NUMBER, "residents.my_number", "AA1")
+    assert again != residents["AA1"][0]  # ciphertexts of equal numbers differ ...
+    assert residents["AA1"][1] == cipher.blind_index(MY_NUMBER, "residents.my_number")  # ... blind indexes do not
+    assert residents["AA2"][1] == cipher.blind_index(OTHER_MY_NUMBER, "residents.my_number")  # however written
+    assert residents["AA2"][1] != residents["AA1"][1]
+    assert residents["AA3"] == (None, None)  # no My Number: none stored, none indexed

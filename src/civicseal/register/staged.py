@@ -166,9 +166,16 @@ def _zeros_dropped(conn: Connection, kind: Kind, column: str) -> None:
     _mark(conn, kind)
 
 
+MY_NUMBER_TWICE = "the same My Number as line {line}: one person registered twice, or a number mistyped"
+
+
 def check_residents(conn: Connection, today: date) -> None:
-    """A code of a stored one without its leading zeros; a code twice: every row after its first (a birth
-    after today was refused as the row was read)."""
+    """A code of a stored one without its leading zeros; a code twice: every row after its first; a My Number
+    twice among the rows left, every row after its first (a birth after today was refused as the row was read).
+
+    My Numbers are compared within the file, by their blind index: a city imports its whole register, so a
+    person registered under two codes is two rows of one file. (Against the stored register it would need an
+    index on the blind index, which the store does not keep.)"""
     for column in ("resident_code", "household_code"):
         _zeros_dropped(conn, Kind.RESIDENTS, column)
     _run(
@@ -178,6 +185,15 @@ def check_residents(conn: Connection, today: date) -> None:
         " FROM (SELECT resident_code, MIN(line) AS first FROM staged_residents"
         "  GROUP BY resident_code HAVING COUNT(*) > 1) AS f"
         " JOIN staged_residents s ON s.resident_code = f.resident_code WHERE s.line > f.first",
+    )
+    _mark(conn, Kind.RESIDENTS)
+    before, after = MY_NUMBER_TWICE.split("{line}")
+    _run(
+        conn,
+        "INSERT INTO staged_faults (kind, line, col, rule)"
+        f" SELECT 'residents', line, 'my_number', '{before}' || first || '{after}'"
+        " FROM (SELECT line, MIN(line) OVER (PARTITION BY my_number_bidx) AS first FROM staged_residents"
+        "  WHERE my_number_bidx IS NOT NULL AND rejected = 0) AS m WHERE line > first",
     )
     _mark(conn, Kind.RESIDENTS)
     _check_heads(conn, today)
@@ -426,13 +442,14 @@ def keys_unique(conn: Connection, kinds: Sequence[Kind]) -> bool:
 
 
 def first_import_sound(conn: Connection, kinds: Sequence[Kind], today: date) -> bool:
-    """Each household with a current member has one current head; each tax row and supporter names a
-    resident, each account a household."""
+    """Each household with a current member has one current head; no My Number is held twice; each tax row and
+    supporter names a resident, each account a household."""
     current = _current("r")
     rules = [
         "SELECT 1 FROM residents r GROUP BY household_code"
         f" HAVING SUM(CASE WHEN {current} THEN 1 ELSE 0 END) > 0"
-        f" AND SUM(CASE WHEN r.is_head AND {current} THEN 1 ELSE 0 END) <> 1 LIMIT 1"
+        f" AND SUM(CASE WHEN r.is_head AND {current} THEN 1 ELSE 0 END) <> 1 LIMIT 1",
+        "SELECT 1 FROM residents WHERE my_number_bidx IS NOT NULL GROUP BY my_number_bidx HAVING COUNT(*) > 1 LIMIT 1",
     ]
     if Kind.TAX in kinds:
         rules += [
