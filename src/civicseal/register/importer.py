@@ -964,10 +964,12 @@ def _import(
     progress: ProgressFn,
 ) -> ImportSummary:
     """A first import on PostgreSQL straight into the register (:func:`_load_first`) when it breaks no rule;
-    else every row staged, the rules run over the staging area and the store, and what they let through merged."""
+    else every row staged, the rules run over the staging area and the store, and what they let through merged.
+    An import with rejects is staged at once: whoever asks for them expects rows to break rules, and a load
+    straight into the register would be undone for the first of them."""
     today = tokyo_today(now)
     sources = _sources([Path(p) for p in files], today)
-    if _first_on_postgresql(engine, sources):
+    if rejects is None and _first_on_postgresql(engine, sources):
         try:
             return _load_first(engine, cipher, sources, today, now=now, actor=actor, progress=progress)
         except _Staged:
