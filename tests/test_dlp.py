@@ -873,23 +873,37 @@ def test_cli_scan_json_and_fail_at(home: Home, tmp_path: Path, capsys: pytest.Ca
     assert "1 file under" in capsys.readouterr().out
 
 
-def test_cli_scan_table_keeps_the_whole_path_on_a_narrow_terminal(
-    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cli_scan_lists_files_whole_on_a_narrow_terminal_and_tabulates_them_on_a_wide_one(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The file's path is what the officer must find on the drive: at 80 columns it folds onto more lines
-    of its column, never cut short."""
+    """The file's path is what the officer must find on the drive. At 80 columns a table cut every column to a
+    few letters (`off…` for office): each file is listed, its path whole, then what it holds. From 120 columns
+    the files are a table, the path folding onto more lines of its column, never cut short."""
+    from civicseal.cli.output import console
+
     _register(home, tmp_path)
     assert run(["dlp", "index", "--home", str(home.path), "--json"]) == 0
     capsys.readouterr()
     folder = tmp_path / "usb" / "福祉課" / "臨時特別給付金" / "コールセンター送付用"
     folder.mkdir(parents=True)
     listed = rows_of("name", "birth_date", "address")
-    path = write_table(folder / "住民税非課税世帯一覧_令和4年6月分_最終版.csv", listed)
-    assert run(["scan", str(tmp_path / "usb"), "--home", str(home.path)]) == 0
+    path = write_table(folder / "住民税非課税世帯一覧_令和4年6月分_最終版.csv", listed, encoding="cp932")
+    (folder / "旧一覧.doc").write_bytes(word_document(["山田 太郎\r"], flags=0x0300))
+    scan_it = ["scan", str(tmp_path / "usb"), "--home", str(home.path)]
+
+    assert run(scan_it) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert str(path) in "".join(lines)  # folded at the edge, never cut
+    assert any(line.startswith("  csv (cp932) · residents 5 · elements (corroborated) name 5,") for line in lines)
+    assert any(line.startswith("  office · Word 97–2003 password (weak: RC4 or XOR,") for line in lines)
+
+    monkeypatch.setattr(console, "width", 160)
+    assert run(scan_it) == 0
     out = capsys.readouterr().out
-    assert max(map(len, out.splitlines())) <= 80
     cells = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 2]
-    assert str(path) in "".join(cells)  # the path's pieces, line after line
+    assert str(path) in "".join(cells)  # the path's pieces, line after line of its column
+    assert "│ csv (cp932) │" in out
 
 
 def test_exported_index_opens_at_a_scanning_station(home: Home, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -14,7 +15,7 @@ from civicseal.cli.output import console, print_json, print_table
 from civicseal.store.home import Home
 
 if TYPE_CHECKING:
-    from civicseal.dlp.report import ScanReport
+    from civicseal.dlp.report import FileReport, ScanReport
 
 dlp_app = typer.Typer(help="Exact-data-match fingerprints of the register, for scanning.", no_args_is_help=True)
 app.add_typer(dlp_app, name="dlp")
@@ -102,8 +103,61 @@ def _where(position: dict[str, object]) -> str:
     return " ".join(f"{k} {v}" for k, v in position.items() if k != "element")
 
 
+WIDE = 120  # columns from which the files are a table; a narrower terminal lists them, a file a paragraph
+
+
 def _render(scanned: ScanReport) -> None:
     report = scanned.as_dict()
+    if console.width >= WIDE:
+        _render_table(scanned, report)
+    else:
+        _render_list(scanned, report)
+    console.print(
+        f"{report['files_scanned']:,} {'file' if report['files_scanned'] == 1 else 'files'} read,"
+        f" {report['files_protected']:,} protected,"
+        f" {report['files_skipped']:,} skipped; index of {report['register_residents']:,} residents"
+        f" built {_jst(report['index_created'])}",
+        markup=False,
+    )
+    console.print(report["summary"], markup=False)
+
+
+def _findings(found: FileReport, f: dict) -> list[str] | None:
+    """What a file's line says, part by part: its format, why it was not read or what it holds; None for a
+    file read that holds nothing."""
+    if f["protected"] or f["skipped"]:
+        return [f["format"], f["protected"] or f["skipped"]]
+    if not found.has_findings:
+        return None
+    first = f["positions"][:1] or f["uncorroborated_positions"][:1]
+    return [
+        f["format"] + (f" ({f['encoding']})" if f["encoding"] else ""),
+        f"{f['residents_matched']:,}",
+        ", ".join(f"{k} {v:,}" for k, v in f["elements"].items() if v),
+        ", ".join(f"{k} {v:,}" for k, v in f["uncorroborated"].items() if v),
+        ", ".join(f"{k} {v:,}" for k, v in f["patterns"].items() if v),
+        _where(first[0]) if first else "",
+    ]
+
+
+LISTED = ("residents", "elements (corroborated)", "single values", "patterns", "first at")
+
+
+def _render_list(scanned: ScanReport, report: dict) -> None:
+    """At 80 columns a table cuts every column to a few letters: each file is its path on a line of its own,
+    whole, then what it holds."""
+    rows = [(f["path"], parts) for found, f in zip(scanned.files, report["files"], strict=True)
+            if (parts := _findings(found, f)) is not None]  # fmt: skip
+    if rows:
+        console.print("files", markup=False)
+    for path, parts in rows:
+        console.print(Text(path), overflow="fold")
+        if len(parts) > 2:  # read: each finding named
+            parts = [parts[0], *(f"{name} {value}" for name, value in zip(LISTED, parts[1:], strict=True) if value)]
+        console.print(Padding(Text(" · ".join(parts)), (0, 0, 0, 2), expand=False))  # wrapped lines indented too
+
+
+def _render_table(scanned: ScanReport, report: dict) -> None:
     table = Table(title="files", title_justify="left", expand=True)
     # The file is what the officer must find: its path folds onto more lines rather than being cut short,
     # however narrow the terminal, and it keeps the widest share of the width.
@@ -114,28 +168,12 @@ def _render(scanned: ScanReport) -> None:
         table.add_column(column, ratio=2)
     table.add_column("first at", ratio=1)
     for found, f in zip(scanned.files, report["files"], strict=True):
-        if f["protected"] or f["skipped"]:
-            table.add_row(Text(f["path"]), f["format"], "", Text(f["protected"] or f["skipped"]), "", "", "")
+        parts = _findings(found, f)
+        if parts is None:
             continue
-        if not found.has_findings:
-            continue
-        first = f["positions"][:1] or f["uncorroborated_positions"][:1]
-        table.add_row(
-            Text(f["path"]),
-            f["format"] + (f" ({f['encoding']})" if f["encoding"] else ""),
-            f"{f['residents_matched']:,}",
-            ", ".join(f"{k} {v:,}" for k, v in f["elements"].items() if v),
-            ", ".join(f"{k} {v:,}" for k, v in f["uncorroborated"].items() if v),
-            ", ".join(f"{k} {v:,}" for k, v in f["patterns"].items() if v),
-            _where(first[0]) if first else "",
-        )
+        if len(parts) == 2:  # not read: the reason stands where the findings would
+            table.add_row(Text(f["path"]), parts[0], "", Text(parts[1]), "", "", "")
+        else:
+            table.add_row(Text(f["path"]), *parts)
     if table.row_count:
         console.print(table)
-    console.print(
-        f"{report['files_scanned']:,} {'file' if report['files_scanned'] == 1 else 'files'} read,"
-        f" {report['files_protected']:,} protected,"
-        f" {report['files_skipped']:,} skipped; index of {report['register_residents']:,} residents"
-        f" built {_jst(report['index_created'])}",
-        markup=False,
-    )
-    console.print(report["summary"], markup=False)
