@@ -608,6 +608,21 @@ def test_compressed_rtf_as_its_specification_gives_it() -> None:
     assert decompress_rtf(compressed) == b"{\\rtf1\\ansi\\ansicpg1252\\pard hello world}\r\n"
 
 
+def test_an_outlook_message_saved_in_the_older_ansi_format_is_read(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Outlook 97–2002's format keeps every text 8-bit in the message's code page: a Japanese Outlook's body
+    and attachment names in CP932."""
+    from tests.compound import compound_file
+
+    listed = "\r\n".join(f"{p['name']},{p['birth_date']},{p['address']}" for p in PEOPLE[:2])
+    attachment = {"__substg1.0_3707001E": "対象者一覧.csv".encode("cp932") + b"\0"}
+    attachment["__substg1.0_37010102"] = listed.encode("cp932")
+    body = {"__substg1.0_1000001E": "一覧を送付します。".encode("cp932") + b"\0"}
+    (tmp_path / "ansi.msg").write_bytes(compound_file(outlook_message(body, [attachment])))
+    report = scan([tmp_path / "ansi.msg"], index)
+    found = {f.path.split("!", 1)[1]: (f.format, f.residents_matched) for f in report.files}
+    assert found == {"(本文).txt": ("text", 0), "対象者一覧.csv": ("csv", 2)}
+
+
 def word_document(pieces: list[str | bytes], *, version: int = 0x00C1, flags: int = 0x0200) -> bytes:
     """A Word 97–2003 .doc: its text in pieces (a str stored as UTF-16LE, bytes as Word's 8-bit text), found
     through the piece table in the 1Table stream."""
