@@ -75,18 +75,20 @@ def is_message(streams: set[str]) -> bool:
 def read_message(ole: OleFile, root: list[str]) -> Message:
     """The message stored at ``root`` (``[]`` for the file itself, an attachment's storage for a message
     attached to it)."""
-    children = _children(ole, root)
+    entries = ole.listdir(streams=True, storages=True)  # once: each attachment's storage is looked up in it
+    children = _children(entries, root)
     body, html = b"", False
     if found := next((name for name in (*BODY, *HTML) if name in children), None):
         body, html = _text(_read(ole, [*root, found]), found), found in HTML
-    attachments = [_attached(ole, [*root, name], number) for number, name in enumerate(_attachments(children), 1)]
+    attachments = [
+        _attached(ole, entries, [*root, name], number) for number, name in enumerate(_attachments(children), 1)
+    ]
     rtf = _read(ole, [*root, RTF]) if not body.strip() and RTF in children else b""
     return Message(body, html, rtf, attachments)
 
 
-def _children(ole: OleFile, root: list[str]) -> set[str]:
+def _children(entries: list[list[str]], root: list[str]) -> set[str]:
     depth = len(root)
-    entries = ole.listdir(streams=True, storages=True)
     return {parts[depth] for parts in entries if len(parts) == depth + 1 and parts[:depth] == root}
 
 
@@ -109,8 +111,8 @@ def _name(data: bytes) -> str:
         return data.decode("cp932", errors="replace")
 
 
-def _attached(ole: OleFile, storage: list[str], number: int) -> Attached:
-    children = _children(ole, storage)
+def _attached(ole: OleFile, entries: list[list[str]], storage: list[str], number: int) -> Attached:
+    children = _children(entries, storage)
     found = next((n for n in ATTACHED_NAMES if n in children), None)
     name = _name(_text(_read(ole, [*storage, found]), found)) if found else ""
     name = name or f"attachment-{number}"
@@ -118,7 +120,7 @@ def _attached(ole: OleFile, storage: list[str], number: int) -> Attached:
         return Attached(name, data=_read(ole, [*storage, ATTACHED_DATA]))
     if ATTACHED_OBJECT in children:
         inner = [*storage, ATTACHED_OBJECT]
-        if MESSAGE_PROPERTIES in _children(ole, inner):
+        if MESSAGE_PROPERTIES in _children(entries, inner):
             return Attached(name, message=inner)
         return Attached(name, not_read="object embedded in an Outlook message (OLE), not read")
     return Attached(name)

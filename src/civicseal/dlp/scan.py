@@ -1239,14 +1239,7 @@ class _Scanner:
         try:
             with source.open() as f, olefile.OleFileIO(f) as ole:
                 streams = {"/".join(parts) for parts in ole.listdir()}
-                if "WordDocument" in streams and "EncryptedPackage" not in streams:
-                    self.word(source, ole)
-                    return
-                if ole2.is_message(streams):
-                    self.outlook(source, ole, [])
-                    return
-                if ole2.SLIDES in streams and "EncryptedPackage" not in streams:
-                    self.slides(source, ole, streams)
+                if "EncryptedPackage" not in streams and self.read_compound(source, ole, streams):
                     return
         except (ValueError, IndexError, struct.error):  # olefile's errors on a broken container (OSError too)
             self.report(source.name, "damaged").skipped = DAMAGED
@@ -1258,6 +1251,19 @@ class _Scanner:
         else:
             unread = next((OLE2_UNREAD[s] for s in OLE2_UNREAD if s in streams), None) or _unread_by_name(source.name)
             self.report(source.name, "ole2").skipped = unread or "OLE2 file of a format the scanner does not read"
+
+    def read_compound(self, source: _Source, ole: ole2.OleFile, streams: set[str]) -> bool:
+        """A Word or PowerPoint 97–2003 file or an Outlook message, read from the open container; False for any
+        other OLE2 file."""
+        if "WordDocument" in streams:
+            self.word(source, ole)
+        elif ole2.is_message(streams):
+            self.outlook(source, ole, [])
+        elif ole2.SLIDES in streams:
+            self.slides(source, ole, streams)
+        else:
+            return False
+        return True
 
     def word(self, source: _Source, ole: ole2.OleFile) -> None:
         """A Word 97–2003 document, its text read line by line as a plain text file's (a table's row on one

@@ -191,9 +191,11 @@ def check_residents(conn: Connection, today: date) -> None:
     _run(
         conn,
         "INSERT INTO staged_faults (kind, line, col, rule)"
-        f" SELECT 'residents', line, 'my_number', '{before}' || first || '{after}'"
+        " SELECT 'residents', line, 'my_number', :before || first || :after"
         " FROM (SELECT line, MIN(line) OVER (PARTITION BY my_number_bidx) AS first FROM staged_residents"
         "  WHERE my_number_bidx IS NOT NULL AND rejected = 0) AS m WHERE line > first",
+        before=before,
+        after=after,
     )
     _mark(conn, Kind.RESIDENTS)
     _check_heads(conn, today)
