@@ -41,6 +41,7 @@ from civicseal.register.errors import InvalidValue, RegisterError
 from civicseal.register.models import tax_row_keys
 from civicseal.store.bulk import analyze, copy_in, copy_text, insert_columns, keys_built_after
 from civicseal.store.engine import is_sqlite, reading, writing
+from civicseal.store.errors import KeyHeldTwice
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.files import write_private
 from civicseal.store.staging import staging_area, staging_file, write_to_file
@@ -1072,18 +1073,21 @@ def _load_first(
     with _parsers(cipher, sources) as parse, engine.connect() as conn, writing(conn):
         if not staged.claim_empty_register(conn):
             raise _Staged
-        with keys_built_after(conn, tables):
 
-            def write(kind: Kind, records: list[list[object]] | bytes) -> None:
-                if problems:  # a row broke a rule: the staged import names them all
-                    raise _Staged
-                table, names, _ = staged.TABLES[kind]
-                _send(conn, table, names, records)
-
-            rows = _stage(parse(sources, None, True), write, sources, problems, notes, progress)
-            progress("checking", 0, 1)
-            if problems or not staged.keys_unique(conn, kinds):
+        def write(kind: Kind, records: list[list[object]] | bytes) -> None:
+            if problems:  # a row broke a rule: the staged import names them all
                 raise _Staged
+            table, names, _ = staged.TABLES[kind]
+            _send(conn, table, names, records)
+
+        try:
+            with keys_built_after(conn, tables):
+                rows = _stage(parse(sources, None, True), write, sources, problems, notes, progress)
+                progress("checking", 0, 1)
+                if problems:
+                    raise _Staged
+        except KeyHeldTwice:  # "appears twice", "second row", "second account": the staged rules name the lines
+            raise _Staged from None
         analyze(conn, *tables)  # the rules' plans, and the programme run's, need them
         if not staged.first_import_sound(conn, kinds, today):
             raise _Staged

@@ -433,16 +433,6 @@ def claim_empty_register(conn: Connection) -> bool:
     return register_empty(conn)
 
 
-def keys_unique(conn: Connection, kinds: Sequence[Kind]) -> bool:
-    """No key twice among the loaded rows (the rules' "appears twice", "second row", "second account")."""
-    for kind in kinds:
-        table, names, key_width = TABLES[kind]
-        key = ", ".join(names[:key_width])
-        if conn.exec_driver_sql(f"SELECT 1 FROM {table} GROUP BY {key} HAVING COUNT(*) > 1 LIMIT 1").first():
-            return False
-    return True
-
-
 def first_import_sound(conn: Connection, kinds: Sequence[Kind], today: date) -> bool:
     """Each household with a current member has one current head; no My Number is held twice; each tax row and
     supporter names a resident, each account a household."""

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Connection, Row, bindparam, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from civicseal.store.engine import is_sqlite
+from civicseal.store.errors import KeyHeldTwice
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -197,8 +198,7 @@ def checked_once(conn: Connection, tables: Sequence[str], *, adding: int) -> Ite
         for undone in taken:
             conn.exec_driver_sql(undone.drop)
         yield
-        for undone in reversed(taken):  # the indexes first, so each key is checked with them in place
-            conn.exec_driver_sql(undone.make)
+        _make_again(conn, taken[::-1])  # the indexes first, so each key is checked with them in place
 
 
 @contextmanager
@@ -206,9 +206,11 @@ def keys_built_after(conn: Connection, tables: Sequence[str]) -> Iterator[None]:
     """Empty PostgreSQL tables loaded in bulk, their primary keys and indexes built afterwards with one sort
     each (the manual's "Populating a Database"), in the caller's transaction, which must hold the tables alone.
 
-    A row-by-row b-tree descent per key costs more than the sort, and a duplicate key would stop the load
-    with an error whose text, in the server's log, holds the key's value: the caller looks for duplicates
-    itself before the block ends. A key a foreign key points at stays, as does everything on SQLite.
+    A row-by-row b-tree descent per key costs more than the sort. A key loaded twice fails its build, and the
+    block with :class:`KeyHeldTwice`: the builds run in one PL/pgSQL block that catches PostgreSQL's own error,
+    whose text (in the server's log too) would hold the key's value, and raises one that names nothing. Looking
+    for duplicates beforehand would sort every table once more. A key a foreign key points at stays, as does
+    everything on SQLite.
     """
     if is_sqlite(conn):
         yield
@@ -226,8 +228,25 @@ def keys_built_after(conn: Connection, tables: Sequence[str]) -> Iterator[None]:
     for undone in taken:
         conn.exec_driver_sql(undone.drop)
     yield
-    for undone in taken:
-        conn.exec_driver_sql(undone.make)
+    try:
+        _make_again(conn, taken)
+    except IntegrityError:
+        raise KeyHeldTwice("a key loaded in bulk is held twice") from None
+
+
+def _make_again(conn: Connection, taken: Sequence[_TakenOff]) -> None:
+    """Constraints and indexes made again in one PL/pgSQL block. A row that breaks one fails the block with an
+    error of the same class that names nothing: PostgreSQL's own would hold the row's value, and the server
+    writes it to its log."""
+    if not taken:
+        return
+    makes = "; ".join(undone.make for undone in taken)
+    conn.exec_driver_sql(
+        f"DO $$ BEGIN {makes}; EXCEPTION"
+        " WHEN unique_violation THEN RAISE EXCEPTION 'a key held twice' USING ERRCODE = 'unique_violation';"
+        " WHEN foreign_key_violation THEN RAISE EXCEPTION 'a reference to no row'"
+        " USING ERRCODE = 'foreign_key_violation'; END $$"
+    )
 
 
 @dataclass(frozen=True)
