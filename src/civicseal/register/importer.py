@@ -1078,7 +1078,8 @@ def _load_first(
             if problems:  # a row broke a rule: the staged import names them all
                 raise _Staged
             table, names, _ = staged.TABLES[kind]
-            _send(conn, table, names, records)
+            data = records if isinstance(records, bytes) else copy_text(records)  # a worker's, or parsed here
+            copy_in(conn, table, names, data, frozen=True)
 
         try:
             with keys_built_after(conn, tables):

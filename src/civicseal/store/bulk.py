@@ -100,10 +100,15 @@ def read_batches(
     yield from result.partitions(size)
 
 
-def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes) -> None:
-    """Rows already in COPY text format (see :func:`copy_text`) into a PostgreSQL table, as they are."""
+def copy_in(conn: Connection, table: str, columns: Sequence[str], data: bytes, *, frozen: bool = False) -> None:
+    """Rows already in COPY text format (see :func:`copy_text`) into a PostgreSQL table, as they are.
+
+    ``frozen`` rows (``COPY FREEZE``, for a table emptied in this transaction by :func:`keys_built_after`) are
+    visible to every later transaction as written: no reader after the commit rewrites each page to mark
+    them committed, and no vacuum freezes them again."""
     raw = conn.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[union-attr]
+    freeze = " (FREEZE)" if frozen else ""
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{freeze}") as copy:  # type: ignore[union-attr]
         copy.write(data)
 
 
@@ -206,27 +211,27 @@ def keys_built_after(conn: Connection, tables: Sequence[str]) -> Iterator[None]:
     """Empty PostgreSQL tables loaded in bulk, their primary keys and indexes built afterwards with one sort
     each (the manual's "Populating a Database"), in the caller's transaction, which must hold the tables alone.
 
+    The tables are emptied again (``TRUNCATE``), which lets the load write its rows frozen (:func:`copy_in`).
     A row-by-row b-tree descent per key costs more than the sort. A key loaded twice fails its build, and the
     block with :class:`KeyHeldTwice`: the builds run in one PL/pgSQL block that catches PostgreSQL's own error,
     whose text (in the server's log too) would hold the key's value, and raises one that names nothing. Looking
-    for duplicates beforehand would sort every table once more. A key a foreign key points at stays, as does
-    everything on SQLite.
+    for duplicates beforehand would sort every table once more. No foreign key may point at the tables (the
+    ``TRUNCATE`` refuses them). On SQLite everything stays.
     """
     if is_sqlite(conn):
         yield
         return
     keys = _catalog(
         conn,
-        "SELECT c.conrelid::regclass::text, quote_ident(c.conname), pg_get_constraintdef(c.oid) FROM pg_constraint c"
-        " WHERE c.contype = 'p' AND c.conrelid::regclass::text IN :tables"
-        " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)"
-        " ORDER BY 2",
+        "SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE contype = 'p' AND conrelid::regclass::text IN :tables ORDER BY 2",
         tables,
     )
     taken = [_constraint(table, name, definition) for table, name, definition in keys]
     taken += _secondary_indexes(conn, tables)
     for undone in taken:
         conn.exec_driver_sql(undone.drop)
+    conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)}")
     yield
     try:
         _make_again(conn, taken)
