@@ -754,6 +754,27 @@ def test_a_my_number_twice_is_refused_at_its_later_rows(home: Home, cipher: Fiel
     assert (summary.residents.new, summary.rejected) == (3, 3)
 
 
+def test_a_my_number_a_stored_resident_holds_is_refused_unless_the_file_holds_that_resident(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """A monthly file of changes that registers someone already registered under another code is refused at
+    that row, naming neither the number nor the other resident. A number moved from one resident to another
+    (a mistype corrected) is no conflict when the file holds both, nor is the whole register imported again."""
+    registered = [person("S1", "H1", my_number=MY_NUMBER), person("S2", "H2")]
+    do_import(home, cipher, residents_csv(tmp_path, registered))
+    changes = residents_csv(tmp_path, [person("S3", "H3", my_number=MY_NUMBER)], name="changes.csv")
+    refused = refusal(home, cipher, changes)
+    assert problems(refused) == [("changes.csv", 2, "my_number", staged.MY_NUMBER_STORED)]
+    assert MY_NUMBER not in str(refused) and "S1" not in str(refused)
+    assert count(home, "residents") == 2
+
+    summary = do_import(home, cipher, residents_csv(tmp_path, registered))
+    assert (summary.residents.new, summary.residents.updated) == (0, 0)
+    moved = [person("S1", "H1", my_number=OTHER_MY_NUMBER), person("S2", "H2", my_number=MY_NUMBER)]
+    summary = do_import(home, cipher, residents_csv(tmp_path, moved, name="corrected.csv"))
+    assert summary.residents.updated == 2
+
+
 def test_a_my_number_twice_stops_a_first_import_loaded_straight_into_the_register(
     home: Home, cipher: FieldCipher, tmp_path: Path
 ) -> None:
