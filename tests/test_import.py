@@ -775,6 +775,28 @@ def test_a_my_number_a_stored_resident_holds_is_refused_unless_the_file_holds_th
     assert summary.residents.updated == 2
 
 
+def test_statistics_are_taken_again_only_for_tables_an_import_wrote(
+    home: Home, cipher: FieldCipher, tmp_path: Path
+) -> None:
+    """PostgreSQL plans from statistics an import takes (ANALYZE) of what it wrote; a register imported again
+    unchanged keeps them, and the time ANALYZE would take."""
+    if home.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite plans without statistics")
+
+    def analyzed() -> dict[str, int]:
+        sql = "SELECT relname, analyze_count FROM pg_stat_user_tables WHERE relname IN ('residents', 'tax_assessments')"
+        return dict(query(home, sql))  # type: ignore[arg-type]
+
+    residents = residents_csv(tmp_path, [person("A1", "H1"), person("A2", "H2")])
+    taxes = tax_csv(tmp_path, [tax_row("A1"), tax_row("A2")])
+    do_import(home, cipher, residents, taxes)
+    first = analyzed()
+    do_import(home, cipher, residents, taxes)
+    assert analyzed() == first
+    do_import(home, cipher, residents_csv(tmp_path, [person("A1", "H1"), person("A3", "H3")], name="more.csv"))
+    assert analyzed() == {"residents": first["residents"] + 1, "tax_assessments": first["tax_assessments"]}
+
+
 def test_a_my_number_twice_stops_a_first_import_loaded_straight_into_the_register(
     home: Home, cipher: FieldCipher, tmp_path: Path
 ) -> None:
