@@ -24,7 +24,7 @@ from civicseal.cli import run
 from civicseal.dlp.errors import DlpError
 from civicseal.dlp.index import FingerprintIndex, build_index, export_index, index_path, load_home_index
 from civicseal.dlp.normalize import canonical
-from civicseal.dlp.scan import Matcher, scan
+from civicseal.dlp.scan import XLSB_UNREAD, Matcher, scan
 from civicseal.homes import init_home
 from civicseal.keys.city import load_city_keys
 from civicseal.keys.recipients import add_recipient, keygen
@@ -753,6 +753,23 @@ def test_opendocument_files_are_read_as_documents_not_archives(index: Fingerprin
     }
     listed = next(f for f in report.files if f.path.endswith(".ods")).as_dict()
     assert sorted({p["line"] for p in listed["positions"]}) == [2, 3, 4]  # a line for each row
+
+
+def test_an_excel_binary_workbook_is_named_as_one_file_not_read(index: FingerprintIndex, tmp_path: Path) -> None:
+    """Excel offers its binary workbook for large sheets (a whole register's list): the scanner does not read
+    BIFF12, so it names the workbook, with what to do, rather than listing its parts as unknown binaries; never
+    clean."""
+    name = PEOPLE[0]["name"]
+    strings = (
+        b"\x13" + bytes([5 + 2 * len(name)]) + b"\x00" + len(name).to_bytes(4, "little") + name.encode("utf-16-le")
+    )
+    with zipfile.ZipFile(tmp_path / "住民一覧.xlsb", "w") as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/workbook.bin", b"\x83\x01\x00\x84\x01\x00")
+        book.writestr("xl/sharedStrings.bin", strings)
+    report = scan([tmp_path], index)
+    assert [(Path(f.path).name, f.format, f.skipped) for f in report.files] == [("住民一覧.xlsb", "xlsb", XLSB_UNREAD)]
+    assert report.summary().endswith("not vouched for: 1 file not read (see the list)")
 
 
 def test_sealed_and_age_files_are_protected_not_findings(index: FingerprintIndex, tmp_path: Path) -> None:

@@ -84,6 +84,9 @@ UNREAD_SUFFIXES = {
     ".jtdc": "一太郎 document (.jtdc), not read: save it as .docx or .odt and scan it again",
     ".jtt": "一太郎 template (.jtt), not read: save it as .docx or .odt and scan it again",
 }
+# An Excel binary workbook (.xlsb: a ZIP of BIFF12 records), which Excel offers for large sheets: named as
+# one file, not as its parts, each "a binary file of a format the scanner does not read".
+XLSB_UNREAD = "Excel binary workbook (.xlsb), not read: save it as .xlsx and scan it again"
 MAIL_SUFFIXES = (".eml",)
 DAMAGED = "damaged file of its format"
 XLS_ROWS = 10_000  # rows of a sheet scanned at a time
@@ -1334,6 +1337,9 @@ class _Scanner:
                 return
             if kind == "docx" or "word/document.xml" in z.namelist():
                 _scan_docx(source, self.matcher, self.report(source.name, "docx"))
+                return
+            if "xl/workbook.bin" in z.namelist():
+                self.report(source.name, "xlsb").skipped = XLSB_UNREAD
                 return
             if source.depth >= MAX_DEPTH:
                 self.report(source.name, "zip").skipped = f"archive nested deeper than {MAX_DEPTH}"
