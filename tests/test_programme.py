@@ -18,7 +18,7 @@ from civicseal.programme.reference import damm_digit, is_valid, new_references, 
 from civicseal.programme.service import create_programme, issue_references, run_programme
 from civicseal.register.importer import import_register
 from civicseal.store import bulk
-from civicseal.store.errors import KeyHeldTwice
+from civicseal.store.errors import KeyHeldTwice, StoreError
 from civicseal.store.fieldcrypt import FieldCipher
 from civicseal.store.home import Home
 from tests.registers import register_files, resident, tax
@@ -336,6 +336,19 @@ def test_a_key_loaded_twice_fails_its_build_and_names_no_value(home: Home) -> No
         with bulk.keys_built_after(conn, ["loaded"]):
             conn.exec_driver_sql("INSERT INTO loaded VALUES ('R-0001'), ('R-0001')")
     assert "R-0001" not in str(refused.value) and "R-0001" not in str(refused.value.__context__)
+
+
+def test_keys_are_built_after_a_load_only_into_empty_tables(home: Home) -> None:
+    """The load empties its tables to write its rows frozen: a table that holds a row is refused, and kept."""
+    if home.engine.dialect.name != "postgresql":
+        pytest.skip("keys are built after a load on PostgreSQL only")
+    with home.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kept (code text PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO kept VALUES ('R-0001')")
+        with pytest.raises(StoreError), bulk.keys_built_after(conn, ["kept"]):
+            pass
+        assert conn.exec_driver_sql("SELECT code FROM kept").scalars().all() == ["R-0001"]
+        conn.exec_driver_sql("DROP TABLE kept")
 
 
 def test_a_failure_inside_the_bulk_insert_undoes_it_even_when_caught(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from civicseal.store.engine import is_sqlite
-from civicseal.store.errors import KeyHeldTwice
+from civicseal.store.errors import KeyHeldTwice, StoreError
 
 
 def insert_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -211,7 +211,8 @@ def keys_built_after(conn: Connection, tables: Sequence[str]) -> Iterator[None]:
     """Empty PostgreSQL tables loaded in bulk, their primary keys and indexes built afterwards with one sort
     each (the manual's "Populating a Database"), in the caller's transaction, which must hold the tables alone.
 
-    The tables are emptied again (``TRUNCATE``), which lets the load write its rows frozen (:func:`copy_in`).
+    The tables are emptied again (``TRUNCATE``), which lets the load write its rows frozen (:func:`copy_in`);
+    a table that holds a row is refused, never emptied.
     A row-by-row b-tree descent per key costs more than the sort. A key loaded twice fails its build, and the
     block with :class:`KeyHeldTwice`: the builds run in one PL/pgSQL block that catches PostgreSQL's own error,
     whose text (in the server's log too) would hold the key's value, and raises one that names nothing. Looking
@@ -229,6 +230,8 @@ def keys_built_after(conn: Connection, tables: Sequence[str]) -> Iterator[None]:
     )
     taken = [_constraint(table, name, definition) for table, name, definition in keys]
     taken += _secondary_indexes(conn, tables)
+    if any(conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() for table in tables):
+        raise StoreError("a bulk load with its keys built afterwards is for empty tables only")
     for undone in taken:
         conn.exec_driver_sql(undone.drop)
     conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)}")
