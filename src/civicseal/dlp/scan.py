@@ -1331,14 +1331,14 @@ class _Scanner:
                         [t for line in odf.lines(z) for t in line.split("\n")], self.matcher, report, _line_place
                     )
                 return
-            kind = ZIP_FORMATS.get(Path(lower).suffix)
-            if kind == "xlsx" or "xl/workbook.xml" in z.namelist():
+            kind, parts = ZIP_FORMATS.get(Path(lower).suffix), set(z.namelist())
+            if kind == "xlsx" or "xl/workbook.xml" in parts:
                 _scan_xlsx(source, self.matcher, self.report(source.name, "xlsx"))
                 return
-            if kind == "docx" or "word/document.xml" in z.namelist():
+            if kind == "docx" or "word/document.xml" in parts:
                 _scan_docx(source, self.matcher, self.report(source.name, "docx"))
                 return
-            if "xl/workbook.bin" in z.namelist():
+            if "xl/workbook.bin" in parts:
                 self.report(source.name, "xlsb").skipped = XLSB_UNREAD
                 return
             if source.depth >= MAX_DEPTH:
